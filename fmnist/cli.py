@@ -1,0 +1,144 @@
+"""The `fmnist` command: train either backend, evaluate a run, check the data.
+
+Errors a user can fix (config, data, paths) print one line and exit 2; `--debug` shows the
+traceback instead. Frameworks are imported only by the subcommand that needs one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fmnist.errors import FmnistError
+
+DEFAULT_CONFIG = Path("configs/baseline.yaml")
+BACKEND_NAMES = ("keras", "lightning")
+
+
+def _int_at_least(minimum: int):
+    """An argparse type for whole numbers >= minimum, with a message naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (default: $FMNIST_DATA_DIR,"
+                        " then the user cache, downloading there if missing)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmnist",
+        description="Train one CNN on Fashion-MNIST in Keras or PyTorch Lightning, and compare the two.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train one backend on a config and write a run directory",
+                           description="Train one backend and write config, metrics, plots, model and"
+                           " TensorBoard logs to a run directory.")
+    train.add_argument("--backend", required=True, choices=BACKEND_NAMES, help="which framework trains")
+    train.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+    train.add_argument("--epochs", type=_positive_int, help="override train.epochs")
+    train.add_argument("--batch-size", type=_positive_int, help="override train.batch_size")
+    train.add_argument("--lr", type=_positive_float, help="override train.optimizer.lr")
+    train.add_argument("--seed", type=_non_negative_int, help="override the seed (weights, dropout, batch order)")
+    train.add_argument("--run-dir", type=Path, help="where to write (default: runs/<config>-<backend>-seed<N>-<time>)")
+    _add_data_dir(train)
+    train.add_argument("--limit-train", type=_positive_int, help="use only the first N training images (smoke runs)")
+    train.add_argument("--limit-test", type=_positive_int, help="test on only the first N test images")
+    train.add_argument("--overwrite", action="store_true", help="allow writing into a run directory that holds a run")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="re-load a run's saved model and measure it on the test set",
+                              description="Re-load the model saved in RUN_DIR, evaluate it on the same test"
+                              " images it was tested on, print the metrics and write evaluation.json.")
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _add_data_dir(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    data = sub.add_parser("data", help="verify (or download) the data and say where it is",
+                          description="Find the Fashion-MNIST files, download them if missing, verify their"
+                          " checksums, and print where they are.")
+    _add_data_dir(data)
+    data.set_defaults(func=cmd_data)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fmnist.config import load_config, with_overrides
+    from fmnist.rundir import default_run_dir
+    from fmnist.training import format_summary, train_run
+
+    config = with_overrides(load_config(args.config), {
+        "train.epochs": args.epochs,
+        "train.batch_size": args.batch_size,
+        "train.optimizer.lr": args.lr,
+        "seed": args.seed,
+        "data.limit_train": args.limit_train,
+        "data.limit_test": args.limit_test,
+    })
+    run_dir = args.run_dir or default_run_dir(config.name, args.backend, config.seed)
+    result = train_run(args.backend, config, run_dir, data_dir=args.data_dir, overwrite=args.overwrite)
+    print(format_summary(result))
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fmnist.training import evaluate_run, format_summary
+
+    result = evaluate_run(args.run_dir, data_dir=args.data_dir)
+    print(format_summary(result))
+    print(f"written: {args.run_dir / 'evaluation.json'}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from fmnist.datasets import describe, load_fashion_mnist
+
+    print(describe(load_fashion_mnist(args.data_dir)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FmnistError as exc:
+        if args.debug:
+            raise
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fmnist: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""The config schema both backends take, and its loader.
+
+Every hyperparameter and every choice where Keras and PyTorch differ by default (initialisation,
+Adam's epsilon, batch-norm conventions, TF32) is a named field here, so the two backends can be
+held to the same math. Values are validated on load: an unknown key or a bad value is refused with
+a message naming the key and what is allowed, before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fmnist.errors import ConfigError
+
+
+def _f(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
+    """A dataclass field with validation rules (ge, gt, le, lt) kept in its metadata."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default, metadata=rules)
+    return field(default=default, metadata=rules)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvBlock:
+    """`convs` conv layers (each conv -> [batch norm] -> activation), then max-pool, then dropout."""
+
+    filters: int = _f(ge=1)
+    kernel_size: int = _f(3, ge=1)
+    convs: int = _f(1, ge=1)
+    stride: int = _f(1, ge=1)
+    padding: Literal["valid", "same"] = "valid"
+    batch_norm: bool = False
+    pool: int = _f(2, ge=0)  # max-pool window and stride; 0 or 1 means no pooling
+    dropout: float = _f(0.0, ge=0.0, lt=1.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchNormConfig:
+    """Keras conventions: running = momentum * running + (1 - momentum) * batch statistic.
+
+    torch's BatchNorm2d momentum is the complement (Keras 0.99 = torch 0.01); the torch backend
+    converts. Keras' default epsilon is 1e-3, torch's 1e-5: the config decides for both.
+    """
+
+    momentum: float = _f(0.99, gt=0.0, lt=1.0)
+    epsilon: float = _f(1e-3, gt=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    conv_blocks: tuple[ConvBlock, ...] = _f(ge=1)
+    dense: tuple[int, ...] = (128,)  # hidden dense layer widths, before the 10-way output
+    dense_dropout: float = _f(0.5, ge=0.0, lt=1.0)  # after each hidden dense layer
+    activation: Literal["relu"] = "relu"
+    # glorot_uniform (Keras' default) or he_uniform, weights only; biases start at zero.
+    init: Literal["glorot_uniform", "he_uniform"] = "glorot_uniform"
+    batch_norm: BatchNormConfig = BatchNormConfig()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    val_fraction: float = _f(0.1, gt=0.0, lt=1.0)  # 60,000 -> 54,000 train / 6,000 validation
+    split_seed: int = _f(0, ge=0)  # fixed across training seeds: every run validates on one set
+    # Normalisation in raw pixel units, applied inside both models: (x - mean) / std.
+    mean: float = 72.94  # Fashion-MNIST training-set pixel mean (0.2860 * 255)
+    std: float = _f(90.02, gt=0.0)  # and standard deviation (0.3530 * 255)
+    limit_train: int | None = _f(None, ge=10)  # use only the first N training images (smoke runs)
+    limit_test: int | None = _f(None, ge=1)  # evaluate only the first N test images
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+    name: Literal["adam", "sgd"] = "adam"
+    lr: float = _f(1e-3, gt=0.0)
+    beta_1: float = _f(0.9, ge=0.0, lt=1.0)
+    beta_2: float = _f(0.999, ge=0.0, lt=1.0)
+    # Keras semantics: added to sqrt(v) *before* bias correction. torch.optim.Adam adds it after,
+    # and no constant maps one onto the other, so the torch backend runs a Keras-exact Adam.
+    epsilon: float = _f(1e-7, gt=0.0)
+    momentum: float = _f(0.9, ge=0.0, lt=1.0)  # SGD only
+    nesterov: bool = False  # SGD only
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """Learning rate per epoch; the same function drives both backends."""
+
+    name: Literal["constant", "cosine"] = "constant"
+    min_lr: float = _f(0.0, ge=0.0)  # cosine: the learning rate of the last epoch's end
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    epochs: int = _f(15, ge=1)
+    batch_size: int = _f(128, ge=1)
+    eval_batch_size: int = _f(1000, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    # TF32 matmuls on Ampere+ GPUs trade 3 decimal digits for speed; off keeps backends comparable.
+    allow_tf32: bool = False
+    deterministic: bool = True  # deterministic kernels: same seed, same numbers (CPU)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareConfig:
+    """How `fmnist compare` judges the two backends."""
+
+    # Two one-sided tests: the backends count as equivalent when the confidence interval of the
+    # difference of their mean test accuracies lies inside +/- margin (0.005 = 0.5 points).
+    equivalence_margin: float = _f(0.005, gt=0.0, lt=1.0)
+    alpha: float = _f(0.05, gt=0.0, lt=0.5)  # significance level of each one-sided test
+    seeds: tuple[int, ...] = (0, 1, 2)  # default seeds when --seeds is not given
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    name: str = "baseline"
+    seed: int = _f(0, ge=0)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = _f()
+    train: TrainConfig = TrainConfig()
+    compare: CompareConfig = CompareConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: plain dataclasses plus a small typed reader, so every message can name its key.
+
+
+def _closest(name: str, allowed: list[str]) -> str:
+    match = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _read(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _read(inner, value, key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: got {value!r}, allowed: {', '.join(map(repr, allowed))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a {_type_name(tp)}, got {value!r}")
+        inner = typing.get_args(tp)[0]
+        return tuple(_read(inner, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of settings, got {value!r}")
+        return _build(tp, value, key + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: expected a non-empty text, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # a schema bug, not user input
+
+
+def _check_range(key: str, value: Any, rules: dict[str, Any]) -> None:
+    if value is None:
+        return
+    sized = value if not isinstance(value, tuple) else len(value)
+    what = "number of entries" if isinstance(value, tuple) else "value"
+    for rule, op, text in (
+        ("ge", lambda a, b: a >= b, ">="),
+        ("gt", lambda a, b: a > b, ">"),
+        ("le", lambda a, b: a <= b, "<="),
+        ("lt", lambda a, b: a < b, "<"),
+    ):
+        if rule in rules and not op(sized, rules[rule]):
+            raise ConfigError(f"{key}: {what} must be {text} {rules[rule]}, got {value!r}")
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in raw:
+        if name not in fields:
+            raise ConfigError(
+                f"unknown key '{prefix}{name}'{_closest(str(name), list(fields))};"
+                f" allowed here: {', '.join(fields)}"
+            )
+    values = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"missing required key '{key}' ({_type_name(hints[name])})")
+            continue
+        values[name] = _read(hints[name], raw[name], key)
+        _check_range(key, values[name], dict(f.metadata))
+    return cls(**values)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a plain mapping (as read from YAML) into a Config."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of settings, got {type(raw).__name__}")
+    return _build(Config, raw)
+
+
+def config_to_dict(config: Any) -> Any:
+    """The fully resolved config as plain YAML-able values (tuples become lists)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: config_to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, tuple):
+        return [config_to_dict(v) for v in config]
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; every error names the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    try:
+        return config_from_dict(raw if raw is not None else {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Apply dotted-key overrides (e.g. {'train.epochs': 3}) and validate the result again."""
+    raw = config_to_dict(config)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return config_from_dict(raw)
+
+
+def save_config(config: Config, path: Path) -> None:
+    from fmnist.rundir import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

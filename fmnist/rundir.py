@@ -1,0 +1,171 @@
+"""Run-directory layout and I/O, the same for both backends.
+
+Files are written atomically (temp file in the same folder, then rename), so a crash never
+leaves a half-written artifact under its final name; `metrics.csv` grows one flushed row per
+epoch, so a crash keeps every finished epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmnist.errors import RunDirError
+
+METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.csv"
+TEST_METRICS_FILE = "test_metrics.json"
+EVALUATION_FILE = "evaluation.json"
+PREDICTIONS_FILE = "test_predictions.npz"  # logits and labels: per-image agreement between backends
+SUMMARY_FILE = "summary.txt"
+CURVES_FILE = "curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+TENSORBOARD_DIR = "tensorboard"
+MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
+
+
+def default_run_dir(config_name: str, backend: str, seed: int, root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return root / f"{config_name}-{backend}-seed{seed}-{stamp}"
+
+
+def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
+    """Create the run directory, refusing to mix a new run into a finished or running one.
+
+    Checked before training starts, so a bad path costs seconds, not an epoch.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"run directory {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise RunDirError(f"run directory {path} already holds a run; choose another --run-dir or pass --overwrite")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"cannot write to run directory {path}: {exc.strerror or exc}") from None
+    if overwrite:
+        for child in path.iterdir():
+            if child.is_file():
+                child.unlink()
+            elif child.name == TENSORBOARD_DIR:
+                import shutil
+
+                shutil.rmtree(child)
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yields a temp path beside `path`; renamed onto it only if the block finishes."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_predictions(path: Path, logits: np.ndarray, labels: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with tmp.open("wb") as f:
+            np.savez_compressed(f, logits=logits.astype(np.float32), labels=labels)
+
+
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as data:
+        return data["logits"], data["labels"]
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{path} not found: is this a finished run directory?") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+class MetricsCSV:
+    """Appends one row per epoch to metrics.csv, flushed to disk at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(METRICS_COLUMNS)
+
+    def append(self, row: dict[str, float]) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([_fmt(row[c]) for c in METRICS_COLUMNS])
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))  # shortest text that round-trips, so reruns compare exactly
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    with Path(path).open(newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def backend_of(run_dir: Path) -> str:
+    """Which backend trained a run, from the model file it holds."""
+    for backend, name in MODEL_FILES.items():
+        if (Path(run_dir) / name).exists():
+            return backend
+    raise RunDirError(
+        f"{run_dir} holds no model ({' or '.join(MODEL_FILES.values())}): is it a finished run directory?"
+    )
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+class EpochTimer:
+    """Seconds per epoch, measured the same way in both backends' callbacks."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.start = clock()
+
+    def restart(self) -> None:
+        self.start = self.clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start

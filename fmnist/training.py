@@ -1,0 +1,139 @@
+"""Backend-neutral orchestration of `fmnist train` and `fmnist evaluate`.
+
+A backend trains and predicts; everything a user compares across backends (data, splits, batch
+order, metrics, files, plots, TensorBoard tags) is done here once. Backends are imported by
+name, so this module never imports a framework itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmnist import __version__
+from fmnist.config import Config, load_config, save_config
+from fmnist.datasets import load_fashion_mnist
+from fmnist.errors import FmnistError, RunDirError
+from fmnist.metrics import test_metrics
+from fmnist.plots import figure_png, plot_confusion, plot_curves, plot_prediction_grid, save_figure
+from fmnist import rundir
+from fmnist.splits import DataSplits, make_splits
+from fmnist.tensorboard_log import TensorBoardLog
+from fmnist.backend_api import Backend, EpochReporter
+
+BACKENDS = {"keras": ("keras_model.backend", "keras"), "lightning": ("lightning_model.backend", "lightning")}
+
+
+def load_backend(name: str) -> Backend:
+    """The backend's module (`keras_model.backend` or `lightning_model.backend`), imported on demand."""
+    if name not in BACKENDS:
+        raise FmnistError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}")
+    module, extra = BACKENDS[name]
+    try:
+        return importlib.import_module(module)  # type: ignore[return-value]
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("keras", "tensorflow", "torch", "lightning", "torchmetrics"):
+            raise FmnistError(
+                f"backend '{name}' needs {exc.name.split('.')[0]}, which is not installed:"
+                f" pip install 'fmnist-parity[{extra}]'"
+            ) from None
+        raise
+
+
+def common_versions() -> dict[str, str]:
+    return {"fmnist-parity": __version__, "python": platform.python_version(), "numpy": np.__version__}
+
+
+def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | None = None,
+              overwrite: bool = False) -> dict[str, Any]:
+    """Train one backend on one config and write the complete run directory."""
+    backend = load_backend(backend_name)
+    run_dir = rundir.prepare_run_dir(run_dir, overwrite=overwrite)
+    data = load_fashion_mnist(data_dir)
+    splits = make_splits(data, config)
+    save_config(config, run_dir / rundir.CONFIG_FILE)
+    tensorboard = TensorBoardLog(run_dir / rundir.TENSORBOARD_DIR)
+    reporter = EpochReporter(run_dir, tensorboard)
+    try:
+        outcome = backend.train(config, splits, run_dir, reporter)
+    finally:
+        tensorboard.close()
+    metrics = test_metrics(outcome.test_logits, splits.test.labels)
+    images_trained = len(splits.train) * config.train.epochs
+    result = {
+        "backend": backend_name,
+        "config": config.name,
+        "seed": config.seed,
+        "epochs": config.train.epochs,
+        "num_params": outcome.num_params,
+        **metrics,
+        "train_seconds": outcome.train_seconds,
+        "train_images_per_second": images_trained / outcome.train_seconds,
+        "train_images": len(splits.train),
+        "val_images": len(splits.val),
+        "final_val_accuracy": reporter.rows[-1]["val_accuracy"] if reporter.rows else None,
+        "versions": {**common_versions(), **outcome.versions},
+    }
+    rundir.write_json(run_dir / rundir.TEST_METRICS_FILE, result)
+    rundir.write_predictions(run_dir / rundir.PREDICTIONS_FILE, outcome.test_logits, splits.test.labels)
+    rundir.atomic_write_text(run_dir / rundir.SUMMARY_FILE, outcome.summary)
+    write_figures(run_dir, backend_name, config, reporter.rows, metrics, splits, outcome.test_logits)
+    return result
+
+
+def write_figures(run_dir: Path, backend: str, config: Config, rows: list[dict[str, float]],
+                  metrics: dict[str, Any], splits: DataSplits, logits: np.ndarray) -> None:
+    """curves.png and confusion_matrix.png in the run dir; the matrix and a prediction grid in TensorBoard."""
+    title = f"{config.name} / {backend} / seed {config.seed}"
+    if rows:
+        save_figure(plot_curves(rows, title), run_dir / rundir.CURVES_FILE)
+    fig = plot_confusion(np.array(metrics["confusion_matrix"]),
+                         f"{title}: test accuracy {metrics['test_accuracy']:.2%}")
+    png, width, height = figure_png(fig)
+    rundir.atomic_write_bytes(run_dir / rundir.CONFUSION_FILE, png)
+    tensorboard = TensorBoardLog(run_dir / rundir.TENSORBOARD_DIR)
+    tensorboard.image("test", "confusion_matrix", png, width, height)
+    grid = plot_prediction_grid(splits.test.images, splits.test.labels, logits.argmax(axis=1),
+                                f"{title}: first test images, predicted (true)")
+    tensorboard.image("test", "predictions", *figure_png(grid))
+    tensorboard.close()
+
+
+def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
+    """Re-load a run's saved model and measure it on the test set it was tested on."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is not a directory")
+    backend_name = rundir.backend_of(run_dir)
+    config = load_config(run_dir / rundir.CONFIG_FILE)
+    backend = load_backend(backend_name)
+    splits = make_splits(load_fashion_mnist(data_dir), config)
+    start = time.perf_counter()
+    logits = backend.predict(run_dir, splits.test.images, config.train.eval_batch_size)
+    metrics = test_metrics(logits, splits.test.labels)
+    result = {"backend": backend_name, "run_dir": str(run_dir), **metrics,
+              "seconds": time.perf_counter() - start}
+    rundir.write_json(run_dir / rundir.EVALUATION_FILE, result)
+    return result
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """The one line a user reads at the end of a run."""
+    parts = [
+        f"{result['backend']}",
+        f"test accuracy {result['test_accuracy']:.2%}",
+        f"test loss {result['test_loss']:.4f}",
+        f"on {result['test_images']:,} images",
+    ]
+    if "train_seconds" in result:
+        parts.append(f"{result['epochs']} epochs in {result['train_seconds']:.1f} s"
+                     f" ({result['train_images_per_second']:,.0f} images/s)")
+    worst = min(result["per_class"].items(), key=lambda kv: kv[1]["f1"])
+    parts.append(f"hardest class {worst[0]} (F1 {worst[1]['f1']:.2f})")
+    return " | ".join(parts)
+

@@ -1,0 +1,98 @@
+"""Training and prediction with Keras, behind the interface `fmnist.training` expects."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from fmnist import rundir
+from fmnist.config import Config
+from fmnist.schedules import lr_at_epoch
+from fmnist.splits import DataSplits
+from fmnist.backend_api import EpochReporter, TrainOutcome
+from keras_model.callbacks import EpochReport
+from keras_model.data import EvalBatches, TrainBatches
+from keras_model.model import build_model
+
+
+def seed_everything(config: Config) -> None:
+    """Python, numpy and backend seeds; on TensorFlow also deterministic kernels (CPU reruns identical)."""
+    keras.utils.set_random_seed(config.seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if config.train.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        if not config.train.allow_tf32:
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
+    opt = config.train.optimizer
+    if opt.name == "adam":
+        return keras.optimizers.Adam(learning_rate=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon)
+    return keras.optimizers.SGD(learning_rate=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
+
+
+def compile_model(model: keras.Model, config: Config) -> keras.Model:
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def model_summary(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=100)
+    return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    found = {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        found["tensorflow"] = tf.__version__
+    return found
+
+
+def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter) -> TrainOutcome:
+    seed_everything(config)
+    t = config.train
+    model = compile_model(build_model(config), config)
+    train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs)
+    val_data = EvalBatches(splits.val.images, splits.val.labels, t.eval_batch_size)
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr_at_epoch(t, epoch)),
+        EpochReport(report),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    start = time.perf_counter()
+    model.fit(train_data, epochs=t.epochs, steps_per_epoch=train_data.batches_per_epoch,
+              validation_data=val_data, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    train_seconds = time.perf_counter() - start
+    with rundir.atomic_path(run_dir / rundir.MODEL_FILES["keras"]) as tmp:
+        model.save(tmp)
+    logits = model.predict(EvalBatches(splits.test.images, None, t.eval_batch_size), verbose=0)
+    return TrainOutcome(
+        test_logits=np.asarray(logits),
+        num_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        summary=model_summary(model),
+        train_seconds=train_seconds,
+        versions=versions(),
+    )
+
+
+def load_model(run_dir: Path) -> keras.Model:
+    return keras.saving.load_model(Path(run_dir) / rundir.MODEL_FILES["keras"])
+
+
+def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
+    model = load_model(run_dir)
+    return np.asarray(model.predict(EvalBatches(images, None, batch_size), verbose=0))

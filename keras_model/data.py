@@ -1,0 +1,60 @@
+"""Batches for `model.fit` from the shared numpy splits, in the shared per-epoch order."""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+from fmnist.splits import Split, batch_slices, epoch_permutation, to_float_nhwc
+
+
+class TrainBatches(keras.utils.PyDataset):
+    """All training batches of all epochs as one indexed sequence.
+
+    Batch i belongs to epoch `first_epoch + i // batches_per_epoch`, so its content depends only
+    on its index: whatever Keras prefetches, and whenever it calls the epoch hooks, the model
+    sees exactly `fmnist.splits.epoch_permutation(seed, epoch)`, like the Lightning backend.
+    `model.fit` is called with `steps_per_epoch=batches_per_epoch`.
+    """
+
+    def __init__(self, split: Split, batch_size: int, seed: int, epochs: int, first_epoch: int = 0) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.split, self.seed, self.first_epoch, self.epochs = split, seed, first_epoch, epochs
+        self.slices = batch_slices(len(split), batch_size)
+        self._order_epoch, self._order = -1, np.empty(0, dtype=np.int64)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.slices)
+
+    @property
+    def num_batches(self) -> int:
+        return (self.epochs - self.first_epoch) * len(self.slices)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch = self.first_epoch + index // len(self.slices)
+        if epoch != self._order_epoch:
+            self._order = epoch_permutation(len(self.split), self.seed, epoch)
+            self._order_epoch = epoch
+        idx = self._order[self.slices[index % len(self.slices)]]
+        return to_float_nhwc(self.split.images[idx]), self.split.labels[idx].astype(np.int32)
+
+
+class EvalBatches(keras.utils.PyDataset):
+    """Every image once, in order, for validation, test and prediction."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, batch_size: int) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.images, self.labels = images, labels
+        self.slices = batch_slices(len(images), batch_size)
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __getitem__(self, index: int):
+        s = self.slices[index]
+        x = to_float_nhwc(self.images[s])
+        return x if self.labels is None else (x, self.labels[s].astype(np.int32))

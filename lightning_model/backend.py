@@ -1,0 +1,87 @@
+"""Training and prediction with Lightning, behind the interface `fmnist.training` expects."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torchmetrics
+from lightning.pytorch.utilities.model_summary import ModelSummary
+
+from fmnist import rundir
+from fmnist.config import Config
+from fmnist.errors import RunDirError
+from fmnist.splits import DataSplits, Split
+from fmnist.backend_api import EpochReporter, TrainOutcome
+from lightning_model.callbacks import EpochReport
+from lightning_model.data import FashionMNISTDataModule, batch_loader
+from lightning_model.module import FashionClassifier
+
+
+def configure_torch(config: Config) -> None:
+    """Seeds, and TF32 off unless the config allows it (it costs 3 decimal digits in matmuls)."""
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    precision = "high" if config.train.allow_tf32 else "highest"
+    torch.set_float32_matmul_precision(precision)
+    torch.backends.cudnn.allow_tf32 = config.train.allow_tf32
+
+
+def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=config.train.epochs,
+        accelerator="auto",
+        devices=1,
+        deterministic=config.train.deterministic,
+        logger=False,  # fmnist.tensorboard_log writes the same tags as the Keras backend
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # keep the shared batch order
+        default_root_dir=str(run_dir),
+        callbacks=callbacks or [],
+    )
+
+
+def versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "lightning": L.__version__, "torchmetrics": torchmetrics.__version__}
+
+
+def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter) -> TrainOutcome:
+    configure_torch(config)
+    module = FashionClassifier.from_config(config)
+    datamodule = FashionMNISTDataModule(config, splits=splits)
+    trainer = make_trainer(config, run_dir, [EpochReport(report)])
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    train_seconds = time.perf_counter() - start
+    with rundir.atomic_path(run_dir / rundir.MODEL_FILES["lightning"]) as tmp:
+        trainer.save_checkpoint(tmp)
+    logits = torch.cat(trainer.predict(module, dataloaders=datamodule.predict_dataloader()))
+    summary = str(ModelSummary(module, max_depth=-1)) + "\n\n" + repr(module.network) + "\n"
+    return TrainOutcome(
+        test_logits=logits.float().cpu().numpy(),
+        num_params=sum(p.numel() for p in module.network.parameters() if p.requires_grad),
+        summary=summary,
+        train_seconds=train_seconds,
+        versions=versions(),
+    )
+
+
+def load_module(run_dir: Path) -> FashionClassifier:
+    path = Path(run_dir) / rundir.MODEL_FILES["lightning"]
+    try:
+        return FashionClassifier.load_from_checkpoint(path, map_location="cpu")
+    except Exception as exc:  # a truncated or foreign file fails deep inside torch.load
+        raise RunDirError(f"cannot load the Lightning checkpoint {path}: {str(exc).splitlines()[0]}") from None
+
+
+def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
+    module = load_module(run_dir)
+    configure_torch(module.config)
+    trainer = make_trainer(module.config, run_dir)
+    labels = np.zeros(len(images), dtype=np.uint8)  # unused by predict_step
+    loader = batch_loader(Split(images, labels), batch_size)
+    return torch.cat(trainer.predict(module, dataloaders=loader)).float().cpu().numpy()

@@ -1,0 +1,83 @@
+"""A LightningDataModule over the shared numpy splits, in the shared per-epoch batch order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from fmnist.config import Config
+from fmnist.datasets import load_fashion_mnist
+from fmnist.splits import DataSplits, Split, batch_slices, epoch_permutation, make_splits
+
+
+class BatchIndexSampler(Sampler[np.ndarray]):
+    """Yields one array of indices per batch: `epoch_permutation(seed, epoch)` cut into batches,
+    or every index in order when `shuffle` is off. Lightning calls `set_epoch` each epoch."""
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, shuffle: bool = False) -> None:
+        self.num_examples, self.seed, self.shuffle = num_examples, seed, shuffle
+        self.slices = batch_slices(num_examples, batch_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = (epoch_permutation(self.num_examples, self.seed, self.epoch) if self.shuffle
+                 else np.arange(self.num_examples))
+        return (order[s] for s in self.slices)
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+
+class BatchDataset(Dataset):
+    """Indexed by an array of indices, returns a whole batch: no per-image Python work."""
+
+    def __init__(self, split: Split) -> None:
+        self.images = torch.from_numpy(split.images)
+        self.labels = torch.from_numpy(split.labels.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        idx_t = torch.from_numpy(idx)
+        return self.images[idx_t].unsqueeze(1).float(), self.labels[idx_t]
+
+
+def batch_loader(split: Split, batch_size: int, seed: int = 0, shuffle: bool = False) -> DataLoader:
+    """batch_size=None: the sampler already yields whole batches; nothing is dropped."""
+    sampler = BatchIndexSampler(len(split), batch_size, seed, shuffle)
+    return DataLoader(BatchDataset(split), sampler=sampler, batch_size=None, num_workers=0)
+
+
+class FashionMNISTDataModule(L.LightningDataModule):
+    def __init__(self, config: Config, data_dir: str | None = None, splits: DataSplits | None = None) -> None:
+        super().__init__()
+        self.config, self.data_dir, self.splits = config, data_dir, splits
+
+    def prepare_data(self) -> None:
+        if self.splits is None:
+            load_fashion_mnist(self.data_dir)  # verifies, or downloads into the cache
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = make_splits(load_fashion_mnist(self.data_dir, download=False), self.config)
+
+    def train_dataloader(self) -> DataLoader:
+        t = self.config.train
+        return batch_loader(self.splits.train, t.batch_size, self.config.seed, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return batch_loader(self.splits.val, self.config.train.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return batch_loader(self.splits.test, self.config.train.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

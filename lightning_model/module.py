@@ -1,0 +1,67 @@
+"""The LightningModule: loss, metrics, optimizer, schedule and logging around the plain network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+import torchmetrics
+
+from fmnist import NUM_CLASSES
+from fmnist.config import Config, config_from_dict, config_to_dict
+from fmnist.schedules import lr_at_epoch
+from lightning_model.network import build_network
+from lightning_model.optim import KerasAdam
+
+
+class FashionClassifier(L.LightningModule):
+    def __init__(self, config: dict[str, Any]) -> None:
+        """Takes the config as a plain dict so `save_hyperparameters` stores it in the checkpoint
+        and `load_from_checkpoint` rebuilds the same network with no other file."""
+        super().__init__()
+        self.save_hyperparameters()
+        self.config: Config = config_from_dict(config)
+        self.network = build_network(self.config)
+        self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
+
+    @classmethod
+    def from_config(cls, config: Config) -> "FashionClassifier":
+        return cls(config_to_dict(config))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_accuracy(logits, y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.val_accuracy(logits, y)
+        self.log("val/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val/accuracy", self.val_accuracy, on_epoch=True, prog_bar=True)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = self.config.train.optimizer
+        if opt.name == "adam":
+            optimizer = KerasAdam(self.parameters(), lr=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2,
+                                  epsilon=opt.epsilon)
+        else:
+            # Same trajectory as Keras SGD (v = mu*v - lr*g) while the learning rate is constant.
+            optimizer = torch.optim.SGD(self.parameters(), lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
+        train = self.config.train
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_at_epoch(train, epoch) / opt.lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}

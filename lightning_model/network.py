@@ -1,0 +1,97 @@
+"""`build_network(config)`: the config's network as a plain torch module taking raw pixels (NCHW).
+
+Kept free of Lightning so it can be reused for weight transfer, export and plain-loop benchmarks.
+Layer names follow `fmnist.architecture.layer_plan`, the same names the Keras model uses.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fmnist.architecture import LayerSpec, layer_plan, same_padding
+from fmnist.config import Config
+
+
+class Normalize(nn.Module):
+    """x * (1/std) + (-mean/std), the same float32 operations as Keras' Rescaling layer."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(1.0 / std, dtype=torch.float32))
+        self.register_buffer("offset", torch.tensor(-mean / std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+
+class TFSameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow's 'same' padding, which puts the odd pixel at the bottom/right.
+
+    torch's own padding='same' refuses stride > 1, and symmetric padding would shift every
+    output by half a pixel relative to Keras.
+    """
+
+    def __init__(self, *args, in_hw: tuple[int, int], **kwargs) -> None:
+        super().__init__(*args, padding=0, **kwargs)
+        k, s = self.kernel_size[0], self.stride[0]
+        top, bottom = same_padding(in_hw[0], k, s)
+        left, right = same_padding(in_hw[1], k, s)
+        self.pad = (left, right, top, bottom)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pad))
+
+
+def _conv(a: dict) -> nn.Conv2d:
+    k, s = a["kernel_size"], a["stride"]
+    common = dict(in_channels=a["in_channels"], out_channels=a["filters"], kernel_size=k, stride=s, bias=a["use_bias"])
+    if a["padding"] == "valid":
+        return nn.Conv2d(padding=0, **common)
+    pads = same_padding(a["in_hw"][0], k, s) + same_padding(a["in_hw"][1], k, s)
+    if len(set(pads)) == 1:  # symmetric: plain padding is the same math, and faster
+        return nn.Conv2d(padding=pads[0], **common)
+    return TFSameConv2d(in_hw=a["in_hw"], **common)
+
+
+def _module(spec: LayerSpec) -> nn.Module:
+    a = spec.args
+    if spec.kind == "normalize":
+        return Normalize(a["mean"], a["std"])
+    if spec.kind == "conv":
+        return _conv(a)
+    if spec.kind == "batch_norm":
+        # Keras momentum m keeps m of the old running value; torch's momentum is the new share.
+        return nn.BatchNorm2d(a["channels"], eps=a["epsilon"], momentum=1.0 - a["momentum"])
+    if spec.kind == "relu":
+        return nn.ReLU()
+    if spec.kind == "max_pool":
+        return nn.MaxPool2d(a["pool"])
+    if spec.kind == "dropout":
+        return nn.Dropout(a["rate"])
+    if spec.kind == "flatten":
+        return nn.Flatten()  # C, H, W order; compare.weight_transfer maps Keras' H, W, C
+    if spec.kind == "dense":
+        return nn.Linear(a["in_features"], a["units"])
+    raise ValueError(f"unknown layer kind {spec.kind!r}")
+
+
+def init_weights(network: nn.Module, scheme: str) -> None:
+    """Keras' initialisers, not torch's default kaiming-uniform with its a=sqrt(5) bias rule."""
+    init = {"glorot_uniform": nn.init.xavier_uniform_,
+            "he_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu")}[scheme]
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            init(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def build_network(config: Config) -> nn.Sequential:
+    """Raw pixel values in (float32, N x 1 x 28 x 28, 0-255), logits out (N x 10)."""
+    network = nn.Sequential(OrderedDict((spec.name, _module(spec)) for spec in layer_plan(config)))
+    init_weights(network, config.model.init)
+    return network

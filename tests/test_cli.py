@@ -1,0 +1,139 @@
+"""CLI smoke runs of both backends on a few hundred real images: every run-directory file is
+written, `fmnist evaluate` reproduces the test accuracy, the same seed reruns identically, and
+the TensorBoard event files of both backends carry the same tags."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fmnist.rundir import METRICS_COLUMNS
+
+BACKENDS = ("keras", "lightning")
+SMALL = ["--limit-train", "300", "--limit-test", "200", "--epochs", "2", "--batch-size", "64"]
+RUN_FILES = ["config.yaml", "metrics.csv", "test_metrics.json", "summary.txt", "curves.png",
+             "confusion_matrix.png", "tensorboard", "test_predictions.npz"]
+
+
+def fmnist(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "fmnist"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"fmnist {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, real_data_dir) -> dict[str, Path]:
+    """One small run per backend, shared by the tests below."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for backend in BACKENDS:
+        run_dir = root / backend
+        result = fmnist("train", "--backend", backend, *SMALL, "--run-dir", str(run_dir),
+                        "--data-dir", str(real_data_dir))
+        assert "test accuracy" in result.stdout
+        out[backend] = run_dir
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_directory_is_complete(runs, backend):
+    run_dir = runs[backend]
+    model_file = {"keras": "model.keras", "lightning": "model.ckpt"}[backend]
+    for name in [*RUN_FILES, model_file]:
+        assert (run_dir / name).exists(), name
+    with (run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == METRICS_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    for key in ("backend", "test_accuracy", "test_loss", "num_params", "confusion_matrix", "per_class",
+                "train_seconds", "epochs", "seed", "versions"):
+        assert key in metrics, key
+    assert metrics["backend"] == backend and metrics["num_params"] == 225_034
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["test_images"] == 200
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert not list(run_dir.glob(".*.tmp*")), "temporary files left behind"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evaluate_reproduces_the_test_accuracy(runs, backend, real_data_dir):
+    result = fmnist("evaluate", str(runs[backend]), "--data-dir", str(real_data_dir))
+    trained = json.loads((runs[backend] / "test_metrics.json").read_text())
+    evaluated = json.loads((runs[backend] / "evaluation.json").read_text())
+    assert evaluated["test_accuracy"] == trained["test_accuracy"]
+    assert evaluated["confusion_matrix"] == trained["confusion_matrix"]
+    assert evaluated["test_loss"] == pytest.approx(trained["test_loss"], rel=1e-5)
+    assert f"{trained['test_accuracy']:.2%}" in result.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_seed_reruns_identically(runs, backend, real_data_dir, tmp_path):
+    again = tmp_path / "again"
+    fmnist("train", "--backend", backend, *SMALL, "--run-dir", str(again), "--data-dir", str(real_data_dir))
+
+    def numbers(run_dir):  # every column but the wall-clock seconds
+        with (run_dir / "metrics.csv").open() as f:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+    assert numbers(again) == numbers(runs[backend])
+    first, second = (json.loads((d / "test_metrics.json").read_text()) for d in (runs[backend], again))
+    for key in ("test_accuracy", "test_loss", "confusion_matrix", "per_class"):
+        assert first[key] == second[key], key
+
+
+def _tags(run_dir: Path) -> dict[str, set[str]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = {}
+    for sub in sorted(p for p in (run_dir / "tensorboard").iterdir() if p.is_dir()):
+        acc = EventAccumulator(str(sub))
+        acc.Reload()
+        tags[sub.name] = set(acc.Tags()["scalars"]) | set(acc.Tags()["images"])
+    return tags
+
+
+def test_tensorboard_tags_are_the_same_in_both_backends(runs):
+    keras_tags, lightning_tags = _tags(runs["keras"]), _tags(runs["lightning"])
+    assert keras_tags == lightning_tags
+    assert keras_tags["train"] == {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}
+    assert keras_tags["validation"] == {"epoch_loss", "epoch_accuracy"}
+    assert keras_tags["test"] == {"confusion_matrix", "predictions"}
+
+
+def test_existing_run_dir_is_not_overwritten(runs, real_data_dir):
+    result = fmnist("train", "--backend", "keras", *SMALL, "--run-dir", str(runs["keras"]),
+                    "--data-dir", str(real_data_dir), check=False)
+    assert result.returncode == 2
+    assert "already holds a run" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--backend", "mxnet"], "invalid choice: 'mxnet'"),
+        (["train", "--backend", "keras", "--epochs", "-3"], "must be at least 1, got -3"),
+        (["train", "--backend", "keras", "--batch-size", "0"], "must be at least 1, got 0"),
+        (["train", "--backend", "keras", "--config", "missing.yaml"], "cannot read config missing.yaml"),
+        (["evaluate", "/nonexistent/run"], "is not a directory"),
+    ],
+)
+def test_bad_input_gets_one_line_and_no_traceback(args, message):
+    result = fmnist(*args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_on_every_subcommand():
+    for command in ("train", "evaluate", "data"):
+        assert "usage: fmnist" in fmnist(command, "--help").stdout
+
+
+def test_data_command_says_where_the_data_is(real_data_dir):
+    assert str(real_data_dir) in fmnist("data", "--data-dir", str(real_data_dir)).stdout

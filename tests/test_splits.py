@@ -1,0 +1,58 @@
+"""Split and batch order: deterministic, stratified, and identical in both backends."""
+
+import numpy as np
+
+from fmnist.splits import Split, batch_slices, epoch_permutation, stratified_split
+
+
+def test_stratified_split_sizes_and_balance():
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 600)
+    train, val = stratified_split(labels, 0.1, seed=0)
+    assert len(train) == 5400 and len(val) == 600
+    assert set(np.bincount(labels[val])) == {60}
+    assert len(np.intersect1d(train, val)) == 0 and len(np.union1d(train, val)) == 6000
+
+
+def test_stratified_split_uneven_classes_hits_the_exact_size():
+    labels = np.array([0] * 7 + [1] * 5 + [2] * 11, dtype=np.uint8)
+    train, val = stratified_split(labels, 0.3, seed=3)
+    assert len(val) == round(0.3 * 23)
+    assert all(abs(np.sum(labels[val] == c) - 0.3 * np.sum(labels == c)) < 1 for c in range(3))
+
+
+def test_split_and_order_are_deterministic_and_seeded():
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 50)
+    assert all(np.array_equal(a, b) for a, b in zip(stratified_split(labels, 0.1, 1), stratified_split(labels, 0.1, 1)))
+    assert not np.array_equal(stratified_split(labels, 0.1, 1)[1], stratified_split(labels, 0.1, 2)[1])
+    assert np.array_equal(epoch_permutation(100, 0, 3), epoch_permutation(100, 0, 3))
+    assert not np.array_equal(epoch_permutation(100, 0, 3), epoch_permutation(100, 0, 4))
+    assert not np.array_equal(epoch_permutation(100, 0, 3), epoch_permutation(100, 1, 3))
+
+
+def test_batches_cover_every_example_once():
+    slices = batch_slices(1000, 128)
+    assert len(slices) == 8 and slices[-1] == slice(896, 1000)
+    covered = np.concatenate([np.arange(1000)[s] for s in slices])
+    assert np.array_equal(covered, np.arange(1000))
+
+
+def test_both_backends_draw_identical_batches(tiny_images):
+    """Keras' PyDataset and Lightning's sampler give the same images in the same batches."""
+    from keras_model.data import EvalBatches, TrainBatches
+    from lightning_model.data import batch_loader
+
+    images, labels = tiny_images
+    split = Split(images, labels)
+    keras_batches = TrainBatches(split, batch_size=32, seed=5, epochs=3)
+    loader = batch_loader(split, 32, seed=5, shuffle=True)
+    n = keras_batches.batches_per_epoch
+    for epoch in range(3):
+        loader.sampler.set_epoch(epoch)
+        for b, (x_t, y_t) in enumerate(loader):
+            x_k, y_k = keras_batches[epoch * n + b]
+            assert np.array_equal(x_k[..., 0], x_t[:, 0].numpy()) and np.array_equal(y_k, y_t.numpy())
+        assert b == n - 1
+    # Evaluation: every image once, in order, in both.
+    keras_eval = np.concatenate([EvalBatches(images, labels, 64)[i][1] for i in range(4)])
+    torch_eval = np.concatenate([y.numpy() for _, y in batch_loader(split, 64)])
+    assert np.array_equal(keras_eval, labels) and np.array_equal(torch_eval, labels)
