@@ -8,7 +8,7 @@ SEEDS ?= 0 1 2
 EPOCHS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
 
-.PHONY: help venv test test-all compare train-keras train-lightning tensorboard clean
+.PHONY: help venv test test-all compare parity train-keras train-lightning tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,9 +26,17 @@ test: $(STAMP)  ## run the default test suite (quick: slow tests are left out)
 test-all: $(STAMP)  ## run every test, the slow ones too
 	$(BIN)/python -m pytest -m ''
 
-compare: $(STAMP)  ## train both backends on CONFIG (full data, 15 epochs) and show both results
-	$(BIN)/fmnist train --backend keras --config $(CONFIG) --run-dir runs/compare-keras --overwrite $(if $(EPOCHS),--epochs $(EPOCHS))
-	$(BIN)/fmnist train --backend lightning --config $(CONFIG) --run-dir runs/compare-lightning --overwrite $(if $(EPOCHS),--epochs $(EPOCHS))
+compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report
+	$(BIN)/fmnist compare --config $(CONFIG) --out reports/$(basename $(notdir $(CONFIG))) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
+	$(BIN)/fmnist parity --config $(CONFIG) --out reports/parity-$(basename $(notdir $(CONFIG)))
+
+train-keras: $(STAMP)  ## train the Keras backend once on CONFIG
+	$(BIN)/fmnist train --backend keras --config $(CONFIG)
+
+train-lightning: $(STAMP)  ## train the Lightning backend once on CONFIG
+	$(BIN)/fmnist train --backend lightning --config $(CONFIG)
 
 tensorboard: $(STAMP)  ## watch every run in runs/ (Keras and Lightning overlaid)
 	$(BIN)/tensorboard --logdir runs --bind_all

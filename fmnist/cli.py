@@ -87,6 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
                           " checksums, and print where they are.")
     _add_data_dir(data)
     data.set_defaults(func=cmd_data)
+
+    parity = sub.add_parser("parity", help="check numerically that both backends are the same model",
+                            description="Structure, weight transfer both ways (logits to 1e-5) and lockstep"
+                            " training (gradients and losses over the first steps, SGD and Adam), float32 on"
+                            " CPU. Writes parity.json; exits 1 if a check fails.")
+    parity.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+    parity.add_argument("--out", type=Path, default=Path("reports/parity"), help="folder for parity.json")
+    parity.add_argument("--steps", type=_positive_int, default=10, help="lockstep training steps (default: 10)")
+    parity.add_argument("--images", type=_positive_int, default=1000, help="test images for weight transfer")
+    _add_data_dir(parity)
+    parity.set_defaults(func=cmd_parity)
+
+    compare = sub.add_parser("compare", help="train both backends over seeds and write a side-by-side report",
+                             description="Train Keras and Lightning for each seed (each in its own process),"
+                             " or reuse finished runs given with --runs, and write report.md, report.html,"
+                             " figures and summary.json with an equivalence verdict.")
+    compare.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+    compare.add_argument("--seeds", type=_non_negative_int, nargs="+", help="seeds (default: the config's compare.seeds)")
+    compare.add_argument("--epochs", type=_positive_int, help="override train.epochs")
+    compare.add_argument("--out", type=Path, help="report folder (default: reports/<config name>)")
+    compare.add_argument("--runs", type=Path, nargs="+", help="finished run directories to compare instead of training")
+    compare.add_argument("--limit-train", type=_positive_int, help="use only the first N training images")
+    compare.add_argument("--limit-test", type=_positive_int, help="test on only the first N test images")
+    _add_data_dir(compare)
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 
@@ -123,6 +148,47 @@ def cmd_data(args: argparse.Namespace) -> int:
     from fmnist.datasets import describe, load_fashion_mnist
 
     print(describe(load_fashion_mnist(args.data_dir)))
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    import compare.parity as parity  # loads torch before TensorFlow
+    from fmnist.config import load_config
+    from fmnist.datasets import load_fashion_mnist
+    from fmnist.rundir import write_json
+    from fmnist.splits import make_splits
+
+    config = load_config(args.config)
+    splits = make_splits(load_fashion_mnist(args.data_dir), config)
+    result = parity.run_parity(config, splits.test.images[: args.images], splits.train, steps=args.steps,
+                               batch_size=config.train.batch_size)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "parity.json", {"config": str(args.config), **result.to_dict()})
+    print(parity.format_table(result))
+    print(f"{'PASSED' if result.passed else 'FAILED'}: {sum(c.passed for c in result.checks)} of"
+          f" {len(result.checks)} checks; details in {args.out / 'parity.json'}")
+    return 0 if result.passed else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from compare.report import build_report
+    from compare.runner import train_all
+    from fmnist.config import load_config
+    from fmnist.datasets import load_fashion_mnist
+
+    config = load_config(args.config)
+    out = args.out or Path("reports") / config.name
+    if args.runs:
+        runs = args.runs
+    else:
+        extra = [flag for name, flag in (("epochs", "--epochs"), ("limit_train", "--limit-train"),
+                                         ("limit_test", "--limit-test"), ("data_dir", "--data-dir"))
+                 for flag in ([flag, str(getattr(args, name))] if getattr(args, name) is not None else [])]
+        runs = train_all(args.config, args.seeds or list(config.compare.seeds), out, extra)
+    test_images = load_fashion_mnist(args.data_dir).test_images
+    summary = build_report(runs, out, test_images=test_images)
+    print(summary["equivalence"]["verdict"])
+    print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     return 0
 
 

@@ -46,6 +46,26 @@ class TFSameConv2d(nn.Conv2d):
         return super().forward(F.pad(x, self.pad))
 
 
+class KerasBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose running variance follows Keras: the biased batch variance.
+
+    torch updates running_var with the unbiased estimate (n / (n - 1) times larger), Keras with
+    the biased one; the difference is ~1/(B*H*W) of each update, small but measurable in the
+    parity check. Normalisation in training mode is the same in both (biased batch variance).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        with torch.no_grad():
+            var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+            self.num_batches_tracked.add_(1)
+        return out
+
+
 def _conv(a: dict) -> nn.Conv2d:
     k, s = a["kernel_size"], a["stride"]
     common = dict(in_channels=a["in_channels"], out_channels=a["filters"], kernel_size=k, stride=s, bias=a["use_bias"])
@@ -65,7 +85,7 @@ def _module(spec: LayerSpec) -> nn.Module:
         return _conv(a)
     if spec.kind == "batch_norm":
         # Keras momentum m keeps m of the old running value; torch's momentum is the new share.
-        return nn.BatchNorm2d(a["channels"], eps=a["epsilon"], momentum=1.0 - a["momentum"])
+        return KerasBatchNorm2d(a["channels"], eps=a["epsilon"], momentum=1.0 - a["momentum"])
     if spec.kind == "relu":
         return nn.ReLU()
     if spec.kind == "max_pool":

@@ -16,10 +16,15 @@ import numpy as np
 import torch
 
 
-def _keras_step_size(lr: float, beta_1: float, beta_2: float, step: int) -> float:
-    """lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) in float32 arithmetic, as Keras computes it."""
-    one, t = np.float32(1), np.float32(step)
-    return float(np.float32(lr) * np.sqrt(one - np.float32(beta_2) ** t) / (one - np.float32(beta_1) ** t))
+def _keras_step_size(lr: float, beta_1: float, beta_2: float, step: int, dtype: type = np.float32) -> float:
+    """lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) in the variable's precision, as Keras computes it.
+
+    Keras turns the betas into float32 tensors before casting them to the variable's type, so
+    even a float64 model uses 0.999 rounded to float32 (1.3e-5 off in 1 - beta_2) here.
+    """
+    one, t = dtype(1), dtype(step)
+    b1, b2 = dtype(np.float32(beta_1)), dtype(np.float32(beta_2))
+    return float(dtype(lr) * np.sqrt(one - b2**t) / (one - b1**t))
 
 
 class KerasAdam(torch.optim.Optimizer):
@@ -45,7 +50,7 @@ class KerasAdam(torch.optim.Optimizer):
                     state["v"] = torch.zeros_like(p)
                 state["step"] += 1
                 t = state["step"]
-                alpha = _keras_step_size(group["lr"], b1, b2, t)
+                alpha = _keras_step_size(group["lr"], b1, b2, t, np.float64 if p.dtype == torch.float64 else np.float32)
                 m, v, g = state["m"], state["v"], p.grad
                 m.add_((g - m) * (1 - b1))
                 v.add_((g * g - v) * (1 - b2))

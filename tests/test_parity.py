@@ -1,0 +1,82 @@
+"""`fmnist parity` checks pass on the baseline and on a batch-norm config, and would fail if the
+backends' math differed (stock torch Adam, a wrong batch-norm momentum)."""
+
+from pathlib import Path
+
+import pytest
+
+from compare.parity import ParityResult, _max_diff, _rel, lockstep, run_parity, without_dropout
+from fmnist.config import OptimizerConfig, config_from_dict, config_to_dict, load_config
+from fmnist.splits import Split
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data(tiny_images):
+    images, labels = tiny_images
+    return images, Split(images, labels)
+
+
+@pytest.mark.parametrize("name", ["baseline", "batchnorm"])
+def test_parity_passes(name, data):
+    config = load_config(REPO / "configs" / f"{name}.yaml")
+    result = run_parity(config, data[0], data[1], steps=6, batch_size=32)
+    failed = [c for c in result.checks if not c.passed]
+    assert not failed, failed
+    assert len(result.checks) >= (15 if name == "batchnorm" else 11)
+    assert all(row["match"] for row in result.layers)
+
+
+def test_lockstep_detects_stock_torch_adam(data, baseline_config, monkeypatch):
+    """Swap in torch.optim.Adam (epsilon after bias correction): the loss check must notice."""
+    import torch
+
+    import lightning_model.module as module
+
+    monkeypatch.setattr(module, "KerasAdam", lambda params, lr, beta_1, beta_2, epsilon:
+                        torch.optim.Adam(params, lr=lr, betas=(beta_1, beta_2), eps=epsilon))
+    config = without_dropout(baseline_config, OptimizerConfig(name="adam", epsilon=1e-3))
+    run = lockstep(config, data[1], steps=6, batch_size=32, dtype="float64")
+    assert max(_rel(run["keras_loss"], run["torch_loss"])) > 1e-5
+
+
+def test_lockstep_detects_a_batch_norm_convention_mismatch(data, monkeypatch):
+    """torch's own default momentum (0.1) instead of the converted 0.01: running stats diverge."""
+    import lightning_model.network as network
+
+    raw = config_to_dict(load_config(REPO / "configs" / "batchnorm.yaml"))
+    config = without_dropout(config_from_dict(raw))
+    original = network._module
+
+    def wrong_momentum(spec):
+        module = original(spec)
+        if spec.kind == "batch_norm":
+            module.momentum = 0.1
+        return module
+
+    monkeypatch.setattr(network, "_module", wrong_momentum)
+    run = lockstep(config, data[1], steps=3, batch_size=32, dtype="float64")
+    assert max(_max_diff(run["keras_running"], run["torch_running"]).values()) > 1e-3
+
+
+def test_result_fails_when_any_check_fails():
+    result = ParityResult()
+    result.add("a", 1e-7, 1e-5)
+    result.add("b", 2e-5, 1e-5)
+    assert not result.passed and result.to_dict()["checks"][1]["passed"] is False
+
+
+def test_keras_exact_batch_norm_keeps_the_biased_running_variance():
+    import torch
+
+    from lightning_model.network import KerasBatchNorm2d
+
+    bn = KerasBatchNorm2d(3, eps=1e-3, momentum=0.5).train()
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64)
+    out = bn.double()(x)
+    biased = x.var(dim=(0, 2, 3), unbiased=False)
+    assert torch.allclose(bn.running_var, 0.5 * torch.ones(3, dtype=torch.float64) + 0.5 * biased)
+    assert torch.allclose(bn.running_mean, 0.5 * x.mean(dim=(0, 2, 3)))
+    expected = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(biased.view(1, 3, 1, 1) + 1e-3)
+    assert torch.allclose(out, expected)
