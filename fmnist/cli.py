@@ -56,10 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fmnist",
         description="Train one CNN on Fashion-MNIST in Keras or PyTorch Lightning, and compare the two.",
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    debug_help = "show full tracebacks instead of one-line errors"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    common = argparse.ArgumentParser(add_help=False)  # --debug also after the subcommand
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train one backend on a config and write a run directory",
+    train = sub.add_parser("train", parents=[common], help="train one backend on a config and write a run directory",
                            description="Train one backend and write config, metrics, plots, model and"
                            " TensorBoard logs to a run directory.")
     train.add_argument("--backend", required=True, choices=BACKEND_NAMES, help="which framework trains")
@@ -75,20 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="allow writing into a run directory that holds a run")
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="re-load a run's saved model and measure it on the test set",
+    evaluate = sub.add_parser("evaluate", parents=[common], help="re-load a run's saved model and measure it on the test set",
                               description="Re-load the model saved in RUN_DIR, evaluate it on the same test"
                               " images it was tested on, print the metrics and write evaluation.json.")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     _add_data_dir(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
-    data = sub.add_parser("data", help="verify (or download) the data and say where it is",
+    data = sub.add_parser("data", parents=[common], help="verify (or download) the data and say where it is",
                           description="Find the Fashion-MNIST files, download them if missing, verify their"
                           " checksums, and print where they are.")
     _add_data_dir(data)
     data.set_defaults(func=cmd_data)
 
-    parity = sub.add_parser("parity", help="check numerically that both backends are the same model",
+    parity = sub.add_parser("parity", parents=[common], help="check numerically that both backends are the same model",
                             description="Structure, weight transfer both ways (logits to 1e-5) and lockstep"
                             " training (gradients and losses over the first steps, SGD and Adam), float32 on"
                             " CPU. Writes parity.json; exits 1 if a check fails.")
@@ -99,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(parity)
     parity.set_defaults(func=cmd_parity)
 
-    compare = sub.add_parser("compare", help="train both backends over seeds and write a side-by-side report",
+    compare = sub.add_parser("compare", parents=[common], help="train both backends over seeds and write a side-by-side report",
                              description="Train Keras and Lightning for each seed (each in its own process),"
                              " or reuse finished runs given with --runs, and write report.md, report.html,"
                              " figures and summary.json with an equivalence verdict.")

@@ -34,6 +34,8 @@ CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"
 MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def default_run_dir(config_name: str, backend: str, seed: int, root: Path = Path("runs")) -> Path:
@@ -75,6 +77,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are meant to be shared
     try:
         yield Path(tmp)
         os.replace(tmp, path)

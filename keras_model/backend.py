@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 
 from fmnist import rundir
 from fmnist.config import Config
+from fmnist.errors import RunDirError
 from fmnist.schedules import lr_at_epoch
 from fmnist.splits import DataSplits
 from fmnist.backend_api import EpochReporter, TrainOutcome
@@ -47,9 +49,19 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
     return model
 
 
-def model_summary(model: keras.Model) -> str:
+def model_summary(model: keras.Model, width: int = 100) -> str:
+    """Keras' own summary table as text. Its rich console crops to the terminal width (80 when
+    there is none), so COLUMNS is widened while it renders."""
     lines: list[str] = []
-    model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=100)
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width + 10)
+    try:
+        model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=width)
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
     return "\n".join(lines)
 
 
@@ -90,7 +102,11 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
 
 
 def load_model(run_dir: Path) -> keras.Model:
-    return keras.saving.load_model(Path(run_dir) / rundir.MODEL_FILES["keras"])
+    path = Path(run_dir) / rundir.MODEL_FILES["keras"]
+    try:
+        return keras.saving.load_model(path)
+    except Exception as exc:  # a truncated or foreign file fails deep inside the zip/h5 readers
+        raise RunDirError(f"cannot load the Keras model {path}: {str(exc).splitlines()[0]}") from None
 
 
 def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:

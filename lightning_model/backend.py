@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +20,12 @@ from fmnist.backend_api import EpochReporter, TrainOutcome
 from lightning_model.callbacks import EpochReport
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
+
+# Noise that says nothing to our users: the data are in memory (no loader workers needed), and
+# two deprecation notices from inside Lightning and torch.
+for _message in (r".*does not have many workers.*", r".*`weights_only` was not set.*",
+                 r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"):
+    warnings.filterwarnings("ignore", message=_message)
 
 
 def configure_torch(config: Config) -> None:

@@ -137,3 +137,26 @@ def test_help_on_every_subcommand():
 
 def test_data_command_says_where_the_data_is(real_data_dir):
     assert str(real_data_dir) in fmnist("data", "--data-dir", str(real_data_dir)).stdout
+
+
+def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path):
+    out = tmp_path / "report"
+    result = fmnist("compare", "--runs", str(runs["keras"]), str(runs["lightning"]), "--out", str(out),
+                    "--data-dir", str(real_data_dir))
+    for name in ("report.md", "report.html", "summary.json", "curves.png", "confusion_matrices.png"):
+        assert (out / name).exists(), name
+    assert "No equivalence claim is possible with one seed" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    accuracies = {b: json.loads((runs[b] / "test_metrics.json").read_text())["test_accuracy"] for b in BACKENDS}
+    assert summary["backends"]["keras"]["test_accuracy"]["mean"] == pytest.approx(accuracies["keras"])
+    assert summary["backends"]["lightning"]["test_accuracy"]["mean"] == pytest.approx(accuracies["lightning"])
+
+
+def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path):
+    result = fmnist("parity", "--steps", "2", "--images", "200", "--out", str(tmp_path), "--data-dir",
+                    str(real_data_dir))
+    report = json.loads((tmp_path / "parity.json").read_text())
+    assert report["passed"] is True and "PASSED" in result.stdout
+    assert {c["name"].split(":")[0] for c in report["checks"]} >= {
+        "structure", "weight transfer Keras -> torch", "weight transfer torch -> Keras",
+        "lockstep sgd_momentum, float32", "lockstep adam, float64"}

@@ -32,7 +32,7 @@ def test_keras_overfits_one_batch(baseline_config, one_batch):
     assert abs(first - math.log(10)) < 0.5
     assert history.history["loss"][-1] < history.history["loss"][0] / 5
     loss, accuracy = model.evaluate(x, y, verbose=0)  # inference mode: no dropout
-    assert loss < 0.05 and accuracy == 1.0
+    assert loss < 0.1 and accuracy == 1.0
 
 
 def test_lightning_overfits_one_batch(baseline_config, one_batch, tmp_path):
@@ -55,6 +55,6 @@ def test_lightning_overfits_one_batch(baseline_config, one_batch, tmp_path):
     with torch.no_grad():
         logits = module(x)
     assert abs(first - math.log(10)) < 0.5
-    assert torch.nn.functional.cross_entropy(logits, y).item() < 0.05
+    assert torch.nn.functional.cross_entropy(logits, y).item() < 0.1
     assert (logits.argmax(1) == y).all()
     assert all(not torch.equal(a, b) for a, b in zip(before, module.parameters()))  # every tensor moved
