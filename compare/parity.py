@@ -70,6 +70,7 @@ def _frameworks():
     import torch
     import torch._dynamo  # noqa: F401
 
+    import keras_model  # noqa: F401  (imports Keras without TensorFlow's start-up notices)
     import keras
 
     return torch, keras

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from fmnist import rundir
+from fmnist.errors import FmnistError
 from fmnist.tensorboard_log import TensorBoardLog
 
 if TYPE_CHECKING:
@@ -31,9 +32,20 @@ class TrainOutcome:
 
 
 class Backend(Protocol):
-    def train(self, config: Config, splits: DataSplits, run_dir: Path, report: "EpochReporter") -> TrainOutcome: ...
+    def train(self, config: Config, splits: DataSplits, run_dir: Path, report: "EpochReporter",
+              resume: bool = False) -> TrainOutcome: ...
 
     def predict(self, run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray: ...
+
+    def completed_epochs(self, run_dir: Path) -> int: ...
+
+
+class TrainingDiverged(FmnistError):
+    """The loss became NaN or infinite: stop at once, say where, suggest the usual fix."""
+
+    def __init__(self, epoch: int, step: int, loss: float, lr: float) -> None:
+        super().__init__(f"training diverged: the loss became {loss} at epoch {epoch}, step {step}"
+                         f" (learning rate {lr:g}); lower the learning rate (--lr) and train again")
 
 
 class EpochReporter:
@@ -43,6 +55,11 @@ class EpochReporter:
         self.csv = rundir.MetricsCSV(run_dir / rundir.METRICS_FILE)
         self.tensorboard = tensorboard
         self.rows: list[dict[str, float]] = []
+
+    def resume_from(self, epochs: int) -> None:
+        """Continue after `epochs` finished epochs: later rows and events belong to the lost attempt."""
+        self.rows = self.csv.truncate(epochs)
+        self.tensorboard.purge_from(epochs)
 
     def __call__(self, row: dict[str, float]) -> None:
         self.rows.append(row)

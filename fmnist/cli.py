@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fmnist.errors import FmnistError
+from fmnist.errors import FmnistError, reason as error_reason
 
 DEFAULT_CONFIG = Path("configs/baseline.yaml")
 BACKEND_NAMES = ("keras", "lightning")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", parents=[common], help="train one backend on a config and write a run directory",
                            description="Train one backend and write config, metrics, plots, model and"
                            " TensorBoard logs to a run directory.")
-    train.add_argument("--backend", required=True, choices=BACKEND_NAMES, help="which framework trains")
+    train.add_argument("--backend", choices=BACKEND_NAMES, help="which framework trains (required unless --resume)")
     train.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
     train.add_argument("--epochs", type=_positive_int, help="override train.epochs")
     train.add_argument("--batch-size", type=_positive_int, help="override train.batch_size")
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit-train", type=_positive_int, help="use only the first N training images (smoke runs)")
     train.add_argument("--limit-test", type=_positive_int, help="test on only the first N test images")
     train.add_argument("--overwrite", action="store_true", help="allow writing into a run directory that holds a run")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue an interrupted run from its last finished epoch (its own config and backend)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="re-load a run's saved model and measure it on the test set",
@@ -121,18 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from fmnist.config import load_config, with_overrides
     from fmnist.rundir import default_run_dir
-    from fmnist.training import format_summary, train_run
+    from fmnist.training import format_summary, resume_run, train_run
 
-    config = with_overrides(load_config(args.config), {
+    overrides = {
         "train.epochs": args.epochs,
         "train.batch_size": args.batch_size,
         "train.optimizer.lr": args.lr,
         "seed": args.seed,
         "data.limit_train": args.limit_train,
         "data.limit_test": args.limit_test,
-    })
-    run_dir = args.run_dir or default_run_dir(config.name, args.backend, config.seed)
-    result = train_run(args.backend, config, run_dir, data_dir=args.data_dir, overwrite=args.overwrite)
+    }
+    if args.resume:
+        given = [f"--{k.split('.')[-1].replace('_', '-')}" for k, v in overrides.items() if v is not None]
+        if given or args.backend or args.run_dir:
+            raise FmnistError(f"--resume continues a run with its own settings; drop {', '.join(given) or '--backend/--run-dir'}")
+        run_dir = args.resume
+    else:
+        if not args.backend:
+            raise FmnistError("--backend is required (keras or lightning), unless --resume RUN_DIR")
+        config = with_overrides(load_config(args.config), overrides)
+        run_dir = args.run_dir or default_run_dir(config.name, args.backend, config.seed)
+    try:
+        if args.resume:
+            result = resume_run(run_dir, data_dir=args.data_dir)
+        else:
+            result = train_run(args.backend, config, run_dir, data_dir=args.data_dir, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(f"\nfmnist: interrupted; the last finished epoch is saved in {run_dir}/checkpoints."
+              f"\nResume with: fmnist train --resume {run_dir}", file=sys.stderr)
+        return 130
     print(format_summary(result))
     print(f"run directory: {run_dir}")
     return 0
@@ -207,6 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fmnist: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permissions, a vanished file: the user's to fix
+        if args.debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"fmnist: error: {exc.strerror or error_reason(exc)}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line by default, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"fmnist: internal error: {type(exc).__name__}: {error_reason(exc)}"
+              " (run again with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

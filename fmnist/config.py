@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,11 +20,12 @@ from typing import Any, Literal
 
 import yaml
 
-from fmnist.errors import ConfigError
+from fmnist.errors import ConfigError, reason as error_reason
 
 
 def _f(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
-    """A dataclass field with validation rules (ge, gt, le, lt) kept in its metadata."""
+    """A dataclass field with validation rules kept in its metadata: ge, gt, le, lt (on a list:
+    its number of entries), item_ge (every entry of a list), pattern (a regex the text must match)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: default, metadata=rules)
     return field(default=default, metadata=rules)
@@ -57,7 +60,7 @@ class BatchNormConfig:
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     conv_blocks: tuple[ConvBlock, ...] = _f(ge=1)
-    dense: tuple[int, ...] = (128,)  # hidden dense layer widths, before the 10-way output
+    dense: tuple[int, ...] = _f((128,), item_ge=1)  # hidden dense layer widths, before the 10-way output
     dense_dropout: float = _f(0.5, ge=0.0, lt=1.0)  # after each hidden dense layer
     activation: Literal["relu"] = "relu"
     # glorot_uniform (Keras' default) or he_uniform, weights only; biases start at zero.
@@ -117,12 +120,13 @@ class CompareConfig:
     # difference of their mean test accuracies lies inside +/- margin (0.005 = 0.5 points).
     equivalence_margin: float = _f(0.005, gt=0.0, lt=1.0)
     alpha: float = _f(0.05, gt=0.0, lt=0.5)  # significance level of each one-sided test
-    seeds: tuple[int, ...] = (0, 1, 2)  # default seeds when --seeds is not given
+    seeds: tuple[int, ...] = _f((0, 1, 2), item_ge=0)  # default seeds when --seeds is not given
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
-    name: str = "baseline"
+    # Part of run and report folder names (runs/<name>-<backend>-seed<N>-<time>), so no '/' or '..'.
+    name: str = _f("baseline", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
     seed: int = _f(0, ge=0)
     data: DataConfig = DataConfig()
     model: ModelConfig = _f()
@@ -185,7 +189,13 @@ def _read(tp: Any, value: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key}: expected a non-empty text, got {value!r}")
@@ -196,6 +206,13 @@ def _read(tp: Any, value: Any, key: str) -> Any:
 def _check_range(key: str, value: Any, rules: dict[str, Any]) -> None:
     if value is None:
         return
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
+        raise ConfigError(f"{key}: it goes into folder names, so letters, digits, '_', '.' or '-' only,"
+                          f" starting with a letter or digit; got {value!r}")
+    if "item_ge" in rules:
+        for i, item in enumerate(value):
+            if not item >= rules["item_ge"]:
+                raise ConfigError(f"{key}[{i}]: value must be >= {rules['item_ge']}, got {item!r}")
     sized = value if not isinstance(value, tuple) else len(value)
     what = "number of entries" if isinstance(value, tuple) else "value"
     for rule, op, text in (
@@ -213,8 +230,9 @@ def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name in raw:
         if name not in fields:
+            shown = name if isinstance(name, str) and name.isprintable() else repr(name)  # no newline
             raise ConfigError(
-                f"unknown key '{prefix}{name}'{_closest(str(name), list(fields))};"
+                f"unknown key '{prefix}{shown}'{_closest(str(name), list(fields))};"
                 f" allowed here: {', '.join(fields)}"
             )
     values = {}
@@ -249,15 +267,24 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config; every error names the file and the key."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (not UTF-8 at byte {exc.start})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors let these through for values such as `2001-13-45` (a date with
+        # month 13), `!!int abc` or `!!bool maybe`.
+        reason = error_reason(exc)
+        raise ConfigError(f"{path}: not valid YAML: a value cannot be read ({reason})") from None
     try:
         return config_from_dict(raw if raw is not None else {})
     except ConfigError as exc:

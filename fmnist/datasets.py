@@ -83,6 +83,8 @@ def load_fashion_mnist(data_dir: str | Path | None = None, *, download: bool = T
     arrays: dict[str, np.ndarray] = {}
     for stem, path in paths.items():
         data = read_idx_bytes(path)
+        # The structure first: "truncated" or "wrong magic number" says more than a checksum does.
+        arrays[stem] = parse_idx(data, str(path), ndim=3 if "images" in stem else 1)
         expected = checksums.get(stem) if checksums is not None else None
         if expected is not None:
             found = hashlib.sha256(data).hexdigest()
@@ -90,7 +92,6 @@ def load_fashion_mnist(data_dir: str | Path | None = None, *, download: bool = T
                 raise DataError(f"{path}: checksum mismatch: the uncompressed bytes should have SHA-256"
                                 f" {expected}, found {found}; delete the file to download it again, or"
                                 f" replace it with the official one")
-        arrays[stem] = parse_idx(data, str(path), ndim=3 if "images" in stem else 1)
     for split, images_stem, labels_stem in _SPLITS:
         _check_split(split, arrays[images_stem], paths[images_stem], arrays[labels_stem], paths[labels_stem])
     return FashionMNIST(

@@ -15,3 +15,10 @@ class DataError(FmnistError):
 
 class RunDirError(FmnistError):
     """A run directory that cannot be written or does not hold a finished run."""
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when the message is empty: deep
+    library errors (zip, pickle, h5) are often multi-line or blank."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -7,6 +7,7 @@ a damaged download learns which file to replace instead of seeing a numpy or zli
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -73,7 +74,7 @@ def parse_idx(data: bytes, name: str, *, ndim: int | None = None) -> np.ndarray:
         raise DataError(f"{name}: IDX header too short ({len(data)} bytes, need {header_len} for"
                         f" {dims} dimension{'s' if dims > 1 else ''})")
     shape = struct.unpack(f">{dims}I", data[4:header_len])
-    expected_len = int(np.prod(shape, dtype=np.int64))
+    expected_len = math.prod(shape)  # Python ints: numpy's int64 wraps for huge header dimensions
     found_len = len(data) - header_len
     if found_len < expected_len:
         raise DataError(f"{name}: truncated: expected {expected_len} bytes of data for shape"
@@ -81,7 +82,11 @@ def parse_idx(data: bytes, name: str, *, ndim: int | None = None) -> np.ndarray:
     if found_len > expected_len:
         raise DataError(f"{name}: {found_len - expected_len} unexpected trailing bytes after the"
                         f" {expected_len} bytes of data for shape {_shape_text(shape)}")
-    return np.frombuffer(data, dtype=np.uint8, count=expected_len, offset=header_len).reshape(shape).copy()
+    array = np.frombuffer(data, dtype=np.uint8, count=expected_len, offset=header_len)
+    try:
+        return array.reshape(shape).copy()
+    except ValueError:  # e.g. 0 x 4294967295 x 4294967295: empty, but beyond what numpy can index
+        raise DataError(f"{name}: the header's shape {_shape_text(shape)} is too large to represent") from None
 
 
 def write_idx(array: np.ndarray) -> bytes:

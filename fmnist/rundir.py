@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,9 @@ SUMMARY_FILE = "summary.txt"
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"
+CHECKPOINT_DIR = "checkpoints"  # the last finished epoch, for --resume; removed when the run completes
+RUN_INFO_FILE = "run.json"  # which backend, written first: what --resume needs to continue
+MIN_FREE_BYTES = 100 * 2**20  # checkpoints, model and logs of one run take well under this
 MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -60,13 +64,15 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
         probe.unlink()
     except OSError as exc:
         raise RunDirError(f"cannot write to run directory {path}: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        raise RunDirError(f"only {free / 2**20:.0f} MiB free where {path} lies; a run needs about"
+                          f" {MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints, model and logs")
     if overwrite:
         for child in path.iterdir():
             if child.is_file():
                 child.unlink()
-            elif child.name == TENSORBOARD_DIR:
-                import shutil
-
+            elif child.name in (TENSORBOARD_DIR, CHECKPOINT_DIR):
                 shutil.rmtree(child)
     return path
 
@@ -127,6 +133,16 @@ class MetricsCSV:
         if not self.path.exists():
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(METRICS_COLUMNS)
+
+    def truncate(self, epochs: int) -> list[dict[str, float]]:
+        """Keep the rows of the first `epochs` epochs (a resumed run redoes the rest); returns them."""
+        rows = [r for r in read_metrics(self.path) if r["epoch"] <= epochs]
+        with atomic_path(self.path) as tmp:
+            with tmp.open("w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(METRICS_COLUMNS)
+                writer.writerows([_fmt(r[c]) for c in METRICS_COLUMNS] for r in rows)
+        return rows
 
     def append(self, row: dict[str, float]) -> None:
         with self.path.open("a", newline="") as f:

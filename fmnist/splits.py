@@ -76,6 +76,12 @@ def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 31-bit seed for a framework's random stream in one epoch (dropout masks): derived from
+    (seed, epoch) alone, so a run resumed at any epoch draws what an uninterrupted one draws."""
+    return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0] >> 1)
+
+
 def batch_slices(num_examples: int, batch_size: int) -> list[slice]:
     """Consecutive batches covering every example once; the last one may be smaller."""
     return [slice(i, min(i + batch_size, num_examples)) for i in range(0, num_examples, batch_size)]

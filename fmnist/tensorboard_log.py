@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
@@ -46,6 +46,14 @@ class TensorBoardLog:
         self.scalars("train", step, {"epoch_loss": row["train_loss"], "epoch_accuracy": row["train_accuracy"],
                                      LR_TAG: row["lr"]})
         self.scalars("validation", step, {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]})
+
+    def purge_from(self, step: int) -> None:
+        """A resumed run redoes epochs from `step` on: TensorBoard drops the earlier attempt's
+        events at and after a SessionLog START, so the charts show each epoch once."""
+        for run in ("train", "validation"):
+            self._writer(run).add_event(Event(wall_time=time.time(), step=step,
+                                              session_log=SessionLog(status=SessionLog.START)))
+            self._writer(run).flush()
 
     def image(self, run: str, tag: str, png: bytes, width: int, height: int, step: int = 0) -> None:
         img = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import importlib
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fmnist import __version__
+from fmnist import __version__, rundir
+from fmnist.backend_api import Backend, EpochReporter
 from fmnist.config import Config, load_config, save_config
 from fmnist.datasets import load_fashion_mnist
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import test_metrics
 from fmnist.plots import figure_png, plot_confusion, plot_curves, plot_prediction_grid, save_figure
-from fmnist import rundir
 from fmnist.splits import DataSplits, make_splits
 from fmnist.tensorboard_log import TensorBoardLog
-from fmnist.backend_api import Backend, EpochReporter
 
 BACKENDS = {"keras": ("keras_model.backend", "keras"), "lightning": ("lightning_model.backend", "lightning")}
 
@@ -54,15 +54,38 @@ def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | 
     """Train one backend on one config and write the complete run directory."""
     backend = load_backend(backend_name)
     run_dir = rundir.prepare_run_dir(run_dir, overwrite=overwrite)
-    data = load_fashion_mnist(data_dir)
-    splits = make_splits(data, config)
+    data = load_fashion_mnist(data_dir)  # before any file is written: bad data leaves no half run
     save_config(config, run_dir / rundir.CONFIG_FILE)
+    rundir.write_json(run_dir / rundir.RUN_INFO_FILE, {"backend": backend_name, "status": "training"})
+    return _train(backend_name, backend, config, run_dir, data, resume=False)
+
+
+def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
+    """Continue an interrupted run from its last finished epoch, with its own config and backend."""
+    run_dir = Path(run_dir)
+    info = rundir.read_json(run_dir / rundir.RUN_INFO_FILE)
+    if (run_dir / rundir.TEST_METRICS_FILE).exists():
+        raise RunDirError(f"{run_dir} holds a finished run (test_metrics.json); nothing to resume")
+    config = load_config(run_dir / rundir.CONFIG_FILE)
+    backend = load_backend(info["backend"])
+    return _train(info["backend"], backend, config, run_dir, load_fashion_mnist(data_dir), resume=True)
+
+
+def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, data: Any,
+           resume: bool) -> dict[str, Any]:
+    splits = make_splits(data, config)
     tensorboard = TensorBoardLog(run_dir / rundir.TENSORBOARD_DIR)
     reporter = EpochReporter(run_dir, tensorboard)
+    if resume:
+        done = backend.completed_epochs(run_dir)
+        reporter.resume_from(done)
+        print(f"resuming {run_dir} after epoch {done} of {config.train.epochs}", flush=True)
+    earlier_seconds = sum(row["seconds"] for row in reporter.rows)  # epochs trained before a resume
     try:
-        outcome = backend.train(config, splits, run_dir, reporter)
+        outcome = backend.train(config, splits, run_dir, reporter, resume=resume)
     finally:
         tensorboard.close()
+    outcome.train_seconds += earlier_seconds
     metrics = test_metrics(outcome.test_logits, splits.test.labels)
     images_trained = len(splits.train) * config.train.epochs
     result = {
@@ -77,12 +100,15 @@ def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | 
         "train_images": len(splits.train),
         "val_images": len(splits.val),
         "final_val_accuracy": reporter.rows[-1]["val_accuracy"] if reporter.rows else None,
+        "resumed": resume,
         "versions": {**common_versions(), **outcome.versions},
     }
-    rundir.write_json(run_dir / rundir.TEST_METRICS_FILE, result)
     rundir.write_predictions(run_dir / rundir.PREDICTIONS_FILE, outcome.test_logits, splits.test.labels)
     rundir.atomic_write_text(run_dir / rundir.SUMMARY_FILE, outcome.summary)
     write_figures(run_dir, backend_name, config, reporter.rows, metrics, splits, outcome.test_logits)
+    rundir.write_json(run_dir / rundir.TEST_METRICS_FILE, result)  # last: its presence means "finished"
+    rundir.write_json(run_dir / rundir.RUN_INFO_FILE, {"backend": backend_name, "status": "finished"})
+    shutil.rmtree(run_dir / rundir.CHECKPOINT_DIR, ignore_errors=True)  # model.* holds the result now
     return result
 
 

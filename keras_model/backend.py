@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -12,11 +13,11 @@ import numpy as np
 
 from fmnist import rundir
 from fmnist.config import Config
-from fmnist.errors import RunDirError
+from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.schedules import lr_at_epoch
 from fmnist.splits import DataSplits
-from fmnist.backend_api import EpochReporter, TrainOutcome
-from keras_model.callbacks import EpochReport
+from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
+from keras_model.callbacks import EpochReport, RestoreDropoutState, StopOnNonFinite
 from keras_model.data import EvalBatches, TrainBatches
 from keras_model.model import build_model
 
@@ -74,21 +75,47 @@ def versions() -> dict[str, str]:
     return found
 
 
-def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter) -> TrainOutcome:
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs finished before an interruption, from BackupAndRestore's metadata (0 if none)."""
+    meta = Path(run_dir) / rundir.CHECKPOINT_DIR / "training_metadata.json"
+    return int(rundir.read_json(meta)["epoch"]) if meta.exists() else 0
+
+
+def fit(model: keras.Model, train_data: TrainBatches, val_data: EvalBatches | None,
+        callbacks: list[keras.callbacks.Callback]) -> keras.callbacks.History:
+    """model.fit over all epochs of `train_data`, batches in the shared order.
+
+    shuffle=False: fit() would otherwise permute the PyDataset's batch indices, mixing batches
+    of different epochs; the order is already the shared per-epoch permutation.
+    """
+    return model.fit(train_data, epochs=train_data.epochs, steps_per_epoch=train_data.batches_per_epoch,
+                     shuffle=False, validation_data=val_data, callbacks=callbacks,
+                     verbose=1 if sys.stdout.isatty() else 2)
+
+
+def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter,
+          resume: bool = False) -> TrainOutcome:
     seed_everything(config)
     t = config.train
     model = compile_model(build_model(config), config)
-    train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs)
+    first_epoch = completed_epochs(run_dir) if resume else 0
+    train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, first_epoch=first_epoch)
     val_data = EvalBatches(splits.val.images, splits.val.labels, t.eval_batch_size)
+    nan_guard = StopOnNonFinite()
     callbacks = [
         keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr_at_epoch(t, epoch)),
-        EpochReport(report),
-        keras.callbacks.TerminateOnNaN(),
+        nan_guard,
+        EpochReport(report),  # before the checkpoint: a saved epoch always has its metrics row
+        # Restores weights, optimizer state, dropout generator state and the epoch counter from
+        # the last finished epoch; the checkpoint stays until the run's files are all written.
+        keras.callbacks.BackupAndRestore(str(run_dir / rundir.CHECKPOINT_DIR), delete_checkpoint=False),
+        RestoreDropoutState(),
     ]
     start = time.perf_counter()
-    model.fit(train_data, epochs=t.epochs, steps_per_epoch=train_data.batches_per_epoch,
-              validation_data=val_data, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    fit(model, train_data, val_data, callbacks)
     train_seconds = time.perf_counter() - start
+    if nan_guard.diverged:
+        raise TrainingDiverged(*nan_guard.diverged)
     with rundir.atomic_path(run_dir / rundir.MODEL_FILES["keras"]) as tmp:
         model.save(tmp)
     logits = model.predict(EvalBatches(splits.test.images, None, t.eval_batch_size), verbose=0)
@@ -103,10 +130,12 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
 
 def load_model(run_dir: Path) -> keras.Model:
     path = Path(run_dir) / rundir.MODEL_FILES["keras"]
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise RunDirError(f"{path} is not a valid .keras file (truncated or corrupted); train the run again")
     try:
         return keras.saving.load_model(path)
     except Exception as exc:  # a truncated or foreign file fails deep inside the zip/h5 readers
-        raise RunDirError(f"cannot load the Keras model {path}: {str(exc).splitlines()[0]}") from None
+        raise RunDirError(f"cannot load the Keras model {path}: {error_reason(exc)}") from None
 
 
 def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:

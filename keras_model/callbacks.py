@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from fmnist.rundir import EpochTimer
 
@@ -31,3 +33,43 @@ class EpochReport(keras.callbacks.Callback):
             "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "seconds": self.timer.elapsed(),
         })
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops at the first batch whose loss is NaN or infinite and remembers where, so the run can
+    end with a message naming the epoch and step instead of 14 more epochs of NaN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+        self.diverged: tuple[int, int, float, float] | None = None  # epoch, step (1-based), loss, lr
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss) and self.diverged is None:
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self.diverged = (self.epoch + 1, batch + 1, loss, lr)
+            self.model.stop_training = True
+
+
+class RestoreDropoutState(keras.callbacks.Callback):
+    """Puts the dropout layers' random streams where an uninterrupted run would have them.
+
+    BackupAndRestore restores weights, optimizer and epoch, but not the SeedGenerator states of
+    Dropout layers: a resumed run would redraw the first epoch's masks. Each generator is
+    seeded from the global seed and advances its counter by one per training step, so after
+    the restore it is set to (its seed, optimizer.iterations). Must run after BackupAndRestore.
+    """
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if steps == 0:
+            return
+        for layer in self.model.layers:
+            generator = getattr(layer, "seed_generator", None)
+            if generator is not None:
+                state = keras.ops.convert_to_numpy(generator.state)
+                generator.state.assign(np.array([state[0], steps], dtype=state.dtype))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -14,18 +15,18 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from fmnist import rundir
 from fmnist.config import Config
-from fmnist.errors import RunDirError
+from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
-from fmnist.backend_api import EpochReporter, TrainOutcome
-from lightning_model.callbacks import EpochReport
+from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
+from lightning_model.callbacks import AtomicLastCheckpoint, EpochReport, StopOnNonFinite
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
 
 # Noise that says nothing to our users: the data are in memory (no loader workers needed), and
 # two deprecation notices from inside Lightning and torch.
-for _message in (r".*does not have many workers.*", r".*`weights_only` was not set.*",
-                 r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"):
+for _message in (r".*does not have many workers.*", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"):
     warnings.filterwarnings("ignore", message=_message)
+logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").setLevel(logging.WARNING)
 
 
 def configure_torch(config: Config) -> None:
@@ -43,7 +44,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | No
         devices=1,
         deterministic=config.train.deterministic,
         logger=False,  # fmnist.tensorboard_log writes the same tags as the Keras backend
-        enable_checkpointing=False,
+        enable_checkpointing=bool(callbacks),  # training runs checkpoint every epoch; predict-only does not
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # keep the shared batch order
@@ -56,14 +57,41 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__, "lightning": L.__version__, "torchmetrics": torchmetrics.__version__}
 
 
-def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter) -> TrainOutcome:
+def checkpoint_path(run_dir: Path) -> Path:
+    return Path(run_dir) / rundir.CHECKPOINT_DIR / "last.ckpt"
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs finished before an interruption, from the last checkpoint (0 if none)."""
+    path = checkpoint_path(run_dir)
+    if not path.exists():
+        return 0
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"]) + 1
+    except Exception as exc:
+        raise RunDirError(f"cannot read the checkpoint {path}: {error_reason(exc)}") from None
+
+
+def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter,
+          resume: bool = False) -> TrainOutcome:
     configure_torch(config)
     module = FashionClassifier.from_config(config)
-    datamodule = FashionMNISTDataModule(config, splits=splits)
-    trainer = make_trainer(config, run_dir, [EpochReport(report)])
+    datamodule = FashionMNISTDataModule(config, splits=splits, first_epoch=completed_epochs(run_dir) if resume else 0)
+    nan_guard = StopOnNonFinite()
+    # EpochReport first: a saved epoch always has its metrics row.
+    callbacks = [nan_guard, EpochReport(report), AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR))]
+    trainer = make_trainer(config, run_dir, callbacks)
+    ckpt = checkpoint_path(run_dir) if resume and checkpoint_path(run_dir).exists() else None
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    except SystemExit:  # Lightning's own Ctrl-C handling ends in sys.exit(1)
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     train_seconds = time.perf_counter() - start
+    if nan_guard.diverged:
+        raise TrainingDiverged(*nan_guard.diverged)
     with rundir.atomic_path(run_dir / rundir.MODEL_FILES["lightning"]) as tmp:
         trainer.save_checkpoint(tmp)
     logits = torch.cat(trainer.predict(module, dataloaders=datamodule.predict_dataloader()))
@@ -82,7 +110,7 @@ def load_module(run_dir: Path) -> FashionClassifier:
     try:
         return FashionClassifier.load_from_checkpoint(path, map_location="cpu")
     except Exception as exc:  # a truncated or foreign file fails deep inside torch.load
-        raise RunDirError(f"cannot load the Lightning checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        raise RunDirError(f"cannot load the Lightning checkpoint {path}: {error_reason(exc)}") from None
 
 
 def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:

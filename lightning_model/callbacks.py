@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from fmnist.rundir import EpochTimer
 
@@ -34,3 +38,34 @@ class EpochReport(L.Callback):
             "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
             "seconds": self.timer.elapsed(),
         })
+
+
+class AtomicLastCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint writing `last.ckpt` after every training epoch, atomically:
+    a kill during the write leaves the previous epoch's checkpoint intact for --resume."""
+
+    def __init__(self, dirpath: str) -> None:
+        super().__init__(dirpath=dirpath, filename="last", save_top_k=1, every_n_epochs=1,
+                         save_on_train_epoch_end=True, enable_version_counter=False)
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.tmp"
+        super()._save_checkpoint(trainer, tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        self._last_checkpoint_saved = filepath
+
+
+class StopOnNonFinite(L.Callback):
+    """Stops at the first batch whose loss is NaN or infinite and remembers where."""
+
+    def __init__(self) -> None:
+        self.diverged: tuple[int, int, float, float] | None = None  # epoch, step (1-based), loss, lr
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
+        if not math.isfinite(loss) and self.diverged is None:
+            lr = float(trainer.optimizers[0].param_groups[0]["lr"])
+            self.diverged = (trainer.current_epoch + 1, batch_idx + 1, loss, lr)
+            trainer.should_stop = True

@@ -50,16 +50,27 @@ class BatchDataset(Dataset):
         return self.images[idx_t].unsqueeze(1).float(), self.labels[idx_t]
 
 
-def batch_loader(split: Split, batch_size: int, seed: int = 0, shuffle: bool = False) -> DataLoader:
-    """batch_size=None: the sampler already yields whole batches; nothing is dropped."""
+def batch_loader(split: Split, batch_size: int, seed: int = 0, shuffle: bool = False,
+                 first_epoch: int = 0) -> DataLoader:
+    """batch_size=None: the sampler already yields whole batches; nothing is dropped.
+
+    The loader gets a generator of its own: by default each new iterator draws a seed from
+    torch's global generator, which would shift the dropout masks by whenever Lightning happens
+    to create it (earlier on the first epoch of a resumed run than in an uninterrupted one).
+    """
     sampler = BatchIndexSampler(len(split), batch_size, seed, shuffle)
-    return DataLoader(BatchDataset(split), sampler=sampler, batch_size=None, num_workers=0)
+    sampler.set_epoch(first_epoch)
+    return DataLoader(BatchDataset(split), sampler=sampler, batch_size=None, num_workers=0,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 class FashionMNISTDataModule(L.LightningDataModule):
-    def __init__(self, config: Config, data_dir: str | None = None, splits: DataSplits | None = None) -> None:
+    def __init__(self, config: Config, data_dir: str | None = None, splits: DataSplits | None = None,
+                 first_epoch: int = 0) -> None:
+        """first_epoch: where a resumed run starts. Lightning creates the first epoch's iterator
+        before it calls the sampler's set_epoch, so the sampler must start there already."""
         super().__init__()
-        self.config, self.data_dir, self.splits = config, data_dir, splits
+        self.config, self.data_dir, self.splits, self.first_epoch = config, data_dir, splits, first_epoch
 
     def prepare_data(self) -> None:
         if self.splits is None:
@@ -71,7 +82,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         t = self.config.train
-        return batch_loader(self.splits.train, t.batch_size, self.config.seed, shuffle=True)
+        return batch_loader(self.splits.train, t.batch_size, self.config.seed, shuffle=True,
+                            first_epoch=self.first_epoch)
 
     def val_dataloader(self) -> DataLoader:
         return batch_loader(self.splits.val, self.config.train.eval_batch_size)

@@ -12,6 +12,7 @@ import torchmetrics
 from fmnist import NUM_CLASSES
 from fmnist.config import Config, config_from_dict, config_to_dict
 from fmnist.schedules import lr_at_epoch
+from fmnist.splits import epoch_seed
 from lightning_model.network import build_network
 from lightning_model.optim import KerasAdam
 
@@ -53,6 +54,12 @@ class FashionClassifier(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x)
+
+    def on_train_epoch_start(self) -> None:
+        """Dropout draws from torch's global generator, which Lightning and the data loaders also
+        draw from: reseeding it from (seed, epoch) makes each epoch's masks independent of what
+        ran before, so a run resumed from a checkpoint trains exactly as an uninterrupted one."""
+        torch.manual_seed(epoch_seed(self.config.seed, self.current_epoch))
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.config.train.optimizer

@@ -56,3 +56,22 @@ def test_both_backends_draw_identical_batches(tiny_images):
     keras_eval = np.concatenate([EvalBatches(images, labels, 64)[i][1] for i in range(4)])
     torch_eval = np.concatenate([y.numpy() for _, y in batch_loader(split, 64)])
     assert np.array_equal(keras_eval, labels) and np.array_equal(torch_eval, labels)
+
+
+def test_keras_fit_consumes_batches_in_the_shared_order(baseline_config, tiny_images):
+    """model.fit must not reorder the PyDataset's batches (its default shuffle=True would)."""
+    from keras_model.backend import compile_model, fit
+    from keras_model.data import TrainBatches
+    from keras_model.model import build_model
+
+    class Recording(TrainBatches):
+        def __getitem__(self, index):
+            self.seen.append(index)
+            return super().__getitem__(index)
+
+    data = Recording(Split(*tiny_images), batch_size=64, seed=0, epochs=2)
+    data.seen = []
+    fit(compile_model(build_model(baseline_config), baseline_config), data, None, [])
+    total = data.batches_per_epoch * 2
+    # Keras reads a couple of batches first to learn their shapes; then every batch once, in order.
+    assert data.seen[-total:] == list(range(total))

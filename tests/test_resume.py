@@ -1,0 +1,101 @@
+"""A run killed with SIGKILL in the middle of an epoch resumes from its last finished epoch and
+ends exactly where an uninterrupted run with the same seed ends; Ctrl-C stops cleanly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import fmnist
+
+ARGS = ["--limit-train", "8000", "--limit-test", "300", "--epochs", "3", "--batch-size", "32"]
+
+
+def _command(*args: str) -> list[str]:
+    script = Path(sys.executable).parent / "fmnist"
+    return [*([str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]), *args]
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def _start_and_stop(backend: str, run_dir: Path, data_dir: Path, sig: int) -> subprocess.Popen:
+    """Start a training and send `sig` once the first epoch is done and the second under way."""
+    proc = subprocess.Popen(_command("train", "--backend", backend, *ARGS, "--run-dir", str(run_dir),
+                                     "--data-dir", str(data_dir)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    checkpoint = run_dir / "checkpoints" / ("training_metadata.json" if backend == "keras" else "last.ckpt")
+    while len(_rows(run_dir)) < 1 or not checkpoint.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)  # into epoch 2, which takes over a second (225 steps)
+    assert len(_rows(run_dir)) == 1 and proc.poll() is None, "the run must be stopped mid-epoch"
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return proc
+
+
+def _numbers(run_dir: Path) -> tuple[list[dict[str, str]], dict]:
+    rows = [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(run_dir)]
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    return rows, {k: metrics[k] for k in ("test_accuracy", "test_loss", "confusion_matrix")}
+
+
+@pytest.mark.parametrize("backend", ["keras", "lightning"])
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, real_data_dir, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    fmnist("train", "--backend", backend, *ARGS, "--run-dir", str(straight), "--data-dir", str(real_data_dir))
+    proc = _start_and_stop(backend, killed, real_data_dir, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "test_metrics.json").exists() and (killed / "checkpoints").is_dir()
+    result = fmnist("train", "--resume", str(killed), "--data-dir", str(real_data_dir))
+    assert "resuming" in result.stdout
+    assert [r["epoch"] for r in _rows(killed)] == ["1", "2", "3"]  # every epoch once
+    assert _numbers(killed) == _numbers(straight)  # identical on CPU
+    assert not (killed / "checkpoints").exists()  # cleaned up once the run finished
+    assert json.loads((killed / "test_metrics.json").read_text())["resumed"] is True
+
+
+@pytest.mark.parametrize("backend", ["keras", "lightning"])
+def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start_and_stop(backend, run_dir, real_data_dir, signal.SIGINT)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert f"fmnist train --resume {run_dir}" in stderr
+    assert (run_dir / "checkpoints").is_dir() and len(_rows(run_dir)) == 1
+    fmnist("train", "--resume", str(run_dir), "--data-dir", str(real_data_dir))
+    assert [r["epoch"] for r in _rows(run_dir)] == ["1", "2", "3"]
+
+
+def test_resume_refuses_a_finished_run(real_data_dir, tmp_path):
+    run_dir = tmp_path / "done"
+    fmnist("train", "--backend", "keras", "--limit-train", "300", "--limit-test", "100", "--epochs", "1",
+           "--run-dir", str(run_dir), "--data-dir", str(real_data_dir))
+    result = fmnist("train", "--resume", str(run_dir), check=False)
+    assert result.returncode == 2 and "finished run" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["keras", "lightning"])
+def test_nan_loss_stops_with_epoch_and_step(backend, real_data_dir, tmp_path):
+    result = fmnist("train", "--backend", backend, "--limit-train", "600", "--limit-test", "100", "--epochs", "3",
+                    "--lr", "1e6", "--run-dir", str(tmp_path / "nan"), "--data-dir", str(real_data_dir), check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("fmnist: error: training diverged: the loss became nan at epoch 1, step ")
+    assert "Traceback" not in result.stderr
