@@ -8,7 +8,7 @@ SEEDS ?= 0 1 2
 EPOCHS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
 
-.PHONY: help venv test test-all compare parity train-keras train-lightning tensorboard clean
+.PHONY: help venv test test-slow test-all compare parity train-keras train-lightning tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,11 +20,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install the project with its test extras
 
+# pytest's exit code 5 means it collected no test: a failure here (a suite must run), said plainly.
+PYTEST = $(BIN)/python -m pytest $(1) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests (exit 5)"; exit $$s; }
+
 test: $(STAMP)  ## run the default test suite (quick: slow tests are left out)
-	$(BIN)/python -m pytest
+	$(call PYTEST,)
+
+test-slow: $(STAMP)  ## only the slow tests: two-process trainings (Lightning DDP, Keras MirroredStrategy)
+	$(call PYTEST,-m slow)
 
 test-all: $(STAMP)  ## run every test, the slow ones too
-	$(BIN)/python -m pytest -m ''
+	$(call PYTEST,-m '')
 
 compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report
 	$(BIN)/fmnist compare --config $(CONFIG) --out reports/$(basename $(notdir $(CONFIG))) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS))

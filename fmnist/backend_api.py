@@ -32,8 +32,9 @@ class TrainOutcome:
 
 
 class Backend(Protocol):
-    def train(self, config: Config, splits: DataSplits, run_dir: Path, report: "EpochReporter",
-              resume: bool = False) -> TrainOutcome: ...
+    def train(self, config: Config, splits: DataSplits, run_dir: Path, report: "EpochReporter | None",
+              resume: bool = False) -> TrainOutcome:
+        """report is None in the extra processes of a multi-process training (they write nothing)."""
 
     def predict(self, run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray: ...
 

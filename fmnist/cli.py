@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(train)
     train.add_argument("--limit-train", type=_positive_int, help="use only the first N training images (smoke runs)")
     train.add_argument("--limit-test", type=_positive_int, help="test on only the first N test images")
+    train.add_argument("--devices", type=_positive_int, help="train on N devices (override train.devices):"
+                       " Lightning DDP processes or Keras MirroredStrategy replicas; CPU cores stand in without GPUs")
+    train.add_argument("--strategy", choices=("auto", "ddp", "mirrored"),
+                       help="override train.strategy: ddp (Lightning) or mirrored (Keras); auto picks by backend")
+    train.add_argument("--num-nodes", type=_positive_int, help="override train.num_nodes (Lightning, multi-node DDP)")
     train.add_argument("--overwrite", action="store_true", help="allow writing into a run directory that holds a run")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue an interrupted run from its last finished epoch (its own config and backend)")
@@ -121,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from fmnist import distributed
     from fmnist.config import load_config, with_overrides
     from fmnist.rundir import default_run_dir
     from fmnist.training import format_summary, resume_run, train_run
@@ -132,6 +138,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "data.limit_train": args.limit_train,
         "data.limit_test": args.limit_test,
+        "train.devices": args.devices,
+        "train.strategy": args.strategy,
+        "train.num_nodes": args.num_nodes,
     }
     if args.resume:
         given = [f"--{k.split('.')[-1].replace('_', '-')}" for k, v in overrides.items() if v is not None]
@@ -142,7 +151,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.backend:
             raise FmnistError("--backend is required (keras or lightning), unless --resume RUN_DIR")
         config = with_overrides(load_config(args.config), overrides)
-        run_dir = args.run_dir or default_run_dir(config.name, args.backend, config.seed)
+        run_dir = (args.run_dir or (None if distributed.is_primary() else distributed.shared_run_dir())
+                   or default_run_dir(config.name, args.backend, config.seed))
     try:
         if args.resume:
             result = resume_run(run_dir, data_dir=args.data_dir)
@@ -151,7 +161,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\nfmnist: interrupted; the last finished epoch is saved in {run_dir}/checkpoints."
               f"\nResume with: fmnist train --resume {run_dir}", file=sys.stderr)
-        return 130
+        return 130 if distributed.is_primary() else 0  # the first process says how to resume
+    if result is None:  # an extra process of a multi-process training: the first one reports
+        return 0
     print(format_summary(result))
     print(f"run directory: {run_dir}")
     return 0

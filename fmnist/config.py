@@ -110,6 +110,14 @@ class TrainConfig:
     # TF32 matmuls on Ampere+ GPUs trade 3 decimal digits for speed; off keeps backends comparable.
     allow_tf32: bool = False
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (CPU)
+    # One training over several devices. batch_size stays the global batch, split evenly across
+    # them, so the math is that of one device (batch norm statistics aside: per device).
+    # Lightning: one process per device (strategy ddp; gloo on CPU, NCCL on GPUs), num_nodes
+    # machines. Keras: one process, a replica per device (tf.distribute.MirroredStrategy; on
+    # a machine without enough GPUs, logical CPU devices). auto: ddp or mirrored when devices > 1.
+    devices: int = _f(1, ge=1)
+    num_nodes: int = _f(1, ge=1)
+    strategy: Literal["auto", "ddp", "mirrored"] = "auto"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,8 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from fmnist.quiet import tensorflow_import
+
 SCALAR_TAGS = ("epoch_loss", "epoch_accuracy")
 LR_TAG = "epoch_learning_rate"
 
@@ -28,7 +30,8 @@ class TensorBoardLog:
     def _writer(self, run: str) -> EventFileWriter:
         if run not in self._writers:
             (self.log_dir / run).mkdir(parents=True, exist_ok=True)
-            self._writers[run] = EventFileWriter(str(self.log_dir / run))
+            with tensorflow_import():  # the writer uses TensorFlow's file system when it is installed
+                self._writers[run] = EventFileWriter(str(self.log_dir / run))
         return self._writers[run]
 
     def _add(self, run: str, step: int, summary: Summary) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import __version__, rundir
+from fmnist import __version__, distributed, rundir
 from fmnist.backend_api import Backend, EpochReporter
 from fmnist.config import Config, load_config, save_config
 from fmnist.datasets import load_fashion_mnist
@@ -50,9 +50,15 @@ def common_versions() -> dict[str, str]:
 
 
 def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | None = None,
-              overwrite: bool = False) -> dict[str, Any]:
-    """Train one backend on one config and write the complete run directory."""
+              overwrite: bool = False) -> dict[str, Any] | None:
+    """Train one backend on one config and write the complete run directory.
+
+    Returns None in the extra processes of a multi-process training: they train, and the first
+    process alone writes the run directory.
+    """
     backend = load_backend(backend_name)
+    if not distributed.is_primary():
+        return _train(backend_name, backend, config, run_dir, load_fashion_mnist(data_dir), resume=False)
     run_dir = rundir.prepare_run_dir(run_dir, overwrite=overwrite)
     data = load_fashion_mnist(data_dir)  # before any file is written: bad data leaves no half run
     save_config(config, run_dir / rundir.CONFIG_FILE)
@@ -60,11 +66,11 @@ def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | 
     return _train(backend_name, backend, config, run_dir, data, resume=False)
 
 
-def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
+def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | None:
     """Continue an interrupted run from its last finished epoch, with its own config and backend."""
     run_dir = Path(run_dir)
     info = rundir.read_json(run_dir / rundir.RUN_INFO_FILE)
-    if (run_dir / rundir.TEST_METRICS_FILE).exists():
+    if (run_dir / rundir.TEST_METRICS_FILE).exists() and distributed.is_primary():
         raise RunDirError(f"{run_dir} holds a finished run (test_metrics.json); nothing to resume")
     config = load_config(run_dir / rundir.CONFIG_FILE)
     backend = load_backend(info["backend"])
@@ -72,7 +78,12 @@ def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
 
 
 def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, data: Any,
-           resume: bool) -> dict[str, Any]:
+           resume: bool) -> dict[str, Any] | None:
+    if not distributed.is_primary():  # a process launched by the first one: train, write nothing
+        backend.train(config, make_splits(data, config), run_dir, None, resume=resume)
+        return None
+    if config.train.devices * config.train.num_nodes > 1:
+        distributed.share_run_dir(run_dir)
     splits = make_splits(data, config)
     tensorboard = TensorBoardLog(run_dir / rundir.TENSORBOARD_DIR)
     reporter = EpochReporter(run_dir, tensorboard)
@@ -101,6 +112,7 @@ def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, d
         "val_images": len(splits.val),
         "final_val_accuracy": reporter.rows[-1]["val_accuracy"] if reporter.rows else None,
         "resumed": resume,
+        "devices": config.train.devices * config.train.num_nodes,
         "versions": {**common_versions(), **outcome.versions},
     }
     rundir.write_predictions(run_dir / rundir.PREDICTIONS_FILE, outcome.test_logits, splits.test.labels)
@@ -157,7 +169,8 @@ def format_summary(result: dict[str, Any]) -> str:
         f"on {result['test_images']:,} images",
     ]
     if "train_seconds" in result:
-        parts.append(f"{result['epochs']} epochs in {result['train_seconds']:.1f} s"
+        on = f" on {result['devices']} devices" if result.get("devices", 1) > 1 else ""
+        parts.append(f"{result['epochs']} epochs in {result['train_seconds']:.1f} s{on}"
                      f" ({result['train_images_per_second']:,.0f} images/s)")
     worst = min(result["per_class"].items(), key=lambda kv: kv[1]["f1"])
     parts.append(f"hardest class {worst[0]} (F1 {worst[1]['f1']:.2f})")

@@ -19,6 +19,7 @@ from fmnist.splits import DataSplits
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
 from keras_model.callbacks import EpochReport, RestoreDropoutState, StopOnNonFinite
 from keras_model.data import EvalBatches, TrainBatches
+from keras_model.distribute import distribution_scope
 from keras_model.model import build_model
 
 
@@ -93,11 +94,13 @@ def fit(model: keras.Model, train_data: TrainBatches, val_data: EvalBatches | No
                      verbose=1 if sys.stdout.isatty() else 2)
 
 
-def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter,
+def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None,
           resume: bool = False) -> TrainOutcome:
+    scope = distribution_scope(config)  # first: TensorFlow's devices are fixed when it starts
     seed_everything(config)
     t = config.train
-    model = compile_model(build_model(config), config)
+    with scope:
+        model = compile_model(build_model(config), config)
     first_epoch = completed_epochs(run_dir) if resume else 0
     train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, first_epoch=first_epoch)
     val_data = EvalBatches(splits.val.images, splits.val.labels, t.eval_batch_size)

@@ -11,11 +11,12 @@ import lightning as L
 import numpy as np
 import torch
 import torchmetrics
+from torch.utils.data import DataLoader
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from fmnist import rundir
 from fmnist.config import Config
-from fmnist.errors import RunDirError, reason as error_reason
+from fmnist.errors import ConfigError, RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
 from lightning_model.callbacks import AtomicLastCheckpoint, EpochReport, StopOnNonFinite
@@ -37,20 +38,33 @@ def configure_torch(config: Config) -> None:
     torch.backends.cudnn.allow_tf32 = config.train.allow_tf32
 
 
-def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | None = None) -> L.Trainer:
+def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | None = None,
+                 distributed: bool = False) -> L.Trainer:
+    """distributed: train on config.train.devices x num_nodes (DDP); otherwise one device
+    (prediction, and `fmnist evaluate`, always run on one)."""
+    t = config.train
     return L.Trainer(
-        max_epochs=config.train.epochs,
+        max_epochs=t.epochs,
         accelerator="auto",
-        devices=1,
-        deterministic=config.train.deterministic,
+        devices=t.devices if distributed else 1,
+        num_nodes=t.num_nodes if distributed else 1,
+        strategy=strategy_for(config) if distributed else "auto",
+        deterministic=t.deterministic,
         logger=False,  # fmnist.tensorboard_log writes the same tags as the Keras backend
         enable_checkpointing=bool(callbacks),  # training runs checkpoint every epoch; predict-only does not
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # keep the shared batch order
+        use_distributed_sampler=False,  # keep the shared batch order; BatchIndexSampler shards it
         default_root_dir=str(run_dir),
         callbacks=callbacks or [],
     )
+
+
+def strategy_for(config: Config) -> str:
+    t = config.train
+    if t.strategy == "mirrored":
+        raise ConfigError("train.strategy: 'mirrored' is Keras' (tf.distribute); Lightning uses 'ddp' (or 'auto')")
+    return "ddp" if t.devices * t.num_nodes > 1 else "auto"
 
 
 def versions() -> dict[str, str]:
@@ -72,15 +86,17 @@ def completed_epochs(run_dir: Path) -> int:
         raise RunDirError(f"cannot read the checkpoint {path}: {error_reason(exc)}") from None
 
 
-def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter,
-          resume: bool = False) -> TrainOutcome:
+def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None,
+          resume: bool = False) -> TrainOutcome | None:
+    """Fit, save `model.ckpt`, predict the test set. Under DDP every process runs this (the extra
+    ones started by Lightning re-running the command); only global rank 0 writes and returns."""
     configure_torch(config)
     module = FashionClassifier.from_config(config)
     datamodule = FashionMNISTDataModule(config, splits=splits, first_epoch=completed_epochs(run_dir) if resume else 0)
     nan_guard = StopOnNonFinite()
     # EpochReport first: a saved epoch always has its metrics row.
     callbacks = [nan_guard, EpochReport(report), AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR))]
-    trainer = make_trainer(config, run_dir, callbacks)
+    trainer = make_trainer(config, run_dir, callbacks, distributed=True)
     ckpt = checkpoint_path(run_dir) if resume and checkpoint_path(run_dir).exists() else None
     start = time.perf_counter()
     try:
@@ -92,9 +108,16 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
     train_seconds = time.perf_counter() - start
     if nan_guard.diverged:
         raise TrainingDiverged(*nan_guard.diverged)
-    with rundir.atomic_path(run_dir / rundir.MODEL_FILES["lightning"]) as tmp:
+    model_path = run_dir / rundir.MODEL_FILES["lightning"]
+    if not trainer.is_global_zero:
+        trainer.save_checkpoint(model_path)  # collective (a barrier); only rank 0 writes
+        return None
+    with rundir.atomic_path(model_path) as tmp:
         trainer.save_checkpoint(tmp)
-    logits = torch.cat(trainer.predict(module, dataloaders=datamodule.predict_dataloader()))
+    if trainer.world_size > 1:  # the others have left: no collective predict, one pass here
+        logits = infer(module, datamodule.predict_dataloader())
+    else:
+        logits = torch.cat(trainer.predict(module, dataloaders=datamodule.predict_dataloader()))
     summary = str(ModelSummary(module, max_depth=-1)) + "\n\n" + repr(module.network) + "\n"
     return TrainOutcome(
         test_logits=logits.float().cpu().numpy(),
@@ -103,6 +126,13 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
         train_seconds=train_seconds,
         versions=versions(),
     )
+
+
+@torch.inference_mode()
+def infer(module: FashionClassifier, loader: DataLoader) -> torch.Tensor:
+    """Every batch once, in order, in this process (what trainer.predict does on one device)."""
+    module.eval()
+    return torch.cat([module(x.to(module.device)) for x, _ in loader])
 
 
 def load_module(run_dir: Path) -> FashionClassifier:

@@ -20,7 +20,8 @@ class EpochReport(L.Callback):
     the learning rate read here is the one the epoch trained with.
     """
 
-    def __init__(self, report: Callable[[dict[str, float]], None]) -> None:
+    def __init__(self, report: Callable[[dict[str, float]], None] | None) -> None:
+        """report None: an extra DDP process, which writes nothing."""
         self.report = report
         self.timer = EpochTimer()
 
@@ -28,7 +29,9 @@ class EpochReport(L.Callback):
         self.timer.restart()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        m = trainer.callback_metrics
+        if self.report is None or not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics  # synced over all processes (torchmetrics objects)
         self.report({
             "epoch": trainer.current_epoch + 1,
             "train_loss": float(m["train/loss"]),

@@ -11,15 +11,25 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fmnist.config import Config
 from fmnist.datasets import load_fashion_mnist
+from fmnist.distributed import split_batch
 from fmnist.splits import DataSplits, Split, batch_slices, epoch_permutation, make_splits
 
 
 class BatchIndexSampler(Sampler[np.ndarray]):
     """Yields one array of indices per batch: `epoch_permutation(seed, epoch)` cut into batches,
-    or every index in order when `shuffle` is off. Lightning calls `set_epoch` each epoch."""
+    or every index in order when `shuffle` is off. Lightning calls `set_epoch` each epoch.
 
-    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, shuffle: bool = False) -> None:
+    Over several processes (DDP) each global batch is cut into `world_size` contiguous shares
+    and this process takes share `rank`: together they see every image once, with no padding
+    and no duplicates (unlike DistributedSampler), and the global batch is the one a single
+    device would see. A training batch smaller than the number of processes is dropped (every
+    process must take the same number of steps); evaluation batches are never dropped.
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, shuffle: bool = False,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.num_examples, self.seed, self.shuffle = num_examples, seed, shuffle
+        self.rank, self.world_size = rank, world_size
         self.slices = batch_slices(num_examples, batch_size)
         self.epoch = 0
 
@@ -29,10 +39,23 @@ class BatchIndexSampler(Sampler[np.ndarray]):
     def __iter__(self) -> Iterator[np.ndarray]:
         order = (epoch_permutation(self.num_examples, self.seed, self.epoch) if self.shuffle
                  else np.arange(self.num_examples))
-        return (order[s] for s in self.slices)
+        for s in self.slices:
+            batch = order[s]
+            if self.world_size > 1:
+                if self.shuffle and len(batch) < self.world_size:
+                    continue
+                batch = split_batch(batch, self.world_size, self.rank)
+                if len(batch) == 0:
+                    continue
+            yield batch
 
     def __len__(self) -> int:
-        return len(self.slices)
+        if self.world_size == 1:
+            return len(self.slices)
+        sizes = [s.stop - s.start for s in self.slices]
+        if self.shuffle:
+            return sum(size >= self.world_size for size in sizes)
+        return sum(size > self.rank for size in sizes)
 
 
 class BatchDataset(Dataset):
@@ -51,14 +74,14 @@ class BatchDataset(Dataset):
 
 
 def batch_loader(split: Split, batch_size: int, seed: int = 0, shuffle: bool = False,
-                 first_epoch: int = 0) -> DataLoader:
+                 first_epoch: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
     """batch_size=None: the sampler already yields whole batches; nothing is dropped.
 
     The loader gets a generator of its own: by default each new iterator draws a seed from
     torch's global generator, which would shift the dropout masks by whenever Lightning happens
     to create it (earlier on the first epoch of a resumed run than in an uninterrupted one).
     """
-    sampler = BatchIndexSampler(len(split), batch_size, seed, shuffle)
+    sampler = BatchIndexSampler(len(split), batch_size, seed, shuffle, rank, world_size)
     sampler.set_epoch(first_epoch)
     return DataLoader(BatchDataset(split), sampler=sampler, batch_size=None, num_workers=0,
                       generator=torch.Generator().manual_seed(seed))
@@ -80,13 +103,18 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if self.splits is None:
             self.splits = make_splits(load_fashion_mnist(self.data_dir, download=False), self.config)
 
+    def _shard(self) -> dict[str, int]:
+        """This process's place in a multi-process (DDP) training; (0, 1) on one device."""
+        trainer = self.trainer
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+
     def train_dataloader(self) -> DataLoader:
         t = self.config.train
         return batch_loader(self.splits.train, t.batch_size, self.config.seed, shuffle=True,
-                            first_epoch=self.first_epoch)
+                            first_epoch=self.first_epoch, **self._shard())
 
     def val_dataloader(self) -> DataLoader:
-        return batch_loader(self.splits.val, self.config.train.eval_batch_size)
+        return batch_loader(self.splits.val, self.config.train.eval_batch_size, **self._shard())
 
     def test_dataloader(self) -> DataLoader:
         return batch_loader(self.splits.test, self.config.train.eval_batch_size)

@@ -25,8 +25,12 @@ class FashionClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.config: Config = config_from_dict(config)
         self.network = build_network(self.config)
+        # torchmetrics objects, losses included: over several processes they add up counts and
+        # sums across all of them, so the epoch figures are exact (not a mean of per-process means).
         self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.train_loss = torchmetrics.MeanMetric()
+        self.val_loss = torchmetrics.MeanMetric()
 
     @classmethod
     def from_config(cls, config: Config) -> "FashionClassifier":
@@ -40,7 +44,8 @@ class FashionClassifier(L.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self.train_accuracy(logits, y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.train_loss(loss.detach(), weight=len(y))
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -48,7 +53,8 @@ class FashionClassifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         self.val_accuracy(logits, y)
-        self.log("val/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.val_loss(F.cross_entropy(logits, y), weight=len(y))
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
         self.log("val/accuracy", self.val_accuracy, on_epoch=True, prog_bar=True)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
