@@ -12,9 +12,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fmnist.config import TrainConfig
+from fmnist.errors import ConfigError
+
 # Set by the first process before its framework launches the others, so that they find the
 # same run directory even when its name was made from the clock.
 RUN_DIR_ENV = "FMNIST_SHARED_RUN_DIR"
+
+
+def check_strategy(backend: str, train: TrainConfig) -> None:
+    """Refuse a strategy the backend does not have before the run directory is made."""
+    if backend == "keras" and train.strategy == "ddp":
+        raise ConfigError("train.strategy: 'ddp' is Lightning's; Keras uses 'mirrored' (or 'auto')")
+    if backend == "lightning" and train.strategy == "mirrored":
+        raise ConfigError("train.strategy: 'mirrored' is Keras' (tf.distribute); Lightning uses 'ddp' (or 'auto')")
+    if backend == "keras" and train.num_nodes > 1:
+        raise ConfigError("train.num_nodes: the Keras backend trains on one machine; for several, see"
+                          " tf.distribute.MultiWorkerMirroredStrategy in the README ('More than one device')")
 
 
 def _int_env(name: str) -> int | None:

@@ -56,6 +56,7 @@ def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | 
     Returns None in the extra processes of a multi-process training: they train, and the first
     process alone writes the run directory.
     """
+    distributed.check_strategy(backend_name, config.train)
     backend = load_backend(backend_name)
     if not distributed.is_primary():
         return _train(backend_name, backend, config, run_dir, load_fashion_mnist(data_dir), resume=False)
@@ -69,6 +70,9 @@ def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | 
 def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | None:
     """Continue an interrupted run from its last finished epoch, with its own config and backend."""
     run_dir = Path(run_dir)
+    if not (run_dir / rundir.RUN_INFO_FILE).is_file():
+        raise RunDirError(f"{run_dir} holds no run to resume (no {rundir.RUN_INFO_FILE}); start one with"
+                          " fmnist train --backend ...")
     info = rundir.read_json(run_dir / rundir.RUN_INFO_FILE)
     if (run_dir / rundir.TEST_METRICS_FILE).exists() and distributed.is_primary():
         raise RunDirError(f"{run_dir} holds a finished run (test_metrics.json); nothing to resume")

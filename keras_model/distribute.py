@@ -14,6 +14,7 @@ import contextlib
 import keras
 
 from fmnist.config import Config
+from fmnist.distributed import check_strategy
 from fmnist.errors import ConfigError, FmnistError
 
 
@@ -21,11 +22,7 @@ def distribution_scope(config: Config) -> contextlib.AbstractContextManager:
     """The scope to build and compile the model in: a MirroredStrategy's, or nothing on one device.
     Call it before anything else touches TensorFlow: logical devices are fixed at start-up."""
     t = config.train
-    if t.strategy == "ddp":
-        raise ConfigError("train.strategy: 'ddp' is Lightning's; Keras uses 'mirrored' (or 'auto')")
-    if t.num_nodes > 1:
-        raise ConfigError("train.num_nodes: the Keras backend trains on one machine; for several, see"
-                          " tf.distribute.MultiWorkerMirroredStrategy in the README ('More than one device')")
+    check_strategy("keras", t)
     if t.devices == 1:
         return contextlib.nullcontext()
     if keras.backend.backend() != "tensorflow":

@@ -16,7 +16,8 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from fmnist import rundir
 from fmnist.config import Config
-from fmnist.errors import ConfigError, RunDirError, reason as error_reason
+from fmnist.distributed import check_strategy
+from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
 from lightning_model.callbacks import AtomicLastCheckpoint, EpochReport, StopOnNonFinite
@@ -28,6 +29,9 @@ from lightning_model.module import FashionClassifier
 for _message in (r".*does not have many workers.*", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"):
     warnings.filterwarnings("ignore", message=_message)
 logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").setLevel(logging.WARNING)
+# Lightning advertises a cloud logger on every Trainer; a tool's output is not the place.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage())
 
 
 def configure_torch(config: Config) -> None:
@@ -62,8 +66,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | No
 
 def strategy_for(config: Config) -> str:
     t = config.train
-    if t.strategy == "mirrored":
-        raise ConfigError("train.strategy: 'mirrored' is Keras' (tf.distribute); Lightning uses 'ddp' (or 'auto')")
+    check_strategy("lightning", t)
     return "ddp" if t.devices * t.num_nodes > 1 else "auto"
 
 

@@ -348,3 +348,29 @@ def test_debug_shows_the_traceback(env, tmp_path, where):
     assert result.returncode != 0
     assert "Traceback (most recent call last)" in result.stderr, result.stderr
     assert "ConfigError" in result.stderr and str(path) in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Devices, strategies and --resume (refused before any run directory is created)
+
+@pytest.mark.parametrize("args, parts", [
+    pytest.param(args, parts, id=" ".join(args)) for args, parts in [
+        (["--backend", "keras", "--devices", "2", "--strategy", "ddp"], ["train.strategy", "'ddp' is Lightning's"]),
+        (["--backend", "lightning", "--strategy", "mirrored"], ["train.strategy", "'mirrored' is Keras'"]),
+        (["--backend", "keras", "--num-nodes", "2"], ["train.num_nodes", "MultiWorkerMirroredStrategy"]),
+    ]
+])
+def test_strategy_the_backend_lacks(env, tmp_path, args, parts):
+    run_dir = tmp_path / "run"
+    result = fmnist(env, tmp_path, "train", "--config", str(BASELINE), *args, "--run-dir", str(run_dir), *TINY)
+    assert_clean_error(result, *parts)
+    assert not run_dir.exists()
+
+
+def test_resume_a_directory_without_a_run(env, tmp_path):
+    assert_clean_error(fmnist(env, tmp_path, "train", "--resume", str(tmp_path)), "holds no run to resume")
+
+
+def test_resume_with_overrides(env, tmp_path):
+    result = fmnist(env, tmp_path, "train", "--resume", str(tmp_path), "--epochs", "3", "--lr", "0.1")
+    assert_clean_error(result, "--resume continues a run with its own settings", "--epochs", "--lr")

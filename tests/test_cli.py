@@ -86,6 +86,10 @@ def test_same_seed_reruns_identically(runs, backend, real_data_dir, tmp_path):
     first, second = (json.loads((d / "test_metrics.json").read_text()) for d in (runs[backend], again))
     for key in ("test_accuracy", "test_loss", "confusion_matrix", "per_class"):
         assert first[key] == second[key], key
+    import numpy as np
+
+    logits = [np.load(d / "test_predictions.npz")["logits"] for d in (runs[backend], again)]
+    assert np.array_equal(*logits)  # bit-identical, not just the same accuracy
 
 
 def _tags(run_dir: Path) -> dict[str, set[str]]:
