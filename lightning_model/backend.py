@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -140,6 +141,8 @@ def infer(module: FashionClassifier, loader: DataLoader) -> torch.Tensor:
 
 def load_module(run_dir: Path) -> FashionClassifier:
     path = Path(run_dir) / rundir.MODEL_FILES["lightning"]
+    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise RunDirError(f"{path} is not a valid Lightning checkpoint (truncated or corrupted); train the run again")
     try:
         return FashionClassifier.load_from_checkpoint(path, map_location="cpu")
     except Exception as exc:  # a truncated or foreign file fails deep inside torch.load

@@ -315,7 +315,7 @@ def test_evaluate_damaged_model(env, tmp_path, runs, backend, damage):
     content = {"truncated": model.read_bytes()[:1000], "garbage": b"this is not a model\n" * 10, "empty": b""}[damage]
     model.write_bytes(content)
     result = fmnist(env, tmp_path, "evaluate", str(run_dir))
-    message = assert_clean_error(result, str(model))
+    message = assert_clean_error(result, str(model), "truncated or corrupted")
     assert "not found" not in message.lower(), message  # it is there, only damaged
     assert not (run_dir / "evaluation.json").exists()
 
