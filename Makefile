@@ -8,7 +8,7 @@ SEEDS ?= 0 1 2
 EPOCHS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
 
-.PHONY: help venv test test-slow test-all compare parity train-keras train-lightning tensorboard clean
+.PHONY: help venv test test-slow test-all compare parity benchmark train-keras train-lightning tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,10 @@ compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG a
 
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
 	$(BIN)/fmnist parity --config $(CONFIG) --out reports/parity-$(basename $(notdir $(CONFIG)))
+
+benchmark: $(STAMP)  ## speed of both backends, their variants, and time to 91% (about 20 min on 2 CPU cores) -> benchmarks/results/
+	$(BIN)/fmnist benchmark --config $(CONFIG) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 3 \
+		--time-to-accuracy 0.91 --tta-config configs/fast.yaml
 
 train-keras: $(STAMP)  ## train the Keras backend once on CONFIG
 	$(BIN)/fmnist train --backend keras --config $(CONFIG)

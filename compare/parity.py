@@ -154,13 +154,14 @@ def check_weight_transfer(config: Config, images: np.ndarray, result: ParityResu
 
 
 def _keras_step_gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, list[np.ndarray]]:
-    """Gradients of the mean cross-entropy, per layer name, in Keras' weight order."""
+    """Gradients of the compiled training loss (cross-entropy, label-smoothed if the config says
+    so), per layer name, in Keras' weight order."""
     import keras
     import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("the lockstep check computes Keras gradients with TensorFlow (KERAS_BACKEND=tensorflow)")
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    loss_fn = model.loss
     with tf.GradientTape() as tape:
         loss = loss_fn(y, model(x, training=True))
     grads = tape.gradient(loss, model.trainable_weights)
@@ -197,7 +198,6 @@ def lockstep(config: Config, train: Split, steps: int, batch_size: int, dtype: s
     the batch-norm running statistics after the last step.
     """
     torch, keras = _frameworks()
-    import torch.nn.functional as F
 
     from compare.weight_transfer import copy_keras_to_torch, keras_to_torch_arrays
     from keras_model.backend import compile_model
@@ -225,11 +225,11 @@ def lockstep(config: Config, train: Split, steps: int, batch_size: int, dtype: s
             if step == 0:
                 out["keras_grads"] = keras_to_torch_arrays(config, _keras_step_gradients(model, x[..., None], y))
                 network.zero_grad()
-                F.cross_entropy(network(xt), yt).backward()
+                module.loss(network(xt), yt).backward()
                 out["torch_grads"] = {name: p.grad.numpy().copy() for name, p in network.named_parameters()}
             out["keras_loss"].append(float(model.train_on_batch(x[..., None], y.astype(np.int32))[0]))
             optimizer.zero_grad()
-            loss = F.cross_entropy(network(xt), yt)
+            loss = module.loss(network(xt), yt)
             loss.backward()
             optimizer.step()
             out["torch_loss"].append(loss.item())
@@ -295,6 +295,8 @@ def run_parity(config: Config, images: np.ndarray, train: Split, steps: int = 10
         "sgd_momentum": OptimizerConfig(name="sgd", lr=sgd_lr, momentum=0.9),
         "adam": config.train.optimizer if config.train.optimizer.name == "adam" else OptimizerConfig(name="adam"),
     }
+    if config.train.optimizer.name == "adamw":  # decoupled weight decay: Keras' AdamW vs KerasAdam's
+        optimizers["adamw"] = config.train.optimizer
     tol = 1e-5
     for label, opt in optimizers.items():
         cfg = without_dropout(config, opt)

@@ -122,6 +122,38 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--limit-test", type=_positive_int, help="test on only the first N test images")
     _add_data_dir(compare)
     compare.set_defaults(func=cmd_compare)
+
+    bench = sub.add_parser("benchmark", parents=[common], help="measure training and inference speed of both backends",
+                           description="Training and inference images/s, step-time median and p90, peak memory,"
+                           " warm-up, and Lightning's overhead over a plain PyTorch loop, for each backend and"
+                           " variant; each measurement in its own process, repeats alternating the backends."
+                           " Writes benchmark.json, benchmark.md and benchmark.png.")
+    bench.add_argument("--backend", default="keras,lightning", help="comma-separated: keras, lightning"
+                       " (lightning also runs the plain torch loop it is compared with; default: both)")
+    bench.add_argument("--device", default="auto", help="auto (cuda when torch sees one), cpu or cuda")
+    bench.add_argument("--batch-size", default="128", help="comma-separated batch sizes (default: 128)")
+    bench.add_argument("--steps", type=_positive_int, default=200, help="timed training steps per repeat (default: 200)")
+    bench.add_argument("--warmup", type=_positive_int, default=20,
+                       help="untimed steps first, compilation included, reported apart (default: 20)")
+    bench.add_argument("--repeats", type=_positive_int, default=3, help="fresh processes per measurement (default: 3)")
+    bench.add_argument("--variants", help="comma-separated subset: eager, channels_last, bf16, channels_last+bf16,"
+                       " compile (torch);"
+                       " tf, tf-graph, tf-xla, tf-bf16, jax, torch (Keras backends); default: all but tf-graph")
+    bench.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+    bench.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<date>-<cpu|gpu>)")
+    bench.add_argument("--data", choices=("auto", "real", "synthetic"), default="auto",
+                       help="real Fashion-MNIST, or synthetic uint8 images of the same shape (auto: synthetic"
+                       " below 10 steps)")
+    bench.add_argument("--torch-threads", type=_positive_int, help="torch.set_num_threads in the torch workers")
+    bench.add_argument("--time-to-accuracy", type=_positive_float, metavar="ACC",
+                       help="also train each backend on full data until this test accuracy (e.g. 0.91; minutes)")
+    bench.add_argument("--only-time-to-accuracy", action="store_true", help="skip the throughput measurements")
+    bench.add_argument("--tta-config", type=Path, help="config trained for --time-to-accuracy (default: --config)")
+    bench.add_argument("--max-epochs", type=_positive_int,
+                       help="epoch budget for --time-to-accuracy (default: the config's epochs, its schedule unchanged)")
+    bench.add_argument("--timeout", type=_positive_float, default=900.0, help="seconds per measurement process")
+    _add_data_dir(bench)
+    bench.set_defaults(func=cmd_benchmark)
     return parser
 
 
@@ -224,6 +256,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(summary["equivalence"]["verdict"])
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from compare.benchmark import ALL_VARIANTS, BenchmarkError, parse_batch_sizes, parse_list, run_benchmark
+
+    if args.time_to_accuracy is not None and not 0 < args.time_to_accuracy < 1:
+        raise BenchmarkError(f"--time-to-accuracy: a test accuracy between 0 and 1, got {args.time_to_accuracy}")
+    variants = parse_list(args.variants, ALL_VARIANTS, "--variants") if args.variants is not None else None
+    result = run_benchmark(
+        backends=parse_list(args.backend, BACKEND_NAMES, "--backend"), device=args.device,
+        batch_sizes=parse_batch_sizes(args.batch_size), steps=args.steps, warmup=args.warmup, repeats=args.repeats,
+        config=args.config, out=args.out, variants=variants, data_dir=args.data_dir, data=args.data,
+        timeout=args.timeout, torch_threads=args.torch_threads, time_to_accuracy=args.time_to_accuracy,
+        tta_max_epochs=args.max_epochs, tta_config=args.tta_config, throughput=not args.only_time_to_accuracy, log=lambda line: print(line, file=sys.stderr, flush=True))
+    from compare.bench_stats import markdown_table, time_to_accuracy_table
+
+    if result["measurements"]:
+        print(markdown_table(result["measurements"]))
+    if result["time_to_accuracy"]:
+        print(time_to_accuracy_table(result["time_to_accuracy"]))
+    failed = [m for m in result["measurements"] if m["status"] == "error"]
+    failed += [r for r in result["time_to_accuracy"] or [] if r.get("status") != "ok"]
+    return 1 if failed and len(failed) == len(result["measurements"]) + len(result["time_to_accuracy"] or []) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,6 +69,31 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AugmentConfig:
+    """Training-batch augmentation, done once in numpy (fmnist.augment) so both backends train on
+    the very same images. All off by default: a config without `data.augment` trains as before."""
+
+    crop_padding: int = _f(0, ge=0, le=14)  # random crop of the zero-padded image: shift by up to this many pixels
+    flip: float = _f(0.0, ge=0.0, le=1.0)  # probability of a horizontal mirror
+    erase: float = _f(0.0, ge=0.0, le=1.0)  # probability of random erasing (cutout) of one rectangle
+    erase_scale: tuple[float, ...] = _f((0.02, 0.25), ge=2, le=2, item_ge=0.0)  # its area, fraction of the image
+    erase_ratio: tuple[float, ...] = _f((0.3, 3.3), ge=2, le=2, item_ge=0.0)  # its height / width
+    erase_value: int = _f(0, ge=0, le=255)  # the raw pixel value it is filled with (0: background black)
+
+    def __post_init__(self) -> None:
+        low, high = self.erase_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ConfigError(f"data.augment.erase_scale: need 0 < low <= high <= 1, got {list(self.erase_scale)}")
+        low, high = self.erase_ratio
+        if not 0.0 < low <= high:
+            raise ConfigError(f"data.augment.erase_ratio: need 0 < low <= high, got {list(self.erase_ratio)}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.crop_padding > 0 or self.flip > 0.0 or self.erase > 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataConfig:
     val_fraction: float = _f(0.1, gt=0.0, lt=1.0)  # 60,000 -> 54,000 train / 6,000 validation
     split_seed: int = _f(0, ge=0)  # fixed across training seeds: every run validates on one set
@@ -77,11 +102,14 @@ class DataConfig:
     std: float = _f(90.02, gt=0.0)  # and standard deviation (0.3530 * 255)
     limit_train: int | None = _f(None, ge=10)  # use only the first N training images (smoke runs)
     limit_test: int | None = _f(None, ge=1)  # evaluate only the first N test images
+    augment: AugmentConfig = AugmentConfig()  # training batches only
 
 
 @dataclass(frozen=True, kw_only=True)
 class OptimizerConfig:
-    name: Literal["adam", "sgd"] = "adam"
+    # adamw: Adam with decoupled weight decay, Keras semantics (w -= lr * weight_decay * w before
+    # each Adam update, on every trainable variable, biases and batch-norm scales included).
+    name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = _f(1e-3, gt=0.0)
     beta_1: float = _f(0.9, ge=0.0, lt=1.0)
     beta_2: float = _f(0.999, ge=0.0, lt=1.0)
@@ -90,14 +118,38 @@ class OptimizerConfig:
     epsilon: float = _f(1e-7, gt=0.0)
     momentum: float = _f(0.9, ge=0.0, lt=1.0)  # SGD only
     nesterov: bool = False  # SGD only
+    weight_decay: float = _f(0.0, ge=0.0)  # adamw only
+
+    def __post_init__(self) -> None:
+        # Keras decays decoupled in every optimizer, torch's adam and sgd couple it to the
+        # gradient (L2): only adamw means the same in both.
+        if self.weight_decay > 0.0 and self.name != "adamw":
+            raise ConfigError(f"train.optimizer.weight_decay: decoupled weight decay needs name 'adamw',"
+                              f" got name {self.name!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScheduleConfig:
-    """Learning rate per epoch; the same function drives both backends."""
+    """The learning rate of every step, from fmnist.schedules.lr_at_step in both backends.
 
-    name: Literal["constant", "cosine"] = "constant"
-    min_lr: float = _f(0.0, ge=0.0)  # cosine: the learning rate of the last epoch's end
+    constant and cosine (down to min_lr) follow a linear warm-up of `warmup_epochs`; onecycle is
+    torch's OneCycleLR (cosine up from lr * start_factor to lr at peak_fraction of the training,
+    cosine down to min_lr at its last step; the momentum is not cycled).
+    """
+
+    name: Literal["constant", "cosine", "onecycle"] = "constant"
+    # cosine: the learning rate of the last epoch's end; onecycle: of the last step
+    min_lr: float = _f(0.0, ge=0.0)
+    # constant, cosine: a linear rise to lr first; per epoch rounded to whole epochs, per step to steps
+    warmup_epochs: float = _f(0.0, ge=0.0)
+    per_step: bool = False  # a new learning rate every step; false: one per epoch, as the baseline
+    peak_fraction: float = _f(0.3, gt=0.0, lt=1.0)  # onecycle: where it reaches lr (torch's pct_start)
+    start_factor: float = _f(0.04, gt=0.0, le=1.0)  # onecycle: starts at lr * this (torch's 1 / div_factor)
+
+    def __post_init__(self) -> None:
+        if self.name == "onecycle" and self.warmup_epochs > 0.0:
+            raise ConfigError("train.schedule.warmup_epochs: onecycle has its own warm-up (peak_fraction);"
+                              " leave warmup_epochs at 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,9 +159,18 @@ class TrainConfig:
     eval_batch_size: int = _f(1000, ge=1)
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    label_smoothing: float = _f(0.0, ge=0.0, lt=1.0)  # targets (1 - e) * one_hot + e / 10, in the training loss
+    # Early stopping on validation accuracy: stop after this many epochs without a new best, then
+    # restore the best epoch's weights (Keras EarlyStopping semantics); 0: off, train every epoch.
+    early_stopping: int = _f(0, ge=0)
     # TF32 matmuls on Ampere+ GPUs trade 3 decimal digits for speed; off keeps backends comparable.
     allow_tf32: bool = False
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (CPU)
+    # Speed knobs, the same math (rounding aside): float32 or bfloat16 mixed precision (Keras
+    # policy mixed_bfloat16, Lightning precision bf16-mixed: weights and losses stay float32);
+    # torch's channels_last memory format (NHWC, as TensorFlow; its max-pool is 10x faster on CPU).
+    precision: Literal["float32", "bf16-mixed"] = "float32"
+    channels_last: bool = False
     # One training over several devices. batch_size stays the global batch, split evenly across
     # them, so the math is that of one device (batch norm statistics aside: per device).
     # Lightning: one process per device (strategy ddp; gloo on CPU, NCCL on GPUs), num_nodes

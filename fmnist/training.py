@@ -102,7 +102,9 @@ def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, d
         tensorboard.close()
     outcome.train_seconds += earlier_seconds
     metrics = test_metrics(outcome.test_logits, splits.test.labels)
-    images_trained = len(splits.train) * config.train.epochs
+    # Early stopping may end a run before config.train.epochs; otherwise one row per epoch.
+    epochs_trained = len(reporter.rows) or config.train.epochs
+    images_trained = len(splits.train) * epochs_trained
     result = {
         "backend": backend_name,
         "config": config.name,
@@ -115,6 +117,8 @@ def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, d
         "train_images": len(splits.train),
         "val_images": len(splits.val),
         "final_val_accuracy": reporter.rows[-1]["val_accuracy"] if reporter.rows else None,
+        "epochs_trained": epochs_trained,
+        **restored_epoch(config, reporter.rows),
         "resumed": resume,
         "devices": config.train.devices * config.train.num_nodes,
         "versions": {**common_versions(), **outcome.versions},
@@ -126,6 +130,15 @@ def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, d
     rundir.write_json(run_dir / rundir.RUN_INFO_FILE, {"backend": backend_name, "status": "finished"})
     shutil.rmtree(run_dir / rundir.CHECKPOINT_DIR, ignore_errors=True)  # model.* holds the result now
     return result
+
+
+def restored_epoch(config: Config, rows: list[dict[str, float]]) -> dict[str, Any]:
+    """With early stopping, the epoch whose weights the model holds: the first with the highest
+    validation accuracy (both backends restore it: a later equal value is no improvement)."""
+    if not config.train.early_stopping or not rows:
+        return {}
+    best = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
+    return {"restored_epoch": best + 1, "restored_val_accuracy": rows[best]["val_accuracy"]}
 
 
 def write_figures(run_dir: Path, backend: str, config: Config, rows: list[dict[str, float]],

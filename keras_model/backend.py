@@ -14,12 +14,13 @@ import numpy as np
 from fmnist import rundir
 from fmnist.config import Config
 from fmnist.errors import RunDirError, reason as error_reason
-from fmnist.schedules import lr_at_epoch
 from fmnist.splits import DataSplits
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
-from keras_model.callbacks import EpochReport, RestoreDropoutState, StopOnNonFinite
+from keras_model.callbacks import (EpochReport, RestoreDropoutState, ScheduledLearningRate, StopOnNonFinite,
+                                   early_stopping)
 from keras_model.data import EvalBatches, TrainBatches
 from keras_model.distribute import distribution_scope
+from keras_model.losses import training_loss  # also registers the smoothed loss, for load_model
 from keras_model.model import build_model
 
 
@@ -39,13 +40,18 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     opt = config.train.optimizer
     if opt.name == "adam":
         return keras.optimizers.Adam(learning_rate=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon)
+    if opt.name == "adamw":
+        # Decoupled: every trainable variable w -= w * weight_decay * lr before each Adam update
+        # (lightning_model.optim.KerasAdam with weight_decay does the same).
+        return keras.optimizers.AdamW(learning_rate=opt.lr, weight_decay=opt.weight_decay, beta_1=opt.beta_1,
+                                      beta_2=opt.beta_2, epsilon=opt.epsilon)
     return keras.optimizers.SGD(learning_rate=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
 
 
 def compile_model(model: keras.Model, config: Config) -> keras.Model:
     model.compile(
         optimizer=make_optimizer(config),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=training_loss(config.train.label_smoothing),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model
@@ -102,20 +108,29 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
     with scope:
         model = compile_model(build_model(config), config)
     first_epoch = completed_epochs(run_dir) if resume else 0
-    train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, first_epoch=first_epoch)
+    train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, first_epoch=first_epoch,
+                              augment=config.data.augment)
     val_data = EvalBatches(splits.val.images, splits.val.labels, t.eval_batch_size)
     nan_guard = StopOnNonFinite()
+    # Restores the best epoch's weights when fit ends, so model.keras below is the best epoch's.
+    stopper = early_stopping(t, run_dir / rundir.CHECKPOINT_DIR)
+    stopped_before = stopper is not None and first_epoch > 0 and stopper.resume(first_epoch)
     callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr_at_epoch(t, epoch)),
+        # fmnist.schedules.lr_at_step, per epoch or per step: the rate Lightning's LambdaLR sets.
+        ScheduledLearningRate(t, train_data.batches_per_epoch),
         nan_guard,
         EpochReport(report),  # before the checkpoint: a saved epoch always has its metrics row
+        *([stopper] if stopper is not None else []),  # before the checkpoint too: its state is saved with it
         # Restores weights, optimizer state, dropout generator state and the epoch counter from
         # the last finished epoch; the checkpoint stays until the run's files are all written.
         keras.callbacks.BackupAndRestore(str(run_dir / rundir.CHECKPOINT_DIR), delete_checkpoint=False),
         RestoreDropoutState(),
     ]
     start = time.perf_counter()
-    fit(model, train_data, val_data, callbacks)
+    if stopped_before:  # interrupted after early stopping had ended the training: only the restore is left
+        model.set_weights(stopper.best_weights)
+    else:
+        fit(model, train_data, val_data, callbacks)
     train_seconds = time.perf_counter() - start
     if nan_guard.diverged:
         raise TrainingDiverged(*nan_guard.diverged)
@@ -143,4 +158,4 @@ def load_model(run_dir: Path) -> keras.Model:
 
 def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
     model = load_model(run_dir)
-    return np.asarray(model.predict(EvalBatches(images, None, batch_size), verbose=0))
+    return np.asarray(model.predict(EvalBatches(images, None, batch_size), verbose=0), dtype=np.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import keras
 
+from fmnist.augment import augment_batch
+from fmnist.config import AugmentConfig
 from fmnist.splits import Split, batch_slices, epoch_permutation, to_float_nhwc
 
 
@@ -14,12 +16,16 @@ class TrainBatches(keras.utils.PyDataset):
     Batch i belongs to epoch `first_epoch + i // batches_per_epoch`, so its content depends only
     on its index: whatever Keras prefetches, and whenever it calls the epoch hooks, the model
     sees exactly `fmnist.splits.epoch_permutation(seed, epoch)`, like the Lightning backend.
-    `model.fit` is called with `steps_per_epoch=batches_per_epoch`.
+    `model.fit` is called with `steps_per_epoch=batches_per_epoch`. With `augment` (the config's
+    `data.augment`), batch b of epoch e goes through `fmnist.augment.augment_batch(seed, e, b)`,
+    as in the Lightning backend; None, or everything off: the raw images.
     """
 
-    def __init__(self, split: Split, batch_size: int, seed: int, epochs: int, first_epoch: int = 0) -> None:
+    def __init__(self, split: Split, batch_size: int, seed: int, epochs: int, first_epoch: int = 0,
+                 augment: AugmentConfig | None = None) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         self.split, self.seed, self.first_epoch, self.epochs = split, seed, first_epoch, epochs
+        self.augment = augment
         self.slices = batch_slices(len(split), batch_size)
         self._order_epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
@@ -35,12 +41,16 @@ class TrainBatches(keras.utils.PyDataset):
         return self.num_batches
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        epoch = self.first_epoch + index // len(self.slices)
+        epoch, batch = divmod(index, len(self.slices))
+        epoch += self.first_epoch
         if epoch != self._order_epoch:
             self._order = epoch_permutation(len(self.split), self.seed, epoch)
             self._order_epoch = epoch
-        idx = self._order[self.slices[index % len(self.slices)]]
-        return to_float_nhwc(self.split.images[idx]), self.split.labels[idx].astype(np.int32)
+        idx = self._order[self.slices[batch]]
+        images = self.split.images[idx]
+        if self.augment is not None:
+            images = augment_batch(images, self.augment, self.seed, epoch, batch)
+        return to_float_nhwc(images), self.split.labels[idx].astype(np.int32)
 
 
 class EvalBatches(keras.utils.PyDataset):

@@ -9,33 +9,37 @@ from fmnist.architecture import LayerSpec, layer_plan
 from fmnist.config import Config
 
 
-def _layer(spec: LayerSpec, init: str) -> keras.layers.Layer:
+def _layer(spec: LayerSpec, init: str, dtype: str | None) -> keras.layers.Layer:
     a = spec.args
+    named = {"name": spec.name, "dtype": dtype}
     if spec.kind == "normalize":
         # x * (1/std) + (-mean/std): the torch network does the same two float32 operations.
-        return keras.layers.Rescaling(scale=1.0 / a["std"], offset=-a["mean"] / a["std"], name=spec.name)
+        return keras.layers.Rescaling(scale=1.0 / a["std"], offset=-a["mean"] / a["std"], **named)
     if spec.kind == "conv":
         return keras.layers.Conv2D(a["filters"], a["kernel_size"], strides=a["stride"], padding=a["padding"],
                                    use_bias=a["use_bias"], kernel_initializer=init, bias_initializer="zeros",
-                                   name=spec.name)
+                                   **named)
     if spec.kind == "batch_norm":
-        return keras.layers.BatchNormalization(momentum=a["momentum"], epsilon=a["epsilon"], name=spec.name)
+        return keras.layers.BatchNormalization(momentum=a["momentum"], epsilon=a["epsilon"], **named)
     if spec.kind == "relu":
-        return keras.layers.ReLU(name=spec.name)
+        return keras.layers.ReLU(**named)
     if spec.kind == "max_pool":
-        return keras.layers.MaxPooling2D(pool_size=a["pool"], name=spec.name)
+        return keras.layers.MaxPooling2D(pool_size=a["pool"], **named)
     if spec.kind == "dropout":
-        return keras.layers.Dropout(a["rate"], name=spec.name)
+        return keras.layers.Dropout(a["rate"], **named)
     if spec.kind == "flatten":
-        return keras.layers.Flatten(name=spec.name)
+        return keras.layers.Flatten(**named)
     if spec.kind == "dense":
         # No softmax: the model returns logits and the loss is computed from_logits, which is
         # numerically safer and matches torch's cross_entropy.
-        return keras.layers.Dense(a["units"], kernel_initializer=init, bias_initializer="zeros", name=spec.name)
+        return keras.layers.Dense(a["units"], kernel_initializer=init, bias_initializer="zeros", **named)
     raise ValueError(f"unknown layer kind {spec.kind!r}")
 
 
 def build_model(config: Config) -> keras.Model:
     """Raw pixel values in (float32, N x 28 x 28 x 1, 0-255), logits out (N x 10)."""
-    layers = [_layer(spec, config.model.init) for spec in layer_plan(config)]
+    # mixed_bfloat16: bfloat16 compute, float32 weights (Lightning's bf16-mixed autocast does the
+    # same); otherwise Keras' global policy (float32, or float64 in the parity check).
+    dtype = "mixed_bfloat16" if config.train.precision == "bf16-mixed" else None
+    layers = [_layer(spec, config.model.init, dtype) for spec in layer_plan(config)]
     return keras.Sequential([keras.Input(shape=(*IMAGE_SHAPE, 1), name="pixels"), *layers], name=config.name)

@@ -21,7 +21,7 @@ from fmnist.distributed import check_strategy
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
-from lightning_model.callbacks import AtomicLastCheckpoint, EpochReport, StopOnNonFinite
+from lightning_model.callbacks import AtomicLastCheckpoint, EarlyStoppingOnValAccuracy, EpochReport, StopOnNonFinite
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
 
@@ -55,6 +55,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | No
         num_nodes=t.num_nodes if distributed else 1,
         strategy=strategy_for(config) if distributed else "auto",
         deterministic=t.deterministic,
+        precision="bf16-mixed" if t.precision == "bf16-mixed" else "32-true",
         logger=False,  # fmnist.tensorboard_log writes the same tags as the Keras backend
         enable_checkpointing=bool(callbacks),  # training runs checkpoint every epoch; predict-only does not
         enable_model_summary=False,
@@ -98,8 +99,11 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
     module = FashionClassifier.from_config(config)
     datamodule = FashionMNISTDataModule(config, splits=splits, first_epoch=completed_epochs(run_dir) if resume else 0)
     nan_guard = StopOnNonFinite()
-    # EpochReport first: a saved epoch always has its metrics row.
-    callbacks = [nan_guard, EpochReport(report), AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR))]
+    # EpochReport first: a saved epoch always has its metrics row. Early stopping before the
+    # checkpoint (Lightning runs checkpoint callbacks last anyway): its state is saved with the
+    # epoch; at the end of training it puts the best epoch's weights back, so model.ckpt holds them.
+    stopper = [EarlyStoppingOnValAccuracy(config.train.early_stopping)] if config.train.early_stopping else []
+    callbacks = [nan_guard, EpochReport(report), *stopper, AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR))]
     trainer = make_trainer(config, run_dir, callbacks, distributed=True)
     ckpt = checkpoint_path(run_dir) if resume and checkpoint_path(run_dir).exists() else None
     start = time.perf_counter()

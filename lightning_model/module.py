@@ -11,8 +11,8 @@ import torchmetrics
 
 from fmnist import NUM_CLASSES
 from fmnist.config import Config, config_from_dict, config_to_dict
-from fmnist.schedules import lr_at_epoch
-from fmnist.splits import epoch_seed
+from fmnist.schedules import lr_at_epoch, lr_at_step
+from fmnist.splits import epoch_seed, num_batches
 from lightning_model.network import build_network
 from lightning_model.optim import KerasAdam
 
@@ -25,6 +25,9 @@ class FashionClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.config: Config = config_from_dict(config)
         self.network = build_network(self.config)
+        self.channels_last = self.config.train.channels_last
+        if self.channels_last:  # NHWC, as TensorFlow lays it out; the same math
+            self.network = self.network.to(memory_format=torch.channels_last)
         # torchmetrics objects, losses included: over several processes they add up counts and
         # sums across all of them, so the epoch figures are exact (not a mean of per-process means).
         self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
@@ -37,14 +40,23 @@ class FashionClassifier(L.LightningModule):
         return cls(config_to_dict(config))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.network(x)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy from logits, label-smoothed by `train.label_smoothing` (targets
+        (1 - e) * one_hot + e / 10), as the Keras backend's training loss; training and validation."""
+        return F.cross_entropy(logits, y, label_smoothing=self.config.train.label_smoothing)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        self.train_accuracy(logits, y)
-        self.train_loss(loss.detach(), weight=len(y))
+        loss = self.loss(logits, y)
+        # update(), not forward(): the metric's per-batch value would cost a second computation
+        # every step, and only the epoch figure is logged.
+        self.train_accuracy.update(logits, y)
+        self.train_loss.update(loss.detach(), weight=len(y))
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
@@ -53,13 +65,13 @@ class FashionClassifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         self.val_accuracy(logits, y)
-        self.val_loss(F.cross_entropy(logits, y), weight=len(y))
+        self.val_loss(self.loss(logits, y), weight=len(y))  # smoothed too, as Keras' val_loss
         self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
         self.log("val/accuracy", self.val_accuracy, on_epoch=True, prog_bar=True)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x)
+        return self(x).float()  # bf16-mixed logits come out bfloat16, which numpy cannot hold
 
     def on_train_epoch_start(self) -> None:
         """Dropout draws from torch's global generator, which Lightning and the data loaders also
@@ -68,13 +80,45 @@ class FashionClassifier(L.LightningModule):
         torch.manual_seed(epoch_seed(self.config.seed, self.current_epoch))
 
     def configure_optimizers(self) -> dict[str, Any]:
+        """The optimizer, and the schedule of fmnist.schedules (the rates Keras' ScheduledLearningRate
+        sets): a LambdaLR stepped every epoch, or every step with `schedule.per_step`.
+
+        Outside a Trainer (compare.parity's lockstep) only the optimizer, at the base rate: a
+        LambdaLR would set its first rate on creation, and the Keras side there trains at the
+        compiled optimizer's base rate with no schedule callback.
+        """
         opt = self.config.train.optimizer
-        if opt.name == "adam":
+        if opt.name in ("adam", "adamw"):
+            # adamw: Keras' AdamW, decoupled decay by the step's learning rate before the update
+            decay = {"weight_decay": opt.weight_decay} if opt.name == "adamw" else {}
             optimizer = KerasAdam(self.parameters(), lr=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2,
-                                  epsilon=opt.epsilon)
+                                  epsilon=opt.epsilon, **decay)
         else:
             # Same trajectory as Keras SGD (v = mu*v - lr*g) while the learning rate is constant.
             optimizer = torch.optim.SGD(self.parameters(), lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
+        if self._trainer is None:
+            return {"optimizer": optimizer}
         train = self.config.train
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_at_epoch(train, epoch) / opt.lr)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+        if not train.schedule.per_step:
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_at_epoch(train, epoch) / opt.lr)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+        global_steps, local_steps = self._steps_per_epoch()
+
+        def factor(step: int) -> float:
+            # The scheduler counts this process's steps; the schedule runs on the global batch
+            # index (a DDP share skips a last batch smaller than the number of processes).
+            epoch, batch = divmod(step, local_steps)
+            return lr_at_step(train, epoch * global_steps + batch, global_steps) / opt.lr
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _steps_per_epoch(self) -> tuple[int, int]:
+        """(global, this process's) optimizer steps per epoch: the batches of the shared order."""
+        trainer = self.trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "splits", None) is not None:
+            global_steps = num_batches(len(datamodule.splits.train), self.config.train.batch_size)
+            return global_steps, len(datamodule.train_dataloader())
+        local = int(trainer.estimated_stepping_batches) // max(int(trainer.max_epochs or 1), 1)
+        return local, local

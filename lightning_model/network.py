@@ -66,6 +66,22 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
         return out
 
 
+class ReLUAfterPool(nn.Identity):
+    """The ReLU slot of a ReLU -> max-pool pair: the pool applies the ReLU after pooling.
+
+    Max and ReLU commute exactly (both monotone), so relu(pool(x)) equals pool(relu(x)) bit for
+    bit, gradients included; on the pooled tensor the ReLU and its backward touch a quarter of
+    the memory, a fifth of a CPU training step. The slot keeps the layer names of the Keras model.
+    """
+
+
+class MaxPoolReLU(nn.MaxPool2d):
+    """Max-pool, then the ReLU deferred from the slot before it (see `ReLUAfterPool`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(super().forward(x), inplace=True)  # the pool's backward needs its indices, not its output
+
+
 def _conv(a: dict) -> nn.Conv2d:
     k, s = a["kernel_size"], a["stride"]
     common = dict(in_channels=a["in_channels"], out_channels=a["filters"], kernel_size=k, stride=s, bias=a["use_bias"])
@@ -110,8 +126,23 @@ def init_weights(network: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(module.bias)
 
 
+def _modules(plan: list[LayerSpec]) -> list[tuple[str, nn.Module]]:
+    """One module per layer of the plan; a ReLU right before a max-pool moves behind it."""
+    out = []
+    for i, spec in enumerate(plan):
+        nxt = plan[i + 1] if i + 1 < len(plan) else None
+        prev = plan[i - 1] if i else None
+        if spec.kind == "relu" and nxt is not None and nxt.kind == "max_pool":
+            out.append((spec.name, ReLUAfterPool()))
+        elif spec.kind == "max_pool" and prev is not None and prev.kind == "relu":
+            out.append((spec.name, MaxPoolReLU(spec.args["pool"])))
+        else:
+            out.append((spec.name, _module(spec)))
+    return out
+
+
 def build_network(config: Config) -> nn.Sequential:
     """Raw pixel values in (float32, N x 1 x 28 x 28, 0-255), logits out (N x 10)."""
-    network = nn.Sequential(OrderedDict((spec.name, _module(spec)) for spec in layer_plan(config)))
+    network = nn.Sequential(OrderedDict(_modules(layer_plan(config))))
     init_weights(network, config.model.init)
     return network

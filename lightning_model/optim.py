@@ -6,6 +6,12 @@ torch.optim.Adam divides by (sqrt(v_hat) + eps) after bias correction; Keras div
     m = m + (g - m) * (1 - beta_1);  v = v + (g^2 - v) * (1 - beta_2)
     w = w - (m * alpha_t) / (sqrt(v) + eps)
 The two differ by 1e-4 from the first step and no constant epsilon maps one onto the other.
+
+With `weight_decay` > 0 it is Keras' AdamW: before the Adam update, every parameter is decayed
+by the same step's learning rate, decoupled from the gradient (Keras' `_apply_weight_decay`):
+    w = w - (w * weight_decay) * lr
+in the parameter's precision, the decay rate rounded to float32 first as TensorFlow's cast of a
+Python float does. Biases and batch-norm scales are decayed too, as Keras does by default.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ def _keras_step_size(lr: float, beta_1: float, beta_2: float, step: int, dtype: 
 
 class KerasAdam(torch.optim.Optimizer):
     def __init__(self, params: Iterable, lr: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7) -> None:
-        super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
+                 epsilon: float = 1e-7, weight_decay: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -40,6 +46,7 @@ class KerasAdam(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             b1, b2, eps = group["beta_1"], group["beta_2"], group["epsilon"]
+            wd = group.get("weight_decay", 0.0)  # absent in the state of a checkpoint from before it existed
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -50,7 +57,12 @@ class KerasAdam(torch.optim.Optimizer):
                     state["v"] = torch.zeros_like(p)
                 state["step"] += 1
                 t = state["step"]
-                alpha = _keras_step_size(group["lr"], b1, b2, t, np.float64 if p.dtype == torch.float64 else np.float32)
+                dtype = np.float64 if p.dtype == torch.float64 else np.float32
+                if wd:
+                    # Both factors exactly representable in the parameter's type: torch multiplies
+                    # in it, as TensorFlow does after its casts.
+                    p.sub_(p * float(dtype(np.float32(wd))) * float(dtype(group["lr"])))
+                alpha = _keras_step_size(group["lr"], b1, b2, t, dtype)
                 m, v, g = state["m"], state["v"], p.grad
                 m.add_((g - m) * (1 - b1))
                 v.add_((g * g - v) * (1 - b2))

@@ -39,7 +39,7 @@ def _raw(baseline_config, **changes):
         ({"train__batch_size": 0}, "train.batch_size: value must be >= 1, got 0"),
         ({"model__dense_dropout": 1.0}, "model.dense_dropout: value must be < 1.0"),
         ({"train__epochs": "ten"}, "train.epochs: expected a whole number, got 'ten'"),
-        ({"train__optimizer__name": "adamw"}, "train.optimizer.name: got 'adamw', allowed: 'adam', 'sgd'"),
+        ({"train__optimizer__name": "rmsprop"}, "train.optimizer.name: got 'rmsprop', allowed: 'adam', 'adamw', 'sgd'"),
         ({"train__optimizer__lr": 0}, "train.optimizer.lr: value must be > 0.0"),
         ({"model__conv_blocks": []}, "model.conv_blocks: number of entries must be >= 1"),
         ({"train__deterministic": "yes"}, "train.deterministic: expected true or false"),

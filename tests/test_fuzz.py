@@ -241,7 +241,8 @@ JUNK = st.recursive(
 
 def in_range_int(rules: dict[str, Any]) -> st.SearchStrategy[int]:
     lo = rules.get("ge", rules.get("gt", -6) + 1)
-    return st.integers(lo, lo + 40)
+    hi = rules.get("le", rules.get("lt", lo + 41) - 1)
+    return st.integers(lo, min(lo + 40, hi))
 
 
 def in_range_float(rules: dict[str, Any]) -> st.SearchStrategy[float]:
@@ -276,7 +277,7 @@ class Fuzzer:
             return self.draw.draw(st.sampled_from(typing.get_args(tp)), label=key)
         if origin is tuple:
             inner = typing.get_args(tp)[0]
-            count = self.draw.draw(st.integers(rules.get("ge", 0), 3), label=f"len {key}")
+            count = self.draw.draw(st.integers(rules.get("ge", 0), rules.get("le", 3)), label=f"len {key}")
             item_rules = {"ge": rules["item_ge"]} if "item_ge" in rules else {}
             return [self.value(inner, item_rules, f"{key}[{i}]") for i in range(count)]
         if dataclasses.is_dataclass(tp):
@@ -407,11 +408,28 @@ def test_config_from_dict(draw: Any, rates: tuple[float, float, float]) -> None:
     check_config_from_dict(draw_raw(draw, rates))
 
 
+def obey_cross_field_rules(raw: dict[str, Any]) -> dict[str, Any]:
+    """Per-field ranges are drawn by the fuzzer; these rules tie fields together (each refusal of
+    them has its own test in tests/test_schedules.py and tests/test_augment.py)."""
+    augment = raw.get("data", {}).get("augment", {})
+    for key, top in (("erase_scale", 1.0), ("erase_ratio", math.inf)):
+        if key in augment:  # 0 < low <= high (<= 1 for the area)
+            low, high = sorted(min(max(v, 1e-3), top) for v in augment[key])
+            augment[key] = [low, high]
+    train = raw.get("train", {})
+    optimizer, schedule = train.get("optimizer", {}), train.get("schedule", {})
+    if optimizer.get("name") != "adamw":
+        optimizer["weight_decay"] = 0.0  # decoupled weight decay belongs to adamw only
+    if schedule.get("name") == "onecycle":
+        schedule["warmup_epochs"] = 0.0  # onecycle has its own warm-up
+    return raw
+
+
 @settings(max_examples=100, deadline=None)
 @given(draw=st.data())
 def test_in_range_configs_are_accepted(draw: Any) -> None:
     """No junk, no deletions of required keys: the validator must accept (no false refusals)."""
-    raw = Fuzzer(draw, 0.0, 0.0, 0.0).mapping(Config, "config")
+    raw = obey_cross_field_rules(Fuzzer(draw, 0.0, 0.0, 0.0).mapping(Config, "config"))
     config = config_from_dict(raw)
     check_accepted(config)
 

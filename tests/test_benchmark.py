@@ -1,0 +1,189 @@
+"""`fmnist benchmark`: the statistics and the table on known inputs, the flag errors, and a
+CI-sized run through the real CLI (a few steps of the eager variants, the plain torch loop and
+Keras on TensorFlow) whose JSON, Markdown table and chart are checked."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compare import bench_stats
+from compare.benchmark import ALL_VARIANTS, BenchmarkError, Measurement, add_ratios, parse_batch_sizes, parse_list, plan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+@pytest.mark.parametrize("values", [[3.0], [1.0, 2.0], [5.0, 1.0, 4.0, 2.0, 3.0], list(np.linspace(0.1, 9.7, 37))])
+@pytest.mark.parametrize("q", [0, 10, 50, 90, 100])
+def test_percentile_matches_numpy_linear(values, q):
+    assert bench_stats.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_median_and_p90_on_known_values():
+    assert bench_stats.median([4, 1, 3, 2]) == 2.5
+    assert bench_stats.percentile(range(1, 11), 90) == pytest.approx(9.1)
+    stats = bench_stats.step_time_stats([0.010, 0.020, 0.030, 0.040, 0.050])
+    assert stats == {"median_ms": pytest.approx(30.0), "p90_ms": pytest.approx(46.0)}
+    assert bench_stats.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+
+
+def test_statistics_refuse_nonsense():
+    with pytest.raises(ValueError):
+        bench_stats.percentile([], 50)
+    with pytest.raises(ValueError):
+        bench_stats.percentile([1.0], 101)
+    with pytest.raises(ValueError):
+        bench_stats.throughput(128, 0.0)
+    assert bench_stats.throughput(1280, 0.5) == 2560
+
+
+def _ok(runner, variant, train, infer=20_000.0, batch=128):
+    return {"runner": runner, "variant": variant, "batch_size": batch, "status": "ok",
+            "train": {"images_per_s": {"median": train, "min": train * 0.9, "max": train * 1.1, "n": 3},
+                      "step_time": {"median_ms": 128e3 / train, "p90_ms": 1.2 * 128e3 / train}},
+            "inference": {"images_per_s": {"median": infer, "min": infer, "max": infer, "n": 3}},
+            "warmup_seconds": {"median": 1.25, "min": 1.0, "max": 1.5, "n": 3}, "peak_memory_mib": 900.4}
+
+
+def test_ratio_and_markdown_table():
+    rows = [_ok("plain torch", "eager", 5000.0), _ok("lightning", "eager", 4750.0), _ok("keras", "tf", 8300.0),
+            {"runner": "keras", "variant": "jax", "batch_size": 128, "status": "skipped", "reason": "jax is not installed"},
+            {"runner": "lightning", "variant": "compile", "batch_size": 128, "status": "error",
+             "error": "RuntimeError: no | compiler\nsecond line"}]
+    add_ratios(rows)
+    assert rows[1]["ratio_to_plain"] == pytest.approx(0.95)
+    assert "ratio_to_plain" not in rows[0] and "ratio_to_plain" not in rows[2]
+    table = bench_stats.markdown_table(rows).splitlines()
+    assert table[0].startswith("| measurement | batch | train images/s")
+    assert all(line.count("|") == table[0].count("|") for line in table), table
+    assert "| lightning / eager | 128 | 4,750 (4,275–5,225) | 26.9 / 32.3 | 20,000 (20,000–20,000) | 1.2 (1.0–1.5) | 900 | 0.950 |" in table
+    assert any("skipped: jax is not installed" in line for line in table)
+    assert any("error: RuntimeError: no / compiler second line" in line for line in table)
+
+
+# ---------------------------------------------------------------------------------- flags and plan
+
+def test_flag_parsing():
+    assert parse_list("keras, lightning,keras", ("keras", "lightning"), "--backend") == ["keras", "lightning"]
+    assert parse_batch_sizes("128,1024") == [128, 1024]
+    for bad in ("0", "12x", ","):
+        with pytest.raises(BenchmarkError):
+            parse_batch_sizes(bad)
+    with pytest.raises(BenchmarkError, match="unknown 'tensorflow'; choose from keras, lightning"):
+        parse_list("tensorflow", ("keras", "lightning"), "--backend")
+
+
+def test_plan_alternates_backends_and_pairs_lightning_with_the_plain_loop():
+    steps = plan(["keras", "lightning"], ["eager", "tf", "tf-xla"], [128])
+    assert [m.runner for m in steps] == ["keras", "plain torch", "keras", "lightning"]
+    assert Measurement("plain torch", "eager", 128) in steps and Measurement("lightning", "eager", 128) in steps
+    with pytest.raises(BenchmarkError, match="none of the chosen variants"):
+        plan(["lightning"], ["tf"], [128])
+
+
+def test_variants_are_config_settings(baseline_config):
+    """A variant measures what `fmnist train` does with the matching config, not a benchmark-only path."""
+    from compare.bench_worker import VARIANT_OVERRIDES, variant_config
+
+    assert variant_config(baseline_config, "eager") == baseline_config
+    fast = variant_config(baseline_config, "channels_last+bf16").train
+    assert fast.channels_last and fast.precision == "bf16-mixed"
+    assert variant_config(baseline_config, "tf-bf16").train.precision == "bf16-mixed"
+    assert set(VARIANT_OVERRIDES) <= set(ALL_VARIANTS)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "tensorflow"], "--backend: unknown 'tensorflow'"),
+    (["--variants", "fast"], "--variants: unknown 'fast'"),
+    (["--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["--device", "tpu"], "--device: unknown 'tpu'"),
+    (["--config", "no/such.yaml"], "--config: no such file"),
+    (["--tta-config", "no/such.yaml"], "--tta-config: no such file"),
+    (["--time-to-accuracy", "91"], "--time-to-accuracy: a test accuracy between 0 and 1"),
+])
+def test_bad_flags_get_one_line(argv, message, capsys):
+    from fmnist.cli import main
+
+    assert main(["benchmark", "--device", "cpu", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fmnist: error: ") and message in err and len(err.splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------- a real run
+
+def _numbers(obj, path=""):
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return
+    if isinstance(obj, (int, float)):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _numbers(v, f"{path}[{i}]")
+
+
+def test_ci_sized_benchmark_run(tmp_path, real_data_dir):
+    out = tmp_path / "bench"
+    script = Path(sys.executable).parent / "fmnist"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]
+    result = subprocess.run([*cmd, "benchmark", "--device", "cpu", "--variants", "eager,tf", "--steps", "4",
+                             "--warmup", "1", "--repeats", "1", "--batch-size", "32", "--data", "real",
+                             "--data-dir", str(real_data_dir), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[benchmark 3/3]" in result.stderr  # per-measurement progress lines
+
+    data = json.loads((out / "benchmark.json").read_text())
+    assert data["schema"] == "fmnist-benchmark/1"
+    assert {"settings", "environment", "measurements", "created"} <= set(data)
+    env = data["environment"]
+    assert env["hardware"]["cpu_model"] and env["hardware"]["logical_cpus"] >= 1
+    for name in ("torch", "lightning", "keras", "tensorflow"):
+        assert name in env["versions"], name
+    assert data["settings"]["device"] == "cpu" and data["settings"]["data"] == "real"
+
+    got = {(m["runner"], m["variant"]): m for m in data["measurements"]}
+    assert set(got) == {("keras", "tf"), ("plain torch", "eager"), ("lightning", "eager")}
+    for m in got.values():
+        assert m["status"] == "ok", m.get("error")
+        assert m["batch_size"] == 32 and m["train"]["timed_steps_per_repeat"] == 4
+        for key in ("train", "inference"):
+            assert m[key]["images_per_s"]["min"] <= m[key]["images_per_s"]["median"] <= m[key]["images_per_s"]["max"]
+            assert m[key]["step_time"]["median_ms"] <= m[key]["step_time"]["p90_ms"]
+        assert m["threads"] and m["peak_memory_kind"]
+        for path, value in _numbers({k: m[k] for k in ("train", "inference", "warmup_seconds", "peak_memory_mib",
+                                                        "first_step_seconds")}):
+            assert math.isfinite(value) and value > 0, (m["runner"], path, value)
+    assert got[("plain torch", "eager")]["threads"]["torch_intra_op"] >= 1
+    assert "tf_intra_op" in got[("keras", "tf")]["threads"]
+    assert got[("lightning", "eager")]["ratio_to_plain"] > 0
+
+    md = (out / "benchmark.md").read_text()
+    assert "| lightning / eager | 32 |" in md and "| keras / tf | 32 |" in md
+    png = (out / "benchmark.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_time_to_accuracy_table():
+    rows = [{"backend": "keras", "target": 0.91, "status": "ok", "reached": True, "epochs": 7,
+             "seconds_to_target": 41.25, "train_seconds_to_target": 30.5, "wall_seconds": 45.0,
+             "test_accuracy_per_epoch": [0.85, 0.9112]},
+            {"backend": "lightning", "target": 0.91, "status": "ok", "reached": False, "epochs": 8,
+             "seconds_to_target": None, "train_seconds_to_target": None, "wall_seconds": 60.0,
+             "test_accuracy_per_epoch": [0.85, 0.9083]},
+            {"backend": "keras", "target": 0.91, "status": "error", "error": "RuntimeError: boom"}]
+    table = bench_stats.time_to_accuracy_table(rows).splitlines()
+    assert all(line.count("|") == table[0].count("|") for line in table), table
+    assert table[2] == "| keras | 91.00% | yes | 7 | 41.2 | 30.5 | 45.0 | 85.00%, 91.12% |"
+    assert table[3].startswith("| lightning | 91.00% | no | 8 |  |  | 60.0 |")
+    assert "error: RuntimeError: boom" in table[4]

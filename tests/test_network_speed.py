@@ -1,0 +1,85 @@
+"""The torch network's speed-ups change no number: the ReLU moved behind the max-pool gives
+bit-identical logits and gradients, channels_last and bf16-mixed are config switches that both
+backends honour, and bf16 predictions come out as float32."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fmnist.config import with_overrides
+from tests.test_architecture import bn_same_stride_config
+
+
+def _reference(network: nn.Sequential) -> nn.Sequential:
+    """The literal layer order of the plan (ReLU, then max-pool), sharing the network's modules."""
+    from lightning_model.network import MaxPoolReLU, ReLUAfterPool
+
+    mods = OrderedDict()
+    for name, module in network.named_children():
+        if isinstance(module, ReLUAfterPool):
+            mods[name] = nn.ReLU()
+        elif isinstance(module, MaxPoolReLU):
+            mods[name] = nn.MaxPool2d(module.kernel_size)
+        else:
+            mods[name] = module
+    return nn.Sequential(mods)
+
+
+@pytest.mark.parametrize("which", ["baseline", "bn_same_stride"])
+def test_relu_after_pool_is_bit_identical(which, baseline_config):
+    from lightning_model.network import MaxPoolReLU, build_network
+
+    config = baseline_config if which == "baseline" else bn_same_stride_config(baseline_config)
+    torch.manual_seed(0)
+    network = build_network(config).eval()  # eval: no dropout masks to line up
+    assert any(isinstance(m, MaxPoolReLU) for m in network.modules())
+    reference = _reference(network)
+    # Values around zero and exact ties (integers) stress the max/ReLU ordering.
+    x = torch.randint(0, 4, (16, 1, 28, 28)).float() * 60.0
+    y = torch.arange(16) % 10
+    outs, grads = [], []
+    for model in (network, reference):
+        model.zero_grad(set_to_none=True)
+        logits = model(x)
+        nn.functional.cross_entropy(logits, y).backward()
+        outs.append(logits.detach().clone())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert torch.equal(outs[0], outs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_channels_last_gives_the_same_logits(baseline_config, tiny_images):
+    from lightning_model.module import FashionClassifier
+
+    plain = FashionClassifier.from_config(baseline_config).eval()
+    fast = FashionClassifier.from_config(with_overrides(baseline_config, {"train.channels_last": True})).eval()
+    fast.load_state_dict(plain.state_dict())
+    assert fast.network[1].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.from_numpy(tiny_images[0][:32]).unsqueeze(1).float()
+    with torch.no_grad():
+        np.testing.assert_allclose(fast(x).numpy(), plain(x).numpy(), atol=1e-4, rtol=1e-5)
+
+
+def test_bf16_mixed_predicts_float32_in_both_backends(baseline_config, tiny_images, tmp_path):
+    import keras
+
+    from keras_model.model import build_model
+    from lightning_model.module import FashionClassifier
+
+    config = with_overrides(baseline_config, {"train.precision": "bf16-mixed"})
+    model = build_model(config)
+    assert {layer.dtype_policy.name for layer in model.layers} == {"mixed_bfloat16"}
+    assert all(w.dtype == "float32" for w in model.weights)  # weights stay float32
+    assert {layer.dtype_policy.name for layer in build_model(baseline_config).layers} == {"float32"}
+
+    module = FashionClassifier.from_config(config).eval()
+    x = torch.from_numpy(tiny_images[0][:8]).unsqueeze(1).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert module(x).dtype == torch.bfloat16
+        assert module.predict_step((x,), 0).dtype == torch.float32
+    assert keras.backend.backend()  # keras imported after torch (import-order trap)
