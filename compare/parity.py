@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fmnist.architecture import layer_plan
-from fmnist.config import Config, OptimizerConfig, config_from_dict, config_to_dict
+from fmnist.config import Config, OptimizerConfig, config_from_dict, config_to_dict, with_overrides
 from fmnist.splits import Split, batch_slices, epoch_permutation
 
 
@@ -284,7 +284,12 @@ def compare_lockstep(r32: dict[str, Any], r64: dict[str, Any], tolerance: float 
 
 def run_parity(config: Config, images: np.ndarray, train: Split, steps: int = 10, batch_size: int = 128,
                sgd_lr: float = 0.01) -> ParityResult:
-    """Every check for one config; `images` are test images for the transfer check."""
+    """Every check for one config; `images` are test images for the transfer check.
+
+    The checks compare the math at float32 and float64, so a bf16-mixed config is checked at
+    float32 (bfloat16's 8 bits of mantissa would hide every convention this checks)."""
+    if config.train.precision != "float32":
+        config = with_overrides(config, {"train.precision": "float32"})
     torch, keras = _frameworks()
     torch.set_float32_matmul_precision("highest")
     torch.backends.cudnn.allow_tf32 = False

@@ -83,3 +83,26 @@ def test_bf16_mixed_predicts_float32_in_both_backends(baseline_config, tiny_imag
         assert module(x).dtype == torch.bfloat16
         assert module.predict_step((x,), 0).dtype == torch.float32
     assert keras.backend.backend()  # keras imported after torch (import-order trap)
+
+
+@pytest.mark.parametrize("backend", ["keras", "lightning"])
+def test_fast_config_trains_saves_and_reevaluates(backend, real_data_dir, tmp_path):
+    """configs/fast.yaml end to end (bf16-mixed, channels_last, one-cycle per step): the saved
+    model re-loads and `evaluate` reproduces the test accuracy it was trained to."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from tests.test_cli import fmnist
+
+    run_dir = tmp_path / backend
+    config = Path(__file__).resolve().parents[1] / "configs" / "fast.yaml"
+    fmnist("train", "--backend", backend, "--config", str(config), "--limit-train", "300",
+           "--limit-test", "100", "--epochs", "1", "--run-dir", str(run_dir), "--data-dir", str(real_data_dir))
+    fmnist("evaluate", str(run_dir), "--data-dir", str(real_data_dir))
+    trained = json.loads((run_dir / "test_metrics.json").read_text())
+    evaluated = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluated["test_accuracy"] == trained["test_accuracy"]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())["train"]
+    assert saved["precision"] == "bf16-mixed" and saved["channels_last"] is True

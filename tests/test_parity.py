@@ -18,13 +18,13 @@ def data(tiny_images):
     return images, Split(images, labels)
 
 
-@pytest.mark.parametrize("name", ["baseline", "batchnorm"])
+@pytest.mark.parametrize("name", ["baseline", "batchnorm", "fast", "improved"])
 def test_parity_passes(name, data):
     config = load_config(REPO / "configs" / f"{name}.yaml")
     result = run_parity(config, data[0], data[1], steps=6, batch_size=32)
     failed = [c for c in result.checks if not c.passed]
     assert not failed, failed
-    assert len(result.checks) >= (15 if name == "batchnorm" else 11)
+    assert len(result.checks) >= {"baseline": 11, "batchnorm": 15, "fast": 11, "improved": 21}[name]
     assert all(row["match"] for row in result.layers)
 
 
