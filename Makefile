@@ -38,7 +38,7 @@ compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG a
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
 	$(BIN)/fmnist parity --config $(CONFIG) --out reports/parity-$(basename $(notdir $(CONFIG)))
 
-benchmark: $(STAMP)  ## speed of both backends, their variants, and time to 91% (about 20 min on 2 CPU cores) -> benchmarks/results/
+benchmark: $(STAMP)  ## speed of both backends, their variants, and time to 91% (about 50 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/fmnist benchmark --config $(CONFIG) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 3 \
 		--time-to-accuracy 0.91 --tta-config configs/fast.yaml
 

@@ -336,6 +336,6 @@ def format_table(result: ParityResult) -> str:
     width = max(len(c.name) for c in result.checks)
     lines = [f"{'check':<{width}}  result  {'value':>10}  {'tolerance':>9}  detail"]
     for c in result.checks:
-        lines.append(f"{c.name:<{width}}  {'pass' if c.passed else 'FAIL':<6}  {c.value:>10.3g}  {c.tolerance:>9.1g}"
+        lines.append(f"{c.name:<{width}}  {'pass' if c.passed else 'FAIL':<6}  {c.value:>10.3g}  {c.tolerance:>9.3g}"
                      f"  {c.detail}")
     return "\n".join(lines)

@@ -52,18 +52,25 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
     torch updates running_var with the unbiased estimate (n / (n - 1) times larger), Keras with
     the biased one; the difference is ~1/(B*H*W) of each update, small but measurable in the
     parity check. Normalisation in training mode is the same in both (biased batch variance).
+
+    Under bf16 autocast the input is bfloat16; like Keras' BatchNormalization under a mixed
+    policy, the statistics and the normalisation are computed in the running buffers' dtype
+    (float32) and the result is cast back to the input's dtype.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        if dtype in (torch.bfloat16, torch.float16):  # float32 and float64 (parity) run as they are
+            x = x.to(self.running_mean.dtype)
         if not self.training:
-            return super().forward(x)
+            return super().forward(x).to(dtype)
         out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         with torch.no_grad():
             var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var, self.momentum)
             self.num_batches_tracked.add_(1)
-        return out
+        return out.to(dtype)
 
 
 class ReLUAfterPool(nn.Identity):

@@ -85,10 +85,32 @@ def test_bf16_mixed_predicts_float32_in_both_backends(baseline_config, tiny_imag
     assert keras.backend.backend()  # keras imported after torch (import-order trap)
 
 
+def test_batch_norm_under_bf16_autocast_computes_in_float32():
+    """As Keras' BatchNormalization under mixed_bfloat16: a bfloat16 input is normalised, and its
+    running statistics updated, in float32; the output goes back to bfloat16."""
+    from lightning_model.network import KerasBatchNorm2d
+
+    torch.manual_seed(0)
+    x = (torch.randn(8, 4, 6, 6) * 3 + 1).to(torch.bfloat16)
+    mixed, full = KerasBatchNorm2d(4, momentum=0.01), KerasBatchNorm2d(4, momentum=0.01)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mixed(x)
+    expected = full(x.float())
+    assert out.dtype == torch.bfloat16 and mixed.running_var.dtype == torch.float32
+    torch.testing.assert_close(mixed.running_mean, full.running_mean, rtol=0, atol=0)
+    torch.testing.assert_close(mixed.running_var, full.running_var, rtol=0, atol=0)
+    torch.testing.assert_close(out, expected.to(torch.bfloat16), rtol=0, atol=0)
+    mixed.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert mixed(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("config_name", ["fast", "improved"])
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_fast_config_trains_saves_and_reevaluates(backend, real_data_dir, tmp_path):
-    """configs/fast.yaml end to end (bf16-mixed, channels_last, one-cycle per step): the saved
-    model re-loads and `evaluate` reproduces the test accuracy it was trained to."""
+def test_fast_config_trains_saves_and_reevaluates(backend, config_name, real_data_dir, tmp_path):
+    """configs/fast.yaml (bf16-mixed, channels_last, one-cycle per step) and configs/improved.yaml
+    (the same switches with batch norm, augmentation, AdamW, label smoothing, early stopping) end
+    to end: the saved model re-loads and `evaluate` reproduces the test accuracy it was trained to."""
     import json
     from pathlib import Path
 
@@ -97,7 +119,7 @@ def test_fast_config_trains_saves_and_reevaluates(backend, real_data_dir, tmp_pa
     from tests.test_cli import fmnist
 
     run_dir = tmp_path / backend
-    config = Path(__file__).resolve().parents[1] / "configs" / "fast.yaml"
+    config = Path(__file__).resolve().parents[1] / "configs" / f"{config_name}.yaml"
     fmnist("train", "--backend", backend, "--config", str(config), "--limit-train", "300",
            "--limit-test", "100", "--epochs", "1", "--run-dir", str(run_dir), "--data-dir", str(real_data_dir))
     fmnist("evaluate", str(run_dir), "--data-dir", str(real_data_dir))
