@@ -119,8 +119,6 @@ class EarlyStoppingOnValAccuracy(L.Callback):
         if value is None:  # no validation this epoch (Keras warns and skips the epoch too)
             return
         current, epoch = float(value), trainer.current_epoch
-        if self.best_weights is None:
-            self.best_weights, self.best_epoch = self._weights(pl_module), epoch
         self.wait += 1
         if self.best is None or current > self.best:
             self.best, self.best_epoch = current, epoch

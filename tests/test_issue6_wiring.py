@@ -18,37 +18,10 @@ from fmnist.schedules import lr_at_epoch, lr_at_step
 from fmnist.splits import DataSplits, Split
 from lightning_model.optim import KerasAdam
 from tests.test_cli import fmnist
-from tests.test_optim import _torch_trajectory
+from tests.test_optim import _keras_trajectory, _torch_trajectory
 
 
 # --- AdamW -------------------------------------------------------------------------------------
-
-def _keras_adamw_trajectory(w0, targets, lrs, **kw):
-    import keras
-
-    w = keras.Variable(w0.copy())
-    opt = keras.optimizers.AdamW(learning_rate=float(lrs[0]), **kw)
-    out = []
-    for t, lr in enumerate(lrs):
-        opt.learning_rate = float(lr)  # a schedule: the decay must use the step's rate
-        grad = 2 * (np.asarray(w) - targets[t % len(targets)])
-        opt.apply_gradients([(keras.ops.convert_to_tensor(grad.astype(np.float32)), w)])
-        out.append(np.asarray(w).copy())
-    return np.array(out)
-
-
-def _keras_adam_torch_trajectory(w0, targets, lrs, **kw):
-    w = torch.nn.Parameter(torch.from_numpy(w0.copy()))
-    opt = KerasAdam([w], lr=float(lrs[0]), **kw)
-    out = []
-    for t, lr in enumerate(lrs):
-        opt.param_groups[0]["lr"] = float(lr)
-        opt.zero_grad()
-        ((w - torch.from_numpy(targets[t % len(targets)])) ** 2).sum().backward()
-        opt.step()
-        out.append(w.detach().numpy().copy())
-    return np.array(out)
-
 
 def test_keras_adam_with_weight_decay_is_keras_adamw_step_for_step():
     rng = np.random.default_rng(1)
@@ -56,9 +29,11 @@ def test_keras_adam_with_weight_decay_is_keras_adamw_step_for_step():
     targets = rng.normal(size=(7, 50)).astype(np.float32) * 1e-3
     lrs = np.linspace(0.02, 0.002, 40)
     kw = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-3)
-    keras_w = _keras_adamw_trajectory(w0, targets, lrs, weight_decay=0.1, **kw)
-    ours = _keras_adam_torch_trajectory(w0, targets, lrs, weight_decay=0.1, **kw)
-    no_decay = _keras_adam_torch_trajectory(w0, targets, lrs, **kw)
+    # A schedule: the decay must use each step's rate.
+    keras_w = _keras_trajectory(w0, targets, len(lrs), "AdamW", lrs, learning_rate=float(lrs[0]),
+                                     weight_decay=0.1, **kw)
+    ours = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), weight_decay=0.1, **kw)
+    no_decay = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), **kw)
     assert np.abs(ours - keras_w).max() < 1e-6
     assert np.abs(no_decay - keras_w).max() > 1e-3  # the decay is really there
     # weight_decay 0 (and the old constructor) is plain Keras Adam, as before.

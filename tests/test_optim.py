@@ -6,24 +6,29 @@ import torch
 from lightning_model.optim import KerasAdam
 
 
-def _keras_adam_trajectory(w0, targets, steps, **kw):
+def _keras_trajectory(w0, targets, steps, optimizer="Adam", lrs=None, **kw):
+    """Keras' `optimizer` on ||w - target||^2; `lrs`: a learning rate per step (a schedule)."""
     import keras
 
     w = keras.Variable(w0.copy())
-    opt = keras.optimizers.Adam(**kw)
+    opt = getattr(keras.optimizers, optimizer)(**kw)
     out = []
     for t in range(steps):
+        if lrs is not None:
+            opt.learning_rate = float(lrs[t])
         grad = 2 * (np.asarray(w) - targets[t % len(targets)])  # d/dw of ||w - target||^2
         opt.apply_gradients([(keras.ops.convert_to_tensor(grad.astype(np.float32)), w)])
         out.append(np.asarray(w).copy())
     return np.array(out)
 
 
-def _torch_trajectory(opt_cls, w0, targets, steps, **kw):
+def _torch_trajectory(opt_cls, w0, targets, steps, lrs=None, **kw):
     w = torch.nn.Parameter(torch.from_numpy(w0.copy()))
     opt = opt_cls([w], **kw)
     out = []
     for t in range(steps):
+        if lrs is not None:
+            opt.param_groups[0]["lr"] = float(lrs[t])
         opt.zero_grad()
         ((w - torch.from_numpy(targets[t % len(targets)])) ** 2).sum().backward()
         opt.step()
@@ -36,7 +41,7 @@ def test_keras_adam_matches_keras_on_a_toy_problem():
     w0 = rng.normal(size=(50,)).astype(np.float32)
     targets = rng.normal(size=(7, 50)).astype(np.float32) * 1e-3  # small gradients: epsilon matters
     kw = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-3)
-    keras_w = _keras_adam_trajectory(w0, targets, 30, learning_rate=0.01, **kw)
+    keras_w = _keras_trajectory(w0, targets, 30, learning_rate=0.01, **kw)
     ours = _torch_trajectory(KerasAdam, w0, targets, 30, lr=0.01, **kw)
     stock = _torch_trajectory(torch.optim.Adam, w0, targets, 30, lr=0.01, betas=(0.9, 0.999), eps=1e-3)
     assert np.abs(ours - keras_w).max() < 1e-6

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from compare.parity import ParityResult, _max_diff, _rel, lockstep, run_parity, without_dropout
+from compare.parity import ParityResult, _max_diff, _rel, format_table, lockstep, run_parity, without_dropout
 from fmnist.config import OptimizerConfig, config_from_dict, config_to_dict, load_config
 from fmnist.splits import Split
 
@@ -80,3 +80,12 @@ def test_keras_exact_batch_norm_keeps_the_biased_running_variance():
     assert torch.allclose(bn.running_mean, 0.5 * x.mean(dim=(0, 2, 3)))
     expected = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(biased.view(1, 3, 1, 1) + 1e-3)
     assert torch.allclose(out, expected)
+
+
+def test_table_shows_tolerances_to_three_digits():
+    """A pass with the value just under its tolerance must read so: 0.00143 printed as 0.001
+    beside 0.00138 once looked like a pass above the limit."""
+    result = ParityResult()
+    result.add("loss over 10 steps", 0.00138, 0.00143)
+    row = format_table(result).splitlines()[1]
+    assert "pass" in row and "0.00138" in row and "0.00143" in row
