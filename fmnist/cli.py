@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Re-load the model saved in RUN_DIR, evaluate it on the same test"
                               " images it was tested on, print the metrics and write evaluation.json.")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate.add_argument("--tta", choices=["flip"],
+                          help="also report test-time augmentation: the mean of the image's and its mirror's"
+                          " softmax (reported apart from plain accuracy)")
     _add_data_dir(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -204,8 +207,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fmnist.training import evaluate_run, format_summary
 
-    result = evaluate_run(args.run_dir, data_dir=args.data_dir)
+    result = evaluate_run(args.run_dir, data_dir=args.data_dir, tta=args.tta == "flip")
     print(format_summary(result))
+    if "flip_tta" in result:
+        tta = result["flip_tta"]
+        print(f"with flip test-time augmentation: test accuracy {tta['test_accuracy']:.2%}"
+              f" ({tta['test_accuracy'] - result['test_accuracy']:+.2%}), test loss {tta['test_loss']:.4f}")
     print(f"written: {args.run_dir / 'evaluation.json'}")
     return 0
 

@@ -24,6 +24,7 @@ from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import test_metrics
 from fmnist.plots import figure_png, plot_confusion, plot_curves, plot_prediction_grid, save_figure
 from fmnist.splits import DataSplits, make_splits
+from fmnist.tta import flip_tta_logits
 from fmnist.tensorboard_log import TensorBoardLog
 
 BACKENDS = {"keras": ("keras_model.backend", "keras"), "lightning": ("lightning_model.backend", "lightning")}
@@ -159,8 +160,9 @@ def write_figures(run_dir: Path, backend: str, config: Config, rows: list[dict[s
     tensorboard.close()
 
 
-def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
-    """Re-load a run's saved model and measure it on the test set it was tested on."""
+def evaluate_run(run_dir: Path, data_dir: str | None = None, tta: bool = False) -> dict[str, Any]:
+    """Re-load a run's saved model and measure it on the test set it was tested on; with `tta`,
+    also with flip test-time augmentation, under its own key (plain accuracy stays as it was)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is not a directory")
@@ -173,6 +175,10 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
     metrics = test_metrics(logits, splits.test.labels)
     result = {"backend": backend_name, "run_dir": str(run_dir), **metrics,
               "seconds": time.perf_counter() - start}
+    if tta:
+        batch = config.train.eval_batch_size
+        tta_logits = flip_tta_logits(lambda x: backend.predict(run_dir, x, batch), splits.test.images)
+        result["flip_tta"] = test_metrics(tta_logits, splits.test.labels)
     rundir.write_json(run_dir / rundir.EVALUATION_FILE, result)
     return result
 

@@ -74,6 +74,18 @@ def test_evaluate_reproduces_the_test_accuracy(runs, backend, real_data_dir):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_evaluate_with_flip_tta_reports_it_apart(runs, backend, real_data_dir):
+    result = fmnist("evaluate", str(runs[backend]), "--tta", "flip", "--data-dir", str(real_data_dir))
+    trained = json.loads((runs[backend] / "test_metrics.json").read_text())
+    evaluated = json.loads((runs[backend] / "evaluation.json").read_text())
+    assert evaluated["test_accuracy"] == trained["test_accuracy"]  # plain accuracy untouched
+    tta = evaluated["flip_tta"]
+    assert sum(map(sum, tta["confusion_matrix"])) == tta["test_images"] == 200
+    assert tta["test_loss"] != pytest.approx(trained["test_loss"], rel=1e-6)  # the mirror really was seen
+    assert f"flip test-time augmentation: test accuracy {tta['test_accuracy']:.2%}" in result.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_same_seed_reruns_identically(runs, backend, real_data_dir, tmp_path):
     again = tmp_path / "again"
     fmnist("train", "--backend", backend, *SMALL, "--run-dir", str(again), "--data-dir", str(real_data_dir))
@@ -162,5 +174,5 @@ def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path):
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["passed"] is True and "PASSED" in result.stdout
     assert {c["name"].split(":")[0] for c in report["checks"]} >= {
-        "structure", "weight transfer Keras -> torch", "weight transfer torch -> Keras",
+        "structure", "weight transfer Keras -> torch, float32", "weight transfer torch -> Keras, float64",
         "lockstep sgd_momentum, float32", "lockstep adam, float64"}

@@ -18,13 +18,13 @@ def data(tiny_images):
     return images, Split(images, labels)
 
 
-@pytest.mark.parametrize("name", ["baseline", "batchnorm", "fast", "improved"])
+@pytest.mark.parametrize("name", ["baseline", "batchnorm", "fast", "improved", "strong"])
 def test_parity_passes(name, data):
     config = load_config(REPO / "configs" / f"{name}.yaml")
     result = run_parity(config, data[0], data[1], steps=6, batch_size=32)
     failed = [c for c in result.checks if not c.passed]
     assert not failed, failed
-    assert len(result.checks) >= {"baseline": 11, "batchnorm": 15, "fast": 11, "improved": 21}[name]
+    assert len(result.checks) >= {"baseline": 13, "batchnorm": 17, "fast": 13, "improved": 23, "strong": 23}[name]
     assert all(row["match"] for row in result.layers)
 
 
@@ -89,3 +89,25 @@ def test_table_shows_tolerances_to_three_digits():
     result.add("loss over 10 steps", 0.00138, 0.00143)
     row = format_table(result).splitlines()[1]
     assert "pass" in row and "0.00138" in row and "0.00143" in row
+
+
+def test_weight_transfer_check_detects_a_batch_norm_epsilon_mismatch(data, monkeypatch):
+    """torch's default epsilon (1e-5) instead of Keras' 1e-3: both precisions must fail, the
+    float32 tolerance (scaled by rounding) must not absorb it."""
+    import lightning_model.network as network
+
+    from compare.parity import check_weight_transfer
+
+    config = load_config(REPO / "configs" / "batchnorm.yaml")
+    original = network._module
+
+    def wrong_epsilon(spec):
+        module = original(spec)
+        if spec.kind == "batch_norm":
+            module.eps = 1e-5
+        return module
+
+    monkeypatch.setattr(network, "_module", wrong_epsilon)
+    result = ParityResult()
+    check_weight_transfer(config, data[0][:50], result)
+    assert len(result.checks) == 4 and not any(c.passed for c in result.checks), result.checks
