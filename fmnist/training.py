@@ -24,8 +24,8 @@ from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import test_metrics
 from fmnist.plots import figure_png, plot_confusion, plot_curves, plot_prediction_grid, save_figure
 from fmnist.splits import DataSplits, make_splits
-from fmnist.tta import flip_tta_logits
 from fmnist.tensorboard_log import TensorBoardLog
+from fmnist.tta import flip_average_logits, flip_images
 
 BACKENDS = {"keras": ("keras_model.backend", "keras"), "lightning": ("lightning_model.backend", "lightning")}
 
@@ -171,14 +171,15 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, tta: bool = False) 
     backend = load_backend(backend_name)
     splits = make_splits(load_fashion_mnist(data_dir), config)
     start = time.perf_counter()
-    logits = backend.predict(run_dir, splits.test.images, config.train.eval_batch_size)
-    metrics = test_metrics(logits, splits.test.labels)
+    images, n = splits.test.images, len(splits.test.images)
+    if tta:  # the mirror images in the same pass: the model is loaded once
+        images = np.concatenate([images, flip_images(images)])
+    logits = backend.predict(run_dir, images, config.train.eval_batch_size)
+    metrics = test_metrics(logits[:n], splits.test.labels)
     result = {"backend": backend_name, "run_dir": str(run_dir), **metrics,
               "seconds": time.perf_counter() - start}
     if tta:
-        batch = config.train.eval_batch_size
-        tta_logits = flip_tta_logits(lambda x: backend.predict(run_dir, x, batch), splits.test.images)
-        result["flip_tta"] = test_metrics(tta_logits, splits.test.labels)
+        result["flip_tta"] = test_metrics(flip_average_logits(logits[:n], logits[n:]), splits.test.labels)
     rundir.write_json(run_dir / rundir.EVALUATION_FILE, result)
     return result
 

@@ -174,5 +174,6 @@ def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path):
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["passed"] is True and "PASSED" in result.stdout
     assert {c["name"].split(":")[0] for c in report["checks"]} >= {
-        "structure", "weight transfer Keras -> torch, float32", "weight transfer torch -> Keras, float64",
+        "structure", "weight transfer Keras -> torch, float32", "weight transfer Keras -> torch, float64",
+        "weight transfer torch -> Keras, float32", "weight transfer torch -> Keras, float64",
         "lockstep sgd_momentum, float32", "lockstep adam, float64"}
