@@ -42,12 +42,18 @@ from fmnist.splits import Split  # noqa: E402
 
 TORCH_VARIANTS = ("eager", "channels_last", "bf16", "channels_last+bf16", "compile")
 KERAS_VARIANTS = ("tf", "tf-graph", "tf-xla", "tf-bf16", "jax", "torch")
-#: The config settings behind each variant: what `fmnist train` does with the same config.
+#: The config settings behind each variant: what `fmnist train` does with the same config. Each
+#: variant sets every speed knob it names, so "eager" or "tf" is float32 even on a bf16 config.
+_F32 = {"train.precision": "float32"}
+_BF16 = {"train.precision": "bf16-mixed"}
 VARIANT_OVERRIDES = {
-    "channels_last": {"train.channels_last": True},
-    "bf16": {"train.precision": "bf16-mixed"},
-    "channels_last+bf16": {"train.channels_last": True, "train.precision": "bf16-mixed"},
-    "tf-bf16": {"train.precision": "bf16-mixed"},
+    "eager": {"train.channels_last": False, **_F32},
+    "channels_last": {"train.channels_last": True, **_F32},
+    "bf16": {"train.channels_last": False, **_BF16},
+    "channels_last+bf16": {"train.channels_last": True, **_BF16},
+    "compile": {"train.channels_last": False, **_F32},
+    **{v: _F32 for v in ("tf", "tf-graph", "tf-xla", "jax", "torch")},
+    "tf-bf16": _BF16,
 }
 
 

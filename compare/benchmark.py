@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from compare import bench_stats
+from fmnist.cpu_features import cpu_model, kernel_flags, native_bf16
 from fmnist.errors import FmnistError
 
 BACKENDS = ("keras", "lightning")
@@ -145,28 +146,6 @@ def load_average() -> list[float] | None:
         return None
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The CPU features that decide which kernels run (AVX-512, bf16, AMX)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-    except OSError:
-        pass
-    return []
-
-
 def gpu_name() -> str | None:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
@@ -194,8 +173,8 @@ def source_revision() -> str | None:
 def hardware() -> dict[str, Any]:
     return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(),
             "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "cpu_flags": cpu_flags(), "gpu": gpu_name(), "platform": platform.platform(),
-            "python": platform.python_version()}
+            "cpu_flags": kernel_flags(), "native_bf16": native_bf16(), "gpu": gpu_name(),
+            "platform": platform.platform(), "python": platform.python_version()}
 
 
 # --------------------------------------------------------------------------------------------

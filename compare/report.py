@@ -31,8 +31,8 @@ from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import confusion_matrix, cross_entropy, per_class_scores
 from fmnist.rundir import (
-    CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, TEST_METRICS_FILE, atomic_write_text, read_json, read_metrics,
-    read_predictions, write_json,
+    CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, RESULT_FILES, TEST_METRICS_FILE, atomic_write_text, read_json,
+    read_metrics, read_predictions, write_json,
 )
 
 BACKENDS = ("keras", "lightning")
@@ -78,7 +78,7 @@ def load_run(path: Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path} is not a run directory")
-    for name in (CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE):
+    for name in RESULT_FILES:
         if not (path / name).is_file():
             raise RunDirError(f"{path / name} not found: is {path} a finished run directory?")
     test = read_json(path / TEST_METRICS_FILE)

@@ -11,10 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fmnist.config import PRECISIONS
 from fmnist.errors import FmnistError, reason as error_reason
 
 DEFAULT_CONFIG = Path("configs/baseline.yaml")
 BACKEND_NAMES = ("keras", "lightning")
+PRECISION_HELP = ("override train.precision: float32, or bf16-mixed (fast on GPUs and on CPUs with"
+                  " bfloat16 instructions, emulated and slow on others)")
 
 
 def _int_at_least(minimum: int):
@@ -70,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int, help="override train.epochs")
     train.add_argument("--batch-size", type=_positive_int, help="override train.batch_size")
     train.add_argument("--lr", type=_positive_float, help="override train.optimizer.lr")
+    train.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     train.add_argument("--seed", type=_non_negative_int, help="override the seed (weights, dropout, batch order)")
     train.add_argument("--run-dir", type=Path, help="where to write (default: runs/<config>-<backend>-seed<N>-<time>)")
     _add_data_dir(train)
@@ -119,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
     compare.add_argument("--seeds", type=_non_negative_int, nargs="+", help="seeds (default: the config's compare.seeds)")
     compare.add_argument("--epochs", type=_positive_int, help="override train.epochs")
+    compare.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     compare.add_argument("--out", type=Path, help="report folder (default: reports/<config name>)")
     compare.add_argument("--runs", type=Path, nargs="+", help="finished run directories to compare instead of training")
     compare.add_argument("--limit-train", type=_positive_int, help="use only the first N training images")
@@ -170,6 +175,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "train.epochs": args.epochs,
         "train.batch_size": args.batch_size,
         "train.optimizer.lr": args.lr,
+        "train.precision": args.precision,
         "seed": args.seed,
         "data.limit_train": args.limit_train,
         "data.limit_test": args.limit_test,
@@ -254,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.runs:
         runs = args.runs
     else:
-        extra = [flag for name, flag in (("epochs", "--epochs"), ("limit_train", "--limit-train"),
+        extra = [flag for name, flag in (("epochs", "--epochs"), ("precision", "--precision"), ("limit_train", "--limit-train"),
                                          ("limit_test", "--limit-test"), ("data_dir", "--data-dir"))
                  for flag in ([flag, str(getattr(args, name))] if getattr(args, name) is not None else [])]
         runs = train_all(args.config, args.seeds or list(config.compare.seeds), out, extra)

@@ -152,6 +152,10 @@ class ScheduleConfig:
                               " leave warmup_epochs at 0")
 
 
+Precision = Literal["float32", "bf16-mixed"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     epochs: int = _f(15, ge=1)
@@ -169,7 +173,7 @@ class TrainConfig:
     # Speed knobs, the same math (rounding aside): float32 or bfloat16 mixed precision (Keras
     # policy mixed_bfloat16, Lightning precision bf16-mixed: weights and losses stay float32);
     # torch's channels_last memory format (NHWC, as TensorFlow; its max-pool is 10x faster on CPU).
-    precision: Literal["float32", "bf16-mixed"] = "float32"
+    precision: Precision = "float32"
     channels_last: bool = False
     # One training over several devices. batch_size stays the global batch, split evenly across
     # them, so the math is that of one device (batch norm statistics aside: per device).

@@ -38,6 +38,9 @@ CHECKPOINT_DIR = "checkpoints"  # the last finished epoch, for --resume; removed
 RUN_INFO_FILE = "run.json"  # which backend, written first: what --resume needs to continue
 MIN_FREE_BYTES = 100 * 2**20  # checkpoints, model and logs of one run take well under this
 MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
+#: A finished run's results without its model, checkpoints and logs: what `fmnist compare --runs`
+#: reads, and a few hundred kB to keep (in a repository, say) where the run directory will not last.
+RESULT_FILES = (CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, PREDICTIONS_FILE)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from fmnist import rundir
 from fmnist.config import Config
+from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
@@ -104,6 +105,8 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
           resume: bool = False) -> TrainOutcome:
     scope = distribution_scope(config)  # first: TensorFlow's devices are fixed when it starts
     seed_everything(config)
+    warn_if_emulated_bf16(config.train.precision,
+                          on_cpu=all(d.startswith("cpu") for d in keras.distribution.list_devices()))
     t = config.train
     with scope:
         model = compile_model(build_model(config), config)

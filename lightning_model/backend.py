@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from fmnist import rundir
 from fmnist.config import Config
+from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.distributed import check_strategy
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
@@ -107,6 +108,8 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
     stopper = [EarlyStoppingOnValAccuracy(config.train.early_stopping)] if config.train.early_stopping else []
     callbacks = [nan_guard, EpochReport(report), *stopper, AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR))]
     trainer = make_trainer(config, run_dir, callbacks, distributed=True)
+    if trainer.is_global_zero:
+        warn_if_emulated_bf16(config.train.precision, on_cpu=trainer.strategy.root_device.type == "cpu")
     ckpt = checkpoint_path(run_dir) if resume and checkpoint_path(run_dir).exists() else None
     start = time.perf_counter()
     try:

@@ -90,7 +90,21 @@ def test_variants_are_config_settings(baseline_config):
     fast = variant_config(baseline_config, "channels_last+bf16").train
     assert fast.channels_last and fast.precision == "bf16-mixed"
     assert variant_config(baseline_config, "tf-bf16").train.precision == "bf16-mixed"
-    assert set(VARIANT_OVERRIDES) <= set(ALL_VARIANTS)
+    assert set(VARIANT_OVERRIDES) == set(ALL_VARIANTS)
+
+
+def test_float32_variants_are_float32_on_a_bf16_config():
+    """strong.yaml trains in bf16 with channels_last: 'eager' and 'tf' must still measure float32 NCHW."""
+    from compare.bench_worker import variant_config
+    from fmnist.config import load_config
+
+    strong = load_config(Path(__file__).resolve().parents[1] / "configs" / "strong.yaml")
+    assert strong.train.precision == "bf16-mixed" and strong.train.channels_last
+    for variant in ("eager", "compile", "tf", "tf-xla", "jax", "torch"):
+        assert variant_config(strong, variant).train.precision == "float32", variant
+    assert not variant_config(strong, "eager").train.channels_last
+    assert variant_config(strong, "channels_last").train.precision == "float32"
+    assert not variant_config(strong, "bf16").train.channels_last
 
 
 @pytest.mark.parametrize("argv, message", [

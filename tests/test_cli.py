@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from fmnist.rundir import METRICS_COLUMNS
+from fmnist.rundir import METRICS_COLUMNS, RESULT_FILES
 
 BACKENDS = ("keras", "lightning")
 SMALL = ["--limit-train", "300", "--limit-test", "200", "--epochs", "2", "--batch-size", "64"]
@@ -130,12 +131,27 @@ def test_existing_run_dir_is_not_overwritten(runs, real_data_dir):
     assert "already holds a run" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_precision_override_and_the_emulated_bf16_warning(backend, real_data_dir, tmp_path):
+    """--precision lands in the run's config; bf16 on a CPU without bfloat16 instructions is
+    announced (it is emulated there, 4-10x slower), and only then."""
+    from fmnist.cpu_features import native_bf16
+
+    run_dir = tmp_path / backend
+    result = fmnist("train", "--backend", backend, "--precision", "bf16-mixed", "--limit-train", "128",
+                    "--limit-test", "100", "--epochs", "1", "--batch-size", "64", "--run-dir", str(run_dir),
+                    "--data-dir", str(real_data_dir))
+    assert "precision: bf16-mixed" in (run_dir / "config.yaml").read_text()
+    assert ("without bfloat16 instructions" in result.stderr) == (native_bf16() is False)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["train", "--backend", "mxnet"], "invalid choice: 'mxnet'"),
         (["train", "--backend", "keras", "--epochs", "-3"], "must be at least 1, got -3"),
         (["train", "--backend", "keras", "--batch-size", "0"], "must be at least 1, got 0"),
+        (["train", "--backend", "keras", "--precision", "fp16"], "invalid choice: 'fp16'"),
         (["train", "--backend", "keras", "--config", "missing.yaml"], "cannot read config missing.yaml"),
         (["evaluate", "/nonexistent/run"], "is not a directory"),
     ],
@@ -156,8 +172,15 @@ def test_data_command_says_where_the_data_is(real_data_dir):
 
 
 def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path):
+    """On runs kept as their RESULT_FILES alone (no model, checkpoints or logs), as the README says."""
+    kept = {}
+    for backend in BACKENDS:
+        kept[backend] = tmp_path / "kept" / backend
+        kept[backend].mkdir(parents=True)
+        for name in RESULT_FILES:
+            shutil.copy2(runs[backend] / name, kept[backend] / name)
     out = tmp_path / "report"
-    result = fmnist("compare", "--runs", str(runs["keras"]), str(runs["lightning"]), "--out", str(out),
+    result = fmnist("compare", "--runs", str(kept["keras"]), str(kept["lightning"]), "--out", str(out),
                     "--data-dir", str(real_data_dir))
     for name in ("report.md", "report.html", "summary.json", "curves.png", "confusion_matrices.png"):
         assert (out / name).exists(), name
