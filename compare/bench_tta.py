@@ -59,6 +59,7 @@ class _Progress:
 
 
 def _keras(config, splits, progress: _Progress) -> None:
+    import keras_model  # noqa: F401  (TensorFlow's settings before it loads)
     import keras
 
     from keras_model.backend import compile_model, seed_everything

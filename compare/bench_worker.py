@@ -327,6 +327,7 @@ def _lightning_run(torch, spec, config, batches, sync):
 # Keras
 
 def measure_keras(spec: dict[str, Any], config: Config) -> dict[str, Any]:
+    import keras_model  # noqa: F401  (TensorFlow's settings before it loads)
     import keras
 
     from keras_model.backend import compile_model

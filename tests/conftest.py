@@ -15,7 +15,9 @@ try:
 except ImportError:  # the core's tests run without torch
     pass
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fmnist.quiet import tensorflow_environment  # noqa: E402
+
+tensorflow_environment()  # before any test module imports TensorFlow (via Keras)
 
 REPO = Path(__file__).resolve().parents[1]
 
