@@ -260,8 +260,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.runs:
         runs = args.runs
     else:
-        extra = [flag for name, flag in (("epochs", "--epochs"), ("precision", "--precision"), ("limit_train", "--limit-train"),
-                                         ("limit_test", "--limit-test"), ("data_dir", "--data-dir"))
+        passed_on = (("epochs", "--epochs"), ("precision", "--precision"), ("limit_train", "--limit-train"),
+                     ("limit_test", "--limit-test"), ("data_dir", "--data-dir"))
+        extra = [flag for name, flag in passed_on
                  for flag in ([flag, str(getattr(args, name))] if getattr(args, name) is not None else [])]
         runs = train_all(args.config, args.seeds or list(config.compare.seeds), out, extra)
     test_images = load_fashion_mnist(args.data_dir).test_images
