@@ -73,6 +73,18 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
         return out.to(dtype)
 
 
+class Float32Dropout(nn.Dropout):
+    """Dropout in float32 under bf16/fp16 autocast: the mask and the exact 1 / (1 - p) scale in
+    float32, the result rounded once to the input's dtype. Keras' Dropout runs in float32 under
+    the mixed policy too (keras_model.model.FLOAT32_IN_MIXED_PRECISION); in bfloat16 the scale
+    1 / 0.9 would round to 1.109375. float32 and float64 inputs run as plain nn.Dropout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype in (torch.bfloat16, torch.float16):
+            return super().forward(x.float()).to(x.dtype)
+        return super().forward(x)
+
+
 class ReLUAfterPool(nn.Identity):
     """The ReLU slot of a ReLU -> max-pool pair: the pool applies the ReLU after pooling.
 
@@ -114,7 +126,7 @@ def _module(spec: LayerSpec) -> nn.Module:
     if spec.kind == "max_pool":
         return nn.MaxPool2d(a["pool"])
     if spec.kind == "dropout":
-        return nn.Dropout(a["rate"])
+        return Float32Dropout(a["rate"])
     if spec.kind == "flatten":
         return nn.Flatten()  # C, H, W order; compare.weight_transfer maps Keras' H, W, C
     if spec.kind == "dense":
