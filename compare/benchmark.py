@@ -268,6 +268,30 @@ def default_out_dir(device: str, now: dt.datetime) -> Path:
     return Path("benchmarks") / "results" / f"{now:%Y-%m-%d}-{'gpu' if device == 'cuda' else 'cpu'}"
 
 
+RESULT_FILES = ("benchmark.json", "benchmark.md", "benchmark.png")
+
+
+def results_dir(out: Path | None, device: str, now: dt.datetime) -> Path:
+    """Where this benchmark writes, never over earlier results: an `--out` already holding them is
+    refused; the default folder of the day gets a -2, -3, ... suffix when taken."""
+    def taken(path: Path) -> list[str]:
+        return [name for name in RESULT_FILES if (path / name).exists()]
+
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise BenchmarkError(f"--out {out} exists and is not a folder")
+        if taken(out):
+            raise BenchmarkError(f"--out {out} already holds benchmark results ({', '.join(taken(out))}); a benchmark"
+                                 " never replaces them: choose another --out")
+        return out
+    base = default_out_dir(device, now)
+    path, n = base, 1
+    while path.exists() and (taken(path) or not path.is_dir()):
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
 def run_benchmark(*, backends: list[str], device: str, batch_sizes: list[int], steps: int, warmup: int,
                   repeats: int, config: Path, out: Path | None, variants: list[str] | None = None,
                   data_dir: str | None = None, data: str = "auto", timeout: float = 900.0,
@@ -292,7 +316,7 @@ def run_benchmark(*, backends: list[str], device: str, batch_sizes: list[int], s
 
         load_fashion_mnist(data_dir)  # verifies (or downloads) once, before any worker starts
     now = dt.datetime.now(dt.timezone.utc)
-    out = out or default_out_dir(device, now)
+    out = results_dir(out, device, now)  # before any measurement: earlier results are never replaced
     out.mkdir(parents=True, exist_ok=True)
 
     env_start = {"load_average_start": load_average()}

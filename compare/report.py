@@ -31,8 +31,8 @@ from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import confusion_matrix, cross_entropy, per_class_scores
 from fmnist.rundir import (
-    CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, RESULT_FILES, TEST_METRICS_FILE, atomic_write_text, read_json,
-    read_metrics, read_predictions, write_json,
+    CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, RESULT_FILES, TEST_METRICS_FILE, atomic_write_text, is_artifact,
+    read_json, read_metrics, read_predictions, write_json,
 )
 
 BACKENDS = ("keras", "lightning")
@@ -42,6 +42,9 @@ CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 FIGURES = {"curves": "curves.png", "confusion": "confusion_matrices.png", "per_class": "per_class.png",
            "disagreements": "disagreements.png"}
 MAX_DISAGREEMENTS = 24
+RUNS_DIR = "runs"  # where `fmnist compare` trains, inside its --out folder
+#: What a compare report folder holds: all `--out` may already hold (a report is replaced by the new one).
+REPORT_ARTIFACTS = ("report.md", "report.html", "summary.json", *FIGURES.values(), RUNS_DIR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,6 +601,21 @@ def _disagreements(groups: dict[str, list[Run]], images: np.ndarray | None) -> t
     return entry, fig
 
 
+def check_report_dir(out_dir: Path) -> None:
+    """Refuse an `--out` folder holding anything but a compare report (`REPORT_ARTIFACTS`): the
+    report's files would land among someone's files, and replace any of theirs of the same name."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"--out {out_dir} exists and is not a folder")
+    if not out_dir.is_dir():
+        return
+    foreign = sorted(c.name for c in out_dir.iterdir() if not is_artifact(c.name, REPORT_ARTIFACTS))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise RunDirError(f"--out {out_dir} holds files that are not a compare report ({shown}); refusing to write"
+                          " into it: choose another --out")
+
+
 def build_report(runs: Sequence[Path], out_dir: Path, test_images: np.ndarray | None = None) -> dict[str, Any]:
     """Compare Keras and Lightning run directories; write summary.json, report.md/.html and figures.
 
@@ -613,6 +631,7 @@ def build_report(runs: Sequence[Path], out_dir: Path, test_images: np.ndarray | 
     summary = summarize(groups)
     summary["disagreements"], grid = _disagreements(groups, images)
     out_dir = Path(out_dir)
+    check_report_dir(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,44 +1,153 @@
 """`fmnist compare`: train both backends for each seed, each in its own process, then report.
 
 One process per training keeps the frameworks apart (no TensorFlow/torch import-order trap,
-no shared thread pools) and makes the comparison resumable: a run whose `test_metrics.json`
-exists is finished and is reused, so an interrupted compare picks up where it stopped.
-Backends alternate within each seed, so drift of the machine hits both alike.
+no shared thread pools) and makes the comparison resumable. A run already in the --out folder
+is used only when it was made with what this compare asks for (the resolved config after
+overrides, backend, seed, precision, the data files' SHA-256, all recorded in its `run.json`):
+a finished one is reused, an unfinished one continued with `fmnist train --resume`. A run made
+with other settings stops the compare before anything trains, unless `--rerun-stale` says to
+retrain it in place. Backends alternate within each seed, so drift of the machine hits both alike.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fmnist import rundir
+from fmnist.config import Config, config_to_dict, with_overrides
 from fmnist.errors import FmnistError
 
 BACKENDS = ("keras", "lightning")
+RUNS_DIR = "runs"  # compare.report.RUNS_DIR: the report folder allows it
 
 
 def run_dir_for(out_dir: Path, backend: str, seed: int) -> Path:
-    return out_dir / "runs" / f"{backend}-seed{seed}"
+    return out_dir / RUNS_DIR / f"{backend}-seed{seed}"
 
 
-def train_all(config_path: Path, seeds: Sequence[int], out_dir: Path, extra_args: Sequence[str] = ()) -> list[Path]:
-    """Train (or reuse) one run per backend and seed; returns the run directories."""
-    runs = []
+def requested_record(backend: str, config: Config, data_sha256: Mapping[str, str]) -> dict[str, Any]:
+    """What a run made for this request records in its `run.json` (fmnist.training.run_record)."""
+    return {"backend": backend, "seed": config.seed, "precision": config.train.precision,
+            "config": config_to_dict(config), "data_sha256": dict(data_sha256)}
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, inner in enumerate(value):
+            out.update(_flat(inner, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """The settings where a run's record differs from a request, as 'key: run X, asked Y'; a
+    setting the run does not record is a difference too (a run from before records existed)."""
+    diffs = []
+    for key in ("backend", "seed", "precision"):
+        if key not in recorded:
+            diffs.append(f"{key}: not recorded by the run")
+        elif recorded[key] != requested[key]:
+            diffs.append(f"{key}: run {recorded[key]!r}, asked {requested[key]!r}")
+    if not isinstance(recorded.get("config"), dict):
+        diffs.append("config: not recorded by the run")
+    else:  # seed and precision are named above already
+        ran, asked = _flat(recorded["config"]), _flat(requested["config"])
+        for key in sorted(set(ran) | set(asked)):
+            if key not in ("seed", "train.precision") and ran.get(key) != asked.get(key):
+                diffs.append(f"{key}: run {ran.get(key)!r}, asked {asked.get(key)!r}")
+    if not isinstance(recorded.get("data_sha256"), dict) or not recorded["data_sha256"]:
+        diffs.append("data checksums: not recorded by the run")
+    else:
+        for stem in sorted(set(recorded["data_sha256"]) | set(requested["data_sha256"])):
+            ran, asked = recorded["data_sha256"].get(stem), requested["data_sha256"].get(stem)
+            if ran != asked:
+                diffs.append(f"data {stem}: SHA-256 run {str(ran)[:12]}..., asked {str(asked)[:12]}...")
+    return diffs
+
+
+@dataclass
+class PlannedRun:
+    backend: str
+    seed: int
+    run_dir: Path
+    action: str  # "reuse", "resume", "train" (a new run), "retrain" (a stale run, --rerun-stale)
+    why: list[str] = field(default_factory=list)
+
+
+def plan(config: Config, seeds: Sequence[int], out_dir: Path, data_sha256: Mapping[str, str],
+         rerun_stale: bool = False) -> list[PlannedRun]:
+    """What to do with each backend and seed, decided before anything trains. Refuses (one line)
+    a folder that is not a run, and runs made with other settings unless `rerun_stale`."""
+    planned, stale = [], []
     for i, seed in enumerate(seeds):
         order = BACKENDS if i % 2 == 0 else BACKENDS[::-1]
         for backend in order:
             run_dir = run_dir_for(out_dir, backend, seed)
-            runs.append(run_dir)
-            if (run_dir / rundir.TEST_METRICS_FILE).exists():
-                print(f"[compare] {backend} seed {seed}: finished earlier, reusing {run_dir}", flush=True)
+            if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+                planned.append(PlannedRun(backend, seed, run_dir, "train"))
                 continue
-            print(f"[compare] {backend} seed {seed}: training into {run_dir}", flush=True)
-            cmd = [sys.executable, "-m", "fmnist.cli", "train", "--backend", backend, "--config", str(config_path),
-                   "--seed", str(seed), "--run-dir", str(run_dir), "--overwrite", *extra_args]
-            code = subprocess.call(cmd)
-            if code != 0:
-                raise FmnistError(f"training {backend} seed {seed} failed (exit {code}); its log is above."
-                                  f" Re-run the same command to resume: finished runs are reused")
-    return runs
+            info = rundir.read_run_info(run_dir) if run_dir.is_dir() else None
+            if info is None:
+                raise FmnistError(f"{run_dir} holds files but no run of fmnist (no valid {rundir.RUN_INFO_FILE});"
+                                  " move them away or choose another --out")
+            diffs = differences(info, requested_record(backend, with_overrides(config, {"seed": seed}), data_sha256))
+            if diffs:
+                stale.append(PlannedRun(backend, seed, run_dir, "retrain", diffs))
+                planned.append(stale[-1])
+            elif (run_dir / rundir.TEST_METRICS_FILE).exists():
+                planned.append(PlannedRun(backend, seed, run_dir, "reuse"))
+            else:
+                planned.append(PlannedRun(backend, seed, run_dir, "resume"))
+    if stale and not rerun_stale:
+        first = stale[0]
+        shown = "; ".join(first.why[:3]) + (f" (and {len(first.why) - 3} more)" if len(first.why) > 3 else "")
+        others = f" ({len(stale)} runs differ)" if len(stale) > 1 else ""
+        raise FmnistError(f"{first.run_dir} was made with other settings than this compare asks for: {shown}{others};"
+                          " pass another --out to keep it, or --rerun-stale to retrain the mismatching runs in place")
+    return planned
+
+
+def train_all(config_path: Path, seeds: Sequence[int], out_dir: Path, extra_args: Sequence[str] = (), *,
+              config: Config, data_sha256: Mapping[str, str], data_dir: str | None = None,
+              rerun_stale: bool = False) -> list[Path]:
+    """Train, continue or reuse one run per backend and seed; returns the run directories.
+
+    `config`: the resolved config this compare asks for (overrides applied, seed aside), which
+    `extra_args` (the same overrides as flags) make the training processes build too.
+    """
+    planned = plan(config, seeds, out_dir, data_sha256, rerun_stale)
+    data_args = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    for run in planned:
+        label = f"[compare] {run.backend} seed {run.seed}"
+        if run.action == "reuse":
+            print(f"{label}: finished earlier with the same settings, reusing {run.run_dir}", flush=True)
+            continue
+        if run.action == "resume":
+            print(f"{label}: unfinished run with the same settings, resuming {run.run_dir}", flush=True)
+            cmd = [sys.executable, "-m", "fmnist.cli", "train", "--resume", str(run.run_dir), *data_args]
+        else:
+            if run.action == "retrain":
+                print(f"{label}: {run.run_dir} was made with other settings ({run.why[0]}), retraining it"
+                      " (--rerun-stale)", flush=True)
+            else:
+                print(f"{label}: training into {run.run_dir}", flush=True)
+            cmd = [sys.executable, "-m", "fmnist.cli", "train", "--backend", run.backend, "--config", str(config_path),
+                   "--seed", str(run.seed), "--run-dir", str(run.run_dir), *extra_args]
+            if run.action == "retrain":
+                cmd.append("--overwrite")  # removes that run's own files only (fmnist.rundir.RUN_ARTIFACTS)
+        code = subprocess.call(cmd)
+        if code != 0:
+            raise FmnistError(f"training {run.backend} seed {run.seed} failed (exit {code}); its log is above."
+                              " Re-run the same command to continue: finished runs are reused, unfinished ones resumed")
+    return [run.run_dir for run in planned]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -47,6 +47,8 @@ class FashionMNIST:
     test_images: np.ndarray
     test_labels: np.ndarray
     data_dir: Path
+    #: File stem -> SHA-256 of its uncompressed bytes, as read: what a run records of its data.
+    sha256: dict[str, str] = field(default_factory=dict)
 
 
 def default_cache_dir() -> Path:
@@ -81,13 +83,14 @@ def load_fashion_mnist(data_dir: str | Path | None = None, *, download: bool = T
     folder, source = resolve_data_dir(data_dir)
     paths = {stem: _locate(stem, folder, source, download, checksums) for stem in FILES}
     arrays: dict[str, np.ndarray] = {}
+    hashes: dict[str, str] = {}
     for stem, path in paths.items():
         data = read_idx_bytes(path)
         # The structure first: "truncated" or "wrong magic number" says more than a checksum does.
         arrays[stem] = parse_idx(data, str(path), ndim=3 if "images" in stem else 1)
+        hashes[stem] = found = hashlib.sha256(data).hexdigest()
         expected = checksums.get(stem) if checksums is not None else None
         if expected is not None:
-            found = hashlib.sha256(data).hexdigest()
             if found != expected.lower():
                 raise DataError(f"{path}: checksum mismatch: the uncompressed bytes should have SHA-256"
                                 f" {expected}, found {found}; delete the file to download it again, or"
@@ -100,6 +103,7 @@ def load_fashion_mnist(data_dir: str | Path | None = None, *, download: bool = T
         test_images=arrays["t10k-images-idx3-ubyte"],
         test_labels=arrays["t10k-labels-idx1-ubyte"],
         data_dir=folder,
+        sha256=hashes,
     )
 
 

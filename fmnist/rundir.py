@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,19 @@ CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"
 CHECKPOINT_DIR = "checkpoints"  # the last finished epoch, for --resume; removed when the run completes
-RUN_INFO_FILE = "run.json"  # which backend, written first: what --resume needs to continue
+CPU_TIME_FILE = f"{CHECKPOINT_DIR}/cpu_seconds.json"  # CPU time of the attempts so far, summed on --resume
+RUN_INFO_FILE = "run.json"  # the run marker, written first: backend, status, the settings it was made with
 MIN_FREE_BYTES = 100 * 2**20  # checkpoints, model and logs of one run take well under this
 MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
 #: A finished run's results without its model, checkpoints and logs: what `fmnist compare --runs`
 #: reads, and a few hundred kB to keep (in a repository, say) where the run directory will not last.
 RESULT_FILES = (CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, PREDICTIONS_FILE)
+#: Everything a run writes at the top of its directory (files, and the two folders): all that
+#: `--overwrite` (and `compare --rerun-stale`) may remove. A feature that adds a file to a run
+#: directory adds its name here; anything else in the folder is the user's and stays.
+RUN_ARTIFACTS = (RUN_INFO_FILE, CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, EVALUATION_FILE, PREDICTIONS_FILE,
+                 SUMMARY_FILE, CURVES_FILE, CONFUSION_FILE, *MODEL_FILES.values(), TENSORBOARD_DIR, CHECKPOINT_DIR)
+_WRITE_PROBE = ".write-test"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -53,16 +60,24 @@ def default_run_dir(config_name: str, backend: str, seed: int, root: Path = Path
 def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
     """Create the run directory, refusing to mix a new run into a finished or running one.
 
+    A folder that is not empty must hold a run of this project (its `run.json`): then
+    `overwrite` removes that run's own artifacts (`RUN_ARTIFACTS`) and nothing else. A
+    non-empty folder without one is refused, `overwrite` or not: it holds someone's files.
     Checked before training starts, so a bad path costs seconds, not an epoch.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run directory {path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise RunDirError(f"run directory {path} already holds a run; choose another --run-dir or pass --overwrite")
+    if path.is_dir() and any(path.iterdir()):
+        if read_run_info(path) is None:
+            raise RunDirError(f"run directory {path} is not empty and holds no run of fmnist (no valid"
+                              f" {RUN_INFO_FILE}); refusing to write into it, --overwrite or not: choose a new"
+                              " or empty --run-dir")
+        if not overwrite:
+            raise RunDirError(f"run directory {path} already holds a run; choose another --run-dir or pass --overwrite")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        probe = path / _WRITE_PROBE
         probe.write_bytes(b"x" * 4096)
         probe.unlink()
     except OSError as exc:
@@ -72,12 +87,55 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
         raise RunDirError(f"only {free / 2**20:.0f} MiB free where {path} lies; a run needs about"
                           f" {MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints, model and logs")
     if overwrite:
-        for child in path.iterdir():
-            if child.is_file():
-                child.unlink()
-            elif child.name in (TENSORBOARD_DIR, CHECKPOINT_DIR):
-                shutil.rmtree(child)
+        remove_run_artifacts(path)
     return path
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any] | None:
+    """The run marker (`run.json`) of a folder, or None when it has none a run of fmnist writes: a
+    JSON object naming one of the backends."""
+    try:
+        info = json.loads((Path(run_dir) / RUN_INFO_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("backend") in MODEL_FILES else None
+
+
+def is_artifact(name: str, artifacts: Iterable[str]) -> bool:
+    """`name` is one of `artifacts`, or a temp file `atomic_path` left beside one when killed."""
+    artifacts = tuple(artifacts)
+    if name in artifacts:
+        return True
+    return name.startswith(".") and ".tmp" in name and any(name.startswith(f".{a}.") for a in artifacts)
+
+
+def is_run_artifact(name: str) -> bool:
+    return name == _WRITE_PROBE or is_artifact(name, RUN_ARTIFACTS)
+
+
+def remove_run_artifacts(run_dir: Path) -> list[str]:
+    """Delete a run's own files and folders (`RUN_ARTIFACTS`, and temp files left beside them);
+    everything else in the folder stays. The marker goes last, so a half-done removal is still
+    recognised as a run. Returns the names removed."""
+    run_dir = Path(run_dir)
+    names = sorted((c.name for c in run_dir.iterdir() if is_run_artifact(c.name)), key=lambda n: n == RUN_INFO_FILE)
+    for name in names:
+        child = run_dir / name
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink(missing_ok=True)
+    return names
+
+
+def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
+    write_json(Path(run_dir) / RUN_INFO_FILE, info)
+
+
+def set_run_status(run_dir: Path, status: str) -> None:
+    """Update `run.json`'s status, keeping what else it records."""
+    info = read_run_info(run_dir) or {}
+    write_run_info(run_dir, {**info, "status": status})
 
 
 @contextmanager
@@ -115,8 +173,11 @@ def write_predictions(path: Path, logits: np.ndarray, labels: np.ndarray) -> Non
 
 
 def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path) as data:
-        return data["logits"], data["labels"]
+    try:
+        with np.load(path, allow_pickle=False) as data:  # arrays only: a results file runs no code
+            return data["logits"], data["labels"]
+    except ValueError as exc:  # an object array (a pickle) or a damaged file
+        raise RunDirError(f"{path} does not hold plain logits and labels ({exc}); refusing to read it") from None
 
 
 def read_json(path: Path) -> dict[str, Any]:

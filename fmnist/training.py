@@ -18,7 +18,8 @@ import numpy as np
 
 from fmnist import __version__, distributed, rundir
 from fmnist.backend_api import Backend, EpochReporter
-from fmnist.config import Config, load_config, save_config
+from fmnist.cpu_features import cpu_model
+from fmnist.config import Config, config_from_dict, config_to_dict, load_config, save_config
 from fmnist.datasets import load_fashion_mnist
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import test_metrics
@@ -63,9 +64,18 @@ def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | 
         return _train(backend_name, backend, config, run_dir, load_fashion_mnist(data_dir), resume=False)
     run_dir = rundir.prepare_run_dir(run_dir, overwrite=overwrite)
     data = load_fashion_mnist(data_dir)  # before any file is written: bad data leaves no half run
+    # The marker first: a run that crashes from here on is still recognised as one (--overwrite,
+    # compare's reuse), and it records what `fmnist compare` matches a request against.
+    rundir.write_run_info(run_dir, run_record(backend_name, config, data))
     save_config(config, run_dir / rundir.CONFIG_FILE)
-    rundir.write_json(run_dir / rundir.RUN_INFO_FILE, {"backend": backend_name, "status": "training"})
     return _train(backend_name, backend, config, run_dir, data, resume=False)
+
+
+def run_record(backend_name: str, config: Config, data: Any, status: str = "training") -> dict[str, Any]:
+    """What `run.json` records: the backend and status, and the settings a run was made with (the
+    resolved config, seed, precision, the data files' SHA-256), which `fmnist compare` matches."""
+    return {"backend": backend_name, "status": status, "seed": config.seed, "precision": config.train.precision,
+            "config": config_to_dict(config), "data_sha256": dict(data.sha256)}
 
 
 def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | None:
@@ -75,8 +85,14 @@ def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | N
         raise RunDirError(f"{run_dir} holds no run to resume (no {rundir.RUN_INFO_FILE}); start one with"
                           " fmnist train --backend ...")
     info = rundir.read_json(run_dir / rundir.RUN_INFO_FILE)
+    if rundir.read_run_info(run_dir) is None:
+        raise RunDirError(f"{run_dir / rundir.RUN_INFO_FILE} names no backend of fmnist; it is not a run to resume")
     if (run_dir / rundir.TEST_METRICS_FILE).exists() and distributed.is_primary():
         raise RunDirError(f"{run_dir} holds a finished run (test_metrics.json); nothing to resume")
+    if (not (run_dir / rundir.CONFIG_FILE).exists() and isinstance(info.get("config"), dict)
+            and distributed.is_primary()):
+        # Stopped between its marker and config.yaml: the marker records the config too.
+        save_config(config_from_dict(info["config"]), run_dir / rundir.CONFIG_FILE)
     config = load_config(run_dir / rundir.CONFIG_FILE)
     backend = load_backend(info["backend"])
     return _train(info["backend"], backend, config, run_dir, load_fashion_mnist(data_dir), resume=True)
@@ -114,6 +130,8 @@ def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, d
         "num_params": outcome.num_params,
         **metrics,
         "train_seconds": outcome.train_seconds,
+        "cpu_seconds": reporter.cpu_seconds,  # user + system, summed over resumed attempts
+        "cpu_model": cpu_model(),  # of the last attempt: timings and bf16 speed depend on it
         "train_images_per_second": images_trained / outcome.train_seconds,
         "train_images": len(splits.train),
         "val_images": len(splits.val),
@@ -128,7 +146,7 @@ def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, d
     rundir.atomic_write_text(run_dir / rundir.SUMMARY_FILE, outcome.summary)
     write_figures(run_dir, backend_name, config, reporter.rows, metrics, splits, outcome.test_logits)
     rundir.write_json(run_dir / rundir.TEST_METRICS_FILE, result)  # last: its presence means "finished"
-    rundir.write_json(run_dir / rundir.RUN_INFO_FILE, {"backend": backend_name, "status": "finished"})
+    rundir.set_run_status(run_dir, "finished")
     shutil.rmtree(run_dir / rundir.CHECKPOINT_DIR, ignore_errors=True)  # model.* holds the result now
     return result
 

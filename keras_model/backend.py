@@ -154,7 +154,7 @@ def load_model(run_dir: Path) -> keras.Model:
     if path.is_file() and not zipfile.is_zipfile(path):
         raise RunDirError(f"{path} is not a valid .keras file (truncated or corrupted); train the run again")
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, safe_mode=True)  # refuses lambdas: code in a model file
     except Exception as exc:  # a truncated or foreign file fails deep inside the zip/h5 readers
         raise RunDirError(f"cannot load the Keras model {path}: {error_reason(exc)}") from None
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from fmnist.config import TrainConfig
-from fmnist.errors import RunDirError
+from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.rundir import EpochTimer, atomic_path
 from fmnist.schedules import lr_at_step
 
@@ -139,13 +139,17 @@ class EarlyStoppingOnValAccuracy(keras.callbacks.EarlyStopping):
         path = self.state_path(epochs_done)
         if not path.is_file():
             raise RunDirError(f"cannot resume: {path} (the early-stopping state after epoch {epochs_done}) is missing")
-        with np.load(path) as f:
-            count = int(f["num_weights"])
-            self._resumed = {
-                "wait": int(f["wait"]), "stopped_epoch": int(f["stopped_epoch"]), "best_epoch": int(f["best_epoch"]),
-                "best": float(f["best"]) if bool(f["has_best"]) else None,
-                "best_weights": [f[f"w{i}"] for i in range(count)] if count >= 0 else None,
-            }
+        try:
+            with np.load(path, allow_pickle=False) as f:  # arrays only: a state file runs no code
+                count = int(f["num_weights"])
+                self._resumed = {
+                    "wait": int(f["wait"]), "stopped_epoch": int(f["stopped_epoch"]),
+                    "best_epoch": int(f["best_epoch"]), "best": float(f["best"]) if bool(f["has_best"]) else None,
+                    "best_weights": [f[f"w{i}"] for i in range(count)] if count >= 0 else None,
+                }
+        except (ValueError, KeyError, OSError) as exc:  # an object array (a pickle), or a damaged file
+            raise RunDirError(f"cannot resume: {path} does not hold plain arrays of an early-stopping state"
+                              f" ({error_reason(exc)})") from None
         for key, value in self._resumed.items():  # also before fit: resume() may end the run here
             setattr(self, key, value)
         return self.stopped_epoch > 0

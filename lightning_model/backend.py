@@ -23,6 +23,7 @@ from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
 from lightning_model.callbacks import AtomicLastCheckpoint, EarlyStoppingOnValAccuracy, EpochReport, StopOnNonFinite
+from lightning_model.checkpoint import load_checkpoint
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
 
@@ -88,10 +89,11 @@ def completed_epochs(run_dir: Path) -> int:
     path = checkpoint_path(run_dir)
     if not path.exists():
         return 0
+    checkpoint = load_checkpoint(path)  # weights_only: a planted payload is refused before fit reads it
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"]) + 1
-    except Exception as exc:
-        raise RunDirError(f"cannot read the checkpoint {path}: {error_reason(exc)}") from None
+        return int(checkpoint["epoch"]) + 1
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"cannot read the checkpoint {path}: no epoch counter ({error_reason(exc)})") from None
 
 
 def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None,
@@ -113,7 +115,7 @@ def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReport
     ckpt = checkpoint_path(run_dir) if resume and checkpoint_path(run_dir).exists() else None
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     except SystemExit:  # Lightning's own Ctrl-C handling ends in sys.exit(1)
         if trainer.interrupted:
             raise KeyboardInterrupt from None
@@ -152,8 +154,10 @@ def load_module(run_dir: Path) -> FashionClassifier:
     path = Path(run_dir) / rundir.MODEL_FILES["lightning"]
     if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
         raise RunDirError(f"{path} is not a valid Lightning checkpoint (truncated or corrupted); train the run again")
+    if path.is_file():
+        load_checkpoint(path, "Lightning checkpoint")  # weights_only: a planted payload is refused in one line
     try:
-        return FashionClassifier.load_from_checkpoint(path, map_location="cpu")
+        return FashionClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file fails deep inside torch.load
         raise RunDirError(f"cannot load the Lightning checkpoint {path}: {error_reason(exc)}") from None
 

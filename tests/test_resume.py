@@ -63,12 +63,15 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, rea
     proc = _start_and_stop(backend, killed, real_data_dir, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "test_metrics.json").exists() and (killed / "checkpoints").is_dir()
+    first_attempt = json.loads((killed / "checkpoints" / "cpu_seconds.json").read_text())["cpu_seconds"]
     result = fmnist("train", "--resume", str(killed), "--data-dir", str(real_data_dir))
     assert "resuming" in result.stdout
     assert [r["epoch"] for r in _rows(killed)] == ["1", "2", "3"]  # every epoch once
     assert _numbers(killed) == _numbers(straight)  # identical on CPU
     assert not (killed / "checkpoints").exists()  # cleaned up once the run finished
-    assert json.loads((killed / "test_metrics.json").read_text())["resumed"] is True
+    finished = json.loads((killed / "test_metrics.json").read_text())
+    assert finished["resumed"] is True
+    assert finished["cpu_seconds"] > first_attempt > 0  # the attempts' CPU time, summed
 
 
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
