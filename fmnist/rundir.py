@@ -45,8 +45,11 @@ RESULT_FILES = (CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, PREDICTIONS_FILE)
 #: Everything a run writes at the top of its directory (files, and the two folders): all that
 #: `--overwrite` (and `compare --rerun-stale`) may remove. A feature that adds a file to a run
 #: directory adds its name here; anything else in the folder is the user's and stays.
+ONNX_FILE = "model.onnx"  # `fmnist export`'s default output: the model for onnxruntime and `fmnist serve`
+EXPORT_REPORT_FILE = "export.json"  # the export's check against the framework's own float32 model
 RUN_ARTIFACTS = (RUN_INFO_FILE, CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, EVALUATION_FILE, PREDICTIONS_FILE,
-                 SUMMARY_FILE, CURVES_FILE, CONFUSION_FILE, *MODEL_FILES.values(), TENSORBOARD_DIR, CHECKPOINT_DIR)
+                 SUMMARY_FILE, CURVES_FILE, CONFUSION_FILE, *MODEL_FILES.values(), ONNX_FILE, EXPORT_REPORT_FILE,
+                 TENSORBOARD_DIR, CHECKPOINT_DIR)
 _WRITE_PROBE = ".write-test"
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -1,0 +1,177 @@
+"""`fmnist export`: a run's model to ONNX, proven to be the same model as the trained one.
+
+The framework's own exporter writes the file (`keras_model.export`, `lightning_model.export`);
+then onnxruntime runs it on all 10,000 test images against the framework's own model in float32
+with the same weights, and `fmnist parity`'s float32 rule decides: max |logit difference| within
+1e-5, or twice the framework's own float32 rounding (its float32 logits against float64 ones)
+if that is larger, and 100% identical predicted classes. `export.json` holds the figures; a
+failed check keeps no ONNX file under the output name.
+
+`transferred_onnx_parity` carries the parity claim through export: a Keras model's weights
+copied into the torch network (`compare.weight_transfer`), both exported, give the same logits
+in onnxruntime within the same rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from fmnist import CLASS_NAMES, __version__, rundir
+from fmnist.config import Config
+from fmnist.datasets import load_fashion_mnist
+from fmnist.errors import FmnistError
+from fmnist.onnx_contract import finalize
+from fmnist.onnx_model import (CONTRACT, META_BACKEND, META_CLASS_NAMES, META_CONFIG, META_CONTRACT,
+                               META_TEST_ACCURACY, OnnxModel)
+
+FORMATS = ("onnx",)
+TOLERANCE = 1e-5  # `fmnist parity`'s float32 logit tolerance, before its rounding allowance
+EXPORT_FILE = rundir.ONNX_FILE
+REPORT_FILE = rundir.EXPORT_REPORT_FILE
+EXPORTERS = {"keras": "keras_model.export", "lightning": "lightning_model.export"}
+#: What each exporter needs beyond its framework: tf2onnx runs under Keras' exporter, onnxscript
+#: under torch's; checked first, as the exporters only fail deep inside when they are missing.
+NEEDS = {"keras": ("onnx", "onnxruntime", "tf2onnx"), "lightning": ("onnx", "onnxruntime", "onnxscript")}
+
+
+class ExportCheckFailed(FmnistError):
+    """The exported file does not give the trained model's logits: the one line says by how much."""
+
+
+def exporter(backend: str) -> ModuleType:
+    """The backend's export module (a caller loading both frameworks imports torch first)."""
+    missing = [name for name in NEEDS[backend] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FmnistError(f"exporting a {backend} run needs {', '.join(missing)}: pip install 'fmnist-parity[export]'")
+    return importlib.import_module(EXPORTERS[backend])
+
+
+def metadata(run_dir: Path, backend: str, reference: str) -> dict[str, str]:
+    run_dir = Path(run_dir)
+    tested = run_dir / rundir.TEST_METRICS_FILE
+    accuracy = rundir.read_json(tested)["test_accuracy"] if tested.is_file() else ""
+    return {META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)), META_CONFIG: (run_dir / rundir.CONFIG_FILE).read_text(),
+            META_TEST_ACCURACY: str(accuracy), META_BACKEND: backend, META_CONTRACT: CONTRACT,
+            "reference": reference, "fmnist_parity_version": __version__, "run": run_dir.resolve().name}
+
+
+def compare_logits(onnx_logits: np.ndarray, reference32: np.ndarray, rounding: float) -> dict[str, Any]:
+    """The parity rule on two sets of logits: max |difference| within 1e-5 or twice `rounding`,
+    and every predicted class the same."""
+    from compare.parity import float32_allowed
+
+    diff = float(np.abs(np.asarray(onnx_logits, np.float64) - reference32).max())
+    allowed = float32_allowed(TOLERANCE, rounding)
+    same = int((np.asarray(onnx_logits).argmax(1) == reference32.argmax(1)).sum())
+    return {"images": len(reference32), "max_abs_logit_diff": diff, "allowed": allowed,
+            "framework_float32_rounding": rounding, "identical_predictions": same,
+            "identical_fraction": same / len(reference32),
+            "passed": bool(diff <= allowed and same == len(reference32))}
+
+
+def verify(onnx_path: Path, images: np.ndarray, labels: np.ndarray, reference: dict[str, np.ndarray]) -> dict[str, Any]:
+    """onnxruntime on `images` against the float32 and float64 reference logits."""
+    onnx_logits = OnnxModel(onnx_path).logits(images)
+    rounding = float(np.abs(reference["float32"] - reference["float64"]).max())
+    check = compare_logits(onnx_logits, reference["float32"], rounding)
+    check["onnx_test_accuracy"] = float((onnx_logits.argmax(1) == labels).mean())
+    check["reference_test_accuracy"] = float((reference["float32"].argmax(1) == labels).mean())
+    return check
+
+
+def export_run(run_dir: Path, out: Path | None = None, report: Path | None = None, data_dir: str | None = None,
+               check_only: Path | None = None) -> dict[str, Any]:
+    """Export (or, with `check_only`, re-check an existing ONNX file) and write the report."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FmnistError(f"{run_dir} is not a run directory")
+    backend = rundir.backend_of(run_dir)
+    target = Path(check_only or out or run_dir / EXPORT_FILE)
+    if check_only is not None and not target.is_file():
+        raise FmnistError(f"{target}: no such ONNX file to check")
+    if check_only is None and target.is_dir():  # --out FOLDER: the file goes inside
+        target = target / EXPORT_FILE
+    report = Path(report or target.parent / REPORT_FILE)
+    module = exporter(backend)
+    model = module.float32_model(run_dir)
+    data = load_fashion_mnist(data_dir)
+    images, labels = data.test_images, data.test_labels  # all 10,000, whatever the run tested on
+    reference = {dtype: module.logits(model, images, dtype) for dtype in ("float32", "float64")}
+    result: dict[str, Any] = {"backend": backend, "run_dir": str(run_dir), "onnx": str(target), "format": "onnx",
+                              "reference": module.REFERENCE, "export_precision": "float32",
+                              "run_precision": _run_precision(run_dir)}
+    if check_only is not None:
+        result["check"] = verify(target, images, labels, reference)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.partial.onnx")
+        try:
+            module.export_onnx(model, tmp)
+            result.update(finalize(tmp, metadata(run_dir, backend, module.REFERENCE)))
+            result["check"] = verify(tmp, images, labels, reference)
+            result["sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
+            if result["check"]["passed"]:
+                os.replace(tmp, target)
+            else:  # no unproven file under the output name
+                result["onnx"] = None
+        finally:
+            tmp.unlink(missing_ok=True)
+    result["versions"] = {**module.versions(), "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")}
+    result["passed"] = result["check"]["passed"]
+    rundir.write_json(report, result)
+    result["report"] = str(report)
+    return result
+
+
+def _run_precision(run_dir: Path) -> str:
+    from fmnist.config import load_config
+
+    return load_config(run_dir / rundir.CONFIG_FILE).train.precision
+
+
+def _version(package: str) -> str:
+    return importlib.import_module(package).__version__
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    c = result["check"]
+    verdict = "PASSED" if result["passed"] else "FAILED"
+    return (f"{verdict}: onnxruntime vs {result['backend']} float32 on {c['images']:,} test images:"
+            f" max |logit diff| {c['max_abs_logit_diff']:.2e} (allowed {c['allowed']:.2e}),"
+            f" {c['identical_predictions']:,} identical predictions; test accuracy {c['onnx_test_accuracy']:.2%}")
+
+
+def transferred_onnx_parity(config: Config, keras_model: Any, images: np.ndarray, folder: Path) -> dict[str, Any]:
+    """Copy the Keras model's weights into the torch network, export both, run both files in
+    onnxruntime: same logits within the parity rule, identical predictions."""
+    from compare.parity import _frameworks
+    from compare.weight_transfer import copy_keras_to_torch
+
+    _frameworks()  # torch before TensorFlow
+    keras_export, torch_export = exporter("keras"), exporter("lightning")
+    from lightning_model import build_network
+
+    network = build_network(config).eval()
+    copy_keras_to_torch(config, keras_model, network)
+    torch_model = torch_export.PixelsNHWC(network).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"keras": folder / "keras.onnx", "lightning": folder / "lightning.onnx"}
+    keras_export.export_onnx(keras_model, paths["keras"])
+    torch_export.export_onnx(torch_model, paths["lightning"])
+    for backend, path in paths.items():
+        finalize(path, {META_BACKEND: backend, META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)),
+                        META_CONTRACT: CONTRACT, "weights": "transferred from the Keras model"})
+    logits = {b: OnnxModel(p).logits(images) for b, p in paths.items()}
+    rounding = max(float(np.abs(m.logits(model, images, "float32") - m.logits(model, images, "float64")).max())
+                   for m, model in ((keras_export, keras_model), (torch_export, torch_model)))
+    return {**compare_logits(logits["lightning"], logits["keras"].astype(np.float64), rounding),
+            "files": {b: str(p) for b, p in paths.items()}}
