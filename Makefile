@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/baseline.yaml
 SEEDS ?= 0 1 2
 EPOCHS ?=
+TB_HOST ?= 127.0.0.1
+MODELS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
 
-.PHONY: help venv test test-slow test-all compare parity benchmark train-keras train-lightning tensorboard clean
+.PHONY: help venv test test-slow test-all compare parity benchmark train-keras train-lightning tensorboard serve serve-bench screenshot clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,7 +28,7 @@ PYTEST = $(BIN)/python -m pytest $(1) || { s=$$?; [ $$s -ne 5 ] || echo "pytest 
 test: $(STAMP)  ## run the default test suite (quick: slow tests are left out)
 	$(call PYTEST,)
 
-test-slow: $(STAMP)  ## only the slow tests: two-process trainings (Lightning DDP, Keras MirroredStrategy)
+test-slow: $(STAMP)  ## only the slow tests: two-process trainings (Lightning DDP, Keras MirroredStrategy), fmnist serve in Chromium and under load
 	$(call PYTEST,-m slow)
 
 test-all: $(STAMP)  ## run every test, the slow ones too
@@ -48,8 +50,21 @@ train-keras: $(STAMP)  ## train the Keras backend once on CONFIG
 train-lightning: $(STAMP)  ## train the Lightning backend once on CONFIG
 	$(BIN)/fmnist train --backend lightning --config $(CONFIG)
 
-tensorboard: $(STAMP)  ## watch every run in runs/ (Keras and Lightning overlaid)
-	$(BIN)/tensorboard --logdir runs --bind_all
+tensorboard: $(STAMP)  ## watch every run in runs/ (Keras and Lightning overlaid); this machine only, unless TB_HOST=0.0.0.0
+	$(BIN)/tensorboard --logdir runs --host $(TB_HOST)
+
+# `fmnist serve` needs models: MODELS="runs/<keras run> runs/<lightning run>" (run directories or .onnx files).
+serve: $(STAMP)  ## the web page and JSON API on http://127.0.0.1:8000/ for MODELS (docs/serve.md)
+	@test -n "$(MODELS)" || { echo 'name the models: make serve MODELS="RUN_DIR_OR_ONNX RUN_DIR_OR_ONNX"'; exit 2; }
+	$(BIN)/fmnist serve $(MODELS)
+
+serve-bench: $(STAMP)  ## load test of fmnist serve on MODELS (requests/s, p50/p99, memory) -> benchmarks/results/<date>-cpu-serve/
+	@test -n "$(MODELS)" || { echo 'name the models: make serve-bench MODELS="RUN_DIR_OR_ONNX RUN_DIR_OR_ONNX"'; exit 2; }
+	$(BIN)/python -m serving.loadtest $(MODELS)
+
+screenshot: $(STAMP)  ## regenerate docs/images/serve.png (the README's picture of the page) with MODELS
+	@test -n "$(MODELS)" || { echo 'name the models: make screenshot MODELS="RUN_DIR_OR_ONNX RUN_DIR_OR_ONNX"'; exit 2; }
+	$(BIN)/python -m serving.screenshot $(MODELS) --out docs/images/serve.png
 
 clean:  ## remove the venv and caches (runs/ is kept)
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", choices=("auto", "ddp", "mirrored"),
                        help="override train.strategy: ddp (Lightning) or mirrored (Keras); auto picks by backend")
     train.add_argument("--num-nodes", type=_positive_int, help="override train.num_nodes (Lightning, multi-node DDP)")
-    train.add_argument("--overwrite", action="store_true", help="allow writing into a run directory that holds a run")
+    train.add_argument("--overwrite", action="store_true", help="replace the run that --run-dir holds (only that"
+                       " run's own files go; a folder holding no run is refused all the same)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue an interrupted run from its last finished epoch (its own config and backend)")
     train.set_defaults(func=cmd_train)
@@ -108,11 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     parity = sub.add_parser("parity", parents=[common], help="check numerically that both backends are the same model",
                             description="Structure, weight transfer both ways (logits to 1e-5) and lockstep"
                             " training (gradients and losses over the first steps, SGD and Adam), float32 on"
-                            " CPU. Writes parity.json; exits 1 if a check fails.")
+                            " CPU. Writes parity.json; exits 1 if a check fails. With --precision bf16-mixed:"
+                            " where the two round under bf16 (parity-bf16-mixed.json).")
     parity.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
     parity.add_argument("--out", type=Path, default=Path("reports/parity"), help="folder for parity.json")
     parity.add_argument("--steps", type=_positive_int, default=10, help="lockstep training steps (default: 10)")
-    parity.add_argument("--images", type=_positive_int, default=1000, help="test images for weight transfer")
+    parity.add_argument("--images", type=_positive_int,
+                        help="test images for weight transfer (default: 1000); with --precision bf16-mixed,"
+                        " training images for the forward checks (default: the config's batch size)")
+    parity.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="float32 (default): the math, at float32 and float64; bf16-mixed: whether both"
+                        " frameworks round in the same places under their bf16 mixed policies (per-layer"
+                        " forward, logits, lockstep against float32)")
     _add_data_dir(parity)
     parity.set_defaults(func=cmd_parity)
 
@@ -128,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--runs", type=Path, nargs="+", help="finished run directories to compare instead of training")
     compare.add_argument("--limit-train", type=_positive_int, help="use only the first N training images")
     compare.add_argument("--limit-test", type=_positive_int, help="test on only the first N test images")
+    compare.add_argument("--rerun-stale", action="store_true",
+                         help="retrain, in place, runs in --out made with other settings than asked for (config"
+                         " after overrides, seed, precision, data); without it such runs stop the compare")
     _add_data_dir(compare)
     compare.set_defaults(func=cmd_compare)
 
@@ -162,6 +173,70 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=_positive_float, default=900.0, help="seconds per measurement process")
     _add_data_dir(bench)
     bench.set_defaults(func=cmd_benchmark)
+
+    predict = sub.add_parser("predict", parents=[common], help="classify your own pictures with a trained model",
+                             description="Read pictures (PNG, JPEG, WebP, BMP, GIF, TIFF; files or folders),"
+                             " convert each as Fashion-MNIST was made (trim, longest edge to 28, sharpen, centre,"
+                             " negate; a 28x28 picture on a dark background passes unchanged) and print each"
+                             " one's class. A bad picture is reported in one line; the others are still"
+                             " predicted, and the exit status is 1.")
+    predict.add_argument("model", type=Path, metavar="RUN_DIR_OR_ONNX",
+                         help="a finished run directory or an exported .onnx")
+    predict.add_argument("inputs", type=Path, nargs="+", metavar="IMAGE_OR_FOLDER")
+    predict.add_argument("--top-k", type=_positive_int, default=3, help="classes listed per picture (default: 3)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per picture instead of the table")
+    predict.add_argument("--show-input", type=Path, metavar="DIR",
+                         help="write the 28x28 image the network saw, per picture")
+    predict.set_defaults(func=cmd_predict)
+
+    export = sub.add_parser("export", parents=[common],
+                            help="export a run's model to ONNX, checked against the trained model",
+                            description="Export with the framework's own exporter (float32, input 'pixels'"
+                            " [N, 28, 28, 1] raw 0-255, output 'logits' [N, 10]), then run the file in onnxruntime on"
+                            " all 10,000 test images against the framework's float32 model: logits within the"
+                            " parity rule and identical classes, or exit 1. Writes export.json.")
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="only onnx so far")
+    export.add_argument("--out", type=Path, help="the .onnx file (default: RUN_DIR/model.onnx)")
+    export.add_argument("--check", type=Path, metavar="ONNX", help="only check an existing export against the run")
+    _add_data_dir(export)
+    export.set_defaults(func=cmd_export)
+
+    infer = sub.add_parser("benchmark-inference", parents=[common],
+                           help="onnxruntime vs each framework's own inference",
+                           description="Batch-1 latency (p50, p99) and batch-256 throughput of each run in its"
+                           " framework (float32) and in onnxruntime, same images; and `fmnist predict` on a folder"
+                           " of synthetic JPEG photos (images/s and where the time goes). Writes inference.json and"
+                           " inference.md.")
+    infer.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                       help="finished runs (a Keras and a Lightning one)")
+    infer.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<date>-cpu-inference)")
+    infer.add_argument("--latency-runs", type=_positive_int, default=1000, help="timed batch-1 calls (default: 1000)")
+    infer.add_argument("--batches", type=_positive_int, default=40, help="timed batch-256 calls (default: 40)")
+    infer.add_argument("--photos", type=_positive_int, default=1000,
+                       help="synthetic JPEG photos for predict (default: 1000)")
+    _add_data_dir(infer)
+    infer.set_defaults(func=cmd_benchmark_inference)
+
+    serve = sub.add_parser("serve", parents=[common], help="a web page and a JSON API running models side by side",
+                           description="Serve exported models (or run directories, exported first in a child"
+                           " process) in onnxruntime: a page at / (upload, draw or pick a test image; every"
+                           " model's top 3 side by side; where the models disagree), a JSON API under /v1, docs"
+                           " at /docs. The server never loads TensorFlow or torch. See docs/serve.md.")
+    serve.add_argument("models", nargs="+", metavar="MODEL",
+                       help="an exported .onnx file or a run directory; NAME=PATH names it (default: its backend)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine"
+                       " only; 0.0.0.0 exposes it: see docs/serve.md)")
+    serve.add_argument("--port", type=_int_at_least(0), default=8000, help="port (default: 8000)")
+    serve.add_argument("--workers", type=_positive_int, default=1, help="server processes (default: 1)")
+    serve.add_argument("--threads", type=_positive_int, default=1,
+                       help="onnxruntime threads per model and process (default: 1; requests run in parallel)")
+    serve.add_argument("--max-upload-mb", type=_positive_float, default=5.0,
+                       help="largest request body in MB, 413 above (default: 5)")
+    serve.add_argument("--max-images", type=_positive_int, default=64, help="images per request, 413 above (default: 64)")
+    serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    _add_data_dir(serve)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -239,24 +314,35 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     splits = make_splits(load_fashion_mnist(args.data_dir), config)
-    result = parity.run_parity(config, splits.test.images[: args.images], splits.train, steps=args.steps,
-                               batch_size=config.train.batch_size)
+    if args.precision == "bf16-mixed":
+        from compare.bf16_parity import format_layers, run_bf16_parity
+
+        result = run_bf16_parity(config, splits.train, images=args.images or config.train.batch_size,
+                                 steps=args.steps, batch_size=config.train.batch_size)
+        written = args.out / "parity-bf16-mixed.json"
+        print(format_layers(result.layers), end="\n\n")
+    else:
+        result = parity.run_parity(config, splits.test.images[: args.images or 1000], splits.train,
+                                   steps=args.steps, batch_size=config.train.batch_size)
+        written = args.out / "parity.json"
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "parity.json", {"config": str(args.config), **result.to_dict()})
+    write_json(written, {"config": str(args.config), "precision": args.precision, **result.to_dict()})
     print(parity.format_table(result))
     print(f"{'PASSED' if result.passed else 'FAILED'}: {sum(c.passed for c in result.checks)} of"
-          f" {len(result.checks)} checks; details in {args.out / 'parity.json'}")
+          f" {len(result.checks)} checks; details in {written}")
     return 0 if result.passed else 1
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from compare.report import build_report
+    from compare.report import build_report, check_report_dir
     from compare.runner import train_all
-    from fmnist.config import load_config
+    from fmnist.config import load_config, with_overrides
     from fmnist.datasets import load_fashion_mnist
 
     config = load_config(args.config)
     out = args.out or Path("reports") / config.name
+    check_report_dir(out)  # before any training: --out must be new, empty or a compare report
+    data = load_fashion_mnist(args.data_dir)
     if args.runs:
         runs = args.runs
     else:
@@ -264,8 +350,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      ("limit_test", "--limit-test"), ("data_dir", "--data-dir"))
         extra = [flag for name, flag in passed_on
                  for flag in ([flag, str(getattr(args, name))] if getattr(args, name) is not None else [])]
-        runs = train_all(args.config, args.seeds or list(config.compare.seeds), out, extra)
-    test_images = load_fashion_mnist(args.data_dir).test_images
+        requested = with_overrides(config, {"train.epochs": args.epochs, "train.precision": args.precision,
+                                            "data.limit_train": args.limit_train, "data.limit_test": args.limit_test})
+        runs = train_all(args.config, args.seeds or list(config.compare.seeds), out, extra, config=requested,
+                         data_sha256=data.sha256, data_dir=args.data_dir, rerun_stale=args.rerun_stale)
+    test_images = data.test_images
     summary = build_report(runs, out, test_images=test_images)
     print(summary["equivalence"]["verdict"])
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
@@ -293,6 +382,56 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     failed = [m for m in result["measurements"] if m["status"] == "error"]
     failed += [r for r in result["time_to_accuracy"] or [] if r.get("status") != "ok"]
     return 1 if failed and len(failed) == len(result["measurements"]) + len(result["time_to_accuracy"] or []) else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from fmnist.predicting import json_lines, predict_files, table
+
+    result = predict_files(args.model, args.inputs, top_k=args.top_k, show_input=args.show_input)
+    if args.json:
+        print("\n".join(json_lines(result)))
+    elif result.predictions:
+        from rich.console import Console
+
+        Console(width=None if sys.stdout.isatty() else 200).print(table(result))  # piped: no folded names
+    for path, why in result.failures:
+        print(f"fmnist: error: {path}: {why}", file=sys.stderr)
+    if args.show_input and result.predictions and not args.json:
+        print(f"the 28x28 inputs the network saw: {args.show_input}")
+    return 1 if result.failures else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from compare.export_check import export_run, summary_line
+
+    result = export_run(args.run_dir, out=args.out, data_dir=args.data_dir, check_only=args.check)
+    if not result["passed"]:
+        print(f"fmnist: error: export check failed, {summary_line(result)}; details in {result['report']}",
+              file=sys.stderr)
+        return 1
+    print(summary_line(result))
+    print(f"written: {result['onnx']} and {result['report']}" if not args.check else f"written: {result['report']}")
+    return 0
+
+
+def cmd_benchmark_inference(args: argparse.Namespace) -> int:
+    from compare.bench_inference import run_inference_benchmark
+
+    result = run_inference_benchmark(args.runs, out=args.out, latency_runs=args.latency_runs, batches=args.batches,
+                                     photos=args.photos, data_dir=args.data_dir,
+                                     log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(result["markdown"])
+    print(f"written: {result['out']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from serving.server import serve
+
+    serve(args.models, host=args.host, port=args.port, workers=args.workers, data_dir=args.data_dir,
+          max_upload_mb=args.max_upload_mb, max_images=args.max_images, threads=args.threads,
+          access_log=not args.no_access_log)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

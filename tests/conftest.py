@@ -44,3 +44,106 @@ def tiny_images() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     labels = np.arange(200, dtype=np.uint8) % 10
     return rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8), labels
+
+
+def _run_fmnist(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+                timeout: float = 600) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "fmnist"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def fmnist_cli():
+    """Runs the `fmnist` command in a fresh process: fmnist_cli(*args, cwd=None, env=None) ->
+    CompletedProcess (text, stdout and stderr captured); the exit code is the caller's to check."""
+    return _run_fmnist
+
+
+@pytest.fixture
+def one_line_error():
+    """Checks a refused command: exit 2, no traceback, and its last stderr line is `fmnist: error:
+    ...` holding every part given; returns that line."""
+
+    def check(result, *parts: str) -> str:
+        shown = f"exit code {result.returncode}, stderr:\n{result.stderr[-3000:]}"
+        assert result.returncode == 2, shown
+        assert "Traceback" not in result.stderr + result.stdout, shown
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("fmnist: error: "), shown
+        for part in parts:
+            assert part in line, f"{part!r} not in the message; {shown}"
+        return line
+
+    return check
+
+
+def _tiny_run(backend: str, root: Path, data_dir: Path) -> Path:
+    """A finished run of the baseline network, 2 epochs on 3,000 images (seconds on CPU)."""
+    from fmnist.cli import main
+
+    run_dir = root / f"tiny-{backend}"
+    code = main(["train", "--backend", backend, "--config", str(REPO / "configs" / "baseline.yaml"), "--epochs", "2",
+                 "--limit-train", "3000", "--limit-test", "1000", "--run-dir", str(run_dir), "--data-dir", str(data_dir)])
+    assert code == 0, f"training the tiny {backend} run failed"
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def keras_run(tmp_path_factory, real_data_dir) -> Path:
+    """A finished tiny Keras run, trained once per session; tests copy it before changing it."""
+    return _tiny_run("keras", tmp_path_factory.mktemp("runs"), real_data_dir)
+
+
+@pytest.fixture(scope="session")
+def lightning_run(tmp_path_factory, real_data_dir) -> Path:
+    """A finished tiny Lightning run, trained once per session; tests copy it before changing it."""
+    return _tiny_run("lightning", tmp_path_factory.mktemp("runs"), real_data_dir)
+
+
+def write_contract_onnx(path: Path, backend: str, weights: np.ndarray, bias: np.ndarray, test_accuracy: float) -> Path:
+    """A tiny linear classifier that keeps `fmnist export`'s contract (input `pixels` [batch, 28, 28,
+    1] raw 0-255, output `logits` [batch, 10], the metadata keys): a stand-in for an export where a
+    test needs a model file in milliseconds, not a trained network."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fmnist import CLASS_NAMES
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["pixels", "shape"], ["flat"]), helper.make_node("Mul", ["flat", "scale"], ["x"]),
+         helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["logits"])],
+        "contract", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 28, 28, 1])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [numpy_helper.from_array(np.array([-1, 784], np.int64), "shape"),
+         numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
+         numpy_helper.from_array(weights.astype(np.float32), "w"), numpy_helper.from_array(bias.astype(np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    meta = {"class_names": json.dumps(list(CLASS_NAMES)), "config": (REPO / "configs" / "baseline.yaml").read_text(),
+            "test_accuracy": str(test_accuracy), "backend": backend, "run": f"contract-{backend}"}
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def contract_models(tmp_path_factory) -> dict[str, Path]:
+    """Two contract-keeping .onnx files, "keras" and "lightning", close enough to agree on most
+    images and far enough apart to disagree on some (`write_contract_onnx`)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path_factory.mktemp("contract-models")
+    rng = np.random.default_rng(17)
+    weights, bias = rng.normal(0, 0.05, (784, 10)), rng.normal(0, 0.1, 10)
+    return {"keras": write_contract_onnx(folder / "keras.onnx", "keras", weights, bias, 0.5),
+            "lightning": write_contract_onnx(folder / "lightning.onnx", "lightning",
+                                             weights + rng.normal(0, 0.01, weights.shape), bias, 0.5)}
