@@ -129,7 +129,7 @@ def keras_trace(config: Config, batch: int = 4) -> list[Op]:
         layer = next((p.rsplit("_", 1)[0] for p in parts if p.rsplit("_", 1)[0] in names), "")
         phase = ("backward" if parts[0] == "gradient_tape" else
                  "optimizer" if parts[0].startswith(optimizer_scope) else "forward")
-        if phase == "forward" and parts[0] == "compile_loss":
+        if phase == "forward" and parts[0].startswith("compile_loss"):  # compile_loss_1, ... in a busy process
             layer = "loss"
         ops.append({"phase": phase, "layer": layer, "op": op.type,
                     "inputs": [t.dtype.name for t in op.inputs], "outputs": [t.dtype.name for t in op.outputs]})

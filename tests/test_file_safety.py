@@ -10,7 +10,6 @@ code deletes, renames, reuses or unpickles a file; each has a test here or where
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -433,12 +432,9 @@ def test_the_keras_early_stopping_state_removes_only_its_own_old_files(tmp_path)
 # An interrupted compare continues its unfinished run (slow: two trainings per backend)
 
 
-def _rows(run_dir: Path) -> list[dict[str, str]]:
-    path = run_dir / "metrics.csv"
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
+def _rows(run_dir: Path) -> list[dict[str, float]]:
+    path = run_dir / rundir.METRICS_FILE
+    return rundir.read_metrics(path) if path.exists() else []
 
 
 @pytest.mark.slow
@@ -468,7 +464,7 @@ def test_an_interrupted_compare_resumes_its_partial_run(fmnist_cli, tmp_path, re
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {run_dir}" in resumed.stdout
     rows = _rows(run_dir)
-    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[: len(kept)] == kept  # the epochs before the interruption were kept, not redone
     assert json.loads((run_dir / rundir.TEST_METRICS_FILE).read_text())["resumed"] is True
     for backend in ("keras", "lightning"):
