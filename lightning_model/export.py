@@ -52,8 +52,11 @@ def export_onnx(model: PixelsNHWC, path: Path) -> None:
     example = torch.zeros(EXAMPLE_BATCH, *IMAGE_SHAPE, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+        # external_data=False: the weights inside the one file (torch writes a `<file>.data` beside
+        # it otherwise, which a renamed export would leave behind, pointing nowhere).
         torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes={"pixels": {0: torch.export.Dim(BATCH_DIM)}}, verbose=False)
+                          dynamic_shapes={"pixels": {0: torch.export.Dim(BATCH_DIM)}}, verbose=False,
+                          external_data=False)
 
 
 @torch.inference_mode()

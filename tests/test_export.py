@@ -44,6 +44,7 @@ def test_export_contract_metadata_and_check(backend, exports, request, test_imag
     from fmnist.onnx_model import OnnxModel
 
     path = exports[backend]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["export.json", "model.onnx"]  # one file, no side data
     report = json.loads((path.parent / "export.json").read_text())
     check = report["check"]
     assert report["passed"] and report["backend"] == backend and report["export_precision"] == "float32"
