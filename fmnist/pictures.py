@@ -49,7 +49,17 @@ WHITE = 255
 
 
 class PictureError(FmnistError):
-    """A file that cannot be used as a picture: the message says why, in one line."""
+    """A file that cannot be used as a picture: the message says why, in one line; `reason`
+    says it for programs (`fmnist serve` picks its HTTP status by it)."""
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason  # one of REASONS
+
+
+#: Why a picture was refused: nothing in it, over the pixel cap, not a picture at all, a format
+#: not read here, or damaged data.
+REASONS = ("empty", "too_large", "not_a_picture", "unsupported", "corrupt")
 
 
 @dataclass
@@ -101,17 +111,18 @@ def read_grey(path: Path | BinaryIO) -> tuple[Image.Image, tuple[int, int]]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PictureError(f"too large to read (over {MAX_PIXELS:,} pixels)") from None
+        raise PictureError(f"too large to read (over {MAX_PIXELS:,} pixels)", "too_large") from None
     except UnidentifiedImageError:
-        raise PictureError("not a picture Pillow can read") from None
+        raise PictureError("not a picture Pillow can read", "not_a_picture") from None
     except OSError as exc:
         raise PictureError(f"cannot open: {exc.strerror or exc}") from None
     with image:
         if image.format not in FORMATS:
-            raise PictureError(f"{image.format} pictures are not supported (use {', '.join(FORMATS[:-1])} or TIFF)")
+            raise PictureError(f"{image.format} pictures are not supported (use {', '.join(FORMATS[:-1])} or TIFF)",
+                               "unsupported")
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise PictureError(f"too large: {width}x{height} is over the {MAX_PIXELS:,}-pixel limit")
+            raise PictureError(f"too large: {width}x{height} is over the {MAX_PIXELS:,}-pixel limit", "too_large")
         try:
             image.seek(0)  # GIF, TIFF, WebP: the first frame
             image.load()

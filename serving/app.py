@@ -45,21 +45,17 @@ _BODY_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
 }}}
 
 
+#: HTTP status and error code for each reason `fmnist.pictures` gives for refusing a picture.
+PICTURE_ERRORS = {"empty": (400, "empty_upload"), "too_large": (413, "image_too_large"),
+                  "not_a_picture": (422, "not_an_image"), "unsupported": (422, "unsupported_format"),
+                  "corrupt": (422, "corrupt_image")}
+
+
 def picture_error(upload: Upload, index: int, count: int, exc: pics.PictureError) -> ApiError:
-    """A picture that cannot be used: its status and code from what `fmnist.pictures` said."""
-    text = str(exc)
+    """A picture that cannot be used, as an API error with the status its reason calls for."""
     where = f"{upload.name}: " if count == 1 else f"image {index} ({upload.name}): "
-    if text.startswith("empty upload"):
-        status, code = 400, "empty_upload"
-    elif text.startswith("too large"):
-        status, code = 413, "image_too_large"
-    elif text.startswith("not a picture"):
-        status, code = 422, "not_an_image"
-    elif "not supported" in text:
-        status, code = 422, "unsupported_format"
-    else:
-        status, code = 422, "corrupt_image"
-    return ApiError(status, code, where + text)
+    status, code = PICTURE_ERRORS[exc.reason]
+    return ApiError(status, code, where + str(exc))
 
 
 def run_predict(models: list[ServedModel], found: list[Upload], k: int, include_input: bool) -> dict[str, Any]:

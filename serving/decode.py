@@ -30,9 +30,9 @@ class Decoded:
 def decode(data: bytes) -> Decoded:
     """One picture's bytes -> network input; PictureError (one line) when they are not usable."""
     if not data:
-        raise pics.PictureError("empty upload (0 bytes)")
+        raise pics.PictureError("empty upload (0 bytes)", "empty")
     with _slots:  # bounded: decoding a large picture takes memory, however small its file
-        grey, size = pics.read_grey(io.BytesIO(data))  # type: ignore[arg-type]  # Pillow takes a file object
+        grey, size = pics.read_grey(io.BytesIO(data))
         pixels, conversion = pics.to_network_input(grey)
     return Decoded(pixels, conversion, size)
 

@@ -417,3 +417,10 @@ def test_a_run_directory_is_exported_in_a_child_process_and_served_without_frame
     assert report["passed"] and (run / "model.onnx").is_file() and answer["model"] == "keras"
     logits = np.load(run / "test_predictions.npz")["logits"][0]  # the framework's own, saved by training
     assert answer["class"] == CLASS_NAMES[int(logits.argmax())]
+
+
+def test_every_reason_a_picture_is_refused_has_its_status():
+    from fmnist.pictures import REASONS
+    from serving.app import PICTURE_ERRORS
+
+    assert set(PICTURE_ERRORS) == set(REASONS)
