@@ -129,8 +129,6 @@ def keras_trace(config: Config, batch: int = 4) -> list[Op]:
         layer = next((p.rsplit("_", 1)[0] for p in parts if p.rsplit("_", 1)[0] in names), "")
         phase = ("backward" if parts[0] == "gradient_tape" else
                  "optimizer" if parts[0].startswith(optimizer_scope) else "forward")
-        if phase == "forward" and parts[0].startswith("compile_loss"):  # compile_loss_1, ... in a busy process
-            layer = "loss"
         ops.append({"phase": phase, "layer": layer, "op": op.type,
                     "inputs": [t.dtype.name for t in op.inputs], "outputs": [t.dtype.name for t in op.outputs]})
     return ops
@@ -203,7 +201,8 @@ ROWS: list[tuple[str, tuple, tuple]] = [
      ("forward", ("addmm", "mm"), "dense", lambda o: _float_inputs({**o, "inputs": o["inputs"][1:]}))),
     ("dense bias add: bias -> output", ("forward", ("BiasAdd",), "dense", _second_input),
      ("forward", ("addmm",), "dense", _cast)),
-    ("softmax and loss", ("forward", ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits"), "loss",
+    # Keras: matched by op type alone (the loss's name scope varies with what the process built before)
+    ("softmax and loss", ("forward", ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits"), None,
                           lambda o: _float_inputs({**o, "inputs": o["inputs"][:1]})),
      ("forward", ("_log_softmax",), "loss", _float_inputs)),
     ("gradient: activations (conv, dense)", ("backward", ("Conv2DBackpropInput", "MatMul"), None),
