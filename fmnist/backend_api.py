@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from fmnist import rundir
+from fmnist.console import epoch_line
 from fmnist.errors import FmnistError
 from fmnist.tensorboard_log import TensorBoardLog
 
@@ -53,9 +54,11 @@ class TrainingDiverged(FmnistError):
 class EpochReporter:
     """Called by both backends' epoch-end callbacks with one row of metrics.csv."""
 
-    def __init__(self, run_dir: Path, tensorboard: TensorBoardLog) -> None:
+    def __init__(self, run_dir: Path, tensorboard: TensorBoardLog, epochs: int = 0, echo: bool = False) -> None:
+        """echo: print each epoch's line (fmnist.console.epoch_line, of `epochs`) to stdout."""
         self.csv = rundir.MetricsCSV(run_dir / rundir.METRICS_FILE)
         self.tensorboard = tensorboard
+        self.epochs, self.echo = epochs, echo
         self.rows: list[dict[str, float]] = []
         self.cpu_file = Path(run_dir) / rundir.CPU_TIME_FILE
         self.cpu_before = 0.0  # CPU seconds of the earlier attempts of a resumed run
@@ -78,5 +81,7 @@ class EpochReporter:
         self.rows.append(row)
         self.csv.append(row)
         self.tensorboard.log_epoch(row)
+        if self.echo:
+            print(epoch_line(row, self.epochs), flush=True)
         self.cpu_file.parent.mkdir(exist_ok=True)
         rundir.write_json(self.cpu_file, {"cpu_seconds": self.cpu_seconds})

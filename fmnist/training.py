@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import __version__, distributed, rundir
+from fmnist import __version__, console, distributed, rundir
 from fmnist.backend_api import Backend, EpochReporter
 from fmnist.cpu_features import cpu_model
 from fmnist.config import Config, config_from_dict, config_to_dict, load_config, save_config
@@ -107,7 +107,8 @@ def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, d
         distributed.share_run_dir(run_dir)
     splits = make_splits(data, config)
     tensorboard = TensorBoardLog(run_dir / rundir.TENSORBOARD_DIR)
-    reporter = EpochReporter(run_dir, tensorboard)
+    # Off a terminal the core prints one line per epoch; on one, the framework's live bar runs.
+    reporter = EpochReporter(run_dir, tensorboard, config.train.epochs, echo=not console.live())
     if resume:
         done = backend.completed_epochs(run_dir)
         reporter.resume_from(done)

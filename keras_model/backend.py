@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fmnist import rundir
+from fmnist import console, rundir
 from fmnist.config import Config
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.errors import RunDirError, reason as error_reason
@@ -98,7 +97,7 @@ def fit(model: keras.Model, train_data: TrainBatches, val_data: EvalBatches | No
     """
     return model.fit(train_data, epochs=train_data.epochs, steps_per_epoch=train_data.batches_per_epoch,
                      shuffle=False, validation_data=val_data, callbacks=callbacks,
-                     verbose=1 if sys.stdout.isatty() else 2)
+                     verbose=1 if console.live() else 0)  # off a terminal fmnist.console prints the epochs
 
 
 def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None,

@@ -15,14 +15,15 @@ import torchmetrics
 from torch.utils.data import DataLoader
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
-from fmnist import rundir
+from fmnist import console, rundir
 from fmnist.config import Config
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.distributed import check_strategy
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
-from lightning_model.callbacks import AtomicLastCheckpoint, EarlyStoppingOnValAccuracy, EpochReport, StopOnNonFinite
+from lightning_model.callbacks import (AtomicLastCheckpoint, EarlyStoppingOnValAccuracy, EpochReport, ProgressBar,
+                                      StopOnNonFinite)
 from lightning_model.checkpoint import load_checkpoint
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
@@ -52,6 +53,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | No
     """distributed: train on config.train.devices x num_nodes (DDP); otherwise one device
     (prediction, and `fmnist evaluate`, always run on one)."""
     t = config.train
+    live = console.live()  # a live bar on a terminal; otherwise fmnist.console prints each epoch
     return L.Trainer(
         max_epochs=t.epochs,
         accelerator="auto",
@@ -66,7 +68,8 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | No
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # keep the shared batch order; BatchIndexSampler shards it
         default_root_dir=str(run_dir),
-        callbacks=callbacks or [],
+        enable_progress_bar=live,
+        callbacks=[*(callbacks or []), *([ProgressBar()] if live else [])],
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from fmnist.rundir import EpochTimer
 
@@ -141,3 +141,12 @@ class EarlyStoppingOnValAccuracy(L.Callback):
         self.wait, self.stopped_epoch = state_dict["wait"], state_dict["stopped_epoch"]
         self.best_epoch, self.best = state_dict["best_epoch"], state_dict["best"]
         self.best_weights = state_dict["best_weights"]
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's live bar on a terminal, counting epochs from 1 as Keras and the per-epoch log
+    lines do ("Epoch 15/15" for the last of 15, where Lightning writes "Epoch 14/14")."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = super()._get_train_description(current_epoch + 1)
+        return description.replace(f"/{self.trainer.max_epochs - 1}", f"/{self.trainer.max_epochs}", 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fmnist import rundir
 from fmnist.rundir import METRICS_COLUMNS, RESULT_FILES
 
 BACKENDS = ("keras", "lightning")
@@ -40,8 +41,20 @@ def runs(tmp_path_factory, real_data_dir) -> dict[str, Path]:
         result = fmnist("train", "--backend", backend, *SMALL, "--run-dir", str(run_dir),
                         "--data-dir", str(real_data_dir))
         assert "test accuracy" in result.stdout
+        (root / f"{backend}.stdout").write_text(result.stdout)
         out[backend] = run_dir
     return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_piped_training_prints_one_line_per_epoch(runs, backend):
+    """Off a terminal both backends print the core's line per epoch, counted from 1, and no bar."""
+    from fmnist import console
+
+    stdout = (runs[backend].parent / f"{backend}.stdout").read_text()
+    rows = rundir.read_metrics(runs[backend] / rundir.METRICS_FILE)
+    assert [line for line in stdout.splitlines() if line.startswith("Epoch")] == [console.epoch_line(r, 2) for r in rows]
+    assert "\r" not in stdout and "━" not in stdout  # no progress-bar frames
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -200,3 +213,14 @@ def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path):
         "structure", "weight transfer Keras -> torch, float32", "weight transfer Keras -> torch, float64",
         "weight transfer torch -> Keras, float32", "weight transfer torch -> Keras, float64",
         "lockstep sgd_momentum, float32", "lockstep adam, float64"}
+
+
+def test_lightning_live_bar_counts_epochs_from_one():
+    """On a terminal Lightning's own bar runs; it numbers epochs as Keras and the log lines do."""
+    from types import SimpleNamespace
+
+    from lightning_model.callbacks import ProgressBar
+
+    bar = ProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=15)
+    assert [bar._get_train_description(e).strip() for e in (0, 14)] == ["Epoch 1/15", "Epoch 15/15"]
