@@ -7,7 +7,9 @@ tf.function, as `model.fit` runs it). Each row of the table picks the ops it is 
 logs. What no log shows, how a kernel accumulates and where it rounds, is found by experiment:
 the share of a kernel's bfloat16 outputs equal to the exact result rounded once to bfloat16
 (near 1: float32 accumulation and one rounding; far below: bfloat16 accumulation, or a second
-rounding). The committed table (`bf16_dtype_table.json`) is what a test compares these with.
+rounding). The committed table (`bf16_dtype_table.json`) is what a test compares these with; it
+holds one table per kind of CPU (`fmnist.cpu_features.bf16_kernels`), since which kernels run, and
+so how they round, depends on whether the CPU has AVX-512.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fmnist.config import Config, with_overrides
+from fmnist.cpu_features import bf16_kernels, cpu_model
 
 TABLE_FILE = Path(__file__).with_name("bf16_dtype_table.json")
 #: The configs the committed table covers: batch norm and dropout (improved), conv biases (fast).
@@ -112,10 +115,11 @@ def keras_trace(config: Config, batch: int = 4) -> list[Op]:
     _, keras = _frameworks()
     import tensorflow as tf
 
-    from keras_model.backend import compile_model
+    from keras_model.backend import compile_model, seed_everything
     from keras_model.model import build_model
 
     config = bf16_config(config)
+    seed_everything(config)  # the kernels training picks (deterministic ones change the loss's ops)
     model = compile_model(build_model(config), config)
     model.optimizer.build(model.trainable_variables)
     x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, 28, 28, 1)).astype(np.float32))
@@ -201,8 +205,10 @@ ROWS: list[tuple[str, tuple, tuple]] = [
      ("forward", ("addmm", "mm"), "dense", lambda o: _float_inputs({**o, "inputs": o["inputs"][1:]}))),
     ("dense bias add: bias -> output", ("forward", ("BiasAdd",), "dense", _second_input),
      ("forward", ("addmm",), "dense", _cast)),
-    # Keras: matched by op type alone (the loss's name scope varies with what the process built before)
-    ("softmax and loss", ("forward", ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits"), None,
+    # Keras: matched by op type alone (the loss's name scope varies with what the process built
+    # before); with deterministic kernels TensorFlow computes it as LogSoftmax and a gather.
+    ("softmax and loss", ("forward", ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits",
+                                      "LogSoftmax"), None,
                           lambda o: _float_inputs({**o, "inputs": o["inputs"][:1]})),
      ("forward", ("_log_softmax",), "loss", _float_inputs)),
     ("gradient: activations (conv, dense)", ("backward", ("Conv2DBackpropInput", "MatMul"), None),
@@ -368,7 +374,7 @@ def _dropout_experiments(keras: Any, torch: Any, tf: Any) -> list[dict[str, Any]
 def measure(config: Config) -> dict[str, Any]:
     """The live table: dtype rows from both traces, and the accumulation experiments."""
     rows = dtype_rows(config, keras_trace(config), torch_trace(config))
-    return {"config": config.name, "rows": rows, "experiments": accumulation_experiments()}
+    return {"config": config.name, "cpu": cpu_model(), "rows": rows, "experiments": accumulation_experiments()}
 
 
 def comparable(table: dict[str, Any]) -> dict[str, Any]:
@@ -380,8 +386,9 @@ def comparable(table: dict[str, Any]) -> dict[str, Any]:
     return {"rows": table["rows"], "experiments": exps + drops}
 
 
-def load_committed(config_name: str) -> dict[str, Any]:
-    return json.loads(TABLE_FILE.read_text())[config_name]
+def load_committed(config_name: str, kind: str | None = None) -> dict[str, Any] | None:
+    """The committed table for a config on a kind of CPU (default: this one's); None if not measured."""
+    return json.loads(TABLE_FILE.read_text()).get(kind or bf16_kernels() or "", {}).get(config_name)
 
 
 def markdown(table: dict[str, Any]) -> str:
@@ -398,15 +405,21 @@ def markdown(table: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    """`python -m compare.bf16_dtypes`: measure again, rewrite the committed table, print it as
-    markdown (for docs/parity.md). Run it after a framework upgrade that the test flags."""
+    """`python -m compare.bf16_dtypes`: measure again, rewrite this kind of CPU's committed table
+    (the other kinds' stay), print it as markdown (for docs/parity.md). Run it after a framework
+    upgrade that the test flags, once on each kind of CPU."""
     from fmnist.config import load_config
     from fmnist.quiet import tensorflow_environment
 
     tensorflow_environment()
     root = Path(__file__).resolve().parents[1]
+    kind = bf16_kernels()
+    if kind is None:
+        raise SystemExit("cannot tell this CPU's kind (no /proc/cpuinfo flags): nothing measured")
     tables = {name: measure(load_config(root / "configs" / f"{name}.yaml")) for name in TABLE_CONFIGS}
-    TABLE_FILE.write_text(json.dumps(tables, indent=1) + "\n")
+    committed = json.loads(TABLE_FILE.read_text()) if TABLE_FILE.exists() else {}
+    TABLE_FILE.write_text(json.dumps({**committed, kind: tables}, indent=1, sort_keys=True) + "\n")
+    print(f"# {cpu_model()} (bf16 kernels: {kind})\n")
     for name, table in tables.items():
         print(f"## configs/{name}.yaml\n\n{markdown(table)}\n")
 

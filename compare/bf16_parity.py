@@ -32,12 +32,17 @@ from compare.bf16_dtypes import _round_bf16, bf16_config, torch_autocast
 from compare.parity import ParityResult, compare_lockstep, lockstep, without_dropout
 from fmnist.architecture import LayerSpec, layer_plan
 from fmnist.config import Config, with_overrides
+from fmnist.cpu_features import bf16_kernels, cpu_model
 from fmnist.splits import Split
 
 #: Share of a layer's outputs allowed to differ (by one ulp) between the frameworks; see above.
 LAYER_SHARE = 0.01
 LAYER_ULPS = 1.0  # the largest difference allowed, in bfloat16 ulps
 TOLERANCE = 1e-5  # the float32 floor of the gradient/loss rule, as in compare.parity
+#: Said beside the checks on a CPU whose bf16 kernels are each framework's own emulation.
+FALLBACK_NOTE = ("this CPU ({model}) has no AVX-512, so neither framework runs its bfloat16 matmuls and"
+                 " convolutions in oneDNN: TensorFlow falls back to Eigen kernels that round more than once, torch"
+                 " to its own; bf16 parity is a property of AVX-512 CPUs (docs/parity.md, 'CPUs without AVX-512').")
 
 
 def ulp_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -217,6 +222,9 @@ def run_bf16_parity(config: Config, train: Split, images: int = 128, steps: int 
     torch.set_float32_matmul_precision("highest")
     config = bf16_config(config)
     result = ParityResult()
+    result.notes.append(f"cpu: {cpu_model()}; bf16 kernels: {bf16_kernels() or 'unknown'}")
+    if bf16_kernels() == "no_avx512":
+        result.notes.append(FALLBACK_NOTE.format(model=cpu_model()))
     pixels = train.images[:images].astype(np.float32)
 
     rows = layer_by_layer(config, pixels)

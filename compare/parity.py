@@ -40,6 +40,7 @@ class ParityResult:
     checks: list[Check] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
     lockstep: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what a reader needs beside the checks (printed after them)
 
     @property
     def passed(self) -> bool:
@@ -51,7 +52,7 @@ class ParityResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "checks": [dataclasses.asdict(c) for c in self.checks],
-                "layers": self.layers, "lockstep": _plain(self.lockstep)}
+                "layers": self.layers, "lockstep": _plain(self.lockstep), "notes": self.notes}
 
 
 def _plain(value: Any) -> Any:

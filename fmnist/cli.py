@@ -328,8 +328,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(written, {"config": str(args.config), "precision": args.precision, **result.to_dict()})
     print(parity.format_table(result))
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"{'PASSED' if result.passed else 'FAILED'}: {sum(c.passed for c in result.checks)} of"
-          f" {len(result.checks)} checks; details in {written}")
+          f" {len(result.checks)} checks pass; details in {written}")
     return 0 if result.passed else 1
 
 

@@ -17,6 +17,13 @@ from pathlib import Path
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 #: Flag prefixes of the features that decide which kernels run: what a benchmark records.
 KERNEL_FLAG_PREFIXES = ("avx512", "amx", "avx2", "fma")
+#: Flags both frameworks' oneDNN bfloat16 matmuls and convolutions need (TensorFlow checks AVX512F,
+#: torch AVX512BW/VL/DQ). With them a bf16 kernel accumulates in float32 and rounds once in either
+#: framework; without them each falls back to its own emulation and the two round differently, so
+#: bf16 parity holds on one kind of CPU and not on the other (docs/parity.md, "CPUs without AVX-512").
+ONEDNN_BF16_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
+#: The kinds of CPU by bf16 kernels, as bf16_kernels names them.
+BF16_KERNEL_KINDS = ("avx512", "no_avx512")
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -52,6 +59,15 @@ def native_bf16(path: Path = CPUINFO) -> bool | None:
     """True if the CPU has bfloat16 instructions, False if it has not, None if unknown."""
     flags = cpu_flags(path)
     return None if flags is None else bool(flags.intersection(NATIVE_BF16_FLAGS))
+
+
+def bf16_kernels(path: Path = CPUINFO) -> str | None:
+    """'avx512' where both frameworks run bf16 kernels in oneDNN, 'no_avx512' where they fall
+    back to their own emulation, None where the flags cannot be read."""
+    flags = cpu_flags(path)
+    if flags is None:
+        return None
+    return "avx512" if flags.issuperset(ONEDNN_BF16_FLAGS) else "no_avx512"
 
 
 def bf16_cpu_warning(precision: str, path: Path = CPUINFO) -> str | None:

@@ -12,10 +12,13 @@ import pytest
 from compare import bf16_dtypes, bf16_parity
 from compare.parity import ParityResult
 from fmnist.config import load_config
+from fmnist.cpu_features import BF16_KERNEL_KINDS, bf16_kernels
 from fmnist.datasets import load_fashion_mnist
 from fmnist.splits import make_splits
 
 REPO = Path(__file__).resolve().parents[1]
+#: bf16 parity holds where both frameworks run oneDNN's bf16 kernels; elsewhere it must fail, and say why.
+PARITY_HOLDS = bf16_kernels() == "avx512"
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +34,12 @@ def train(real_data_dir, improved):
 @pytest.mark.parametrize("name", bf16_dtypes.TABLE_CONFIGS)
 def test_live_dtypes_match_the_committed_table(name):
     """A policy change in either framework (a new float32 island, a cast moved) fails here; then
-    `python -m compare.bf16_dtypes` measures again and docs/parity.md says what changed."""
+    `python -m compare.bf16_dtypes` measures again and docs/parity.md says what changed. Compared
+    with the table of this kind of CPU: which kernels run, and how they round, depends on it."""
+    committed = bf16_dtypes.load_committed(name)
+    assert committed is not None, f"no committed bf16 table for this CPU kind ({bf16_kernels()})"
     live = bf16_dtypes.comparable(bf16_dtypes.measure(load_config(REPO / "configs" / f"{name}.yaml")))
-    committed = bf16_dtypes.comparable(bf16_dtypes.load_committed(name))
+    committed = bf16_dtypes.comparable(committed)
     assert live["rows"] == committed["rows"]
     assert live["experiments"] == committed["experiments"]
 
@@ -50,10 +56,31 @@ def test_ulp_difference_counts_bfloat16_ulps():
     assert bf16_parity.ulp_difference(a, tiny)[0] == 0.0
 
 
-def test_bf16_parity_passes_on_a_small_batch(improved, train):
+def test_committed_tables_cover_every_cpu_kind_with_the_same_dtypes():
+    """Both kinds measured; what they share (the dtypes each op sees) is the same on both, what
+    they do not (how kernels round) differs where TensorFlow falls back to Eigen."""
+    for name in bf16_dtypes.TABLE_CONFIGS:
+        tables = [bf16_dtypes.load_committed(name, kind) for kind in BF16_KERNEL_KINDS]
+        assert all(tables), name
+        assert tables[0]["rows"] == tables[1]["rows"]
+        verdicts = [{e["experiment"]: e["keras"] for e in t["experiments"]} for t in tables]
+        assert verdicts[0]["dense forward, bias add included (1024 terms)"] == "float32, one rounding"
+        assert verdicts[1]["dense forward, bias add included (1024 terms)"] == "bfloat16 or two roundings"
+
+
+def test_bf16_parity_on_a_small_batch_holds_where_the_cpu_has_avx512(improved, train):
+    """On AVX-512 every check passes; without it the layer check fails at a conv or dense layer
+    (not at a float32 island) and the result says why."""
     result = bf16_parity.run_bf16_parity(improved, train, images=32, steps=3, batch_size=32)
-    assert result.passed, [c for c in result.checks if not c.passed]
     assert [r["layer"] for r in result.layers if r["compared"]][:2] == ["normalize", "block1_conv1"]
+    if PARITY_HOLDS:
+        assert result.passed, [c for c in result.checks if not c.passed]
+        assert not any("no AVX-512" in n for n in result.notes)
+        return
+    assert not result.checks[0].passed
+    first_bad = next(r for r in result.layers if r["compared"] and not r["passed"])
+    assert first_bad["layer"].startswith(("block", "dense", "logits")) and "bn" not in first_bad["layer"]
+    assert any("no AVX-512" in n and "docs/parity.md" in n for n in result.notes)
 
 
 def _layer_check(config, train, network=None) -> ParityResult:
@@ -88,12 +115,15 @@ def test_normalisation_in_bf16_on_one_side_fails_and_is_named(improved, train, m
     assert "first layer beyond rounding: normalize (bfloat16 in Keras, float32 in torch)" in result.checks[0].detail
 
 
-def test_cli_bf16_parity_exits_0_and_writes_its_report(real_data_dir, tmp_path):
+def test_cli_bf16_parity_exit_code_and_report(real_data_dir, tmp_path, capsys):
+    """Exit 0 where parity holds (AVX-512), 1 elsewhere with the reason printed; the report either way."""
     from fmnist.cli import main
 
     code = main(["parity", "--config", str(REPO / "configs" / "fast.yaml"), "--precision", "bf16-mixed",
                  "--images", "16", "--steps", "2", "--out", str(tmp_path), "--data-dir", str(real_data_dir)])
-    assert code == 0
+    assert code == (0 if PARITY_HOLDS else 1)
     report = json.loads((tmp_path / "parity-bf16-mixed.json").read_text())
-    assert report["precision"] == "bf16-mixed" and report["passed"]
+    assert report["precision"] == "bf16-mixed" and report["passed"] == PARITY_HOLDS
+    assert report["notes"][0].startswith("cpu: ")
+    assert ("no AVX-512" in capsys.readouterr().out) != PARITY_HOLDS
     assert {r["layer"] for r in report["layers"]} >= {"normalize", "dense1", "logits"}

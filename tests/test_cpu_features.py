@@ -49,3 +49,13 @@ def test_warning_goes_to_stderr_when_training_on_the_cpu(tmp_path, capsys, on_cp
     cf.warn_if_emulated_bf16("bf16-mixed", on_cpu=on_cpu, path=_cpuinfo(tmp_path, AVX2_ONLY))
     captured = capsys.readouterr()
     assert captured.out == "" and ("without bfloat16 instructions" in captured.err) == on_cpu
+
+
+def test_bf16_kernels_needs_all_four_avx512_flags_both_frameworks_check(tmp_path):
+    assert cf.bf16_kernels(_cpuinfo(tmp_path, AVX2_ONLY)) == "no_avx512"
+    partial = "model name\t: Intel(R) Xeon(R)\nflags\t\t: avx2 avx512f avx512_bf16\n"  # no BW/VL/DQ: torch falls back
+    assert cf.bf16_kernels(_cpuinfo(tmp_path, partial)) == "no_avx512"
+    full = "model name\t: Intel(R) Xeon(R)\nflags\t\t: avx2 avx512f avx512bw avx512vl avx512dq amx_bf16\n"
+    assert cf.bf16_kernels(_cpuinfo(tmp_path, full)) == "avx512"
+    assert cf.bf16_kernels(tmp_path / "no-cpuinfo") is None
+    assert {cf.bf16_kernels(_cpuinfo(tmp_path, t)) for t in (AVX2_ONLY, full)} == set(cf.BF16_KERNEL_KINDS)
