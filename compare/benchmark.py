@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from compare import bench_stats
+from fmnist import BACKEND_NAMES
 from fmnist.cpu_features import cpu_model, kernel_flags, native_bf16
 from fmnist.errors import FmnistError
 
-BACKENDS = ("keras", "lightning")
 TORCH_VARIANTS = ("eager", "channels_last", "bf16", "channels_last+bf16", "compile")
 KERAS_VARIANTS = ("tf", "tf-xla", "tf-bf16", "jax", "torch")
 ALL_VARIANTS = TORCH_VARIANTS + KERAS_VARIANTS + ("tf-graph",)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from compare.stats import format_p, mcnemar, prediction_agreement, tost_equivalence
-from fmnist import CLASS_NAMES, IMAGE_SHAPE
+from fmnist import BACKEND_NAMES, CLASS_NAMES, IMAGE_SHAPE
 from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import confusion_matrix, cross_entropy, per_class_scores
@@ -35,7 +35,6 @@ from fmnist.rundir import (
     read_json, read_metrics, read_predictions, write_json,
 )
 
-BACKENDS = ("keras", "lightning")
 LABELS = {"keras": "Keras", "lightning": "Lightning"}
 COLORS = {"keras": "#E66100", "lightning": "#5D3A9B"}  # orange / purple: apart for colour-blind readers
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -85,8 +84,8 @@ def load_run(path: Path) -> Run:
         if not (path / name).is_file():
             raise RunDirError(f"{path / name} not found: is {path} a finished run directory?")
     test = read_json(path / TEST_METRICS_FILE)
-    if test.get("backend") not in BACKENDS:
-        raise RunDirError(f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {BACKENDS}")
+    if test.get("backend") not in BACKEND_NAMES:
+        raise RunDirError(f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {BACKEND_NAMES}")
     logits, labels = read_predictions(path / PREDICTIONS_FILE)
     return Run(path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE),
                logits, labels)
@@ -127,7 +126,7 @@ def check_comparable(runs: Sequence[Run]) -> None:
         if not np.array_equal(run.labels, first.labels):
             raise FmnistError(f"runs were tested on different images: {first.path} and {run.path} have other labels")
     present = {r.backend for r in runs}
-    if present != set(BACKENDS):
+    if present != set(BACKEND_NAMES):
         raise FmnistError(f"a comparison needs runs of both backends (keras and lightning); got only {sorted(present)}")
     seen: dict[tuple[str, int], Path] = {}
     for run in runs:
@@ -139,7 +138,7 @@ def check_comparable(runs: Sequence[Run]) -> None:
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs per backend, sorted by seed."""
-    return {b: sorted((r for r in runs if r.backend == b), key=lambda r: r.seed) for b in BACKENDS}
+    return {b: sorted((r for r in runs if r.backend == b), key=lambda r: r.seed) for b in BACKEND_NAMES}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +215,7 @@ def _backend_summary(runs: list[Run], aggregate: str) -> dict[str, Any]:
 
 def _per_seed(groups: dict[str, list[Run]]) -> list[dict[str, Any]]:
     """Image-by-image comparison of the two backends on each seed both ran."""
-    keras, lightning = ({r.seed: r for r in groups[b]} for b in BACKENDS)
+    keras, lightning = ({r.seed: r for r in groups[b]} for b in BACKEND_NAMES)
     rows = []
     for seed in sorted(set(keras) & set(lightning)):
         k, l = keras[seed], lightning[seed]
@@ -243,7 +242,7 @@ def summarize(groups: dict[str, list[Run]]) -> dict[str, Any]:
     """The whole report as plain numbers: what summary.json holds and the text is rendered from."""
     config = groups["keras"][0].config
     aggregate = "sum" if len(groups["keras"]) == len(groups["lightning"]) else "mean"
-    backends = {b: _backend_summary(groups[b], aggregate) for b in BACKENDS}
+    backends = {b: _backend_summary(groups[b], aggregate) for b in BACKEND_NAMES}
     per_seed = _per_seed(groups)
     return {
         "config": config.name,
@@ -280,7 +279,7 @@ def plot_curves(summary: dict[str, Any]):
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), sharex=True)
     for ax, metric in zip(axes.flat, CURVE_METRICS):
-        for b in BACKENDS:
+        for b in BACKEND_NAMES:
             c = summary["backends"][b]["curves"]
             scale = 100 if "accuracy" in metric else 1
             mean, low, high = (np.array(c[metric][k]) * scale for k in ("mean", "min", "max"))
@@ -314,13 +313,13 @@ def _heatmap(ax, cm: np.ndarray, title: str, hide_zeros: bool = False, **kwargs:
 def plot_confusions(summary: dict[str, Any]):
     """Both confusion matrices on one colour scale, and Lightning − Keras on a diverging one."""
     plt = _plt()
-    cms = {b: np.array(summary["backends"][b]["confusion_matrix"], dtype=np.float64) for b in BACKENDS}
+    cms = {b: np.array(summary["backends"][b]["confusion_matrix"], dtype=np.float64) for b in BACKEND_NAMES}
     vmax = max(cm.max() for cm in cms.values())
     diff = cms["lightning"] - cms["keras"]
     span = max(1.0, float(np.abs(diff).max()))
     how = "summed" if summary["confusion_aggregate"] == "sum" else "mean"
     fig, axes = plt.subplots(1, 3, figsize=(24, 7.5))
-    for ax, b in zip(axes, BACKENDS):
+    for ax, b in zip(axes, BACKEND_NAMES):
         _heatmap(ax, cms[b], f"{LABELS[b]} ({how} over {len(summary['backends'][b]['seeds'])} seeds)",
                  cmap="Blues", vmin=0, vmax=vmax)
     _heatmap(axes[2], diff, "Lightning − Keras (red: Lightning more often; blank: same)", hide_zeros=True,
@@ -336,7 +335,7 @@ def plot_per_class(summary: dict[str, Any]):
     x, width = np.arange(len(CLASS_NAMES)), 0.38
     for ax, metric in zip(axes, ("precision", "recall", "f1")):
         lowest = 1.0
-        for i, b in enumerate(BACKENDS):
+        for i, b in enumerate(BACKEND_NAMES):
             pc = summary["backends"][b]["per_class"]
             mean = np.array([pc[n][metric]["mean"] for n in CLASS_NAMES]) * 100
             low, high = (np.array([pc[n][metric][k] for n in CLASS_NAMES]) * 100 for k in ("min", "max"))
@@ -363,9 +362,9 @@ def plot_disagreements(images: np.ndarray, labels: np.ndarray, preds: dict[str, 
         ax.axis("off")
     for ax, i in zip(axes.flat, indices):
         ax.imshow(images[i], cmap="gray_r")
-        marks = {b: "✓" if preds[b][i] == labels[i] else "✗" for b in BACKENDS}
+        marks = {b: "✓" if preds[b][i] == labels[i] else "✗" for b in BACKEND_NAMES}
         ax.set_title(f"#{i} true: {CLASS_NAMES[labels[i]]}\n"
-                     + "\n".join(f"{LABELS[b]}: {CLASS_NAMES[preds[b][i]]} {marks[b]}" for b in BACKENDS), fontsize=8)
+                     + "\n".join(f"{LABELS[b]}: {CLASS_NAMES[preds[b][i]]} {marks[b]}" for b in BACKEND_NAMES), fontsize=8)
     fig.suptitle(f"Seed {seed}: images one backend gets right and the other wrong")
     return fig
 
@@ -387,7 +386,7 @@ def _mean_pm(s: dict[str, Any], scale: float = 1.0, fmt: str = ".2f") -> str:
 
 
 def _seeds_text(summary: dict[str, Any]) -> str:
-    seeds = {b: summary["backends"][b]["seeds"] for b in BACKENDS}
+    seeds = {b: summary["backends"][b]["seeds"] for b in BACKEND_NAMES}
     if seeds["keras"] == seeds["lightning"]:
         return f"seeds {', '.join(map(str, seeds['keras']))}"
     return "; ".join(f"{LABELS[b]} seeds {', '.join(map(str, s))}" for b, s in seeds.items())
@@ -414,7 +413,7 @@ def _accuracy_blocks(summary: dict[str, Any]) -> list[tuple]:
     headers = ["Backend", "Seeds", "Test accuracy (%)", "Test loss", "Macro F1 (%)", "Parameters", "Train time (s)",
                "Train images/s"]
     rows = []
-    for b in BACKENDS:
+    for b in BACKEND_NAMES:
         s = summary["backends"][b]
         params = s["num_params"]
         rows.append([LABELS[b], str(len(s["seeds"])), _mean_pm(s["test_accuracy"], 100),
@@ -439,7 +438,7 @@ def _per_seed_blocks(summary: dict[str, Any]) -> list[tuple]:
              str(r["only_keras_right"]), str(r["only_lightning_right"]), format_p(r["mcnemar_p"]).lstrip("= ")]
             for r in summary["per_seed"]]
     paired = {r["seed"] for r in summary["per_seed"]}
-    unpaired = sorted(s for b in BACKENDS for s in summary["backends"][b]["seeds"] if s not in paired)
+    unpaired = sorted(s for b in BACKEND_NAMES for s in summary["backends"][b]["seeds"] if s not in paired)
     blocks.append(("table", headers, rows))
     if unpaired:
         blocks.append(("p", f"Seeds run by one backend only (in the verdict, not in this table): "
@@ -449,8 +448,8 @@ def _per_seed_blocks(summary: dict[str, Any]) -> list[tuple]:
 
 def _figure_blocks(summary: dict[str, Any]) -> list[tuple]:
     how = "summed" if summary["confusion_aggregate"] == "sum" else "averaged"
-    top = {b: summary["backends"][b]["top_confusions"] for b in BACKENDS}
-    rows = [[str(i + 1)] + [f"{t['true']} → {t['predicted']} ({t['count']:g})" for t in (top[b][i] for b in BACKENDS)]
+    top = {b: summary["backends"][b]["top_confusions"] for b in BACKEND_NAMES}
+    rows = [[str(i + 1)] + [f"{t['true']} → {t['predicted']} ({t['count']:g})" for t in (top[b][i] for b in BACKEND_NAMES)]
             for i in range(len(top["keras"]))]
     return [
         ("h2", "Learning curves"), ("img", FIGURES["curves"], "Learning curves of both backends"),
@@ -464,10 +463,10 @@ def _figure_blocks(summary: dict[str, Any]) -> list[tuple]:
 
 
 def _per_class_blocks(summary: dict[str, Any]) -> list[tuple]:
-    pcs = {b: summary["backends"][b]["per_class"] for b in BACKENDS}
-    headers = (["Class"] + [f"{LABELS[b]} {m}" for b in BACKENDS for m in ("P", "R", "F1")]
+    pcs = {b: summary["backends"][b]["per_class"] for b in BACKEND_NAMES}
+    headers = (["Class"] + [f"{LABELS[b]} {m}" for b in BACKEND_NAMES for m in ("P", "R", "F1")]
                + ["F1 Keras − Lightning (points)"])
-    rows = [[name] + [_pct(pcs[b][name][m]["mean"]) for b in BACKENDS for m in ("precision", "recall", "f1")]
+    rows = [[name] + [_pct(pcs[b][name][m]["mean"]) for b in BACKEND_NAMES for m in ("precision", "recall", "f1")]
             + [f"{(pcs['keras'][name]['f1']['mean'] - pcs['lightning'][name]['f1']['mean']) * 100:+.2f}"]
             for name in CLASS_NAMES]
     return [("h2", "Per class"), ("img", FIGURES["per_class"], "Per-class precision, recall and F1"),
@@ -590,7 +589,7 @@ def _disagreements(groups: dict[str, list[Run]], images: np.ndarray | None) -> t
     common = sorted({r.seed for r in groups["keras"]} & {r.seed for r in groups["lightning"]})
     if not common:
         return None, None
-    k, l = (next(r for r in groups[b] if r.seed == common[0]) for b in BACKENDS)
+    k, l = (next(r for r in groups[b] if r.seed == common[0]) for b in BACKEND_NAMES)
     shown = _disagreement_indices(k, l)
     entry = {"seed": common[0], "count": int((k.correct != l.correct).sum()),
              "only_keras_right": int((k.correct & ~l.correct).sum()),

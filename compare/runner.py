@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fmnist import rundir
+from fmnist import BACKEND_NAMES, rundir
 from fmnist.config import Config, config_to_dict, with_overrides
 from fmnist.errors import FmnistError
 
-BACKENDS = ("keras", "lightning")
 RUNS_DIR = "runs"  # compare.report.RUNS_DIR: the report folder allows it
 
 
@@ -91,7 +90,7 @@ def plan(config: Config, seeds: Sequence[int], out_dir: Path, data_sha256: Mappi
     a folder that is not a run, and runs made with other settings unless `rerun_stale`."""
     planned, stale = [], []
     for i, seed in enumerate(seeds):
-        order = BACKENDS if i % 2 == 0 else BACKENDS[::-1]
+        order = BACKEND_NAMES if i % 2 == 0 else BACKEND_NAMES[::-1]
         for backend in order:
             run_dir = run_dir_for(out_dir, backend, seed)
             if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
@@ -135,14 +134,14 @@ def train_all(config_path: Path, seeds: Sequence[int], out_dir: Path, extra_args
             continue
         if run.action == "resume":
             print(f"{label}: unfinished run with the same settings, resuming {run.run_dir}", flush=True)
-            cmd = [sys.executable, "-m", "fmnist.cli", "train", "--resume", str(run.run_dir), *data_args]
+            cmd = [sys.executable, "-m", "fmnist_cli", "train", "--resume", str(run.run_dir), *data_args]
         else:
             if run.action == "retrain":
                 print(f"{label}: {run.run_dir} was made with other settings ({run.why[0]}), retraining it"
                       " (--rerun-stale)", flush=True)
             else:
                 print(f"{label}: training into {run.run_dir}", flush=True)
-            cmd = [sys.executable, "-m", "fmnist.cli", "train", "--backend", run.backend, "--config", str(config_path),
+            cmd = [sys.executable, "-m", "fmnist_cli", "train", "--backend", run.backend, "--config", str(config_path),
                    "--seed", str(run.seed), "--run-dir", str(run.run_dir), *extra_args]
             if run.action == "retrain":
                 cmd.append("--overwrite")  # removes that run's own files only (fmnist.rundir.RUN_ARTIFACTS)

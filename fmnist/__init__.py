@@ -1,8 +1,8 @@
 """fmnist-parity: one CNN on Fashion-MNIST in Keras and PyTorch Lightning.
 
 This package is the framework-free core: config schema, data, run directories, metrics, plots
-and the CLI. It never imports TensorFlow, Keras or torch; the backends live in `keras_model` and
-`lightning_model`.
+and training's shared rules. It never imports TensorFlow, Keras or torch; the backends live in `keras_model` and
+`lightning_model`, the command in `fmnist_cli`.
 """
 
 CLASS_NAMES = (
@@ -18,6 +18,8 @@ CLASS_NAMES = (
     "Ankle boot",
 )
 NUM_CLASSES = len(CLASS_NAMES)
+#: The two backends, by the names the command, run directories and reports use.
+BACKEND_NAMES = ("keras", "lightning")
 IMAGE_SHAPE = (28, 28)
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import __version__, console, distributed, rundir
+from fmnist import BACKEND_NAMES, __version__, console, distributed, rundir
 from fmnist.backend_api import Backend, EpochReporter
 from fmnist.cpu_features import cpu_model
 from fmnist.config import Config, config_from_dict, config_to_dict, load_config, save_config
@@ -28,7 +28,8 @@ from fmnist.splits import DataSplits, make_splits
 from fmnist.tensorboard_log import TensorBoardLog
 from fmnist.tta import flip_average_logits, flip_images
 
-BACKENDS = {"keras": ("keras_model.backend", "keras"), "lightning": ("lightning_model.backend", "lightning")}
+#: backend name -> (its module, the pip extra that installs its framework)
+BACKENDS = {name: (f"{name}_model.backend", name) for name in BACKEND_NAMES}
 
 
 def load_backend(name: str) -> Backend:

@@ -1,5 +1,5 @@
 """The models a server runs: exported .onnx files, or run directories exported first in a child
-process (`python -m fmnist.cli export`), so the serving process never loads TensorFlow or torch.
+process (`python -m fmnist_cli export`), so the serving process never loads TensorFlow or torch.
 
 Each model is one onnxruntime session, opened once at start-up (`fmnist.onnx_model.OnnxModel`
 checks the input/output contract) and shared by all requests: onnxruntime sessions are safe to
@@ -84,7 +84,7 @@ def resolve(path: Path, data_dir: str | None = None, log: Callable[[str], None] 
 
 def export_in_child(run_dir: Path, data_dir: str | None = None) -> None:
     """`fmnist export RUN_DIR` in a fresh Python process; its last line is the error if it fails."""
-    cmd = [sys.executable, "-m", "fmnist.cli", "export", str(run_dir), *(["--data-dir", data_dir] if data_dir else [])]
+    cmd = [sys.executable, "-m", "fmnist_cli", "export", str(run_dir), *(["--data-dir", data_dir] if data_dir else [])]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S)
     except subprocess.TimeoutExpired:

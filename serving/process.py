@@ -49,7 +49,7 @@ def _children(pid: int) -> list[int]:
 
 
 class Server:
-    """`python -m fmnist.cli serve MODEL... --port P` until `stop()`; `start_seconds` is the time
+    """`python -m fmnist_cli serve MODEL... --port P` until `stop()`; `start_seconds` is the time
     from the process start to the first 200 from /healthz."""
 
     def __init__(self, models: list[str], args: tuple[str, ...] = (), port: int | None = None,
@@ -57,7 +57,7 @@ class Server:
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = log
-        cmd = [sys.executable, "-m", "fmnist.cli", "serve", *models, "--host", HOST, "--port", str(self.port), *args]
+        cmd = [sys.executable, "-m", "fmnist_cli", "serve", *models, "--host", HOST, "--port", str(self.port), *args]
         out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed in stop)
         self._out = out
         started = time.perf_counter()

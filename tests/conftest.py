@@ -3,7 +3,11 @@ can import TensorFlow: the other order segfaults on the first optimizer step in 
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,21 @@ def baseline_config():
 
 
 @pytest.fixture
+def bn_same_stride_config(baseline_config):
+    """Batch norm, 'same' padding with stride 2 (asymmetric in TF), two convs in a block."""
+    from fmnist.config import config_from_dict, config_to_dict
+
+    raw = config_to_dict(baseline_config)
+    raw["model"]["conv_blocks"] = [
+        {"filters": 8, "kernel_size": 3, "padding": "same", "stride": 2, "batch_norm": True, "pool": 0},
+        {"filters": 16, "kernel_size": 3, "padding": "same", "convs": 2, "batch_norm": True, "pool": 2,
+         "dropout": 0.1},
+    ]
+    raw["model"]["dense"] = [32]
+    return config_from_dict(raw)
+
+
+@pytest.fixture
 def tiny_images() -> tuple[np.ndarray, np.ndarray]:
     """200 random 28x28 uint8 images with balanced labels: enough for shape and overfit tests."""
     rng = np.random.default_rng(0)
@@ -47,17 +66,24 @@ def tiny_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _run_fmnist(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                timeout: float = 600) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-    import sys
-
+                timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).parent / "fmnist"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, **(env or {})})
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist_cli"]
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"fmnist {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
+def fmnist():
+    """Runs the `fmnist` command in a fresh process and fails the test, with its stderr, unless it
+    exits 0: fmnist(*args, cwd=None, env=None, timeout=600, check=True) -> CompletedProcess."""
+    return functools.partial(_run_fmnist, check=True)
+
+
+@pytest.fixture(scope="session")
 def fmnist_cli():
     """Runs the `fmnist` command in a fresh process: fmnist_cli(*args, cwd=None, env=None) ->
     CompletedProcess (text, stdout and stderr captured); the exit code is the caller's to check."""
@@ -84,7 +110,7 @@ def one_line_error():
 
 def _tiny_run(backend: str, root: Path, data_dir: Path) -> Path:
     """A finished run of the baseline network, 2 epochs on 3,000 images (seconds on CPU)."""
-    from fmnist.cli import main
+    from fmnist_cli.main import main
 
     run_dir = root / f"tiny-{backend}"
     code = main(["train", "--backend", backend, "--config", str(REPO / "configs" / "baseline.yaml"), "--epochs", "2",
@@ -147,3 +173,26 @@ def contract_models(tmp_path_factory) -> dict[str, Path]:
     return {"keras": write_contract_onnx(folder / "keras.onnx", "keras", weights, bias, 0.5),
             "lightning": write_contract_onnx(folder / "lightning.onnx", "lightning",
                                              weights + rng.normal(0, 0.01, weights.shape), bias, 0.5)}
+
+
+_BLOCKER = """
+import sys
+BLOCKED = {blocked!r}
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"blocked for this test: {{name}}")
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def _run_with_blocked_imports(blocked: tuple[str, ...], code: str, timeout: float = 600):
+    script = _BLOCKER.format(blocked=tuple(blocked)) + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def run_with_blocked_imports():
+    """Runs Python code in a fresh process where the named top-level packages cannot be imported
+    (its own children are not affected): run_with_blocked_imports(blocked, code) -> CompletedProcess."""
+    return _run_with_blocked_imports

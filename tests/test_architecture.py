@@ -6,24 +6,11 @@ import pytest
 import torch
 
 from fmnist.architecture import count_params, layer_plan, same_padding
-from fmnist.config import config_from_dict, config_to_dict
-
-
-def bn_same_stride_config(baseline_config):
-    """Batch norm, 'same' padding with stride 2 (asymmetric in TF), two convs in a block."""
-    raw = config_to_dict(baseline_config)
-    raw["model"]["conv_blocks"] = [
-        {"filters": 8, "kernel_size": 3, "padding": "same", "stride": 2, "batch_norm": True, "pool": 0},
-        {"filters": 16, "kernel_size": 3, "padding": "same", "convs": 2, "batch_norm": True, "pool": 2,
-         "dropout": 0.1},
-    ]
-    raw["model"]["dense"] = [32]
-    return config_from_dict(raw)
 
 
 @pytest.fixture(params=["baseline", "bn_same_stride"])
-def config(request, baseline_config):
-    return baseline_config if request.param == "baseline" else bn_same_stride_config(baseline_config)
+def config(request, baseline_config, bn_same_stride_config):
+    return baseline_config if request.param == "baseline" else bn_same_stride_config
 
 
 def test_baseline_parameter_count(baseline_config):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fmnist.cli import main
+from fmnist_cli.main import main
 
 pytest.importorskip("onnxruntime")
 

@@ -117,7 +117,7 @@ def test_float32_variants_are_float32_on_a_bf16_config():
     (["--time-to-accuracy", "91"], "--time-to-accuracy: a test accuracy between 0 and 1"),
 ])
 def test_bad_flags_get_one_line(argv, message, capsys):
-    from fmnist.cli import main
+    from fmnist_cli.main import main
 
     assert main(["benchmark", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err.strip()
@@ -142,7 +142,7 @@ def _numbers(obj, path=""):
 def test_ci_sized_benchmark_run(tmp_path, real_data_dir):
     out = tmp_path / "bench"
     script = Path(sys.executable).parent / "fmnist"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist_cli"]
     result = subprocess.run([*cmd, "benchmark", "--device", "cpu", "--variants", "eager,tf", "--steps", "4",
                              "--warmup", "1", "--repeats", "1", "--batch-size", "32", "--data", "real",
                              "--data-dir", str(real_data_dir), "--out", str(out)],

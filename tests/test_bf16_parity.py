@@ -117,7 +117,7 @@ def test_normalisation_in_bf16_on_one_side_fails_and_is_named(improved, train, m
 
 def test_cli_bf16_parity_exit_code_and_report(real_data_dir, tmp_path, capsys):
     """Exit 0 where parity holds (AVX-512), 1 elsewhere with the reason printed; the report either way."""
-    from fmnist.cli import main
+    from fmnist_cli.main import main
 
     code = main(["parity", "--config", str(REPO / "configs" / "fast.yaml"), "--precision", "bf16-mixed",
                  "--images", "16", "--steps", "2", "--out", str(tmp_path), "--data-dir", str(real_data_dir)])

@@ -13,26 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from fmnist import rundir
+from fmnist import BACKEND_NAMES, rundir
 from fmnist.rundir import METRICS_COLUMNS, RESULT_FILES
 
-BACKENDS = ("keras", "lightning")
+BACKENDS = BACKEND_NAMES
 SMALL = ["--limit-train", "300", "--limit-test", "200", "--epochs", "2", "--batch-size", "64"]
+#: SMALL's runs reach 49% (Keras) and 55.5% (Lightning) on the 200 test images; chance is 10%.
+SMALL_FLOOR = 0.35
 RUN_FILES = ["config.yaml", "metrics.csv", "test_metrics.json", "summary.txt", "curves.png",
              "confusion_matrix.png", "tensorboard", "test_predictions.npz"]
 
 
-def fmnist(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    script = Path(sys.executable).parent / "fmnist"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]
-    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"fmnist {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return result
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, real_data_dir) -> dict[str, Path]:
+def runs(tmp_path_factory, real_data_dir, fmnist) -> dict[str, Path]:
     """One small run per backend, shared by the tests below."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
@@ -72,12 +65,12 @@ def test_run_directory_is_complete(runs, backend):
         assert key in metrics, key
     assert metrics["backend"] == backend and metrics["num_params"] == 225_034
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["test_images"] == 200
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["test_accuracy"] >= SMALL_FLOOR, "the network learned next to nothing in two epochs"
     assert not list(run_dir.glob(".*.tmp*")), "temporary files left behind"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_evaluate_reproduces_the_test_accuracy(runs, backend, real_data_dir):
+def test_evaluate_reproduces_the_test_accuracy(runs, backend, real_data_dir, fmnist):
     result = fmnist("evaluate", str(runs[backend]), "--data-dir", str(real_data_dir))
     trained = json.loads((runs[backend] / "test_metrics.json").read_text())
     evaluated = json.loads((runs[backend] / "evaluation.json").read_text())
@@ -88,7 +81,7 @@ def test_evaluate_reproduces_the_test_accuracy(runs, backend, real_data_dir):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_evaluate_with_flip_tta_reports_it_apart(runs, backend, real_data_dir):
+def test_evaluate_with_flip_tta_reports_it_apart(runs, backend, real_data_dir, fmnist):
     result = fmnist("evaluate", str(runs[backend]), "--tta", "flip", "--data-dir", str(real_data_dir))
     trained = json.loads((runs[backend] / "test_metrics.json").read_text())
     evaluated = json.loads((runs[backend] / "evaluation.json").read_text())
@@ -100,7 +93,7 @@ def test_evaluate_with_flip_tta_reports_it_apart(runs, backend, real_data_dir):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_same_seed_reruns_identically(runs, backend, real_data_dir, tmp_path):
+def test_same_seed_reruns_identically(runs, backend, real_data_dir, tmp_path, fmnist):
     again = tmp_path / "again"
     fmnist("train", "--backend", backend, *SMALL, "--run-dir", str(again), "--data-dir", str(real_data_dir))
 
@@ -137,7 +130,7 @@ def test_tensorboard_tags_are_the_same_in_both_backends(runs):
     assert keras_tags["test"] == {"confusion_matrix", "predictions"}
 
 
-def test_existing_run_dir_is_not_overwritten(runs, real_data_dir):
+def test_existing_run_dir_is_not_overwritten(runs, real_data_dir, fmnist):
     result = fmnist("train", "--backend", "keras", *SMALL, "--run-dir", str(runs["keras"]),
                     "--data-dir", str(real_data_dir), check=False)
     assert result.returncode == 2
@@ -145,7 +138,7 @@ def test_existing_run_dir_is_not_overwritten(runs, real_data_dir):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_precision_override_and_the_emulated_bf16_warning(backend, real_data_dir, tmp_path):
+def test_precision_override_and_the_emulated_bf16_warning(backend, real_data_dir, tmp_path, fmnist):
     """--precision lands in the run's config; bf16 on a CPU without bfloat16 instructions is
     announced (it is emulated there, 4-10x slower), and only then."""
     from fmnist.cpu_features import native_bf16
@@ -169,22 +162,22 @@ def test_precision_override_and_the_emulated_bf16_warning(backend, real_data_dir
         (["evaluate", "/nonexistent/run"], "is not a directory"),
     ],
 )
-def test_bad_input_gets_one_line_and_no_traceback(args, message):
+def test_bad_input_gets_one_line_and_no_traceback(args, message, fmnist):
     result = fmnist(*args, check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_help_on_every_subcommand():
+def test_help_on_every_subcommand(fmnist):
     for command in ("train", "evaluate", "data"):
         assert "usage: fmnist" in fmnist(command, "--help").stdout
 
 
-def test_data_command_says_where_the_data_is(real_data_dir):
+def test_data_command_says_where_the_data_is(real_data_dir, fmnist):
     assert str(real_data_dir) in fmnist("data", "--data-dir", str(real_data_dir)).stdout
 
 
-def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path):
+def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path, fmnist):
     """On runs kept as their RESULT_FILES alone (no model, checkpoints or logs), as the README says."""
     kept = {}
     for backend in BACKENDS:
@@ -204,7 +197,7 @@ def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path):
     assert summary["backends"]["lightning"]["test_accuracy"]["mean"] == pytest.approx(accuracies["lightning"])
 
 
-def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path):
+def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path, fmnist):
     result = fmnist("parity", "--steps", "2", "--images", "200", "--out", str(tmp_path), "--data-dir",
                     str(real_data_dir))
     report = json.loads((tmp_path / "parity.json").read_text())

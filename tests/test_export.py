@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from fmnist import CLASS_NAMES
-from fmnist.cli import main
+from fmnist_cli.main import main
 from fmnist.datasets import load_fashion_mnist
 
 onnx = pytest.importorskip("onnx")
@@ -173,7 +173,7 @@ BLOCKER = textwrap.dedent("""
             pass
         else:
             raise SystemExit(f"{name} could still be imported")
-    from fmnist.cli import main
+    from fmnist_cli.main import main
 
     code = main(sys.argv[1:])
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in FRAMEWORKS)

@@ -446,7 +446,7 @@ def test_an_interrupted_compare_resumes_its_partial_run(fmnist_cli, tmp_path, re
 
     out = tmp_path / "interrupted"
     script = Path(sys.executable).parent / "fmnist"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist_cli"]
     proc = subprocess.Popen([*cmd, "compare", *args, "--out", str(out)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     run_dir = out / "runs" / "keras-seed0"  # the first run compare trains

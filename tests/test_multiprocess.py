@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_cli import fmnist
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +44,7 @@ def _remeasure(backend: str, run_dir: Path, data_dir: Path) -> tuple[float, floa
 
 
 @pytest.mark.parametrize("backend,strategy", [("lightning", "ddp"), ("keras", "mirrored")])
-def test_two_devices_count_every_image_once(backend, strategy, real_data_dir, tmp_path):
+def test_two_devices_count_every_image_once(backend, strategy, real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / backend
     result = fmnist("train", "--backend", backend, *ARGS, "--strategy", strategy, "--run-dir", str(run_dir),
                     "--data-dir", str(real_data_dir))

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from fmnist.config import with_overrides
-from tests.test_architecture import bn_same_stride_config
 
 
 def _reference(network: nn.Sequential) -> nn.Sequential:
@@ -31,10 +30,10 @@ def _reference(network: nn.Sequential) -> nn.Sequential:
 
 
 @pytest.mark.parametrize("which", ["baseline", "bn_same_stride"])
-def test_relu_after_pool_is_bit_identical(which, baseline_config):
+def test_relu_after_pool_is_bit_identical(which, baseline_config, bn_same_stride_config):
     from lightning_model.network import MaxPoolReLU, build_network
 
-    config = baseline_config if which == "baseline" else bn_same_stride_config(baseline_config)
+    config = baseline_config if which == "baseline" else bn_same_stride_config
     torch.manual_seed(0)
     network = build_network(config).eval()  # eval: no dropout masks to line up
     assert any(isinstance(m, MaxPoolReLU) for m in network.modules())
@@ -111,7 +110,7 @@ def test_batch_norm_under_bf16_autocast_computes_in_float32():
 
 @pytest.mark.parametrize("config_name", ["fast", "improved"])
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_fast_config_trains_saves_and_reevaluates(backend, config_name, real_data_dir, tmp_path):
+def test_fast_config_trains_saves_and_reevaluates(backend, config_name, real_data_dir, tmp_path, fmnist):
     """configs/fast.yaml (bf16-mixed, channels_last, one-cycle per step) and configs/improved.yaml
     (the same switches with batch norm, augmentation, AdamW, label smoothing, early stopping) end
     to end: the saved model re-loads and `evaluate` reproduces the test accuracy it was trained to."""
@@ -120,7 +119,6 @@ def test_fast_config_trains_saves_and_reevaluates(backend, config_name, real_dat
 
     import yaml
 
-    from tests.test_cli import fmnist
 
     run_dir = tmp_path / backend
     config = Path(__file__).resolve().parents[1] / "configs" / f"{config_name}.yaml"

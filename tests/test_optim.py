@@ -58,3 +58,21 @@ def test_keras_adam_state_round_trips():
     again = KerasAdam([w], lr=0.1)
     again.load_state_dict(state)
     assert again.state[w]["step"] == 1 and torch.equal(again.state[w]["m"], opt.state[w]["m"])
+
+
+def test_keras_adam_with_weight_decay_is_keras_adamw_step_for_step():
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(50,)).astype(np.float32)
+    targets = rng.normal(size=(7, 50)).astype(np.float32) * 1e-3
+    lrs = np.linspace(0.02, 0.002, 40)
+    kw = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-3)
+    # A schedule: the decay must use each step's rate.
+    keras_w = _keras_trajectory(w0, targets, len(lrs), "AdamW", lrs, learning_rate=float(lrs[0]),
+                                     weight_decay=0.1, **kw)
+    ours = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), weight_decay=0.1, **kw)
+    no_decay = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), **kw)
+    assert np.abs(ours - keras_w).max() < 1e-6
+    assert np.abs(no_decay - keras_w).max() > 1e-3  # the decay is really there
+    # weight_decay 0 (and the old constructor) is plain Keras Adam, as before.
+    plain = _torch_trajectory(KerasAdam, w0, targets, 5, lr=0.01, **kw)
+    assert np.array_equal(plain, _torch_trajectory(KerasAdam, w0, targets, 5, lr=0.01, weight_decay=0.0, **kw))

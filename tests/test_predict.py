@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fmnist import CLASS_NAMES
-from fmnist.cli import main
+from fmnist_cli.main import main
 from fmnist.datasets import load_fashion_mnist
 from fmnist.predicting import predict_files
 from fmnist.synthetic_photos import write_photos

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import fmnist
 
 ARGS = ["--limit-train", "8000", "--limit-test", "300", "--epochs", "3", "--batch-size", "32"]
 
 
 def _command(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "fmnist"
-    return [*([str(script)] if script.exists() else [sys.executable, "-m", "fmnist.cli"]), *args]
+    return [*([str(script)] if script.exists() else [sys.executable, "-m", "fmnist_cli"]), *args]
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -57,7 +56,7 @@ def _numbers(run_dir: Path) -> tuple[list[dict[str, str]], dict]:
 
 
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, real_data_dir, tmp_path):
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, real_data_dir, tmp_path, fmnist):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     fmnist("train", "--backend", backend, *ARGS, "--run-dir", str(straight), "--data-dir", str(real_data_dir))
     proc = _start_and_stop(backend, killed, real_data_dir, signal.SIGKILL)
@@ -75,7 +74,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, rea
 
 
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_dir, tmp_path):
+def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / "run"
     proc = _start_and_stop(backend, run_dir, real_data_dir, signal.SIGINT)
     stderr = proc.stderr.read()
@@ -86,7 +85,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_d
     assert [r["epoch"] for r in _rows(run_dir)] == ["1", "2", "3"]
 
 
-def test_resume_refuses_a_finished_run(real_data_dir, tmp_path):
+def test_resume_refuses_a_finished_run(real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / "done"
     fmnist("train", "--backend", "keras", "--limit-train", "300", "--limit-test", "100", "--epochs", "1",
            "--run-dir", str(run_dir), "--data-dir", str(real_data_dir))
@@ -95,7 +94,7 @@ def test_resume_refuses_a_finished_run(real_data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_nan_loss_stops_with_epoch_and_step(backend, real_data_dir, tmp_path):
+def test_nan_loss_stops_with_epoch_and_step(backend, real_data_dir, tmp_path, fmnist):
     result = fmnist("train", "--backend", backend, "--limit-train", "600", "--limit-test", "100", "--epochs", "3",
                     "--lr", "1e6", "--run-dir", str(tmp_path / "nan"), "--data-dir", str(real_data_dir), check=False)
     assert result.returncode == 2, result.stderr[-2000:]

@@ -14,7 +14,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import textwrap
 import zlib
 from pathlib import Path
 
@@ -332,7 +331,7 @@ def test_load_test_results_never_replace_earlier_ones(tmp_path, capsys):
 def test_serve_command_line_defaults_and_one_line_errors(contract_models, capsys):
     import socket
 
-    from fmnist.cli import build_parser, main
+    from fmnist_cli.main import build_parser, main
 
     args = build_parser().parse_args(["serve", "m.onnx"])
     assert (args.host, args.port, args.workers) == ("127.0.0.1", 8000, 1)
@@ -357,28 +356,11 @@ def test_make_tensorboard_listens_on_localhost_by_default():
     assert line and "--host 127.0.0.1" in line[0] and "--bind_all" not in line[0], done.stdout + done.stderr
 
 
-BLOCKER = textwrap.dedent("""
-    import sys
-    BLOCKED = {blocked!r}
-    class Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"the serving process imported {{name}}")
-    sys.meta_path.insert(0, Blocker())
-""")
-
-
-def run_without_frameworks(code: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Python with every framework made unimportable (its children are not affected)."""
-    script = BLOCKER.format(blocked=FRAMEWORKS) + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, cwd=REPO)
-
-
-def test_the_serving_code_imports_no_framework(contract_models):
-    done = run_without_frameworks(f"""
+def test_the_serving_code_imports_no_framework(contract_models, run_with_blocked_imports):
+    done = run_with_blocked_imports(FRAMEWORKS, f"""
         import json, io
         import serving.app, serving.server, serving.loadtest, serving.process, serving.testset, serving.browser
-        import fmnist.cli
+        import fmnist_cli.main
         from fastapi.testclient import TestClient
         from serving.server import Settings
         app = Settings([{str(contract_models['keras'])!r}, {str(contract_models['lightning'])!r}]).build(lambda _: None)
@@ -394,10 +376,10 @@ def test_the_serving_code_imports_no_framework(contract_models):
 
 
 def test_a_run_directory_is_exported_in_a_child_process_and_served_without_frameworks(keras_run, real_data_dir,
-                                                                                      tmp_path):
+                                                                                      tmp_path, run_with_blocked_imports):
     run = tmp_path / "run"
     shutil.copytree(keras_run, run, ignore=shutil.ignore_patterns("model.onnx", "export.json", "tensorboard"))
-    done = run_without_frameworks(f"""
+    done = run_with_blocked_imports(FRAMEWORKS, f"""
         import io, json
         import numpy as np
         from PIL import Image

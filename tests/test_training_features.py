@@ -1,4 +1,4 @@
-"""Issue 6's training features wired into both backends with the same semantics: decoupled weight
+"""The training features wired into both backends with the same semantics: decoupled weight
 decay (Keras AdamW = KerasAdam with weight_decay), label smoothing, the learning rate of every
 step, and early stopping on validation accuracy with the best epoch restored."""
 
@@ -17,29 +17,9 @@ from fmnist.config import load_config, save_config, with_overrides
 from fmnist.schedules import lr_at_epoch, lr_at_step
 from fmnist.splits import DataSplits, Split
 from lightning_model.optim import KerasAdam
-from tests.test_cli import fmnist
-from tests.test_optim import _keras_trajectory, _torch_trajectory
 
 
 # --- AdamW -------------------------------------------------------------------------------------
-
-def test_keras_adam_with_weight_decay_is_keras_adamw_step_for_step():
-    rng = np.random.default_rng(1)
-    w0 = rng.normal(size=(50,)).astype(np.float32)
-    targets = rng.normal(size=(7, 50)).astype(np.float32) * 1e-3
-    lrs = np.linspace(0.02, 0.002, 40)
-    kw = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-3)
-    # A schedule: the decay must use each step's rate.
-    keras_w = _keras_trajectory(w0, targets, len(lrs), "AdamW", lrs, learning_rate=float(lrs[0]),
-                                     weight_decay=0.1, **kw)
-    ours = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), weight_decay=0.1, **kw)
-    no_decay = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), **kw)
-    assert np.abs(ours - keras_w).max() < 1e-6
-    assert np.abs(no_decay - keras_w).max() > 1e-3  # the decay is really there
-    # weight_decay 0 (and the old constructor) is plain Keras Adam, as before.
-    plain = _torch_trajectory(KerasAdam, w0, targets, 5, lr=0.01, **kw)
-    assert np.array_equal(plain, _torch_trajectory(KerasAdam, w0, targets, 5, lr=0.01, weight_decay=0.0, **kw))
-
 
 def test_both_backends_build_adamw_from_the_config(baseline_config):
     import keras
@@ -307,7 +287,7 @@ def _save(obj, path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def early_stopped_runs(tmp_path_factory, real_data_dir, baseline_config) -> dict[str, Path]:
+def early_stopped_runs(tmp_path_factory, real_data_dir, baseline_config, fmnist) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("early")
     config = with_overrides(baseline_config, {"name": "early", "train.early_stopping": 1,
                                               "train.optimizer.lr": 0.003})

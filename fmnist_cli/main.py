@@ -1,0 +1,62 @@
+"""`fmnist`: the parser built from each subcommand's module, and one-line errors.
+
+Errors a user can fix (config, data, paths) print one line and exit 2; `--debug` shows the
+traceback instead. A bug prints one line too, asking for `--debug` and a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fmnist_cli import benchmark, compare, export, parity, predict, serve, train
+from fmnist.errors import FmnistError, reason as error_reason
+
+#: In the order `fmnist --help` lists them.
+COMMANDS = (train, parity, compare, benchmark, predict, export, serve)
+DEBUG_HELP = "show full tracebacks instead of one-line errors"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmnist",
+        description="Train one CNN on Fashion-MNIST in Keras or PyTorch Lightning, and compare the two.",
+    )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    common = argparse.ArgumentParser(add_help=False)  # --debug also after the subcommand
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub, [common])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FmnistError as exc:
+        if args.debug:
+            raise
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fmnist: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # disk full, permissions, a vanished file: the user's to fix
+        if args.debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"fmnist: error: {exc.strerror or error_reason(exc)}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line by default, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"fmnist: internal error: {type(exc).__name__}: {error_reason(exc)}"
+              " (run again with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

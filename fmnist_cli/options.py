@@ -1,0 +1,83 @@
+"""What several subcommands share: argument types and the options declared once."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fmnist.config import PRECISIONS
+
+DEFAULT_CONFIG = Path("configs/baseline.yaml")
+PRECISION_HELP = ("override train.precision: float32, or bf16-mixed (fast on GPUs and on CPUs with"
+                  " bfloat16 instructions, emulated and slow on others)")
+#: Command-line flag -> config field, for the flags that override a config value (train, compare).
+CONFIG_OVERRIDES = {
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.optimizer.lr",
+    "precision": "train.precision",
+    "seed": "seed",
+    "limit_train": "data.limit_train",
+    "limit_test": "data.limit_test",
+    "devices": "train.devices",
+    "strategy": "train.strategy",
+    "num_nodes": "train.num_nodes",
+}
+
+
+def int_at_least(minimum: int):
+    """An argparse type for whole numbers >= minimum, with a message naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (default: $FMNIST_DATA_DIR,"
+                        " then the user cache, downloading there if missing)")
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
+
+
+def add_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit-train", type=positive_int, help="use only the first N training images (smoke runs)")
+    parser.add_argument("--limit-test", type=positive_int, help="test on only the first N test images")
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields the given flags override (None where a flag was not given or not declared)."""
+    return {field: getattr(args, flag, None) for flag, field in CONFIG_OVERRIDES.items()}
+
+
+def flag(name: str) -> str:
+    """`limit_train` -> `--limit-train`."""
+    return "--" + name.replace("_", "-")
