@@ -42,16 +42,17 @@ def default_out(now: dt.datetime) -> Path:
     return path
 
 
-def time_calls(run: Callable[[np.ndarray], Any], images: np.ndarray, latency_runs: int,
-               batches: int) -> dict[str, float]:
+def time_calls(
+    run: Callable[[np.ndarray], Any], images: np.ndarray, latency_runs: int, batches: int
+) -> dict[str, float]:
     """Batch-1 latency percentiles (ms) and batch-256 throughput (images/s) of one runner."""
     x = images.astype(np.float32)[..., None]
     for i in range(WARMUP_CALLS):
-        run(x[i % len(x):i % len(x) + 1])
+        run(x[i % len(x) : i % len(x) + 1])
         run(x[:THROUGHPUT_BATCH])
     latencies = []
     for i in range(latency_runs):
-        one = x[i % len(x):i % len(x) + 1]
+        one = x[i % len(x) : i % len(x) + 1]
         start = time.perf_counter()
         run(one)
         latencies.append(time.perf_counter() - start)
@@ -59,9 +60,13 @@ def time_calls(run: Callable[[np.ndarray], Any], images: np.ndarray, latency_run
     for _ in range(batches):
         run(x[:THROUGHPUT_BATCH])
     seconds = time.perf_counter() - start
-    return {"batch1_p50_ms": 1e3 * percentile(latencies, 50), "batch1_p99_ms": 1e3 * percentile(latencies, 99),
-            "batch256_images_per_s": THROUGHPUT_BATCH * batches / seconds,
-            "latency_runs": latency_runs, "batches": batches}
+    return {
+        "batch1_p50_ms": 1e3 * percentile(latencies, 50),
+        "batch1_p99_ms": 1e3 * percentile(latencies, 99),
+        "batch256_images_per_s": THROUGHPUT_BATCH * batches / seconds,
+        "latency_runs": latency_runs,
+        "batches": batches,
+    }
 
 
 def _runners(backend: str, run_dir: Path, onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
@@ -69,8 +74,7 @@ def _runners(backend: str, run_dir: Path, onnx_path: Path, threads: int) -> dict
     from fmnist.onnx_model import INPUT_NAME, OnnxModel
 
     session = OnnxModel(onnx_path, threads=threads).session
-    runners: dict[str, Callable[[np.ndarray], Any]] = {
-        "onnxruntime": lambda x: session.run(None, {INPUT_NAME: x})}
+    runners: dict[str, Callable[[np.ndarray], Any]] = {"onnxruntime": lambda x: session.run(None, {INPUT_NAME: x})}
     model = exporter(backend).float32_model(run_dir)
     if backend == "keras":
         runners["keras: model(x)"] = lambda x: model(x, training=False).numpy()
@@ -103,9 +107,15 @@ def time_predict(model: Path, folder: Path) -> dict[str, Any]:
     return {"photos": n, "seconds": seconds, "images_per_s": n / seconds, "phases_s": phases}
 
 
-def run_inference_benchmark(runs: list[Path], out: Path | None = None, latency_runs: int = 1000, batches: int = 40,
-                            photos: int = 1000, data_dir: str | None = None,
-                            log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_inference_benchmark(
+    runs: list[Path],
+    out: Path | None = None,
+    latency_runs: int = 1000,
+    batches: int = 40,
+    photos: int = 1000,
+    data_dir: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     from compare.benchmark import hardware, load_average, source_revision
     from compare.export_check import export_run
     from fmnist.synthetic_photos import write_photos
@@ -122,10 +132,16 @@ def run_inference_benchmark(runs: list[Path], out: Path | None = None, latency_r
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     data = load_fashion_mnist(data_dir)
     images = data.test_images
-    result: dict[str, Any] = {"date": now.isoformat(timespec="seconds"), "revision": source_revision(),
-                              "hardware": hardware(), "load_average_before": load_average(), "threads": threads,
-                              "runs": [], "notes": "synthetic photos: test images enlarged, inverted onto white,"
-                              " off-centre on a larger canvas, JPEG (fmnist.synthetic_photos)"}
+    result: dict[str, Any] = {
+        "date": now.isoformat(timespec="seconds"),
+        "revision": source_revision(),
+        "hardware": hardware(),
+        "load_average_before": load_average(),
+        "threads": threads,
+        "runs": [],
+        "notes": "synthetic photos: test images enlarged, inverted onto white,"
+        " off-centre on a larger canvas, JPEG (fmnist.synthetic_photos)",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "synthetic-photos"
         write_photos(images[:photos], folder)
@@ -135,14 +151,21 @@ def run_inference_benchmark(runs: list[Path], out: Path | None = None, latency_r
             export = export_run(run_dir, out=onnx_path, report=onnx_path.with_suffix(".export.json"), data_dir=data_dir)
             if not export["passed"]:
                 raise FmnistError(f"the export of {run_dir} failed its check; see {export['report']}")
-            entry: dict[str, Any] = {"backend": backend, "run_dir": str(run_dir), "onnx": str(onnx_path),
-                                     "export_check": export["check"], "runners": {}}
+            entry: dict[str, Any] = {
+                "backend": backend,
+                "run_dir": str(run_dir),
+                "onnx": str(onnx_path),
+                "export_check": export["check"],
+                "runners": {},
+            }
             for name, run in _runners(backend, Path(run_dir), onnx_path, threads).items():
                 log(f"timing {backend} / {name}")
                 entry["runners"][name] = time_calls(run, images, latency_runs, batches)
             log(f"timing fmnist predict on {photos} synthetic photos ({backend} run directory and ONNX)")
-            entry["predict"] = {"run directory": time_predict(Path(run_dir), folder),
-                                "onnx": time_predict(onnx_path, folder)}
+            entry["predict"] = {
+                "run directory": time_predict(Path(run_dir), folder),
+                "onnx": time_predict(onnx_path, folder),
+            }
             result["runs"].append(entry)
             onnx_path.unlink()  # the results folder keeps the figures and the export reports, not models
     result["load_average_after"] = load_average()
@@ -155,22 +178,33 @@ def run_inference_benchmark(runs: list[Path], out: Path | None = None, latency_r
 
 def markdown(result: dict[str, Any]) -> str:
     hw = result["hardware"]
-    lines = [f"# fmnist benchmark-inference, {hw['cpu_model']}, {result['threads']} threads, {result['date']}", "",
-             "| backend | runner | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-256 images/s |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# fmnist benchmark-inference, {hw['cpu_model']}, {result['threads']} threads, {result['date']}",
+        "",
+        "| backend | runner | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-256 images/s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for entry in result["runs"]:
         for name, r in entry["runners"].items():
-            lines.append(f"| {entry['backend']} | {name} | {r['batch1_p50_ms']:.3f} | {r['batch1_p99_ms']:.3f} |"
-                         f" {r['batch256_images_per_s']:,.0f} |")
-    lines += ["", "`fmnist predict` on a folder of synthetic JPEG photos (decoding and conversion included;"
-              " open: checking the model and importing what runs it; model: loading it and inference;"
-              " process start-up not included):", "",
-              "| backend | model | photos | images/s | open (s) | decode (s) | convert (s) | model (s) | other (s) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines.append(
+                f"| {entry['backend']} | {name} | {r['batch1_p50_ms']:.3f} | {r['batch1_p99_ms']:.3f} |"
+                f" {r['batch256_images_per_s']:,.0f} |"
+            )
+    lines += [
+        "",
+        "`fmnist predict` on a folder of synthetic JPEG photos (decoding and conversion included;"
+        " open: checking the model and importing what runs it; model: loading it and inference;"
+        " process start-up not included):",
+        "",
+        "| backend | model | photos | images/s | open (s) | decode (s) | convert (s) | model (s) | other (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for entry in result["runs"]:
         for how, p in entry["predict"].items():
             ph = p["phases_s"]
-            lines.append(f"| {entry['backend']} | {how} | {p['photos']:,} | {p['images_per_s']:,.0f} |"
-                         f" {ph['open']:.3f} | {ph['decode']:.3f} | {ph['convert']:.3f} | {ph['model']:.3f} | {ph['other']:.3f} |")
+            lines.append(
+                f"| {entry['backend']} | {how} | {p['photos']:,} | {p['images_per_s']:,.0f} |"
+                f" {ph['open']:.3f} | {ph['decode']:.3f} | {ph['convert']:.3f} | {ph['model']:.3f} | {ph['other']:.3f} |"
+            )
     lines += ["", f"Load average before / after: {result['load_average_before']} / {result['load_average_after']}."]
     return "\n".join(lines)

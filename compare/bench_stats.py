@@ -46,6 +46,7 @@ def throughput(images: int, seconds: float) -> float:
 # --------------------------------------------------------------------------------------------
 # Markdown
 
+
 def _num(value: float | None, digits: int = 0) -> str:
     if value is None:
         return ""
@@ -61,8 +62,16 @@ def _range(stat: dict[str, float] | None, digits: int = 0) -> str:
     return f"{_num(stat['median'], digits)} ({_num(stat['min'], digits)}–{_num(stat['max'], digits)})"
 
 
-TABLE_HEADER = ("measurement", "batch", "train images/s", "step median / p90 (ms)", "inference images/s",
-                "warm-up (s)", "peak memory (MiB)", "vs plain torch")
+TABLE_HEADER = (
+    "measurement",
+    "batch",
+    "train images/s",
+    "step median / p90 (ms)",
+    "inference images/s",
+    "warm-up (s)",
+    "peak memory (MiB)",
+    "vs plain torch",
+)
 
 
 def measurement_label(m: dict[str, Any]) -> str:
@@ -82,26 +91,45 @@ def markdown_table(measurements: Sequence[dict[str, Any]]) -> str:
             steps = train.get("step_time") or {}
             step = f"{_num(steps.get('median_ms'), 1)} / {_num(steps.get('p90_ms'), 1)}" if steps else ""
             ratio = m.get("ratio_to_plain")
-            cells = [label, str(m["batch_size"]), _range(train.get("images_per_s")), step,
-                     _range(infer.get("images_per_s")), _range(m.get("warmup_seconds"), 1),
-                     _num(m.get("peak_memory_mib")), f"{ratio:.3f}" if ratio else ""]
+            cells = [
+                label,
+                str(m["batch_size"]),
+                _range(train.get("images_per_s")),
+                step,
+                _range(infer.get("images_per_s")),
+                _range(m.get("warmup_seconds"), 1),
+                _num(m.get("peak_memory_mib")),
+                f"{ratio:.3f}" if ratio else "",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def time_to_accuracy_table(rows: Sequence[dict[str, Any]]) -> str:
-    header = ("backend", "target", "reached", "epochs", "seconds to target", "of which training",
-              "process wall s", "test accuracy per epoch")
+    header = (
+        "backend",
+        "target",
+        "reached",
+        "epochs",
+        "seconds to target",
+        "of which training",
+        "process wall s",
+        "test accuracy per epoch",
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
         if r.get("status") != "ok":
-            lines.append(f"| {r['backend']} | {r.get('target', '')} | {r.get('status')}: "
-                         f"{(r.get('error') or '')[:160]} | | | | | |")
+            lines.append(
+                f"| {r['backend']} | {r.get('target', '')} | {r.get('status')}: "
+                f"{(r.get('error') or '')[:160]} | | | | | |"
+            )
             continue
         accs = ", ".join(f"{a:.2%}" for a in r["test_accuracy_per_epoch"])
-        lines.append(f"| {r['backend']} | {r['target']:.2%} | {'yes' if r['reached'] else 'no'} | {r['epochs']} |"
-                     f" {_num(r.get('seconds_to_target'), 1)} | {_num(r['train_seconds_to_target'], 1)} |"
-                     f" {_num(r['wall_seconds'], 1)} | {accs} |")
+        lines.append(
+            f"| {r['backend']} | {r['target']:.2%} | {'yes' if r['reached'] else 'no'} | {r['epochs']} |"
+            f" {_num(r.get('seconds_to_target'), 1)} | {_num(r['train_seconds_to_target'], 1)} |"
+            f" {_num(r['wall_seconds'], 1)} | {accs} |"
+        )
     return "\n".join(lines)
 
 
@@ -122,22 +150,32 @@ def markdown_report(result: dict[str, Any]) -> str:
         " figures are medians over repeats with (min–max).",
     ]
     if result["measurements"]:
-        parts += ["", markdown_table(result["measurements"]), "",
-                  "`vs plain torch`: Lightning's training images/s divided by a plain PyTorch loop's on the"
-                  " same network, optimizer, data and batch size (1.000 = no overhead)."]
+        parts += [
+            "",
+            markdown_table(result["measurements"]),
+            "",
+            "`vs plain torch`: Lightning's training images/s divided by a plain PyTorch loop's on the"
+            " same network, optimizer, data and batch size (1.000 = no overhead).",
+        ]
     if result.get("time_to_accuracy"):
-        parts += ["", "## Time to accuracy", "",
-                  f"Config `{s.get('time_to_accuracy_config') or s['config']}`, trained as `fmnist train` does"
-                  " (its data pipeline, schedule and seed), the test set measured after every epoch. Seconds to"
-                  " target: from the worker's start to the test pass that reached it (imports, data loading,"
-                  " model building, training and test passes); process wall adds interpreter start-up and the"
-                  " framework's teardown.",
-                  "", time_to_accuracy_table(result["time_to_accuracy"])]
+        parts += [
+            "",
+            "## Time to accuracy",
+            "",
+            f"Config `{s.get('time_to_accuracy_config') or s['config']}`, trained as `fmnist train` does"
+            " (its data pipeline, schedule and seed), the test set measured after every epoch. Seconds to"
+            " target: from the worker's start to the test pass that reached it (imports, data loading,"
+            " model building, training and test passes); process wall adds interpreter start-up and the"
+            " framework's teardown.",
+            "",
+            time_to_accuracy_table(result["time_to_accuracy"]),
+        ]
     return "\n".join(parts) + "\n"
 
 
 # --------------------------------------------------------------------------------------------
 # Chart
+
 
 def plot_throughput(measurements: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     """Horizontal bars of training and inference images/s (median; whiskers min-max)."""
@@ -156,8 +194,9 @@ def plot_throughput(measurements: Sequence[dict[str, Any]], path: Path, title: s
         meds = [((m.get(key) or {}).get("images_per_s") or {}).get("median", 0.0) for m in ok]
         lows = [med - ((m.get(key) or {}).get("images_per_s") or {}).get("min", med) for m, med in zip(ok, meds)]
         highs = [((m.get(key) or {}).get("images_per_s") or {}).get("max", med) - med for m, med in zip(ok, meds)]
-        ax.barh(range(len(ok)), meds, xerr=[lows, highs], capsize=3,
-                color=[colour.get(m["runner"], palette[3]) for m in ok])
+        ax.barh(
+            range(len(ok)), meds, xerr=[lows, highs], capsize=3, color=[colour.get(m["runner"], palette[3]) for m in ok]
+        )
         for i, med in enumerate(meds):
             if med:
                 ax.text(med + highs[i], i, f"  {med:,.0f}", va="center", fontsize=8)

@@ -51,8 +51,12 @@ class _Progress:
         acc = float(np.mean(np.argmax(logits, axis=1) == self.labels))
         self.eval_seconds += time.perf_counter() - began
         self.accuracies.append(acc)
-        print(f"[time-to-accuracy] epoch {len(self.accuracies)}: test accuracy {acc:.2%},"
-              f" training {self.train_total:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"[time-to-accuracy] epoch {len(self.accuracies)}: test accuracy {acc:.2%},"
+            f" training {self.train_total:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         if acc >= self.target and self.reached_at is None:
             self.reached_at = time.perf_counter()
         return acc >= self.target
@@ -77,8 +81,9 @@ def _keras(config, splits, progress: _Progress) -> None:
         # predict_on_batch, not model.predict: each predict() inside fit leaves a tf.data pipeline
         # whose teardown at the end of fit costs ~3.5 s (measured: 35 s over 10 epochs).
         x, size = to_float_nhwc(images), t.eval_batch_size
-        return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + size]), dtype=np.float32)
-                               for i in range(0, len(x), size)])
+        return np.concatenate(
+            [np.asarray(model.predict_on_batch(x[i : i + size]), dtype=np.float32) for i in range(0, len(x), size)]
+        )
 
     class Watch(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -88,8 +93,14 @@ def _keras(config, splits, progress: _Progress) -> None:
             if progress.end_epoch(predict):
                 self.model.stop_training = True
 
-    model.fit(data, epochs=t.epochs, steps_per_epoch=data.batches_per_epoch, shuffle=False, verbose=0,
-              callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), Watch()])
+    model.fit(
+        data,
+        epochs=t.epochs,
+        steps_per_epoch=data.batches_per_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), Watch()],
+    )
 
 
 def _lightning(config, splits, progress: _Progress) -> None:
@@ -120,11 +131,21 @@ def _lightning(config, splits, progress: _Progress) -> None:
             if progress.end_epoch(predict):
                 trainer.should_stop = True
 
-    trainer = L.Trainer(max_epochs=config.train.epochs, accelerator="auto", devices=1,
-                        deterministic=config.train.deterministic,
-                        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true", logger=False, enable_checkpointing=False,
-                        enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0,
-                        limit_val_batches=0, use_distributed_sampler=False, callbacks=[Watch()])
+    trainer = L.Trainer(
+        max_epochs=config.train.epochs,
+        accelerator="auto",
+        devices=1,
+        deterministic=config.train.deterministic,
+        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        callbacks=[Watch()],
+    )
     trainer.fit(module, datamodule=datamodule)
 
 
@@ -148,30 +169,48 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         (_lightning if spec["backend"] == "lightning" else _keras)(config, splits, progress)
         returned = time.perf_counter()
         reached = bool(progress.accuracies) and progress.accuracies[-1] >= spec["target"]
-        out.update({
-            "status": "ok", "reached": reached, "epochs": len(progress.accuracies),
-            "max_epochs": config.train.epochs,
-            "test_accuracy_per_epoch": progress.accuracies,
-            "train_seconds_per_epoch_cumulative": progress.train_seconds,
-            "train_seconds_to_target": progress.train_seconds[-1] if reached else None,
-            "import_seconds": import_seconds, "data_seconds": data_seconds,
-            "test_eval_seconds": progress.eval_seconds,
-            # From this module's first line to the test pass that reached the target: imports, data
-            # loading, model building, training and the test passes; not the framework's teardown.
-            "seconds_to_target": progress.reached_at - _T0 if reached else None,
-            "teardown_seconds": returned - progress.reached_at if reached else None,
-        })
+        out.update(
+            {
+                "status": "ok",
+                "reached": reached,
+                "epochs": len(progress.accuracies),
+                "max_epochs": config.train.epochs,
+                "test_accuracy_per_epoch": progress.accuracies,
+                "train_seconds_per_epoch_cumulative": progress.train_seconds,
+                "train_seconds_to_target": progress.train_seconds[-1] if reached else None,
+                "import_seconds": import_seconds,
+                "data_seconds": data_seconds,
+                "test_eval_seconds": progress.eval_seconds,
+                # From this module's first line to the test pass that reached the target: imports, data
+                # loading, model building, training and the test passes; not the framework's teardown.
+                "seconds_to_target": progress.reached_at - _T0 if reached else None,
+                "teardown_seconds": returned - progress.reached_at if reached else None,
+            }
+        )
     except Exception as exc:
         out.update({"status": "error", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
     return out
 
 
-def run_time_to_accuracy(backends: list[str], config: Path, target: float, max_epochs: int | None, data_dir: str | None,
-                         device: str, log=print) -> list[dict[str, Any]]:
+def run_time_to_accuracy(
+    backends: list[str],
+    config: Path,
+    target: float,
+    max_epochs: int | None,
+    data_dir: str | None,
+    device: str,
+    log=print,
+) -> list[dict[str, Any]]:
     rows = []
     for backend in backends:
-        spec = {"backend": backend, "target": target, "max_epochs": max_epochs, "config": str(config),
-                "data_dir": data_dir, "device": device}
+        spec = {
+            "backend": backend,
+            "target": target,
+            "max_epochs": max_epochs,
+            "config": str(config),
+            "data_dir": data_dir,
+            "device": device,
+        }
         budget = f"at most {max_epochs} epochs" if max_epochs else "the config's epochs at most"
         log(f"[benchmark] time to {target:.2%} test accuracy: {backend} ({budget})")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -181,18 +220,31 @@ def run_time_to_accuracy(backends: list[str], config: Path, target: float, max_e
             spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
             spec_path.write_text(json.dumps(spec))
             began = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "compare.bench_tta", str(spec_path), str(out_path)],
-                                  env=env, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [sys.executable, "-m", "compare.bench_tta", str(spec_path), str(out_path)],
+                env=env,
+                cwd=Path(__file__).resolve().parents[1],
+                stdout=subprocess.DEVNULL,
+            )
             wall = time.perf_counter() - began
-            row = (json.loads(out_path.read_text()) if out_path.exists()
-                   else {"backend": backend, "target": target, "status": "error",
-                         "error": f"worker exited with code {proc.returncode}"})
+            row = (
+                json.loads(out_path.read_text())
+                if out_path.exists()
+                else {
+                    "backend": backend,
+                    "target": target,
+                    "status": "error",
+                    "error": f"worker exited with code {proc.returncode}",
+                }
+            )
         row["wall_seconds"] = wall
         if row.get("status") == "ok":
             to_target = f"{row['seconds_to_target']:.1f} s to target, " if row["reached"] else ""
-            log(f"[benchmark] {backend}: {'reached' if row['reached'] else 'did not reach'} {target:.2%} in"
+            log(
+                f"[benchmark] {backend}: {'reached' if row['reached'] else 'did not reach'} {target:.2%} in"
                 f" {row['epochs']} epochs: {to_target}training {row['train_seconds_per_epoch_cumulative'][-1]:.1f} s,"
-                f" process wall {wall:.1f} s")
+                f" process wall {wall:.1f} s"
+            )
         else:
             log(f"[benchmark] {backend}: error: {row.get('error')}")
         rows.append(row)

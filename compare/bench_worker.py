@@ -66,6 +66,7 @@ def variant_config(config: Config, variant: str) -> Config:
 # --------------------------------------------------------------------------------------------
 # process facts
 
+
 def _proc_status_kib(field: str) -> int | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -97,6 +98,7 @@ def rss_mib() -> float | None:
 # --------------------------------------------------------------------------------------------
 # data
 
+
 def training_images(spec: dict[str, Any], config: Config) -> tuple[Split, str]:
     """Real training images (the config's split) or synthetic uint8 images of the same shape."""
     needed = spec["batch_size"] * (spec["warmup"] + spec["steps"])
@@ -123,7 +125,7 @@ def batch_order(num_images: int, batch_size: int, num_batches: int, seed: int) -
     out, epoch = [], 0
     while len(out) < num_batches:
         order = epoch_permutation(num_images, seed, epoch)
-        out += [order[i * batch_size:(i + 1) * batch_size] for i in range(min(per_epoch, num_batches - len(out)))]
+        out += [order[i * batch_size : (i + 1) * batch_size] for i in range(min(per_epoch, num_batches - len(out)))]
         epoch += 1
     return out
 
@@ -134,7 +136,7 @@ def timing_from_stamps(start: float, stamps: list[float], warmup: int, batch_siz
 
     if len(stamps) <= warmup:
         raise RuntimeError(f"only {len(stamps)} steps ran; expected more than the {warmup} warm-up steps")
-    timed = stamps[warmup - 1:] if warmup else [start, *stamps]
+    timed = stamps[warmup - 1 :] if warmup else [start, *stamps]
     steps = np.diff(np.asarray(timed)).tolist()
     seconds = timed[-1] - timed[0]
     return {
@@ -150,6 +152,7 @@ def timing_from_stamps(start: float, stamps: list[float], warmup: int, batch_siz
 
 # --------------------------------------------------------------------------------------------
 # torch: Lightning and the plain loop
+
 
 def _torch_setup(spec: dict[str, Any], config: Config):
     import torch
@@ -218,9 +221,11 @@ def measure_torch(spec: dict[str, Any], config: Config) -> dict[str, Any]:
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
         out["peak_memory_kind"] = "torch.cuda.max_memory_allocated"
     out["threads"] = {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
-    out["flags"] = {"mkldnn_enabled": bool(torch.backends.mkldnn.enabled),
-                    "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
-                    "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    out["flags"] = {
+        "mkldnn_enabled": bool(torch.backends.mkldnn.enabled),
+        "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
     return out
 
 
@@ -304,11 +309,20 @@ def _lightning_run(torch, spec, config, batches, sync):
     module.network = _compiled(torch, module.network, variant)
     clock = StepClock()
     trainer = L.Trainer(
-        accelerator="gpu" if spec["device"] == "cuda" else "cpu", devices=1,
+        accelerator="gpu" if spec["device"] == "cuda" else "cpu",
+        devices=1,
         precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
-        max_epochs=1, max_steps=len(batches), deterministic=config.train.deterministic,
-        logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
-        num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False, callbacks=[clock],
+        max_epochs=1,
+        max_steps=len(batches),
+        deterministic=config.train.deterministic,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        callbacks=[clock],
     )
     loader = _torch_loader(torch, batches)
     sync()
@@ -325,6 +339,7 @@ def _lightning_run(torch, spec, config, batches, sync):
 
 # --------------------------------------------------------------------------------------------
 # Keras
+
 
 def measure_keras(spec: dict[str, Any], config: Config) -> dict[str, Any]:
     import keras_model  # noqa: F401  (TensorFlow's settings before it loads)
@@ -417,8 +432,15 @@ def measure_keras(spec: dict[str, Any], config: Config) -> dict[str, Any]:
     model.predict(eval_data, callbacks=[clock], verbose=0)
     infer = timing_from_stamps(start, clock.predict, warmup, bs)
 
-    out: dict[str, Any] = {"train": train, "inference": infer, "data": data_note, "rss_before_mib": rss_before,
-                           "final_loss": loss, "flags": flags, "threads": _keras_threads(backend)}
+    out: dict[str, Any] = {
+        "train": train,
+        "inference": infer,
+        "data": data_note,
+        "rss_before_mib": rss_before,
+        "final_loss": loss,
+        "flags": flags,
+        "threads": _keras_threads(backend),
+    }
     peak = _keras_device_peak(backend, spec["device"])
     if peak is not None:
         out["peak_memory_mib"], out["peak_memory_kind"] = peak
@@ -443,9 +465,11 @@ def _keras_threads(backend: str) -> dict[str, Any]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return {"tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-                "note": "0 = TensorFlow's default (all logical CPUs)"}
+        return {
+            "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+            "note": "0 = TensorFlow's default (all logical CPUs)",
+        }
     if backend == "torch":
         import torch
 
@@ -477,6 +501,7 @@ def _keras_device_peak(backend: str, device: str) -> tuple[float, str] | None:
 
 
 # --------------------------------------------------------------------------------------------
+
 
 def versions(runner: str) -> dict[str, str]:
     found: dict[str, str] = {"python": sys.version.split()[0], "numpy": np.__version__}

@@ -39,7 +39,7 @@ class BenchmarkError(FmnistError):
 
 @dataclass(frozen=True)
 class Measurement:
-    runner: str        # "keras", "lightning" or "plain torch"
+    runner: str  # "keras", "lightning" or "plain torch"
     variant: str
     batch_size: int
 
@@ -50,6 +50,7 @@ class Measurement:
 
 # --------------------------------------------------------------------------------------------
 # flags
+
 
 def parse_list(text: str | None, allowed: tuple[str, ...] | None, what: str) -> list[str]:
     """'a,b' -> ['a', 'b'] (order kept, duplicates dropped); a name not in `allowed` is refused."""
@@ -102,8 +103,14 @@ def resolve_device(device: str) -> str:
 
 def keras_backend_missing(variant: str) -> str | None:
     """Why a Keras variant cannot run here (a package is not installed), or None."""
-    needs = {"tf": "tensorflow", "tf-graph": "tensorflow", "tf-xla": "tensorflow", "tf-bf16": "tensorflow",
-             "jax": "jax", "torch": "torch"}[variant]
+    needs = {
+        "tf": "tensorflow",
+        "tf-graph": "tensorflow",
+        "tf-xla": "tensorflow",
+        "tf-bf16": "tensorflow",
+        "jax": "jax",
+        "torch": "torch",
+    }[variant]
     if importlib.util.find_spec("keras") is None:
         return "keras is not installed"
     if importlib.util.find_spec(needs) is None:
@@ -125,8 +132,10 @@ def plan(backends: list[str], variants: list[str] | None, batch_sizes: list[int]
                 if (variants is None and v != "tf-graph") or (variants is not None and v in variants):
                     per_backend.setdefault("keras", []).append(Measurement("keras", v, bs))
     if not any(per_backend.values()):
-        raise BenchmarkError("--variants: none of the chosen variants belongs to the chosen backends"
-                             f" (torch: {', '.join(TORCH_VARIANTS)}; keras: {', '.join(KERAS_VARIANTS)}, tf-graph)")
+        raise BenchmarkError(
+            "--variants: none of the chosen variants belongs to the chosen backends"
+            f" (torch: {', '.join(TORCH_VARIANTS)}; keras: {', '.join(KERAS_VARIANTS)}, tf-graph)"
+        )
     out: list[Measurement] = []
     lists = [per_backend[b] for b in backends if b in per_backend]
     for i in range(max(len(x) for x in lists)):
@@ -139,6 +148,7 @@ def plan(backends: list[str], variants: list[str] | None, batch_sizes: list[int]
 # --------------------------------------------------------------------------------------------
 # environment
 
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -148,8 +158,12 @@ def load_average() -> list[float] | None:
 
 def gpu_name() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
@@ -159,10 +173,16 @@ def source_revision() -> str | None:
     """The git commit measured ('+dirty' with uncommitted changes), None outside a checkout."""
     repo = Path(__file__).resolve().parents[1]
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
-                             timeout=20)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=20)
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=20
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if rev.returncode != 0:
@@ -171,14 +191,21 @@ def source_revision() -> str | None:
 
 
 def hardware() -> dict[str, Any]:
-    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "cpu_flags": kernel_flags(), "native_bf16": native_bf16(), "gpu": gpu_name(),
-            "platform": platform.platform(), "python": platform.python_version()}
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_flags": kernel_flags(),
+        "native_bf16": native_bf16(),
+        "gpu": gpu_name(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # running
+
 
 def worker_env(m: Measurement) -> dict[str, str]:
     env = dict(os.environ)
@@ -200,8 +227,9 @@ def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str
             env["TRITON_CACHE_DIR"] = str(Path(tmp) / "triton-cache")
         began = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                                  cwd=Path(__file__).resolve().parents[1])
+            proc = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1]
+            )
         except subprocess.TimeoutExpired:
             return {"status": "error", "error": f"timed out after {timeout:.0f} s", "spec": spec}
         wall = time.perf_counter() - began
@@ -209,8 +237,11 @@ def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str
             result = json.loads(out_path.read_text())
         else:  # a crash (segfault, out of memory) before the worker could write
             tail = (proc.stderr or "").strip().splitlines()[-3:]
-            result = {"status": "error", "spec": spec,
-                      "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}"}
+            result = {
+                "status": "error",
+                "spec": spec,
+                "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}",
+            }
         result["process_wall_seconds"] = wall
         return result
 
@@ -221,8 +252,12 @@ def aggregate(m: Measurement, repeats: list[dict[str, Any]]) -> dict[str, Any]:
     base = {"runner": m.runner, "variant": m.variant, "batch_size": m.batch_size, "repeats": len(repeats)}
     if not ok:
         first = repeats[0]
-        return {**base, "status": first.get("status", "error"), "error": first.get("error") or first.get("reason"),
-                "traceback": first.get("traceback")}
+        return {
+            **base,
+            "status": first.get("status", "error"),
+            "error": first.get("error") or first.get("reason"),
+            "traceback": first.get("traceback"),
+        }
     steps = [s for r in ok for s in r["train"]["step_seconds"]]
     infer_steps = [s for r in ok for s in r["inference"]["step_seconds"]]
     first = ok[0]
@@ -256,8 +291,9 @@ def aggregate(m: Measurement, repeats: list[dict[str, Any]]) -> dict[str, Any]:
 
 def add_ratios(measurements: list[dict[str, Any]]) -> None:
     """Lightning's training images/s over the plain loop's, per variant and batch size."""
-    plain = {(m["variant"], m["batch_size"]): m for m in measurements
-             if m["runner"] == "plain torch" and m["status"] == "ok"}
+    plain = {
+        (m["variant"], m["batch_size"]): m for m in measurements if m["runner"] == "plain torch" and m["status"] == "ok"
+    }
     for m in measurements:
         ref = plain.get((m["variant"], m["batch_size"]))
         if m["runner"] == "lightning" and m["status"] == "ok" and ref:
@@ -274,6 +310,7 @@ RESULT_FILES = ("benchmark.json", "benchmark.md", "benchmark.png")
 def results_dir(out: Path | None, device: str, now: dt.datetime) -> Path:
     """Where this benchmark writes, never over earlier results: an `--out` already holding them is
     refused; the default folder of the day gets a -2, -3, ... suffix when taken."""
+
     def taken(path: Path) -> list[str]:
         return [name for name in RESULT_FILES if (path / name).exists()]
 
@@ -281,8 +318,10 @@ def results_dir(out: Path | None, device: str, now: dt.datetime) -> Path:
         if out.exists() and not out.is_dir():
             raise BenchmarkError(f"--out {out} exists and is not a folder")
         if taken(out):
-            raise BenchmarkError(f"--out {out} already holds benchmark results ({', '.join(taken(out))}); a benchmark"
-                                 " never replaces them: choose another --out")
+            raise BenchmarkError(
+                f"--out {out} already holds benchmark results ({', '.join(taken(out))}); a benchmark"
+                " never replaces them: choose another --out"
+            )
         return out
     base = default_out_dir(device, now)
     path, n = base, 1
@@ -292,12 +331,27 @@ def results_dir(out: Path | None, device: str, now: dt.datetime) -> Path:
     return path
 
 
-def run_benchmark(*, backends: list[str], device: str, batch_sizes: list[int], steps: int, warmup: int,
-                  repeats: int, config: Path, out: Path | None, variants: list[str] | None = None,
-                  data_dir: str | None = None, data: str = "auto", timeout: float = 900.0,
-                  torch_threads: int | None = None, time_to_accuracy: float | None = None,
-                  tta_max_epochs: int | None = None, tta_config: Path | None = None,
-                  throughput: bool = True, log=print) -> dict[str, Any]:
+def run_benchmark(
+    *,
+    backends: list[str],
+    device: str,
+    batch_sizes: list[int],
+    steps: int,
+    warmup: int,
+    repeats: int,
+    config: Path,
+    out: Path | None,
+    variants: list[str] | None = None,
+    data_dir: str | None = None,
+    data: str = "auto",
+    timeout: float = 900.0,
+    torch_threads: int | None = None,
+    time_to_accuracy: float | None = None,
+    tta_max_epochs: int | None = None,
+    tta_config: Path | None = None,
+    throughput: bool = True,
+    log=print,
+) -> dict[str, Any]:
     from fmnist.config import load_config
 
     tta_config = tta_config or config
@@ -321,8 +375,10 @@ def run_benchmark(*, backends: list[str], device: str, batch_sizes: list[int], s
 
     env_start = {"load_average_start": load_average()}
     if measurements:
-        log(f"[benchmark] {len(measurements)} measurements x {repeats} repeats on {device}, {steps} steps"
-            f" after {warmup} warm-up, data: {data}; load average {env_start['load_average_start']}")
+        log(
+            f"[benchmark] {len(measurements)} measurements x {repeats} repeats on {device}, {steps} steps"
+            f" after {warmup} warm-up, data: {data}; load average {env_start['load_average_start']}"
+        )
     results: dict[str, list[dict[str, Any]]] = {m.key: [] for m in measurements}
     total = len(measurements) * repeats
     done = 0
@@ -335,16 +391,28 @@ def run_benchmark(*, backends: list[str], device: str, batch_sizes: list[int], s
                 results[m.key].append({"status": "skipped", "reason": why})
                 log(f"[benchmark {done}/{total}] {m.key}: skipped ({why})")
                 continue
-            spec = {"runner": m.runner, "variant": m.variant, "device": device, "batch_size": m.batch_size,
-                    "steps": steps, "warmup": warmup, "config": str(config), "data": data, "data_dir": data_dir,
-                    "torch_threads": torch_threads, "repeat": r}
+            spec = {
+                "runner": m.runner,
+                "variant": m.variant,
+                "device": device,
+                "batch_size": m.batch_size,
+                "steps": steps,
+                "warmup": warmup,
+                "config": str(config),
+                "data": data,
+                "data_dir": data_dir,
+                "torch_threads": torch_threads,
+                "repeat": r,
+            }
             res = run_worker(m, spec, timeout)
             results[m.key].append(res)
             if res.get("status") == "ok":
-                log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: train {res['train']['images_per_s']:,.0f}"
+                log(
+                    f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: train {res['train']['images_per_s']:,.0f}"
                     f" images/s (step median {res['train']['step_time']['median_ms']:.1f} ms), inference"
                     f" {res['inference']['images_per_s']:,.0f} images/s, warm-up {res['train']['warmup_seconds']:.1f} s"
-                    f" [{time.perf_counter() - began:.0f} s]")
+                    f" [{time.perf_counter() - began:.0f} s]"
+                )
             else:
                 log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: {res.get('status')}: {res.get('error')}")
     aggregated = [aggregate(m, results[m.key]) for m in measurements]
@@ -363,17 +431,31 @@ def run_benchmark(*, backends: list[str], device: str, batch_sizes: list[int], s
     result = {
         "schema": "fmnist-benchmark/1",
         "created": now.strftime("%Y-%m-%d %H:%M UTC"),
-        "settings": {"backends": backends, "device": device, "batch_sizes": batch_sizes, "steps": steps,
-                     "warmup": warmup, "repeats": repeats, "config": str(config), "data": data,
-                     "variants": variants or "default", "torch_threads": torch_threads,
-                     "time_to_accuracy_config": str(tta_config) if time_to_accuracy is not None else None,
-                     "method": "one fresh process per measurement and repeat; repeat order reversed every other"
-                               " repeat; a timestamp after every step (device synchronised); throughput over"
-                               " the timed steps only, warm-up (tracing, compilation) reported apart; torch.compile starts"
-                               " from an empty compile cache in every process"},
-        "environment": {"hardware": hardware(), "versions": versions, "source": source_revision(), **env_start,
-                        "load_average_end": load_average(),
-                        "total_seconds": time.perf_counter() - began},
+        "settings": {
+            "backends": backends,
+            "device": device,
+            "batch_sizes": batch_sizes,
+            "steps": steps,
+            "warmup": warmup,
+            "repeats": repeats,
+            "config": str(config),
+            "data": data,
+            "variants": variants or "default",
+            "torch_threads": torch_threads,
+            "time_to_accuracy_config": str(tta_config) if time_to_accuracy is not None else None,
+            "method": "one fresh process per measurement and repeat; repeat order reversed every other"
+            " repeat; a timestamp after every step (device synchronised); throughput over"
+            " the timed steps only, warm-up (tracing, compilation) reported apart; torch.compile starts"
+            " from an empty compile cache in every process",
+        },
+        "environment": {
+            "hardware": hardware(),
+            "versions": versions,
+            "source": source_revision(),
+            **env_start,
+            "load_average_end": load_average(),
+            "total_seconds": time.perf_counter() - began,
+        },
         "measurements": aggregated,
         "time_to_accuracy": tta,
     }
@@ -390,7 +472,6 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     atomic_write_text(out / "benchmark.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out / "benchmark.md", bench_stats.markdown_report(result))
     s = result["settings"]
-    title = (f"fmnist benchmark, {s['device']}, {result['environment']['hardware']['cpu_model']}"
-             f" ({result['created']})")
+    title = f"fmnist benchmark, {s['device']}, {result['environment']['hardware']['cpu_model']} ({result['created']})"
     if result["measurements"]:
         bench_stats.plot_throughput(result["measurements"], out / "benchmark.png", title)

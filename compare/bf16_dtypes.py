@@ -81,8 +81,9 @@ def torch_trace(config: Config, batch: int = 4) -> list[Op]:
     class Log(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            ops.append({**where, "op": str(func.overloadpacket.__name__), "inputs": dtypes(list(args)),
-                        "outputs": dtypes(out)})
+            ops.append(
+                {**where, "op": str(func.overloadpacket.__name__), "inputs": dtypes(list(args)), "outputs": dtypes(out)}
+            )
             return out
 
     def enter(name: str) -> Callable:
@@ -131,10 +132,22 @@ def keras_trace(config: Config, batch: int = 4) -> list[Op]:
     for op in graph.get_operations():
         parts = op.name.split("/")
         layer = next((p.rsplit("_", 1)[0] for p in parts if p.rsplit("_", 1)[0] in names), "")
-        phase = ("backward" if parts[0] == "gradient_tape" else
-                 "optimizer" if parts[0].startswith(optimizer_scope) else "forward")
-        ops.append({"phase": phase, "layer": layer, "op": op.type,
-                    "inputs": [t.dtype.name for t in op.inputs], "outputs": [t.dtype.name for t in op.outputs]})
+        phase = (
+            "backward"
+            if parts[0] == "gradient_tape"
+            else "optimizer"
+            if parts[0].startswith(optimizer_scope)
+            else "forward"
+        )
+        ops.append(
+            {
+                "phase": phase,
+                "layer": layer,
+                "op": op.type,
+                "inputs": [t.dtype.name for t in op.inputs],
+                "outputs": [t.dtype.name for t in op.outputs],
+            }
+        )
     return ops
 
 
@@ -147,13 +160,24 @@ def _kinds(config: Config) -> dict[str, str]:
     return {spec.name: spec.kind for spec in layer_plan(config)}
 
 
-def _pick(ops: list[Op], kinds: dict[str, str], phase: str, op_names: tuple[str, ...], kind: str | None = None,
-          show: Callable[[Op], str] = lambda o: o["outputs"][0]) -> str:
+def _pick(
+    ops: list[Op],
+    kinds: dict[str, str],
+    phase: str,
+    op_names: tuple[str, ...],
+    kind: str | None = None,
+    show: Callable[[Op], str] = lambda o: o["outputs"][0],
+) -> str:
     """The distinct dtypes of the matching ops, or 'none' when no op matches."""
-    seen = [v for o in ops if o["phase"] == phase and o["op"] in op_names
-            and (kind is None or kinds.get(o["layer"]) == kind or o["layer"] == kind)
-            and any(d.startswith(("float", "bfloat")) for d in o["outputs"] + o["inputs"])
-            and (v := show(o)) is not None]
+    seen = [
+        v
+        for o in ops
+        if o["phase"] == phase
+        and o["op"] in op_names
+        and (kind is None or kinds.get(o["layer"]) == kind or o["layer"] == kind)
+        and any(d.startswith(("float", "bfloat")) for d in o["outputs"] + o["inputs"])
+        and (v := show(o)) is not None
+    ]
     return " / ".join(sorted(set(seen))) or "none"
 
 
@@ -182,46 +206,99 @@ def _torch_conv_bias(o: Op) -> str | None:
 #: (row, Keras ops, torch ops): phase, op names, layer kind, what to show. The rows follow the
 #: order a training step runs.
 ROWS: list[tuple[str, tuple, tuple]] = [
-    ("input normalisation (x * scale + offset)",
-     ("forward", ("Mul", "AddV2"), "normalize"), ("forward", ("mul", "add"), "normalize")),
-    ("conv: input x weight -> output",
-     ("forward", ("Conv2D",), "conv", _float_inputs), ("forward", ("convolution",), "conv", _torch_conv)),
-    ("conv bias add: bias -> output", ("forward", ("BiasAdd",), "conv", _second_input),
-     ("forward", ("convolution",), "conv", _torch_conv_bias)),
-    ("batch norm: statistics and normalisation",
-     ("forward", ("Mean", "SquaredDifference"), "batch_norm"),
-     ("forward", ("native_batch_norm", "var_mean"), "batch_norm")),
-    ("batch norm: running-statistics update",
-     ("forward", ("AssignVariableOp",), "batch_norm", lambda o: o["inputs"][1]),
-     ("forward", ("lerp_",), "batch_norm")),
-    ("batch norm: casts in and out", ("forward", ("Cast",), "batch_norm", _cast),
-     ("forward", ("_to_copy",), "batch_norm", _cast)),
-    ("ReLU and max-pool", ("forward", ("Relu", "MaxPool"), None), ("forward", ("relu", "relu_", "max_pool2d_with_indices"), None)),
-    ("dropout: random draws", ("forward", ("StatelessRandomUniformV2",), "dropout"),
-     ("forward", ("bernoulli_",), "dropout")),
-    ("dropout: scaling and masking", ("forward", ("Mul", "SelectV2"), "dropout"),
-     ("forward", ("mul", "div_"), "dropout")),
-    ("dense: input x weight -> output", ("forward", ("MatMul",), "dense", _float_inputs),
-     ("forward", ("addmm", "mm"), "dense", lambda o: _float_inputs({**o, "inputs": o["inputs"][1:]}))),
-    ("dense bias add: bias -> output", ("forward", ("BiasAdd",), "dense", _second_input),
-     ("forward", ("addmm",), "dense", _cast)),
+    (
+        "input normalisation (x * scale + offset)",
+        ("forward", ("Mul", "AddV2"), "normalize"),
+        ("forward", ("mul", "add"), "normalize"),
+    ),
+    (
+        "conv: input x weight -> output",
+        ("forward", ("Conv2D",), "conv", _float_inputs),
+        ("forward", ("convolution",), "conv", _torch_conv),
+    ),
+    (
+        "conv bias add: bias -> output",
+        ("forward", ("BiasAdd",), "conv", _second_input),
+        ("forward", ("convolution",), "conv", _torch_conv_bias),
+    ),
+    (
+        "batch norm: statistics and normalisation",
+        ("forward", ("Mean", "SquaredDifference"), "batch_norm"),
+        ("forward", ("native_batch_norm", "var_mean"), "batch_norm"),
+    ),
+    (
+        "batch norm: running-statistics update",
+        ("forward", ("AssignVariableOp",), "batch_norm", lambda o: o["inputs"][1]),
+        ("forward", ("lerp_",), "batch_norm"),
+    ),
+    (
+        "batch norm: casts in and out",
+        ("forward", ("Cast",), "batch_norm", _cast),
+        ("forward", ("_to_copy",), "batch_norm", _cast),
+    ),
+    (
+        "ReLU and max-pool",
+        ("forward", ("Relu", "MaxPool"), None),
+        ("forward", ("relu", "relu_", "max_pool2d_with_indices"), None),
+    ),
+    (
+        "dropout: random draws",
+        ("forward", ("StatelessRandomUniformV2",), "dropout"),
+        ("forward", ("bernoulli_",), "dropout"),
+    ),
+    (
+        "dropout: scaling and masking",
+        ("forward", ("Mul", "SelectV2"), "dropout"),
+        ("forward", ("mul", "div_"), "dropout"),
+    ),
+    (
+        "dense: input x weight -> output",
+        ("forward", ("MatMul",), "dense", _float_inputs),
+        ("forward", ("addmm", "mm"), "dense", lambda o: _float_inputs({**o, "inputs": o["inputs"][1:]})),
+    ),
+    (
+        "dense bias add: bias -> output",
+        ("forward", ("BiasAdd",), "dense", _second_input),
+        ("forward", ("addmm",), "dense", _cast),
+    ),
     # Keras: matched by op type alone (the loss's name scope varies with what the process built
     # before); with deterministic kernels TensorFlow computes it as LogSoftmax and a gather.
-    ("softmax and loss", ("forward", ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits",
-                                      "LogSoftmax"), None,
-                          lambda o: _float_inputs({**o, "inputs": o["inputs"][:1]})),
-     ("forward", ("_log_softmax",), "loss", _float_inputs)),
-    ("gradient: activations (conv, dense)", ("backward", ("Conv2DBackpropInput", "MatMul"), None),
-     ("backward", ("convolution_backward", "mm"), None)),
-    ("gradient: conv weights, as computed", ("backward", ("Conv2DBackpropFilter",), None),
-     ("backward", ("convolution_backward",), None, lambda o: o["outputs"][-1])),
-    ("gradient: biases, as computed", ("backward", ("BiasAddGrad",), None),
-     ("backward", ("sum",), None)),
-    ("gradient: batch norm", ("backward", ("Sum", "Mul", "RsqrtGrad"), "batch_norm"),
-     ("backward", ("native_batch_norm_backward",), None)),
-    ("optimizer update (weights and moments)", ("optimizer", ("AssignSubVariableOp", "AssignVariableOp", "AssignAddVariableOp"),
-                                               None, lambda o: o["inputs"][-1]),
-     ("optimizer", ("sub_", "add_", "mul_", "addcmul_", "lerp_", "div", "sqrt"), None)),
+    (
+        "softmax and loss",
+        (
+            "forward",
+            ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits", "LogSoftmax"),
+            None,
+            lambda o: _float_inputs({**o, "inputs": o["inputs"][:1]}),
+        ),
+        ("forward", ("_log_softmax",), "loss", _float_inputs),
+    ),
+    (
+        "gradient: activations (conv, dense)",
+        ("backward", ("Conv2DBackpropInput", "MatMul"), None),
+        ("backward", ("convolution_backward", "mm"), None),
+    ),
+    (
+        "gradient: conv weights, as computed",
+        ("backward", ("Conv2DBackpropFilter",), None),
+        ("backward", ("convolution_backward",), None, lambda o: o["outputs"][-1]),
+    ),
+    ("gradient: biases, as computed", ("backward", ("BiasAddGrad",), None), ("backward", ("sum",), None)),
+    (
+        "gradient: batch norm",
+        ("backward", ("Sum", "Mul", "RsqrtGrad"), "batch_norm"),
+        ("backward", ("native_batch_norm_backward",), None),
+    ),
+    (
+        "optimizer update (weights and moments)",
+        (
+            "optimizer",
+            ("AssignSubVariableOp", "AssignVariableOp", "AssignAddVariableOp"),
+            None,
+            lambda o: o["inputs"][-1],
+        ),
+        ("optimizer", ("sub_", "add_", "mul_", "addcmul_", "lerp_", "div", "sqrt"), None),
+    ),
 ]
 
 
@@ -229,8 +306,13 @@ def dtype_rows(config: Config, keras_ops: list[Op], torch_ops: list[Op]) -> list
     kinds = _kinds(config)
     rows = []
     for name, keras_rule, torch_rule in ROWS:
-        rows.append({"quantity": name, "keras": _pick(keras_ops, kinds, *keras_rule),
-                     "torch": _pick(torch_ops, kinds, *torch_rule)})
+        rows.append(
+            {
+                "quantity": name,
+                "keras": _pick(keras_ops, kinds, *keras_rule),
+                "torch": _pick(torch_ops, kinds, *torch_rule),
+            }
+        )
     return rows
 
 
@@ -257,9 +339,17 @@ def accumulation_experiments(seed: int = 0) -> list[dict[str, Any]]:
 
     rng = np.random.default_rng(seed)
     bf = lambda a: _round_bf16(a)  # noqa: E731  bfloat16-valued inputs, so both start exact
-    x, w, b = bf(rng.standard_normal((128, 1024))), bf(rng.standard_normal((1024, 64)) * 0.03), bf(rng.standard_normal(64) * 0.1)
+    x, w, b = (
+        bf(rng.standard_normal((128, 1024))),
+        bf(rng.standard_normal((1024, 64)) * 0.03),
+        bf(rng.standard_normal(64) * 0.1),
+    )
     g = bf(rng.standard_normal((128, 64)))
-    xi, wk, bk = bf(rng.standard_normal((8, 14, 14, 32))), bf(rng.standard_normal((3, 3, 32, 64)) * 0.05), bf(rng.standard_normal(64) * 0.1)
+    xi, wk, bk = (
+        bf(rng.standard_normal((8, 14, 14, 32))),
+        bf(rng.standard_normal((3, 3, 32, 64)) * 0.05),
+        bf(rng.standard_normal(64) * 0.1),
+    )
     gi = bf(rng.standard_normal((8, 14, 14, 64)))
     out = []
 
@@ -277,8 +367,13 @@ def accumulation_experiments(seed: int = 0) -> list[dict[str, Any]]:
             yd, yc = dense(x), conv(xi)
             loss_d = tf.reduce_sum(tf.cast(yd, tf.float32) * g)
             loss_c = tf.reduce_sum(tf.cast(yc, tf.float32) * gi)
-        return (yd, yc, tape.gradient(loss_d, dense.bias), tape.gradient(loss_c, conv.kernel),
-                tape.gradient(loss_c, conv.bias))
+        return (
+            yd,
+            yc,
+            tape.gradient(loss_d, dense.bias),
+            tape.gradient(loss_c, conv.kernel),
+            tape.gradient(loss_c, conv.bias),
+        )
 
     kd, kc, kdb, kck, kcb = (np.asarray(tf.cast(t, tf.float32)) for t in keras_step(x, g, xi, gi))
 
@@ -298,15 +393,24 @@ def accumulation_experiments(seed: int = 0) -> list[dict[str, Any]]:
 
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     conv64 = tf.nn.conv2d(xi.astype(np.float64), wk.astype(np.float64), 1, "SAME").numpy()
-    filt64 = tf.raw_ops.Conv2DBackpropFilter(input=xi.astype(np.float64), filter_sizes=[3, 3, 32, 64],
-                                             out_backprop=gi.astype(np.float64), strides=[1, 1, 1, 1],
-                                             padding="SAME").numpy()
+    filt64 = tf.raw_ops.Conv2DBackpropFilter(
+        input=xi.astype(np.float64),
+        filter_sizes=[3, 3, 32, 64],
+        out_backprop=gi.astype(np.float64),
+        strides=[1, 1, 1, 1],
+        padding="SAME",
+    ).numpy()
     cases = [
         ("dense forward, bias add included (1024 terms)", kd, td.detach().float().numpy(), x64 @ w64 + b),
         ("conv forward, bias add included (3x3x32 terms)", kc, nhwc(tc), conv64 + bk),
         ("conv weight gradient (8x14x14 terms)", kck, cv.weight.grad.permute(2, 3, 1, 0).numpy(), filt64),
         ("dense bias gradient (sum over 128 images)", kdb, lin.bias.grad.numpy(), g.astype(np.float64).sum(0)),
-        ("conv bias gradient (sum over 8x14x14 positions)", kcb, cv.bias.grad.numpy(), gi.astype(np.float64).sum((0, 1, 2))),
+        (
+            "conv bias gradient (sum over 8x14x14 positions)",
+            kcb,
+            cv.bias.grad.numpy(),
+            gi.astype(np.float64).sum((0, 1, 2)),
+        ),
     ]
     for name, k, t, exact in cases:
         out.append(_experiment_row(name, _share_once_rounded(k, exact), _share_once_rounded(t, exact)))
@@ -317,8 +421,13 @@ def accumulation_experiments(seed: int = 0) -> list[dict[str, Any]]:
 
 def _experiment_row(name: str, keras_share: float, torch_share: float) -> dict[str, Any]:
     verdict = lambda s: "float32, one rounding" if s >= ONE_ROUNDING_SHARE else "bfloat16 or two roundings"  # noqa: E731
-    return {"experiment": name, "keras_share": round(keras_share, 4), "torch_share": round(torch_share, 4),
-            "keras": verdict(keras_share), "torch": verdict(torch_share)}
+    return {
+        "experiment": name,
+        "keras_share": round(keras_share, 4),
+        "torch_share": round(torch_share, 4),
+        "keras": verdict(keras_share),
+        "torch": verdict(torch_share),
+    }
 
 
 def _normalisation_experiment(keras: Any, torch: Any, tf: Any, rng: np.random.Generator) -> dict[str, Any]:
@@ -336,8 +445,11 @@ def _normalisation_experiment(keras: Any, torch: Any, tf: Any, rng: np.random.Ge
     with torch_autocast(torch):
         t = network.normalize(torch.from_numpy(pixels[:, None])).bfloat16().float()[:, 0]
     exact = pixels.astype(np.float64) * (1 / config.data.std) - config.data.mean / config.data.std
-    return _experiment_row("input normalisation (first conv's input)", _share_once_rounded(np.asarray(k), exact),
-                           _share_once_rounded(t.numpy(), exact))
+    return _experiment_row(
+        "input normalisation (first conv's input)",
+        _share_once_rounded(np.asarray(k), exact),
+        _share_once_rounded(t.numpy(), exact),
+    )
 
 
 def _dropout_experiments(keras: Any, torch: Any, tf: Any) -> list[dict[str, Any]]:
@@ -352,14 +464,20 @@ def _dropout_experiments(keras: Any, torch: Any, tf: Any) -> list[dict[str, Any]
     for rate in (0.1, 0.2):
         dtype = "float32" if "dropout" in FLOAT32_IN_MIXED_PRECISION else "mixed_bfloat16"
         layer = keras.layers.Dropout(rate, dtype=dtype, seed=1)
-        k = np.asarray(tf.function(lambda v: tf.cast(tf.cast(layer(tf.cast(v, tf.bfloat16), training=True),
-                                                             tf.bfloat16), tf.float32))(x))
+        k = np.asarray(
+            tf.function(
+                lambda v: tf.cast(tf.cast(layer(tf.cast(v, tf.bfloat16), training=True), tf.bfloat16), tf.float32)
+            )(x)
+        )
         torch.manual_seed(1)
         t = Float32Dropout(rate).train()(torch.from_numpy(x).bfloat16()).float().numpy()
-        kept, ratio = {"keras": (k > 0).mean(), "torch": (t > 0).mean()}, {"keras": k.mean() / x.mean(),
-                                                                            "torch": t.mean() / x.mean()}
-        row: dict[str, Any] = {"experiment": f"dropout rate {rate}: kept share / mean out over mean in"
-                                             f" (expected {1 - rate:g} / 1)"}
+        kept, ratio = (
+            {"keras": (k > 0).mean(), "torch": (t > 0).mean()},
+            {"keras": k.mean() / x.mean(), "torch": t.mean() / x.mean()},
+        )
+        row: dict[str, Any] = {
+            "experiment": f"dropout rate {rate}: kept share / mean out over mean in (expected {1 - rate:g} / 1)"
+        }
         for fw in ("keras", "torch"):
             row[f"{fw}_share"] = round(float(kept[fw]), 4)
             row[fw] = f"{kept[fw]:.4f} / {ratio[fw]:.4f}"
@@ -379,10 +497,15 @@ def measure(config: Config) -> dict[str, Any]:
 
 def comparable(table: dict[str, Any]) -> dict[str, Any]:
     """What must stay as committed: dtypes and verdicts (the measured shares vary by CPU)."""
-    exps = [{k: e[k] for k in ("experiment", "keras", "torch") if not e["experiment"].startswith("dropout")}
-            for e in table["experiments"]]
-    drops = [{k: e[k] for k in ("experiment", "keras_unbiased", "torch_unbiased")}
-             for e in table["experiments"] if e["experiment"].startswith("dropout")]
+    exps = [
+        {k: e[k] for k in ("experiment", "keras", "torch") if not e["experiment"].startswith("dropout")}
+        for e in table["experiments"]
+    ]
+    drops = [
+        {k: e[k] for k in ("experiment", "keras_unbiased", "torch_unbiased")}
+        for e in table["experiments"]
+        if e["experiment"].startswith("dropout")
+    ]
     return {"rows": table["rows"], "experiments": exps + drops}
 
 
@@ -399,8 +522,10 @@ def markdown(table: dict[str, Any]) -> str:
         if e["experiment"].startswith("dropout"):
             lines.append(f"| {e['experiment']} | {e['keras']} | {e['torch']} |")
         else:
-            lines.append(f"| {e['experiment']}: share equal to the exact result rounded once | "
-                         f"{e['keras_share']:.4f} ({e['keras']}) | {e['torch_share']:.4f} ({e['torch']}) |")
+            lines.append(
+                f"| {e['experiment']}: share equal to the exact result rounded once | "
+                f"{e['keras_share']:.4f} ({e['keras']}) | {e['torch_share']:.4f} ({e['torch']}) |"
+            )
     return "\n".join(lines)
 
 

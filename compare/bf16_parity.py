@@ -40,9 +40,11 @@ LAYER_SHARE = 0.01
 LAYER_ULPS = 1.0  # the largest difference allowed, in bfloat16 ulps
 TOLERANCE = 1e-5  # the float32 floor of the gradient/loss rule, as in compare.parity
 #: Said beside the checks on a CPU whose bf16 kernels are each framework's own emulation.
-FALLBACK_NOTE = ("this CPU ({model}) has no AVX-512, so neither framework runs its bfloat16 matmuls and"
-                 " convolutions in oneDNN: TensorFlow falls back to Eigen kernels that round more than once, torch"
-                 " to its own; bf16 parity is a property of AVX-512 CPUs (docs/parity.md, 'CPUs without AVX-512').")
+FALLBACK_NOTE = (
+    "this CPU ({model}) has no AVX-512, so neither framework runs its bfloat16 matmuls and"
+    " convolutions in oneDNN: TensorFlow falls back to Eigen kernels that round more than once, torch"
+    " to its own; bf16 parity is a property of AVX-512 CPUs (docs/parity.md, 'CPUs without AVX-512')."
+)
 
 
 def ulp_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -111,8 +113,12 @@ def _models(config: Config) -> dict[str, Any]:
     copy_keras_to_torch(config, keras_bf16, network)
     if config.train.channels_last:  # as the LightningModule lays it out
         network = network.to(memory_format=torch.channels_last)
-    return {"keras_bf16": keras_bf16, "keras_f32": keras_f32, "torch_bf16": network,
-            "torch_f32": copy.deepcopy(network)}
+    return {
+        "keras_bf16": keras_bf16,
+        "keras_f32": keras_f32,
+        "torch_bf16": network,
+        "torch_f32": copy.deepcopy(network),
+    }
 
 
 def _torch_input(torch: Any, array: np.ndarray, dtype: str, channels_last: bool):
@@ -140,16 +146,32 @@ def layer_by_layer(config: Config, pixels: np.ndarray, network: Any = None) -> l
         array, dtype = previous
         previous = (_to_torch_layout(k_out, spec), k_dtype)
         if isinstance(module, ReLUAfterPool):  # torch applies this ReLU after the pool: compared there
-            rows.append({"layer": name, "kind": spec.kind, "compared": False, "keras_dtype": k_dtype,
-                         "note": "applied after the max-pool in torch (exact): compared there"})
+            rows.append(
+                {
+                    "layer": name,
+                    "kind": spec.kind,
+                    "compared": False,
+                    "keras_dtype": k_dtype,
+                    "note": "applied after the max-pool in torch (exact): compared there",
+                }
+            )
             continue
         with torch.no_grad(), torch_autocast(torch):
             t_out = module(_torch_input(torch, array, dtype, config.train.channels_last))
         t_dtype = str(t_out.dtype).removeprefix("torch.")
         share, ulps = ulp_difference(k_out, _to_keras_layout(t_out.float().numpy(), spec))
-        rows.append({"layer": name, "kind": spec.kind, "compared": True, "keras_dtype": k_dtype,
-                     "torch_dtype": t_dtype, "share_differing": share, "max_ulps": ulps,
-                     "passed": share <= LAYER_SHARE and ulps <= LAYER_ULPS})
+        rows.append(
+            {
+                "layer": name,
+                "kind": spec.kind,
+                "compared": True,
+                "keras_dtype": k_dtype,
+                "torch_dtype": t_dtype,
+                "share_differing": share,
+                "max_ulps": ulps,
+                "passed": share <= LAYER_SHARE and ulps <= LAYER_ULPS,
+            }
+        )
     return rows
 
 
@@ -167,11 +189,16 @@ def end_to_end(config: Config, pixels: np.ndarray) -> dict[str, Any]:
         keras_outs = [o for o, _ in _keras_outputs(models[f"keras_{precision}"], pixels)]
         captured: list[np.ndarray] = []
         network = models[f"torch_{precision}"]
-        hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o.detach().float().numpy()))
-                 for _, m in network.named_children()]
+        hooks = [
+            m.register_forward_hook(lambda _m, _i, o: captured.append(o.detach().float().numpy()))
+            for _, m in network.named_children()
+        ]
         x = _torch_input(torch, pixels[:, None].astype(np.float32), "float32", config.train.channels_last)
         try:
-            with torch.no_grad(), (torch_autocast(torch) if precision == "bf16" else torch.autocast("cpu", enabled=False)):
+            with (
+                torch.no_grad(),
+                torch_autocast(torch) if precision == "bf16" else torch.autocast("cpu", enabled=False),
+            ):
                 network(x)
         finally:
             for hook in hooks:
@@ -189,12 +216,18 @@ def end_to_end(config: Config, pixels: np.ndarray) -> dict[str, Any]:
             ref = np.sqrt(np.mean(per_precision["f32"][0][i].astype(np.float64) ** 2)) or 1.0
             row[f"{precision}_rel_rms"] = float(np.sqrt(np.mean((k[i].astype(np.float64) - t[i]) ** 2)) / ref)
         out["layers"].append(row)
-    (kb, tb), (kf, tf32) = (per_precision["bf16"][0][-1], per_precision["bf16"][1][-1]), (
-        per_precision["f32"][0][-1], per_precision["f32"][1][-1])
+    (kb, tb), (kf, tf32) = (
+        (per_precision["bf16"][0][-1], per_precision["bf16"][1][-1]),
+        (per_precision["f32"][0][-1], per_precision["f32"][1][-1]),
+    )
     own = max(float(np.abs(kb - kf).max()), float(np.abs(tb - tf32).max()))
-    out["logits"] = {"max_abs_diff": float(np.abs(kb - tb).max()), "own_rounding": own,
-                     "allowed": 2 * own, "same_predictions": int((kb.argmax(1) == tb.argmax(1)).sum()),
-                     "images": len(pixels)}
+    out["logits"] = {
+        "max_abs_diff": float(np.abs(kb - tb).max()),
+        "own_rounding": own,
+        "allowed": 2 * own,
+        "same_predictions": int((kb.argmax(1) == tb.argmax(1)).sum()),
+        "images": len(pixels),
+    }
     return out
 
 
@@ -204,16 +237,24 @@ def add_layer_check(result: ParityResult, rows: list[dict[str, Any]], images: in
     compared = [r for r in rows if r["compared"]]
     first_bad = next((r for r in compared if not r["passed"]), None)
     shown = first_bad or max(compared, key=lambda r: (r["share_differing"] / LAYER_SHARE, r["max_ulps"]))
-    where = (f"first layer beyond rounding: {first_bad['layer']} ({first_bad['keras_dtype']} in Keras,"
-             f" {first_bad['torch_dtype']} in torch)" if first_bad else "every layer within rounding")
-    result.add(f"bf16 layer by layer (same input per layer): share of outputs differing, {shown['layer']}",
-               shown["share_differing"], LAYER_SHARE,
-               f"{where}; max {shown['max_ulps']:.0f} ulp (allowed {LAYER_ULPS:.0f}), {len(compared)} layers,"
-               f" {images} images", passed=first_bad is None)
+    where = (
+        f"first layer beyond rounding: {first_bad['layer']} ({first_bad['keras_dtype']} in Keras,"
+        f" {first_bad['torch_dtype']} in torch)"
+        if first_bad
+        else "every layer within rounding"
+    )
+    result.add(
+        f"bf16 layer by layer (same input per layer): share of outputs differing, {shown['layer']}",
+        shown["share_differing"],
+        LAYER_SHARE,
+        f"{where}; max {shown['max_ulps']:.0f} ulp (allowed {LAYER_ULPS:.0f}), {len(compared)} layers, {images} images",
+        passed=first_bad is None,
+    )
 
 
-def run_bf16_parity(config: Config, train: Split, images: int = 128, steps: int = 10,
-                    batch_size: int = 128) -> ParityResult:
+def run_bf16_parity(
+    config: Config, train: Split, images: int = 128, steps: int = 10, batch_size: int = 128
+) -> ParityResult:
     """Every bf16 check for one config; `train` gives the batches (the first `images` for the
     forward checks, the shared batch order for lockstep)."""
     from compare.parity import _frameworks
@@ -233,9 +274,13 @@ def run_bf16_parity(config: Config, train: Split, images: int = 128, steps: int 
     e2e = end_to_end(config, pixels)
     result.lockstep["end_to_end"] = e2e
     logits = e2e["logits"]
-    result.add("bf16 end to end: max |logit diff| Keras vs torch", logits["max_abs_diff"], logits["allowed"],
-               f"allowed: 2x own bf16 rounding ({logits['own_rounding']:.3g}); {logits['same_predictions']} of"
-               f" {logits['images']} identical predictions")
+    result.add(
+        "bf16 end to end: max |logit diff| Keras vs torch",
+        logits["max_abs_diff"],
+        logits["allowed"],
+        f"allowed: 2x own bf16 rounding ({logits['own_rounding']:.3g}); {logits['same_predictions']} of"
+        f" {logits['images']} identical predictions",
+    )
 
     cfg = without_dropout(config)
     low = lockstep(cfg, train, steps, batch_size, "float32")
@@ -243,19 +288,31 @@ def run_bf16_parity(config: Config, train: Split, images: int = 128, steps: int 
     s = compare_lockstep(low, high, TOLERANCE, low="bf16", high="float32", running_noise=True)
     result.lockstep[config.train.optimizer.name] = s
     grads, loss = s["gradients"], s["loss"]
-    result.add(f"bf16 lockstep {config.train.optimizer.name}: step-0 gradients, max |diff|",
-               grads["bf16_max_abs_diff"][grads["bf16_worst"]], grads["bf16_allowed"],
-               f"worst tensor {grads['bf16_worst']}; allowed: 2x own bf16 rounding", passed=grads["bf16_pass"])
+    result.add(
+        f"bf16 lockstep {config.train.optimizer.name}: step-0 gradients, max |diff|",
+        grads["bf16_max_abs_diff"][grads["bf16_worst"]],
+        grads["bf16_allowed"],
+        f"worst tensor {grads['bf16_worst']}; allowed: 2x own bf16 rounding",
+        passed=grads["bf16_pass"],
+    )
     worst_step = int(np.argmax(np.array(loss["bf16_rel_diff"]) / np.array(loss["bf16_allowed"])))
-    result.add(f"bf16 lockstep {config.train.optimizer.name}: loss over {steps} steps, max rel diff",
-               loss["bf16_rel_diff"][worst_step], loss["bf16_allowed"][worst_step],
-               f"final loss Keras {loss['keras_bf16'][-1]:.5f} vs torch {loss['torch_bf16'][-1]:.5f}"
-               f" (float32: {high['keras_loss'][-1]:.5f})", passed=loss["bf16_pass"])
+    result.add(
+        f"bf16 lockstep {config.train.optimizer.name}: loss over {steps} steps, max rel diff",
+        loss["bf16_rel_diff"][worst_step],
+        loss["bf16_allowed"][worst_step],
+        f"final loss Keras {loss['keras_bf16'][-1]:.5f} vs torch {loss['torch_bf16'][-1]:.5f}"
+        f" (float32: {high['keras_loss'][-1]:.5f})",
+        passed=loss["bf16_pass"],
+    )
     if "running_stats" in s:
         bn = s["running_stats"]
-        result.add(f"bf16 lockstep {config.train.optimizer.name}: batch-norm running statistics, max |diff|",
-                   bn["bf16_max_abs_diff"][bn["bf16_worst"]], bn["bf16_allowed"], f"worst {bn['bf16_worst']}",
-                   passed=bn["bf16_pass"])
+        result.add(
+            f"bf16 lockstep {config.train.optimizer.name}: batch-norm running statistics, max |diff|",
+            bn["bf16_max_abs_diff"][bn["bf16_worst"]],
+            bn["bf16_allowed"],
+            f"worst {bn['bf16_worst']}",
+            passed=bn["bf16_pass"],
+        )
     return result
 
 
@@ -266,7 +323,8 @@ def format_layers(rows: list[dict[str, Any]]) -> str:
             lines.append(f"{r['layer']:<16} {r['keras_dtype']:<9} {'':<9} {'':>9} {'':>7}  {r['note']}")
             continue
         flag = "" if r["passed"] else "  <- beyond rounding"
-        lines.append(f"{r['layer']:<16} {r['keras_dtype']:<9} {r['torch_dtype']:<9} {r['share_differing']:>9.2%}"
-                     f" {r['max_ulps']:>7.0f}{flag}")
+        lines.append(
+            f"{r['layer']:<16} {r['keras_dtype']:<9} {r['torch_dtype']:<9} {r['share_differing']:>9.2%}"
+            f" {r['max_ulps']:>7.0f}{flag}"
+        )
     return "\n".join(lines)
-

@@ -30,8 +30,15 @@ from fmnist.config import Config
 from fmnist.datasets import load_fashion_mnist
 from fmnist.errors import FmnistError
 from fmnist.onnx_contract import finalize
-from fmnist.onnx_model import (CONTRACT, META_BACKEND, META_CLASS_NAMES, META_CONFIG, META_CONTRACT,
-                               META_TEST_ACCURACY, OnnxModel)
+from fmnist.onnx_model import (
+    CONTRACT,
+    META_BACKEND,
+    META_CLASS_NAMES,
+    META_CONFIG,
+    META_CONTRACT,
+    META_TEST_ACCURACY,
+    OnnxModel,
+)
 
 FORMATS = ("onnx",)
 TOLERANCE = 1e-5  # `fmnist parity`'s float32 logit tolerance, before its rounding allowance
@@ -59,9 +66,16 @@ def metadata(run_dir: Path, backend: str, reference: str) -> dict[str, str]:
     run_dir = Path(run_dir)
     tested = run_dir / rundir.TEST_METRICS_FILE
     accuracy = rundir.read_json(tested)["test_accuracy"] if tested.is_file() else ""
-    return {META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)), META_CONFIG: (run_dir / rundir.CONFIG_FILE).read_text(),
-            META_TEST_ACCURACY: str(accuracy), META_BACKEND: backend, META_CONTRACT: CONTRACT,
-            "reference": reference, "fmnist_parity_version": __version__, "run": run_dir.resolve().name}
+    return {
+        META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)),
+        META_CONFIG: (run_dir / rundir.CONFIG_FILE).read_text(),
+        META_TEST_ACCURACY: str(accuracy),
+        META_BACKEND: backend,
+        META_CONTRACT: CONTRACT,
+        "reference": reference,
+        "fmnist_parity_version": __version__,
+        "run": run_dir.resolve().name,
+    }
 
 
 def compare_logits(onnx_logits: np.ndarray, reference32: np.ndarray, rounding: float) -> dict[str, Any]:
@@ -72,10 +86,15 @@ def compare_logits(onnx_logits: np.ndarray, reference32: np.ndarray, rounding: f
     diff = float(np.abs(np.asarray(onnx_logits, np.float64) - reference32).max())
     allowed = float32_allowed(TOLERANCE, rounding)
     same = int((np.asarray(onnx_logits).argmax(1) == reference32.argmax(1)).sum())
-    return {"images": len(reference32), "max_abs_logit_diff": diff, "allowed": allowed,
-            "framework_float32_rounding": rounding, "identical_predictions": same,
-            "identical_fraction": same / len(reference32),
-            "passed": bool(diff <= allowed and same == len(reference32))}
+    return {
+        "images": len(reference32),
+        "max_abs_logit_diff": diff,
+        "allowed": allowed,
+        "framework_float32_rounding": rounding,
+        "identical_predictions": same,
+        "identical_fraction": same / len(reference32),
+        "passed": bool(diff <= allowed and same == len(reference32)),
+    }
 
 
 def verify(onnx_path: Path, images: np.ndarray, labels: np.ndarray, reference: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -88,8 +107,13 @@ def verify(onnx_path: Path, images: np.ndarray, labels: np.ndarray, reference: d
     return check
 
 
-def export_run(run_dir: Path, out: Path | None = None, report: Path | None = None, data_dir: str | None = None,
-               check_only: Path | None = None) -> dict[str, Any]:
+def export_run(
+    run_dir: Path,
+    out: Path | None = None,
+    report: Path | None = None,
+    data_dir: str | None = None,
+    check_only: Path | None = None,
+) -> dict[str, Any]:
     """Export (or, with `check_only`, re-check an existing ONNX file) and write the report."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -106,9 +130,15 @@ def export_run(run_dir: Path, out: Path | None = None, report: Path | None = Non
     data = load_fashion_mnist(data_dir)
     images, labels = data.test_images, data.test_labels  # all 10,000, whatever the run tested on
     reference = {dtype: module.logits(model, images, dtype) for dtype in ("float32", "float64")}
-    result: dict[str, Any] = {"backend": backend, "run_dir": str(run_dir), "onnx": str(target), "format": "onnx",
-                              "reference": module.REFERENCE, "export_precision": "float32",
-                              "run_precision": _run_precision(run_dir)}
+    result: dict[str, Any] = {
+        "backend": backend,
+        "run_dir": str(run_dir),
+        "onnx": str(target),
+        "format": "onnx",
+        "reference": module.REFERENCE,
+        "export_precision": "float32",
+        "run_precision": _run_precision(run_dir),
+    }
     if check_only is not None:
         result["check"] = verify(target, images, labels, reference)
     else:
@@ -145,9 +175,11 @@ def _version(package: str) -> str:
 def summary_line(result: dict[str, Any]) -> str:
     c = result["check"]
     verdict = "PASSED" if result["passed"] else "FAILED"
-    return (f"{verdict}: onnxruntime vs {result['backend']} float32 on {c['images']:,} test images:"
-            f" max |logit diff| {c['max_abs_logit_diff']:.2e} (allowed {c['allowed']:.2e}),"
-            f" {c['identical_predictions']:,} identical predictions; test accuracy {c['onnx_test_accuracy']:.2%}")
+    return (
+        f"{verdict}: onnxruntime vs {result['backend']} float32 on {c['images']:,} test images:"
+        f" max |logit diff| {c['max_abs_logit_diff']:.2e} (allowed {c['allowed']:.2e}),"
+        f" {c['identical_predictions']:,} identical predictions; test accuracy {c['onnx_test_accuracy']:.2%}"
+    )
 
 
 def transferred_onnx_parity(config: Config, keras_model: Any, images: np.ndarray, folder: Path) -> dict[str, Any]:
@@ -168,10 +200,21 @@ def transferred_onnx_parity(config: Config, keras_model: Any, images: np.ndarray
     keras_export.export_onnx(keras_model, paths["keras"])
     torch_export.export_onnx(torch_model, paths["lightning"])
     for backend, path in paths.items():
-        finalize(path, {META_BACKEND: backend, META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)),
-                        META_CONTRACT: CONTRACT, "weights": "transferred from the Keras model"})
+        finalize(
+            path,
+            {
+                META_BACKEND: backend,
+                META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)),
+                META_CONTRACT: CONTRACT,
+                "weights": "transferred from the Keras model",
+            },
+        )
     logits = {b: OnnxModel(p).logits(images) for b, p in paths.items()}
-    rounding = max(float(np.abs(m.logits(model, images, "float32") - m.logits(model, images, "float64")).max())
-                   for m, model in ((keras_export, keras_model), (torch_export, torch_model)))
-    return {**compare_logits(logits["lightning"], logits["keras"].astype(np.float64), rounding),
-            "files": {b: str(p) for b, p in paths.items()}}
+    rounding = max(
+        float(np.abs(m.logits(model, images, "float32") - m.logits(model, images, "float64")).max())
+        for m, model in ((keras_export, keras_model), (torch_export, torch_model))
+    )
+    return {
+        **compare_logits(logits["lightning"], logits["keras"].astype(np.float64), rounding),
+        "files": {b: str(p) for b, p in paths.items()},
+    }

@@ -51,8 +51,13 @@ class ParityResult:
         self.checks.append(Check(name, ok, float(value), float(tolerance), detail))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "checks": [dataclasses.asdict(c) for c in self.checks],
-                "layers": self.layers, "lockstep": _plain(self.lockstep), "notes": self.notes}
+        return {
+            "passed": self.passed,
+            "checks": [dataclasses.asdict(c) for c in self.checks],
+            "layers": self.layers,
+            "lockstep": _plain(self.lockstep),
+            "notes": self.notes,
+        }
 
 
 def _plain(value: Any) -> Any:
@@ -107,14 +112,26 @@ def check_structure(config: Config, result: ParityResult) -> None:
         torch_params = sum(p.numel() for p in module.parameters())
         ok = layer.name == name == spec.name and keras_shape == torch_shape and keras_params == torch_params
         mismatches += not ok
-        result.layers.append({"name": spec.name, "kind": spec.kind, "keras_shape": list(keras_shape),
-                              "torch_shape_hwc": list(torch_shape), "keras_params": keras_params,
-                              "torch_params": torch_params, "match": ok})
+        result.layers.append(
+            {
+                "name": spec.name,
+                "kind": spec.kind,
+                "keras_shape": list(keras_shape),
+                "torch_shape_hwc": list(torch_shape),
+                "keras_params": keras_params,
+                "torch_params": torch_params,
+                "match": ok,
+            }
+        )
     total_k = sum(row["keras_params"] for row in result.layers)
     total_t = sum(row["torch_params"] for row in result.layers)
-    result.add("structure: layers, shapes and parameter counts", mismatches, 0,
-               f"{len(result.layers)} layers, {total_k:,} Keras vs {total_t:,} torch parameters",
-               passed=mismatches == 0 and total_k == total_t)
+    result.add(
+        "structure: layers, shapes and parameter counts",
+        mismatches,
+        0,
+        f"{len(result.layers)} layers, {total_k:,} Keras vs {total_t:,} torch parameters",
+        passed=mismatches == 0 and total_k == total_t,
+    )
 
 
 def _randomise_batch_norm(network: Any, seed: int) -> None:
@@ -170,15 +187,20 @@ def check_weight_transfer(config: Config, images: np.ndarray, result: ParityResu
     for direction in ("Keras -> torch", "torch -> Keras"):
         logits = _transfer_logits(config, images, direction)
         diff64 = float(np.abs(logits["keras_float64"] - logits["torch_float64"]).max())
-        result.add(f"weight transfer {direction}, float64: max |logit diff|", diff64, tolerance,
-                   f"{len(images)} test images")
+        result.add(
+            f"weight transfer {direction}, float64: max |logit diff|", diff64, tolerance, f"{len(images)} test images"
+        )
         diff32 = float(np.abs(logits["keras_float32"] - logits["torch_float32"]).max())
         noise = max(float(np.abs(logits[f"{fw}_float32"] - logits[f"{fw}_float64"]).max()) for fw in ("keras", "torch"))
         allowed = _float32_allowed(tolerance, noise)
         same = int((logits["keras_float32"].argmax(1) == logits["torch_float32"].argmax(1)).sum())
-        result.add(f"weight transfer {direction}, float32: max |logit diff|", diff32, allowed,
-                   f"{len(images)} test images, {same} identical predictions",
-                   passed=diff32 <= allowed and same == len(images))
+        result.add(
+            f"weight transfer {direction}, float32: max |logit diff|",
+            diff32,
+            allowed,
+            f"{len(images)} test images, {same} identical predictions",
+            passed=diff32 <= allowed and same == len(images),
+        )
 
 
 def _keras_step_gradients(model: Any, x: np.ndarray, y: np.ndarray, graph: bool = False) -> dict[str, list[np.ndarray]]:
@@ -259,8 +281,9 @@ def lockstep(config: Config, train: Split, steps: int, batch_size: int, dtype: s
             y = train.labels[idx].astype(np.int64)
             xt, yt = torch.from_numpy(x[:, None]), torch.from_numpy(y)
             if step == 0:
-                out["keras_grads"] = keras_to_torch_arrays(config, _keras_step_gradients(model, x[..., None], y,
-                                                                                           graph=mixed))
+                out["keras_grads"] = keras_to_torch_arrays(
+                    config, _keras_step_gradients(model, x[..., None], y, graph=mixed)
+                )
                 network.zero_grad()
                 with forward_context():
                     first = module.loss(network(xt), yt)
@@ -297,8 +320,14 @@ def _rel(a: list[float], b: list[float]) -> list[float]:
     return [abs(x - y) / abs(x) for x, y in zip(a, b)]
 
 
-def compare_lockstep(r32: dict[str, Any], r64: dict[str, Any], tolerance: float = 1e-5,
-                     low: str = "float32", high: str = "float64", running_noise: bool = False) -> dict[str, Any]:
+def compare_lockstep(
+    r32: dict[str, Any],
+    r64: dict[str, Any],
+    tolerance: float = 1e-5,
+    low: str = "float32",
+    high: str = "float64",
+    running_noise: bool = False,
+) -> dict[str, Any]:
     """Keras vs torch at float64 (the math) and at float32 (the math plus rounding).
 
     In float64 the two must agree to `tolerance`: any convention mismatch (epsilon placement,
@@ -317,29 +346,47 @@ def compare_lockstep(r32: dict[str, Any], r64: dict[str, Any], tolerance: float 
             continue
         diff64 = _max_diff(r64[f"keras_{key}"], r64[f"torch_{key}"])
         diff32 = _max_diff(r32[f"keras_{key}"], r32[f"torch_{key}"])
-        noise = {k: max(_max_diff(r32[f"keras_{key}"], r64[f"keras_{key}"])[k],
-                        _max_diff(r32[f"torch_{key}"], r64[f"torch_{key}"])[k]) for k in diff32}
+        noise = {
+            k: max(
+                _max_diff(r32[f"keras_{key}"], r64[f"keras_{key}"])[k],
+                _max_diff(r32[f"torch_{key}"], r64[f"torch_{key}"])[k],
+            )
+            for k in diff32
+        }
         allowed = {k: _float32_allowed(tolerance, noise[k]) for k in diff32}
         worst = max(diff32, key=lambda k: diff32[k] / allowed[k])
-        summary[quantity] = {f"{high}_max_abs_diff": max(diff64.values()), f"{high}_worst": max(diff64, key=diff64.get),
-                             f"{low}_max_abs_diff": diff32, f"{low}_rounding": noise,
-                             f"{low}_worst": worst, f"{low}_allowed": allowed[worst],
-                             f"{low}_pass": all(diff32[k] <= allowed[k] for k in diff32)}
+        summary[quantity] = {
+            f"{high}_max_abs_diff": max(diff64.values()),
+            f"{high}_worst": max(diff64, key=diff64.get),
+            f"{low}_max_abs_diff": diff32,
+            f"{low}_rounding": noise,
+            f"{low}_worst": worst,
+            f"{low}_allowed": allowed[worst],
+            f"{low}_pass": all(diff32[k] <= allowed[k] for k in diff32),
+        }
     rel64 = _rel(r64["keras_loss"], r64["torch_loss"])
     rel32 = _rel(r32["keras_loss"], r32["torch_loss"])
-    noise = [max(a, b) for a, b in zip(_rel(r64["keras_loss"], r32["keras_loss"]),
-                                       _rel(r64["torch_loss"], r32["torch_loss"]))]
+    noise = [
+        max(a, b)
+        for a, b in zip(_rel(r64["keras_loss"], r32["keras_loss"]), _rel(r64["torch_loss"], r32["torch_loss"]))
+    ]
     if running_noise:
         noise = np.maximum.accumulate(noise).tolist()
     allowed = [_float32_allowed(tolerance, n) for n in noise]
-    summary["loss"] = {f"keras_{low}": r32["keras_loss"], f"torch_{low}": r32["torch_loss"],
-                       f"{high}_rel_diff": rel64, f"{low}_rel_diff": rel32, f"{low}_allowed": allowed,
-                       f"{low}_pass": all(d <= a for d, a in zip(rel32, allowed))}
+    summary["loss"] = {
+        f"keras_{low}": r32["keras_loss"],
+        f"torch_{low}": r32["torch_loss"],
+        f"{high}_rel_diff": rel64,
+        f"{low}_rel_diff": rel32,
+        f"{low}_allowed": allowed,
+        f"{low}_pass": all(d <= a for d, a in zip(rel32, allowed)),
+    }
     return summary
 
 
-def run_parity(config: Config, images: np.ndarray, train: Split, steps: int = 10, batch_size: int = 128,
-               sgd_lr: float = 0.01) -> ParityResult:
+def run_parity(
+    config: Config, images: np.ndarray, train: Split, steps: int = 10, batch_size: int = 128, sgd_lr: float = 0.01
+) -> ParityResult:
     """Every check for one config; `images` are test images for the transfer check.
 
     The checks compare the math at float32 and float64, so a bf16-mixed config is checked at
@@ -361,29 +408,50 @@ def run_parity(config: Config, images: np.ndarray, train: Split, steps: int = 10
     tol = 1e-5
     for label, opt in optimizers.items():
         cfg = without_dropout(config, opt)
-        s = compare_lockstep(lockstep(cfg, train, steps, batch_size, "float32"),
-                             lockstep(cfg, train, steps, batch_size, "float64"), tol)
+        s = compare_lockstep(
+            lockstep(cfg, train, steps, batch_size, "float32"), lockstep(cfg, train, steps, batch_size, "float64"), tol
+        )
         result.lockstep[label] = s
         grads, loss = s["gradients"], s["loss"]
-        result.add(f"lockstep {label}, float64: step-0 gradients, max |diff|", grads["float64_max_abs_diff"], tol,
-                   f"worst tensor {grads['float64_worst']}")
-        result.add(f"lockstep {label}, float64: loss over {steps} steps, max rel diff", max(loss["float64_rel_diff"]),
-                   tol)
-        result.add(f"lockstep {label}, float32: step-0 gradients, max |diff|", grads["float32_max_abs_diff"][
-            grads["float32_worst"]], grads["float32_allowed"], f"worst tensor {grads['float32_worst']}",
-            passed=grads["float32_pass"])
+        result.add(
+            f"lockstep {label}, float64: step-0 gradients, max |diff|",
+            grads["float64_max_abs_diff"],
+            tol,
+            f"worst tensor {grads['float64_worst']}",
+        )
+        result.add(
+            f"lockstep {label}, float64: loss over {steps} steps, max rel diff", max(loss["float64_rel_diff"]), tol
+        )
+        result.add(
+            f"lockstep {label}, float32: step-0 gradients, max |diff|",
+            grads["float32_max_abs_diff"][grads["float32_worst"]],
+            grads["float32_allowed"],
+            f"worst tensor {grads['float32_worst']}",
+            passed=grads["float32_pass"],
+        )
         worst_step = int(np.argmax(np.array(loss["float32_rel_diff"]) / np.array(loss["float32_allowed"])))
-        result.add(f"lockstep {label}, float32: loss over {steps} steps, max rel diff",
-                   loss["float32_rel_diff"][worst_step], loss["float32_allowed"][worst_step],
-                   f"final loss Keras {loss['keras_float32'][-1]:.6f} vs torch {loss['torch_float32'][-1]:.6f}",
-                   passed=loss["float32_pass"])
+        result.add(
+            f"lockstep {label}, float32: loss over {steps} steps, max rel diff",
+            loss["float32_rel_diff"][worst_step],
+            loss["float32_allowed"][worst_step],
+            f"final loss Keras {loss['keras_float32'][-1]:.6f} vs torch {loss['torch_float32'][-1]:.6f}",
+            passed=loss["float32_pass"],
+        )
         if "running_stats" in s:
             bn = s["running_stats"]
-            result.add(f"lockstep {label}, float64: batch-norm running statistics, max |diff|",
-                       bn["float64_max_abs_diff"], tol, f"worst {bn['float64_worst']}")
-            result.add(f"lockstep {label}, float32: batch-norm running statistics, max |diff|",
-                       bn["float32_max_abs_diff"][bn["float32_worst"]], bn["float32_allowed"],
-                       f"worst {bn['float32_worst']}", passed=bn["float32_pass"])
+            result.add(
+                f"lockstep {label}, float64: batch-norm running statistics, max |diff|",
+                bn["float64_max_abs_diff"],
+                tol,
+                f"worst {bn['float64_worst']}",
+            )
+            result.add(
+                f"lockstep {label}, float32: batch-norm running statistics, max |diff|",
+                bn["float32_max_abs_diff"][bn["float32_worst"]],
+                bn["float32_allowed"],
+                f"worst {bn['float32_worst']}",
+                passed=bn["float32_pass"],
+            )
     return result
 
 
@@ -392,6 +460,7 @@ def format_table(result: ParityResult) -> str:
     width = max(len(c.name) for c in result.checks)
     lines = [f"{'check':<{width}}  result  {'value':>10}  {'tolerance':>9}  detail"]
     for c in result.checks:
-        lines.append(f"{c.name:<{width}}  {'pass' if c.passed else 'FAIL':<6}  {c.value:>10.3g}  {c.tolerance:>9.3g}"
-                     f"  {c.detail}")
+        lines.append(
+            f"{c.name:<{width}}  {'pass' if c.passed else 'FAIL':<6}  {c.value:>10.3g}  {c.tolerance:>9.3g}  {c.detail}"
+        )
     return "\n".join(lines)

@@ -31,15 +31,28 @@ from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import confusion_matrix, cross_entropy, per_class_scores
 from fmnist.rundir import (
-    CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, RESULT_FILES, TEST_METRICS_FILE, atomic_write_text, is_artifact,
-    read_json, read_metrics, read_predictions, write_json,
+    CONFIG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RESULT_FILES,
+    TEST_METRICS_FILE,
+    atomic_write_text,
+    is_artifact,
+    read_json,
+    read_metrics,
+    read_predictions,
+    write_json,
 )
 
 LABELS = {"keras": "Keras", "lightning": "Lightning"}
 COLORS = {"keras": "#E66100", "lightning": "#5D3A9B"}  # orange / purple: apart for colour-blind readers
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
-FIGURES = {"curves": "curves.png", "confusion": "confusion_matrices.png", "per_class": "per_class.png",
-           "disagreements": "disagreements.png"}
+FIGURES = {
+    "curves": "curves.png",
+    "confusion": "confusion_matrices.png",
+    "per_class": "per_class.png",
+    "disagreements": "disagreements.png",
+}
 MAX_DISAGREEMENTS = 24
 RUNS_DIR = "runs"  # where `fmnist compare` trains, inside its --out folder
 #: What a compare report folder holds: all `--out` may already hold (a report is replaced by the new one).
@@ -87,8 +100,9 @@ def load_run(path: Path) -> Run:
     if test.get("backend") not in BACKEND_NAMES:
         raise RunDirError(f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {BACKEND_NAMES}")
     logits, labels = read_predictions(path / PREDICTIONS_FILE)
-    return Run(path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE),
-               logits, labels)
+    return Run(
+        path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels
+    )
 
 
 def _flat(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -118,11 +132,14 @@ def check_comparable(runs: Sequence[Run]) -> None:
     for run in runs[1:]:
         diff = _config_difference(first.config, run.config)
         if diff:
-            raise FmnistError(f"runs mix configs: {first.path} and {run.path} differ at {diff};"
-                              " compare runs of one config only")
+            raise FmnistError(
+                f"runs mix configs: {first.path} and {run.path} differ at {diff}; compare runs of one config only"
+            )
         if len(run.labels) != len(first.labels):
-            raise FmnistError(f"runs were tested on different test-set sizes: {first.path} has"
-                              f" {len(first.labels)} images, {run.path} {len(run.labels)}")
+            raise FmnistError(
+                f"runs were tested on different test-set sizes: {first.path} has"
+                f" {len(first.labels)} images, {run.path} {len(run.labels)}"
+            )
         if not np.array_equal(run.labels, first.labels):
             raise FmnistError(f"runs were tested on different images: {first.path} and {run.path} have other labels")
     present = {r.backend for r in runs}
@@ -151,8 +168,13 @@ def _stat(values: Sequence[float | None]) -> dict[str, Any]:
     if not vals:
         return {"values": [], "mean": None, "std": None, "min": None, "max": None}
     arr = np.array(vals)
-    return {"values": vals, "mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else None,
-            "min": float(arr.min()), "max": float(arr.max())}
+    return {
+        "values": vals,
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if len(arr) > 1 else None,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
 
 
 def top_confusions(cm: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
@@ -160,8 +182,10 @@ def top_confusions(cm: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
     off = np.asarray(cm, dtype=np.float64).copy()
     np.fill_diagonal(off, -np.inf)
     order = np.argsort(off, axis=None, kind="stable")[::-1][:k]
-    return [{"true": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": _num(cm[i][j])}
-            for i, j in (np.unravel_index(o, off.shape) for o in order)]
+    return [
+        {"true": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": _num(cm[i][j])}
+        for i, j in (np.unravel_index(o, off.shape) for o in order)
+    ]
 
 
 def _num(x: Any) -> int | float:
@@ -177,8 +201,9 @@ def _confusion(runs: list[Run], aggregate: str) -> np.ndarray:
 def _per_class(runs: list[Run]) -> dict[str, dict[str, dict[str, Any]]]:
     """Precision, recall and F1 per class, as mean/std over seeds."""
     scores = [per_class_scores(confusion_matrix(r.labels, r.predictions)) for r in runs]
-    return {name: {m: _stat([s[name][m] for s in scores]) for m in ("precision", "recall", "f1")}
-            for name in CLASS_NAMES}
+    return {
+        name: {m: _stat([s[name][m] for s in scores]) for m in ("precision", "recall", "f1")} for name in CLASS_NAMES
+    }
 
 
 def _curves(runs: list[Run]) -> dict[str, Any]:
@@ -200,8 +225,12 @@ def _backend_summary(runs: list[Run], aggregate: str) -> dict[str, Any]:
         "runs": [str(r.path) for r in runs],
         "test_accuracy": _stat([r.correct.mean() for r in runs]),
         "test_loss": _stat([cross_entropy(r.logits, r.labels) for r in runs]),
-        "macro_f1": _stat([np.mean([s["f1"] for s in per_class_scores(confusion_matrix(r.labels, r.predictions))
-                                    .values()]) for r in runs]),
+        "macro_f1": _stat(
+            [
+                np.mean([s["f1"] for s in per_class_scores(confusion_matrix(r.labels, r.predictions)).values()])
+                for r in runs
+            ]
+        ),
         "num_params": params[0] if len(params) == 1 else params,
         "train_seconds": _stat([r.test.get("train_seconds") for r in runs]),
         "train_images_per_second": _stat([r.test.get("train_images_per_second") for r in runs]),
@@ -220,11 +249,19 @@ def _per_seed(groups: dict[str, list[Run]]) -> list[dict[str, Any]]:
     for seed in sorted(set(keras) & set(lightning)):
         k, l = keras[seed], lightning[seed]
         m = mcnemar(k.correct, l.correct)
-        rows.append({"seed": seed, "keras_accuracy": float(k.correct.mean()),
-                     "lightning_accuracy": float(l.correct.mean()),
-                     "prediction_agreement": prediction_agreement(k.predictions, l.predictions),
-                     "both_right": m["both_right"], "both_wrong": m["both_wrong"],
-                     "only_keras_right": m["only_a"], "only_lightning_right": m["only_b"], "mcnemar_p": m["p_value"]})
+        rows.append(
+            {
+                "seed": seed,
+                "keras_accuracy": float(k.correct.mean()),
+                "lightning_accuracy": float(l.correct.mean()),
+                "prediction_agreement": prediction_agreement(k.predictions, l.predictions),
+                "both_right": m["both_right"],
+                "both_wrong": m["both_wrong"],
+                "only_keras_right": m["only_a"],
+                "only_lightning_right": m["only_b"],
+                "mcnemar_p": m["p_value"],
+            }
+        )
     return rows
 
 
@@ -251,9 +288,12 @@ def summarize(groups: dict[str, list[Run]]) -> dict[str, Any]:
         "test_images": int(len(groups["keras"][0].labels)),
         "margin": config.compare.equivalence_margin,
         "alpha": config.compare.alpha,
-        "equivalence": tost_equivalence(backends["keras"]["test_accuracy"]["values"],
-                                        backends["lightning"]["test_accuracy"]["values"],
-                                        config.compare.equivalence_margin, config.compare.alpha),
+        "equivalence": tost_equivalence(
+            backends["keras"]["test_accuracy"]["values"],
+            backends["lightning"]["test_accuracy"]["values"],
+            config.compare.equivalence_margin,
+            config.compare.alpha,
+        ),
         "confusion_aggregate": aggregate,
         "backends": backends,
         "per_seed": per_seed,
@@ -286,8 +326,11 @@ def plot_curves(summary: dict[str, Any]):
             n = len(summary["backends"][b]["seeds"])
             ax.plot(c["epoch"], mean, "o-", ms=3, color=COLORS[b], label=f"{LABELS[b]} ({n} seeds)")
             ax.fill_between(c["epoch"], low, high, color=COLORS[b], alpha=0.2, lw=0)
-        ax.set(title=metric.replace("_", " ").replace("val", "validation"), xlabel="epoch",
-               ylabel="accuracy (%)" if "accuracy" in metric else "cross-entropy")
+        ax.set(
+            title=metric.replace("_", " ").replace("val", "validation"),
+            xlabel="epoch",
+            ylabel="accuracy (%)" if "accuracy" in metric else "cross-entropy",
+        )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
@@ -303,9 +346,17 @@ def _heatmap(ax, cm: np.ndarray, title: str, hide_zeros: bool = False, **kwargs:
     text = np.vectorize(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")(cm)
     if hide_zeros:
         text[cm == 0] = ""
-    sns.heatmap(cm, annot=text, fmt="",
-                xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES, square=True, ax=ax,
-                annot_kws={"size": 8}, **kwargs)
+    sns.heatmap(
+        cm,
+        annot=text,
+        fmt="",
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        square=True,
+        ax=ax,
+        annot_kws={"size": 8},
+        **kwargs,
+    )
     ax.set(xlabel="predicted", ylabel="true", title=title)
     ax.tick_params(axis="x", rotation=45)
 
@@ -320,10 +371,24 @@ def plot_confusions(summary: dict[str, Any]):
     how = "summed" if summary["confusion_aggregate"] == "sum" else "mean"
     fig, axes = plt.subplots(1, 3, figsize=(24, 7.5))
     for ax, b in zip(axes, BACKEND_NAMES):
-        _heatmap(ax, cms[b], f"{LABELS[b]} ({how} over {len(summary['backends'][b]['seeds'])} seeds)",
-                 cmap="Blues", vmin=0, vmax=vmax)
-    _heatmap(axes[2], diff, "Lightning − Keras (red: Lightning more often; blank: same)", hide_zeros=True,
-             cmap="RdBu_r", center=0, vmin=-span, vmax=span)
+        _heatmap(
+            ax,
+            cms[b],
+            f"{LABELS[b]} ({how} over {len(summary['backends'][b]['seeds'])} seeds)",
+            cmap="Blues",
+            vmin=0,
+            vmax=vmax,
+        )
+    _heatmap(
+        axes[2],
+        diff,
+        "Lightning − Keras (red: Lightning more often; blank: same)",
+        hide_zeros=True,
+        cmap="RdBu_r",
+        center=0,
+        vmin=-span,
+        vmax=span,
+    )
     fig.tight_layout()
     return fig
 
@@ -351,8 +416,9 @@ def plot_per_class(summary: dict[str, Any]):
     return fig
 
 
-def plot_disagreements(images: np.ndarray, labels: np.ndarray, preds: dict[str, np.ndarray], indices: list[int],
-                       seed: int):
+def plot_disagreements(
+    images: np.ndarray, labels: np.ndarray, preds: dict[str, np.ndarray], indices: list[int], seed: int
+):
     """The test images one backend gets right and the other wrong: true label, both predictions."""
     plt = _plt()
     cols = min(6, len(indices))
@@ -363,8 +429,11 @@ def plot_disagreements(images: np.ndarray, labels: np.ndarray, preds: dict[str, 
     for ax, i in zip(axes.flat, indices):
         ax.imshow(images[i], cmap="gray_r")
         marks = {b: "✓" if preds[b][i] == labels[i] else "✗" for b in BACKEND_NAMES}
-        ax.set_title(f"#{i} true: {CLASS_NAMES[labels[i]]}\n"
-                     + "\n".join(f"{LABELS[b]}: {CLASS_NAMES[preds[b][i]]} {marks[b]}" for b in BACKEND_NAMES), fontsize=8)
+        ax.set_title(
+            f"#{i} true: {CLASS_NAMES[labels[i]]}\n"
+            + "\n".join(f"{LABELS[b]}: {CLASS_NAMES[preds[b][i]]} {marks[b]}" for b in BACKEND_NAMES),
+            fontsize=8,
+        )
     fig.suptitle(f"Seed {seed}: images one backend gets right and the other wrong")
     return fig
 
@@ -395,68 +464,131 @@ def _seeds_text(summary: dict[str, Any]) -> str:
 def _verdict_blocks(summary: dict[str, Any]) -> list[tuple]:
     eq = summary["equivalence"]
     state = {True: "equivalent", False: "different", None: "none"}[eq["equivalent"]]
-    blocks: list[tuple] = [("h2", "Verdict"), ("verdict", eq["verdict"], state),
-                           ("p", f"Two one-sided Welch t-tests (TOST) on the per-seed test accuracies, margin"
-                                 f" ±{summary['margin'] * 100:.2f} points, alpha {summary['alpha']:g};"
-                                 " differences are Keras − Lightning.")]
+    blocks: list[tuple] = [
+        ("h2", "Verdict"),
+        ("verdict", eq["verdict"], state),
+        (
+            "p",
+            f"Two one-sided Welch t-tests (TOST) on the per-seed test accuracies, margin"
+            f" ±{summary['margin'] * 100:.2f} points, alpha {summary['alpha']:g};"
+            " differences are Keras − Lightning.",
+        ),
+    ]
     rows = summary["per_seed"]
     if rows:
         significant = sum(r["mcnemar_p"] < summary["alpha"] for r in rows)
-        blocks.append(("p", f"On the same seed the backends give the same class to"
-                            f" {_pct(summary['mean_prediction_agreement'])}% of test images on average; McNemar finds"
-                            f" a difference in which images they get wrong on {significant} of {len(rows)} seeds"
-                            f" (p < {summary['alpha']:g})."))
+        blocks.append(
+            (
+                "p",
+                f"On the same seed the backends give the same class to"
+                f" {_pct(summary['mean_prediction_agreement'])}% of test images on average; McNemar finds"
+                f" a difference in which images they get wrong on {significant} of {len(rows)} seeds"
+                f" (p < {summary['alpha']:g}).",
+            )
+        )
     return blocks
 
 
 def _accuracy_blocks(summary: dict[str, Any]) -> list[tuple]:
-    headers = ["Backend", "Seeds", "Test accuracy (%)", "Test loss", "Macro F1 (%)", "Parameters", "Train time (s)",
-               "Train images/s"]
+    headers = [
+        "Backend",
+        "Seeds",
+        "Test accuracy (%)",
+        "Test loss",
+        "Macro F1 (%)",
+        "Parameters",
+        "Train time (s)",
+        "Train images/s",
+    ]
     rows = []
     for b in BACKEND_NAMES:
         s = summary["backends"][b]
         params = s["num_params"]
-        rows.append([LABELS[b], str(len(s["seeds"])), _mean_pm(s["test_accuracy"], 100),
-                     _mean_pm(s["test_loss"], 1, ".4f"), _mean_pm(s["macro_f1"], 100),
-                     f"{params:,}" if isinstance(params, int) else str(params),
-                     _mean_pm(s["train_seconds"], 1, ".1f"), _mean_pm(s["train_images_per_second"], 1, ".0f")])
+        rows.append(
+            [
+                LABELS[b],
+                str(len(s["seeds"])),
+                _mean_pm(s["test_accuracy"], 100),
+                _mean_pm(s["test_loss"], 1, ".4f"),
+                _mean_pm(s["macro_f1"], 100),
+                f"{params:,}" if isinstance(params, int) else str(params),
+                _mean_pm(s["train_seconds"], 1, ".1f"),
+                _mean_pm(s["train_images_per_second"], 1, ".0f"),
+            ]
+        )
     same = summary["backends"]["keras"]["num_params"] == summary["backends"]["lightning"]["num_params"]
-    note = ("Both backends build a model with the same number of parameters." if same else
-            "The parameter counts differ: the two backends did not build the same architecture.")
-    return [("h2", "Accuracy"), ("p", "Mean ± standard deviation over seeds, on the same test images."),
-            ("table", headers, rows), ("p", note)]
+    note = (
+        "Both backends build a model with the same number of parameters."
+        if same
+        else "The parameter counts differ: the two backends did not build the same architecture."
+    )
+    return [
+        ("h2", "Accuracy"),
+        ("p", "Mean ± standard deviation over seeds, on the same test images."),
+        ("table", headers, rows),
+        ("p", note),
+    ]
 
 
 def _per_seed_blocks(summary: dict[str, Any]) -> list[tuple]:
     blocks: list[tuple] = [("h2", "Per seed")]
     if not summary["per_seed"]:
         return blocks + [("p", "No seed was run by both backends, so no image-by-image comparison is possible.")]
-    headers = ["Seed", "Keras acc (%)", "Lightning acc (%)", "Keras − Lightning (points)", "Same prediction (%)",
-               "Only Keras right", "Only Lightning right", "McNemar p"]
-    rows = [[str(r["seed"]), _pct(r["keras_accuracy"]), _pct(r["lightning_accuracy"]),
-             f"{(r['keras_accuracy'] - r['lightning_accuracy']) * 100:+.2f}", _pct(r["prediction_agreement"]),
-             str(r["only_keras_right"]), str(r["only_lightning_right"]), format_p(r["mcnemar_p"]).lstrip("= ")]
-            for r in summary["per_seed"]]
+    headers = [
+        "Seed",
+        "Keras acc (%)",
+        "Lightning acc (%)",
+        "Keras − Lightning (points)",
+        "Same prediction (%)",
+        "Only Keras right",
+        "Only Lightning right",
+        "McNemar p",
+    ]
+    rows = [
+        [
+            str(r["seed"]),
+            _pct(r["keras_accuracy"]),
+            _pct(r["lightning_accuracy"]),
+            f"{(r['keras_accuracy'] - r['lightning_accuracy']) * 100:+.2f}",
+            _pct(r["prediction_agreement"]),
+            str(r["only_keras_right"]),
+            str(r["only_lightning_right"]),
+            format_p(r["mcnemar_p"]).lstrip("= "),
+        ]
+        for r in summary["per_seed"]
+    ]
     paired = {r["seed"] for r in summary["per_seed"]}
     unpaired = sorted(s for b in BACKEND_NAMES for s in summary["backends"][b]["seeds"] if s not in paired)
     blocks.append(("table", headers, rows))
     if unpaired:
-        blocks.append(("p", f"Seeds run by one backend only (in the verdict, not in this table): "
-                            f"{', '.join(map(str, sorted(set(unpaired))))}."))
+        blocks.append(
+            (
+                "p",
+                f"Seeds run by one backend only (in the verdict, not in this table): "
+                f"{', '.join(map(str, sorted(set(unpaired))))}.",
+            )
+        )
     return blocks
 
 
 def _figure_blocks(summary: dict[str, Any]) -> list[tuple]:
     how = "summed" if summary["confusion_aggregate"] == "sum" else "averaged"
     top = {b: summary["backends"][b]["top_confusions"] for b in BACKEND_NAMES}
-    rows = [[str(i + 1)] + [f"{t['true']} → {t['predicted']} ({t['count']:g})" for t in (top[b][i] for b in BACKEND_NAMES)]
-            for i in range(len(top["keras"]))]
+    rows = [
+        [str(i + 1)] + [f"{t['true']} → {t['predicted']} ({t['count']:g})" for t in (top[b][i] for b in BACKEND_NAMES)]
+        for i in range(len(top["keras"]))
+    ]
     return [
-        ("h2", "Learning curves"), ("img", FIGURES["curves"], "Learning curves of both backends"),
+        ("h2", "Learning curves"),
+        ("img", FIGURES["curves"], "Learning curves of both backends"),
         ("p", "Lines: mean over seeds; bands: lowest to highest seed. Validation is the fixed held-out split."),
-        ("h2", "Confusion matrices"), ("img", FIGURES["confusion"], "Confusion matrices and their difference"),
-        ("p", f"Counts {how} over seeds, rows true class, columns predicted; both on one colour scale."
-              " Right: Lightning − Keras."),
+        ("h2", "Confusion matrices"),
+        ("img", FIGURES["confusion"], "Confusion matrices and their difference"),
+        (
+            "p",
+            f"Counts {how} over seeds, rows true class, columns predicted; both on one colour scale."
+            " Right: Lightning − Keras.",
+        ),
         ("p", "Most confused class pairs (true → predicted, count):"),
         ("table", ["Rank", "Keras", "Lightning"], rows),
     ]
@@ -464,14 +596,23 @@ def _figure_blocks(summary: dict[str, Any]) -> list[tuple]:
 
 def _per_class_blocks(summary: dict[str, Any]) -> list[tuple]:
     pcs = {b: summary["backends"][b]["per_class"] for b in BACKEND_NAMES}
-    headers = (["Class"] + [f"{LABELS[b]} {m}" for b in BACKEND_NAMES for m in ("P", "R", "F1")]
-               + ["F1 Keras − Lightning (points)"])
-    rows = [[name] + [_pct(pcs[b][name][m]["mean"]) for b in BACKEND_NAMES for m in ("precision", "recall", "f1")]
-            + [f"{(pcs['keras'][name]['f1']['mean'] - pcs['lightning'][name]['f1']['mean']) * 100:+.2f}"]
-            for name in CLASS_NAMES]
-    return [("h2", "Per class"), ("img", FIGURES["per_class"], "Per-class precision, recall and F1"),
-            ("p", "Precision (P), recall (R) and F1 in %, mean over seeds."),
-            ("table", headers, rows)]
+    headers = (
+        ["Class"]
+        + [f"{LABELS[b]} {m}" for b in BACKEND_NAMES for m in ("P", "R", "F1")]
+        + ["F1 Keras − Lightning (points)"]
+    )
+    rows = [
+        [name]
+        + [_pct(pcs[b][name][m]["mean"]) for b in BACKEND_NAMES for m in ("precision", "recall", "f1")]
+        + [f"{(pcs['keras'][name]['f1']['mean'] - pcs['lightning'][name]['f1']['mean']) * 100:+.2f}"]
+        for name in CLASS_NAMES
+    ]
+    return [
+        ("h2", "Per class"),
+        ("img", FIGURES["per_class"], "Per-class precision, recall and F1"),
+        ("p", "Precision (P), recall (R) and F1 in %, mean over seeds."),
+        ("table", headers, rows),
+    ]
 
 
 def _disagreement_blocks(summary: dict[str, Any]) -> list[tuple]:
@@ -479,21 +620,27 @@ def _disagreement_blocks(summary: dict[str, Any]) -> list[tuple]:
     blocks: list[tuple] = [("h2", "Where they disagree")]
     if d is None:
         return blocks + [("p", "No seed was run by both backends, so there are no paired disagreements to show.")]
-    text = (f"Seed {d['seed']}: {d['count']} test images are right in one backend and wrong in the other"
-            f" (only Keras right: {d['only_keras_right']}, only Lightning right: {d['only_lightning_right']}).")
+    text = (
+        f"Seed {d['seed']}: {d['count']} test images are right in one backend and wrong in the other"
+        f" (only Keras right: {d['only_keras_right']}, only Lightning right: {d['only_lightning_right']})."
+    )
     if d["count"] == 0:
         return blocks + [("p", text + " There is nothing to show.")]
     if not d["drawn"]:
         return blocks + [("p", text + " The grid is not drawn: the test images were not given to the report.")]
-    return blocks + [("p", text + f" Shown: {len(d['shown'])}, in test-set order (✓ right, ✗ wrong)."),
-                     ("img", FIGURES["disagreements"], "Test images the backends disagree on")]
+    return blocks + [
+        ("p", text + f" Shown: {len(d['shown'])}, in test-set order (✓ right, ✗ wrong)."),
+        ("img", FIGURES["disagreements"], "Test images the backends disagree on"),
+    ]
 
 
 def report_blocks(summary: dict[str, Any]) -> list[tuple]:
     """The report top to bottom: title, verdict, evidence, how to read it."""
     title = f"Keras vs Lightning on Fashion-MNIST: {summary['config']}"
-    meta = (f"Config {summary['config']} · {_seeds_text(summary)} · {summary['epochs']} epochs ·"
-            f" {summary['test_images']:,} test images · {summary['generated'][:10]}")
+    meta = (
+        f"Config {summary['config']} · {_seeds_text(summary)} · {summary['epochs']} epochs ·"
+        f" {summary['test_images']:,} test images · {summary['generated'][:10]}"
+    )
     how_to_read = [
         "TOST (two one-sided tests): the backends count as equivalent only if the confidence interval of the"
         " difference of their mean accuracies lies entirely inside ±margin; a small p means equivalence is shown.",
@@ -501,9 +648,16 @@ def report_blocks(summary: dict[str, Any]) -> list[tuple]:
         " a large p means neither backend is systematically better on those images.",
         "Same prediction: the share of test images given the same class by both, right or wrong.",
     ]
-    return ([("h1", title), ("p", meta)] + _verdict_blocks(summary) + _accuracy_blocks(summary)
-            + _per_seed_blocks(summary) + _figure_blocks(summary) + _per_class_blocks(summary)
-            + _disagreement_blocks(summary) + [("h2", "How to read this"), ("ul", how_to_read)])
+    return (
+        [("h1", title), ("p", meta)]
+        + _verdict_blocks(summary)
+        + _accuracy_blocks(summary)
+        + _per_seed_blocks(summary)
+        + _figure_blocks(summary)
+        + _per_class_blocks(summary)
+        + _disagreement_blocks(summary)
+        + [("h2", "How to read this"), ("ul", how_to_read)]
+    )
 
 
 def render_markdown(blocks: list[tuple]) -> str:
@@ -560,8 +714,10 @@ def render_html(blocks: list[tuple], images: dict[str, bytes]) -> str:
             rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in args[1])
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
     title = e(blocks[0][1]) if blocks and blocks[0][0] == "h1" else "Report"
-    return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
-            f"<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+        f"<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,8 +730,9 @@ def _check_images(test_images: np.ndarray | None, n: int) -> np.ndarray | None:
         return None
     images = np.asarray(test_images)
     if images.ndim != 3 or tuple(images.shape[1:]) != IMAGE_SHAPE or len(images) < n:
-        raise FmnistError(f"test images must have shape [N>={n}, 28, 28] to match the runs' {n} predictions,"
-                          f" got {list(images.shape)}")
+        raise FmnistError(
+            f"test images must have shape [N>={n}, 28, 28] to match the runs' {n} predictions, got {list(images.shape)}"
+        )
     return images[:n]
 
 
@@ -591,12 +748,19 @@ def _disagreements(groups: dict[str, list[Run]], images: np.ndarray | None) -> t
         return None, None
     k, l = (next(r for r in groups[b] if r.seed == common[0]) for b in BACKEND_NAMES)
     shown = _disagreement_indices(k, l)
-    entry = {"seed": common[0], "count": int((k.correct != l.correct).sum()),
-             "only_keras_right": int((k.correct & ~l.correct).sum()),
-             "only_lightning_right": int((~k.correct & l.correct).sum()), "shown": shown,
-             "drawn": images is not None and bool(shown)}
-    fig = (plot_disagreements(images, k.labels, {"keras": k.predictions, "lightning": l.predictions}, shown, common[0])
-           if entry["drawn"] else None)
+    entry = {
+        "seed": common[0],
+        "count": int((k.correct != l.correct).sum()),
+        "only_keras_right": int((k.correct & ~l.correct).sum()),
+        "only_lightning_right": int((~k.correct & l.correct).sum()),
+        "shown": shown,
+        "drawn": images is not None and bool(shown),
+    }
+    fig = (
+        plot_disagreements(images, k.labels, {"keras": k.predictions, "lightning": l.predictions}, shown, common[0])
+        if entry["drawn"]
+        else None
+    )
     return entry, fig
 
 
@@ -611,8 +775,10 @@ def check_report_dir(out_dir: Path) -> None:
     foreign = sorted(c.name for c in out_dir.iterdir() if not is_artifact(c.name, REPORT_ARTIFACTS))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise RunDirError(f"--out {out_dir} holds files that are not a compare report ({shown}); refusing to write"
-                          " into it: choose another --out")
+        raise RunDirError(
+            f"--out {out_dir} holds files that are not a compare report ({shown}); refusing to write"
+            " into it: choose another --out"
+        )
 
 
 def build_report(runs: Sequence[Path], out_dir: Path, test_images: np.ndarray | None = None) -> dict[str, Any]:
@@ -637,8 +803,12 @@ def build_report(runs: Sequence[Path], out_dir: Path, test_images: np.ndarray | 
         raise RunDirError(f"cannot create report folder {out_dir}: {exc.strerror or exc}") from None
     from fmnist.plots import save_figure
 
-    figures = {"curves": plot_curves(summary), "confusion": plot_confusions(summary),
-               "per_class": plot_per_class(summary), "disagreements": grid}
+    figures = {
+        "curves": plot_curves(summary),
+        "confusion": plot_confusions(summary),
+        "per_class": plot_per_class(summary),
+        "disagreements": grid,
+    }
     pngs = {FIGURES[key]: save_figure(fig, out_dir / FIGURES[key]) for key, fig in figures.items() if fig is not None}
     summary["figures"] = sorted(pngs)
     summary = _plain(summary)

@@ -31,8 +31,13 @@ def run_dir_for(out_dir: Path, backend: str, seed: int) -> Path:
 
 def requested_record(backend: str, config: Config, data_sha256: Mapping[str, str]) -> dict[str, Any]:
     """What a run made for this request records in its `run.json` (fmnist.training.run_record)."""
-    return {"backend": backend, "seed": config.seed, "precision": config.train.precision,
-            "config": config_to_dict(config), "data_sha256": dict(data_sha256)}
+    return {
+        "backend": backend,
+        "seed": config.seed,
+        "precision": config.train.precision,
+        "config": config_to_dict(config),
+        "data_sha256": dict(data_sha256),
+    }
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -84,8 +89,9 @@ class PlannedRun:
     why: list[str] = field(default_factory=list)
 
 
-def plan(config: Config, seeds: Sequence[int], out_dir: Path, data_sha256: Mapping[str, str],
-         rerun_stale: bool = False) -> list[PlannedRun]:
+def plan(
+    config: Config, seeds: Sequence[int], out_dir: Path, data_sha256: Mapping[str, str], rerun_stale: bool = False
+) -> list[PlannedRun]:
     """What to do with each backend and seed, decided before anything trains. Refuses (one line)
     a folder that is not a run, and runs made with other settings unless `rerun_stale`."""
     planned, stale = [], []
@@ -98,8 +104,10 @@ def plan(config: Config, seeds: Sequence[int], out_dir: Path, data_sha256: Mappi
                 continue
             info = rundir.read_run_info(run_dir) if run_dir.is_dir() else None
             if info is None:
-                raise FmnistError(f"{run_dir} holds files but no run of fmnist (no valid {rundir.RUN_INFO_FILE});"
-                                  " move them away or choose another --out")
+                raise FmnistError(
+                    f"{run_dir} holds files but no run of fmnist (no valid {rundir.RUN_INFO_FILE});"
+                    " move them away or choose another --out"
+                )
             diffs = differences(info, requested_record(backend, with_overrides(config, {"seed": seed}), data_sha256))
             if diffs:
                 stale.append(PlannedRun(backend, seed, run_dir, "retrain", diffs))
@@ -112,14 +120,24 @@ def plan(config: Config, seeds: Sequence[int], out_dir: Path, data_sha256: Mappi
         first = stale[0]
         shown = "; ".join(first.why[:3]) + (f" (and {len(first.why) - 3} more)" if len(first.why) > 3 else "")
         others = f" ({len(stale)} runs differ)" if len(stale) > 1 else ""
-        raise FmnistError(f"{first.run_dir} was made with other settings than this compare asks for: {shown}{others};"
-                          " pass another --out to keep it, or --rerun-stale to retrain the mismatching runs in place")
+        raise FmnistError(
+            f"{first.run_dir} was made with other settings than this compare asks for: {shown}{others};"
+            " pass another --out to keep it, or --rerun-stale to retrain the mismatching runs in place"
+        )
     return planned
 
 
-def train_all(config_path: Path, seeds: Sequence[int], out_dir: Path, extra_args: Sequence[str] = (), *,
-              config: Config, data_sha256: Mapping[str, str], data_dir: str | None = None,
-              rerun_stale: bool = False) -> list[Path]:
+def train_all(
+    config_path: Path,
+    seeds: Sequence[int],
+    out_dir: Path,
+    extra_args: Sequence[str] = (),
+    *,
+    config: Config,
+    data_sha256: Mapping[str, str],
+    data_dir: str | None = None,
+    rerun_stale: bool = False,
+) -> list[Path]:
     """Train, continue or reuse one run per backend and seed; returns the run directories.
 
     `config`: the resolved config this compare asks for (overrides applied, seed aside), which
@@ -137,16 +155,34 @@ def train_all(config_path: Path, seeds: Sequence[int], out_dir: Path, extra_args
             cmd = [sys.executable, "-m", "fmnist_cli", "train", "--resume", str(run.run_dir), *data_args]
         else:
             if run.action == "retrain":
-                print(f"{label}: {run.run_dir} was made with other settings ({run.why[0]}), retraining it"
-                      " (--rerun-stale)", flush=True)
+                print(
+                    f"{label}: {run.run_dir} was made with other settings ({run.why[0]}), retraining it"
+                    " (--rerun-stale)",
+                    flush=True,
+                )
             else:
                 print(f"{label}: training into {run.run_dir}", flush=True)
-            cmd = [sys.executable, "-m", "fmnist_cli", "train", "--backend", run.backend, "--config", str(config_path),
-                   "--seed", str(run.seed), "--run-dir", str(run.run_dir), *extra_args]
+            cmd = [
+                sys.executable,
+                "-m",
+                "fmnist_cli",
+                "train",
+                "--backend",
+                run.backend,
+                "--config",
+                str(config_path),
+                "--seed",
+                str(run.seed),
+                "--run-dir",
+                str(run.run_dir),
+                *extra_args,
+            ]
             if run.action == "retrain":
                 cmd.append("--overwrite")  # removes that run's own files only (fmnist.rundir.RUN_ARTIFACTS)
         code = subprocess.call(cmd)
         if code != 0:
-            raise FmnistError(f"training {run.backend} seed {run.seed} failed (exit {code}); its log is above."
-                              " Re-run the same command to continue: finished runs are reused, unfinished ones resumed")
+            raise FmnistError(
+                f"training {run.backend} seed {run.seed} failed (exit {code}); its log is above."
+                " Re-run the same command to continue: finished runs are reused, unfinished ones resumed"
+            )
     return [run.run_dir for run in planned]

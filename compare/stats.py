@@ -75,8 +75,13 @@ def _no_test_reason(a: np.ndarray, b: np.ndarray, labels: tuple[str, str]) -> st
     return None
 
 
-def tost_equivalence(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0.05,
-                     labels: tuple[str, str] = ("Keras", "Lightning")) -> dict[str, Any]:
+def tost_equivalence(
+    a: Sequence[float],
+    b: Sequence[float],
+    margin: float,
+    alpha: float = 0.05,
+    labels: tuple[str, str] = ("Keras", "Lightning"),
+) -> dict[str, Any]:
     """TOST on mean(a) - mean(b) (fractions, e.g. test accuracies) against +/- margin.
 
     `p_lower` tests H0: diff <= -margin, `p_upper` H0: diff >= +margin; `p_value` is the larger,
@@ -89,23 +94,45 @@ def tost_equivalence(a: Sequence[float], b: Sequence[float], margin: float, alph
         raise ValueError("tost_equivalence needs at least one value per side")
     level = 1 - 2 * alpha
     result: dict[str, Any] = {
-        "diff": float(a.mean() - b.mean()), "se": None, "df": None, "ci": None, "ci_level": level,
-        "p_lower": None, "p_upper": None, "p_value": None, "equivalent": None,
-        "margin": margin, "alpha": alpha, "n_a": len(a), "n_b": len(b),
-        "mean_a": _mean_std(a)[0], "std_a": _mean_std(a)[1], "mean_b": _mean_std(b)[0], "std_b": _mean_std(b)[1],
+        "diff": float(a.mean() - b.mean()),
+        "se": None,
+        "df": None,
+        "ci": None,
+        "ci_level": level,
+        "p_lower": None,
+        "p_upper": None,
+        "p_value": None,
+        "equivalent": None,
+        "margin": margin,
+        "alpha": alpha,
+        "n_a": len(a),
+        "n_b": len(b),
+        "mean_a": _mean_std(a)[0],
+        "std_a": _mean_std(a)[1],
+        "mean_b": _mean_std(b)[0],
+        "std_b": _mean_std(b)[1],
     }
     numbers, within = _numbers(a, b, labels), f"±{_points(margin)} points"
     reason = _no_test_reason(a, b, labels)
     if reason is not None:
-        result["verdict"] = (f"No equivalence claim is possible {reason}: {numbers}, "
-                             f"difference {_points(result['diff'], True)} points (margin {within}).")
+        result["verdict"] = (
+            f"No equivalence claim is possible {reason}: {numbers}, "
+            f"difference {_points(result['diff'], True)} points (margin {within})."
+        )
         return result
     diff, se, df = welch(a, b)
     p_lower = float(stats.t.sf((diff + margin) / se, df))
     p_upper = float(stats.t.cdf((diff - margin) / se, df))
     half = float(stats.t.ppf(1 - alpha, df)) * se
-    result.update(se=se, df=df, ci=[diff - half, diff + half], p_lower=p_lower, p_upper=p_upper,
-                  p_value=max(p_lower, p_upper), equivalent=bool(max(p_lower, p_upper) < alpha))
+    result.update(
+        se=se,
+        df=df,
+        ci=[diff - half, diff + half],
+        p_lower=p_lower,
+        p_upper=p_upper,
+        p_value=max(p_lower, p_upper),
+        equivalent=bool(max(p_lower, p_upper) < alpha),
+    )
     result["verdict"] = _verdict(result, numbers, within)
     return result
 
@@ -119,9 +146,11 @@ def _verdict(r: dict[str, Any], numbers: str, within: str) -> str:
         claim = f"Not equivalent: the difference lies outside {within}"
     else:
         claim = f"Not shown equivalent within {within} (inconclusive: more seeds would narrow the interval)"
-    return (f"{claim}: {numbers}, difference {_points(r['diff'], True)} points, "
-            f"{r['ci_level'] * 100:g}% CI [{_points(low, True)}, {_points(high, True)}],"
-            f" TOST p {format_p(r['p_value'])}.")
+    return (
+        f"{claim}: {numbers}, difference {_points(r['diff'], True)} points, "
+        f"{r['ci_level'] * 100:g}% CI [{_points(low, True)}, {_points(high, True)}],"
+        f" TOST p {format_p(r['p_value'])}."
+    )
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:
@@ -136,14 +165,21 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     discordant = only_a + only_b
     p = float(stats.binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0
-    return {"both_right": int((a & b).sum()), "both_wrong": int((~a & ~b).sum()), "only_a": only_a,
-            "only_b": only_b, "n": int(len(a)), "p_value": min(p, 1.0)}
+    return {
+        "both_right": int((a & b).sum()),
+        "both_wrong": int((~a & ~b).sum()),
+        "only_a": only_a,
+        "only_b": only_b,
+        "n": int(len(a)),
+        "p_value": min(p, 1.0),
+    }
 
 
 def prediction_agreement(pred_a: np.ndarray, pred_b: np.ndarray) -> float:
     """Fraction of images given the same class by both: two models can be wrong differently."""
     a, b = np.asarray(pred_a), np.asarray(pred_b)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"prediction_agreement needs two non-empty 1-D arrays of one length,"
-                         f" got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"prediction_agreement needs two non-empty 1-D arrays of one length, got {a.shape} and {b.shape}"
+        )
     return float((a == b).mean())

@@ -27,8 +27,15 @@ def batch_rng(seed: int, epoch: int, batch_index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, batch_index, _STREAM])
 
 
-def augment_batch(images: np.ndarray, config: AugmentConfig, seed: int, epoch: int, batch_index: int,
-                  positions: np.ndarray | None = None, batch_size: int | None = None) -> np.ndarray:
+def augment_batch(
+    images: np.ndarray,
+    config: AugmentConfig,
+    seed: int,
+    epoch: int,
+    batch_index: int,
+    positions: np.ndarray | None = None,
+    batch_size: int | None = None,
+) -> np.ndarray:
     """Augment uint8 images (N, H, W) of training batch `batch_index` of `epoch`.
 
     A share of a global batch (one DDP rank's) passes its images' `positions` in the global batch
@@ -57,13 +64,23 @@ def augment_batch(images: np.ndarray, config: AugmentConfig, seed: int, epoch: i
     if config.flip > 0.0 and flip.any():
         out = np.where(flip[:, None, None], out[:, :, ::-1], out)
     if config.erase > 0.0 and erase.any():
-        out = np.where(erase[:, None, None] & _erase_masks(config, area_u, ratio_u, top_u, left_u, height, width),
-                       np.uint8(config.erase_value), out)
+        out = np.where(
+            erase[:, None, None] & _erase_masks(config, area_u, ratio_u, top_u, left_u, height, width),
+            np.uint8(config.erase_value),
+            out,
+        )
     return out if out is not images else images.copy()
 
 
-def _erase_masks(config: AugmentConfig, area_u: np.ndarray, ratio_u: np.ndarray, top_u: np.ndarray,
-                 left_u: np.ndarray, height: int, width: int) -> np.ndarray:
+def _erase_masks(
+    config: AugmentConfig,
+    area_u: np.ndarray,
+    ratio_u: np.ndarray,
+    top_u: np.ndarray,
+    left_u: np.ndarray,
+    height: int,
+    width: int,
+) -> np.ndarray:
     """(N, H, W) masks, one rectangle each: torchvision's RandomErasing in one vectorised try.
 
     Area uniform in `erase_scale` (fraction of the image), log aspect ratio uniform in
@@ -83,5 +100,6 @@ def _erase_masks(config: AugmentConfig, area_u: np.ndarray, ratio_u: np.ndarray,
     left = (left_u * (width - w + 1)).astype(np.int64)
     rows = np.arange(height)[None, :, None]
     cols = np.arange(width)[None, None, :]
-    return (((rows >= top[:, None, None]) & (rows < (top + h)[:, None, None]))
-            & ((cols >= left[:, None, None]) & (cols < (left + w)[:, None, None])))
+    return ((rows >= top[:, None, None]) & (rows < (top + h)[:, None, None])) & (
+        (cols >= left[:, None, None]) & (cols < (left + w)[:, None, None])
+    )

@@ -34,8 +34,9 @@ class TrainOutcome:
 
 
 class Backend(Protocol):
-    def train(self, config: Config, splits: DataSplits, run_dir: Path, report: "EpochReporter | None",
-              resume: bool = False) -> TrainOutcome:
+    def train(
+        self, config: Config, splits: DataSplits, run_dir: Path, report: "EpochReporter | None", resume: bool = False
+    ) -> TrainOutcome:
         """report is None in the extra processes of a multi-process training (they write nothing)."""
 
     def predict(self, run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray: ...
@@ -47,8 +48,10 @@ class TrainingDiverged(FmnistError):
     """The loss became NaN or infinite: stop at once, say where, suggest the usual fix."""
 
     def __init__(self, epoch: int, step: int, loss: float, lr: float) -> None:
-        super().__init__(f"training diverged: the loss became {loss} at epoch {epoch}, step {step}"
-                         f" (learning rate {lr:g}); lower the learning rate (--lr) and train again")
+        super().__init__(
+            f"training diverged: the loss became {loss} at epoch {epoch}, step {step}"
+            f" (learning rate {lr:g}); lower the learning rate (--lr) and train again"
+        )
 
 
 class EpochReporter:

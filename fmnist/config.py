@@ -124,8 +124,9 @@ class OptimizerConfig:
         # Keras decays decoupled in every optimizer, torch's adam and sgd couple it to the
         # gradient (L2): only adamw means the same in both.
         if self.weight_decay > 0.0 and self.name != "adamw":
-            raise ConfigError(f"train.optimizer.weight_decay: decoupled weight decay needs name 'adamw',"
-                              f" got name {self.name!r}")
+            raise ConfigError(
+                f"train.optimizer.weight_decay: decoupled weight decay needs name 'adamw', got name {self.name!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,8 +149,9 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         if self.name == "onecycle" and self.warmup_epochs > 0.0:
-            raise ConfigError("train.schedule.warmup_epochs: onecycle has its own warm-up (peak_fraction);"
-                              " leave warmup_epochs at 0")
+            raise ConfigError(
+                "train.schedule.warmup_epochs: onecycle has its own warm-up (peak_fraction); leave warmup_epochs at 0"
+            )
 
 
 Precision = Literal["float32", "bf16-mixed"]
@@ -280,8 +282,10 @@ def _check_range(key: str, value: Any, rules: dict[str, Any]) -> None:
     if value is None:
         return
     if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
-        raise ConfigError(f"{key}: it goes into folder names, so letters, digits, '_', '.' or '-' only,"
-                          f" starting with a letter or digit; got {value!r}")
+        raise ConfigError(
+            f"{key}: it goes into folder names, so letters, digits, '_', '.' or '-' only,"
+            f" starting with a letter or digit; got {value!r}"
+        )
     if "item_ge" in rules:
         for i, item in enumerate(value):
             if not item >= rules["item_ge"]:
@@ -305,8 +309,7 @@ def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
         if name not in fields:
             shown = name if isinstance(name, str) and name.isprintable() else repr(name)  # no newline
             raise ConfigError(
-                f"unknown key '{prefix}{shown}'{_closest(str(name), list(fields))};"
-                f" allowed here: {', '.join(fields)}"
+                f"unknown key '{prefix}{shown}'{_closest(str(name), list(fields))}; allowed here: {', '.join(fields)}"
             )
     values = {}
     for name, f in fields.items():

@@ -18,6 +18,8 @@ def live() -> bool:
 
 def epoch_line(row: dict[str, float], epochs: int) -> str:
     """One finished epoch (a metrics.csv row) as a line of the log."""
-    return (f"Epoch {row['epoch']}/{epochs} - {row['seconds']:.1f}s - loss {row['train_loss']:.4f}"
-            f" - accuracy {row['train_accuracy']:.4f} - val_loss {row['val_loss']:.4f}"
-            f" - val_accuracy {row['val_accuracy']:.4f} - lr {row['lr']:.3g}")
+    return (
+        f"Epoch {row['epoch']}/{epochs} - {row['seconds']:.1f}s - loss {row['train_loss']:.4f}"
+        f" - accuracy {row['train_accuracy']:.4f} - val_loss {row['val_loss']:.4f}"
+        f" - val_accuracy {row['val_accuracy']:.4f} - lr {row['lr']:.3g}"
+    )

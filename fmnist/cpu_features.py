@@ -74,10 +74,12 @@ def bf16_cpu_warning(precision: str, path: Path = CPUINFO) -> str | None:
     """A warning for bf16-mixed training on a CPU that emulates bfloat16; None when there is no cause."""
     if precision != "bf16-mixed" or native_bf16(path) is not False:
         return None
-    return (f"warning: precision bf16-mixed on a CPU without bfloat16 instructions ({cpu_model(path)};"
-            f" none of {', '.join(NATIVE_BF16_FLAGS)}): the frameworks emulate it, 4-10x slower than float32"
-            " on such a CPU (measured). --precision float32 trains at full speed (other rounding: do not mix"
-            " such runs with bf16 ones in one comparison).")
+    return (
+        f"warning: precision bf16-mixed on a CPU without bfloat16 instructions ({cpu_model(path)};"
+        f" none of {', '.join(NATIVE_BF16_FLAGS)}): the frameworks emulate it, 4-10x slower than float32"
+        " on such a CPU (measured). --precision float32 trains at full speed (other rounding: do not mix"
+        " such runs with bf16 ones in one comparison)."
+    )
 
 
 def warn_if_emulated_bf16(precision: str, on_cpu: bool, path: Path = CPUINFO) -> None:

@@ -21,12 +21,14 @@ from fmnist import CLASS_NAMES, IMAGE_SHAPE, NUM_CLASSES
 from fmnist.errors import DataError
 from fmnist.idx import parse_idx, read_idx_bytes
 
-FILES: Mapping[str, str] = MappingProxyType({
-    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-})
+FILES: Mapping[str, str] = MappingProxyType(
+    {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    }
+)
 """File stem -> SHA-256 of its uncompressed bytes (official release), in the official order."""
 
 DATA_DIR_ENV = "FMNIST_DATA_DIR"
@@ -72,8 +74,9 @@ def resolve_data_dir(data_dir: str | Path | None) -> tuple[Path, str]:
     return default_cache_dir(), "cache"
 
 
-def load_fashion_mnist(data_dir: str | Path | None = None, *, download: bool = True,
-                       checksums: Mapping[str, str] | None = FILES) -> FashionMNIST:
+def load_fashion_mnist(
+    data_dir: str | Path | None = None, *, download: bool = True, checksums: Mapping[str, str] | None = FILES
+) -> FashionMNIST:
     """Load and check the four files from `data_dir` (see `resolve_data_dir`), downloading missing ones.
 
     Each file may be `<stem>.gz` (preferred) or the raw `<stem>`. `checksums` maps a stem to the
@@ -92,9 +95,11 @@ def load_fashion_mnist(data_dir: str | Path | None = None, *, download: bool = T
         expected = checksums.get(stem) if checksums is not None else None
         if expected is not None:
             if found != expected.lower():
-                raise DataError(f"{path}: checksum mismatch: the uncompressed bytes should have SHA-256"
-                                f" {expected}, found {found}; delete the file to download it again, or"
-                                f" replace it with the official one")
+                raise DataError(
+                    f"{path}: checksum mismatch: the uncompressed bytes should have SHA-256"
+                    f" {expected}, found {found}; delete the file to download it again, or"
+                    f" replace it with the official one"
+                )
     for split, images_stem, labels_stem in _SPLITS:
         _check_split(split, arrays[images_stem], paths[images_stem], arrays[labels_stem], paths[labels_stem])
     return FashionMNIST(
@@ -118,8 +123,9 @@ def describe(data: FashionMNIST) -> str:
     train_counts = np.bincount(data.train_labels, minlength=NUM_CLASSES)
     test_counts = np.bincount(data.test_labels, minlength=NUM_CLASSES)
     if len(set(train_counts.tolist())) == 1 and len(set(test_counts.tolist())) == 1:
-        lines.append(f"  classes: {NUM_CLASSES}, balanced: {train_counts[0]:,} train and"
-                     f" {test_counts[0]:,} test images each")
+        lines.append(
+            f"  classes: {NUM_CLASSES}, balanced: {train_counts[0]:,} train and {test_counts[0]:,} test images each"
+        )
     else:
         lines.append(f"  classes: {NUM_CLASSES} (train / test images):")
         width = max(len(name) for name in CLASS_NAMES)
@@ -133,8 +139,10 @@ def _locate(stem: str, folder: Path, source: str, download: bool, checksums: Map
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
-    fix = (f"pass --data-dir DIR or set {DATA_DIR_ENV} to a folder holding the four Fashion-MNIST files,"
-           f" or connect to the internet to download them into {default_cache_dir()}")
+    fix = (
+        f"pass --data-dir DIR or set {DATA_DIR_ENV} to a folder holding the four Fashion-MNIST files,"
+        f" or connect to the internet to download them into {default_cache_dir()}"
+    )
     missing = f"Fashion-MNIST file {stem}.gz (or {stem}) not found in {folder} (from {source})"
     if not download:
         raise DataError(f"{missing}; {fix}")
@@ -149,13 +157,18 @@ def _locate(stem: str, folder: Path, source: str, download: bool, checksums: Map
 def _check_split(split: str, images: np.ndarray, images_path: Path, labels: np.ndarray, labels_path: Path) -> None:
     """Shapes, counts and label range: what the training code assumes without checking."""
     if images.shape[1:] != IMAGE_SHAPE:
-        raise DataError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]},"
-                        f" expected {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}")
+        raise DataError(
+            f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, expected {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}"
+        )
     if len(images) != len(labels):
-        raise DataError(f"{split} split: {len(images)} images in {images_path} but {len(labels)} labels"
-                        f" in {labels_path}; the counts must match")
+        raise DataError(
+            f"{split} split: {len(images)} images in {images_path} but {len(labels)} labels"
+            f" in {labels_path}; the counts must match"
+        )
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
         index = int(bad[0])
-        raise DataError(f"{labels_path}: label {int(labels[index])} at index {index} is outside"
-                        f" 0..{NUM_CLASSES - 1} ({bad.size} bad label{'s' if bad.size > 1 else ''})")
+        raise DataError(
+            f"{labels_path}: label {int(labels[index])} at index {index} is outside"
+            f" 0..{NUM_CLASSES - 1} ({bad.size} bad label{'s' if bad.size > 1 else ''})"
+        )

@@ -27,8 +27,10 @@ def check_strategy(backend: str, train: TrainConfig) -> None:
     if backend == "lightning" and train.strategy == "mirrored":
         raise ConfigError("train.strategy: 'mirrored' is Keras' (tf.distribute); Lightning uses 'ddp' (or 'auto')")
     if backend == "keras" and train.num_nodes > 1:
-        raise ConfigError("train.num_nodes: the Keras backend trains on one machine; for several, see"
-                          " tf.distribute.MultiWorkerMirroredStrategy in the README ('More than one device')")
+        raise ConfigError(
+            "train.num_nodes: the Keras backend trains on one machine; for several, see"
+            " tf.distribute.MultiWorkerMirroredStrategy in the README ('More than one device')"
+        )
 
 
 def _int_env(name: str) -> int | None:
@@ -62,4 +64,4 @@ def split_batch(indices, parts: int, rank: int):
     devices together see the batch exactly once (no padding, no duplicates)."""
     size, extra = divmod(len(indices), parts)
     start = rank * size + min(rank, extra)
-    return indices[start:start + size + (1 if rank < extra else 0)]
+    return indices[start : start + size + (1 if rank < extra else 0)]

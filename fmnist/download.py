@@ -45,9 +45,14 @@ def configured_mirrors() -> tuple[str, ...]:
     return mirrors or MIRRORS
 
 
-def download_file(filename: str, dest_dir: Path, expected_sha256: str | None,
-                  mirrors: Sequence[str] | None = None, timeout: float = 30,
-                  progress: bool | None = None) -> Path:
+def download_file(
+    filename: str,
+    dest_dir: Path,
+    expected_sha256: str | None,
+    mirrors: Sequence[str] | None = None,
+    timeout: float = 30,
+    progress: bool | None = None,
+) -> Path:
     """Download `filename` into `dest_dir` from the first mirror that serves it intact.
 
     `expected_sha256` is the hash of the *uncompressed* bytes (for a `.gz`), which does not
@@ -65,7 +70,7 @@ def download_file(filename: str, dest_dir: Path, expected_sha256: str | None,
     if progress is None:
         progress = _stderr_is_tty()
     failures: list[str] = []
-    for base in (configured_mirrors() if mirrors is None else tuple(mirrors)):
+    for base in configured_mirrors() if mirrors is None else tuple(mirrors):
         url = base if base.endswith("/") else base + "/"
         url += filename
         try:
@@ -77,8 +82,9 @@ def download_file(filename: str, dest_dir: Path, expected_sha256: str | None,
     raise DataError(f"cannot download {filename} from any mirror: " + "; ".join(failures))
 
 
-def _fetch(url: str, filename: str, dest_dir: Path, expected_sha256: str | None, timeout: float,
-           progress: bool) -> Path:
+def _fetch(
+    url: str, filename: str, dest_dir: Path, expected_sha256: str | None, timeout: float, progress: bool
+) -> Path:
     """Try one URL; on any failure the temp file is gone and `_MirrorFailed` says why."""
     fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -153,12 +159,24 @@ class _ProgressBar:
         if not self.enabled:
             return lambda n: None
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), TimeRemainingColumn(),
-                                  console=Console(stderr=True), transient=True)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self._progress.start()
         task = self._progress.add_task(f"downloading {self.filename}", total=self.total)
         return lambda n: self._progress.advance(task, n)

@@ -66,22 +66,29 @@ def parse_idx(data: bytes, name: str, *, ndim: int | None = None) -> np.ndarray:
     allowed = [MAGIC[ndim]] if ndim is not None else [MAGIC[3], MAGIC[1]]
     if magic not in allowed:
         expected = " or ".join(f"0x{m:08X}" for m in allowed)
-        raise DataError(f"{name}: not an IDX uint8 {_what(ndim)} file: expected magic number {expected},"
-                        f" found 0x{magic:08X}")
+        raise DataError(
+            f"{name}: not an IDX uint8 {_what(ndim)} file: expected magic number {expected}, found 0x{magic:08X}"
+        )
     dims = magic & 0xFF
     header_len = 4 + 4 * dims
     if len(data) < header_len:
-        raise DataError(f"{name}: IDX header too short ({len(data)} bytes, need {header_len} for"
-                        f" {dims} dimension{'s' if dims > 1 else ''})")
+        raise DataError(
+            f"{name}: IDX header too short ({len(data)} bytes, need {header_len} for"
+            f" {dims} dimension{'s' if dims > 1 else ''})"
+        )
     shape = struct.unpack(f">{dims}I", data[4:header_len])
     expected_len = math.prod(shape)  # Python ints: numpy's int64 wraps for huge header dimensions
     found_len = len(data) - header_len
     if found_len < expected_len:
-        raise DataError(f"{name}: truncated: expected {expected_len} bytes of data for shape"
-                        f" {_shape_text(shape)}, found {found_len}")
+        raise DataError(
+            f"{name}: truncated: expected {expected_len} bytes of data for shape"
+            f" {_shape_text(shape)}, found {found_len}"
+        )
     if found_len > expected_len:
-        raise DataError(f"{name}: {found_len - expected_len} unexpected trailing bytes after the"
-                        f" {expected_len} bytes of data for shape {_shape_text(shape)}")
+        raise DataError(
+            f"{name}: {found_len - expected_len} unexpected trailing bytes after the"
+            f" {expected_len} bytes of data for shape {_shape_text(shape)}"
+        )
     array = np.frombuffer(data, dtype=np.uint8, count=expected_len, offset=header_len)
     try:
         return array.reshape(shape).copy()

@@ -19,8 +19,10 @@ def finalize(path: Path, metadata: dict[str, str]) -> dict[str, object]:
     model = onnx.load(str(path))
     graph = model.graph
     if [i.name for i in graph.input] != [INPUT_NAME] or len(graph.output) != 1:
-        raise ValueError(f"exporter wrote inputs {[i.name for i in graph.input]} and {len(graph.output)} outputs;"
-                         f" expected one input '{INPUT_NAME}' and one output")
+        raise ValueError(
+            f"exporter wrote inputs {[i.name for i in graph.input]} and {len(graph.output)} outputs;"
+            f" expected one input '{INPUT_NAME}' and one output"
+        )
     old = graph.output[0].name
     if old != OUTPUT_NAME:
         for node in graph.node:
@@ -34,5 +36,7 @@ def finalize(path: Path, metadata: dict[str, str]) -> dict[str, object]:
         model.metadata_props.add(key=key, value=str(value))
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    return {"opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-            "producer": f"{model.producer_name} {model.producer_version}".strip()}
+    return {
+        "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+    }

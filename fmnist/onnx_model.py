@@ -26,8 +26,10 @@ META_CONFIG = "config"  # the run's config.yaml
 META_TEST_ACCURACY = "test_accuracy"  # the run's, from test_metrics.json
 META_BACKEND = "backend"
 META_CONTRACT = "input_contract"
-CONTRACT = ("pixels: float32 [N, 28, 28, 1], raw 0-255 grey values, dark background (Fashion-MNIST style);"
-            " logits: float32 [N, 10]; normalisation is inside the model")
+CONTRACT = (
+    "pixels: float32 [N, 28, 28, 1], raw 0-255 grey values, dark background (Fashion-MNIST style);"
+    " logits: float32 [N, 10]; normalisation is inside the model"
+)
 BATCH_SIZE = 256  # images per onnxruntime call
 
 
@@ -57,11 +59,16 @@ class OnnxModel:
             raise FmnistError(f"{self.path} is not a usable ONNX model: {error_reason(exc)}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = [d if isinstance(d, int) else None for d in (inputs[0].shape if inputs else [])]
-        if ([i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]
-                or shape[1:] != [*IMAGE_SHAPE, 1]):
+        if (
+            [i.name for i in inputs] != [INPUT_NAME]
+            or [o.name for o in outputs] != [OUTPUT_NAME]
+            or shape[1:] != [*IMAGE_SHAPE, 1]
+        ):
             found = f"{[i.name for i in inputs]} -> {[o.name for o in outputs]}"
-            raise FmnistError(f"{self.path} is not an fmnist export (want input '{INPUT_NAME}' [N, 28, 28, 1] and"
-                              f" output '{OUTPUT_NAME}'; it has {found})")
+            raise FmnistError(
+                f"{self.path} is not an fmnist export (want input '{INPUT_NAME}' [N, 28, 28, 1] and"
+                f" output '{OUTPUT_NAME}'; it has {found})"
+            )
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         names = json.loads(self.metadata.get(META_CLASS_NAMES, "null")) or list(CLASS_NAMES)
         self.class_names: tuple[str, ...] = tuple(names)
@@ -71,5 +78,9 @@ class OnnxModel:
         x = np.asarray(images, dtype=np.float32).reshape(-1, *IMAGE_SHAPE, 1)
         if len(x) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
-        return np.concatenate([self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + batch_size]})[0]
-                               for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [
+                self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch_size]})[0]
+                for i in range(0, len(x), batch_size)
+            ]
+        )

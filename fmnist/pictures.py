@@ -80,8 +80,9 @@ def collect(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     problems: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES)
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
+            )
             if not found:
                 problems.append((path, f"no pictures in this folder (looked for {', '.join(SUFFIXES)})"))
             files.extend(found)
@@ -98,8 +99,9 @@ def load(path: Path) -> Picture:
     grey, size = read_grey(path)
     decoded = time.perf_counter()
     pixels, conversion = to_network_input(grey)
-    return Picture(Path(path), pixels, conversion, size,
-                   {"decode": decoded - start, "convert": time.perf_counter() - decoded})
+    return Picture(
+        Path(path), pixels, conversion, size, {"decode": decoded - start, "convert": time.perf_counter() - decoded}
+    )
 
 
 def read_grey(path: Path | BinaryIO) -> tuple[Image.Image, tuple[int, int]]:
@@ -118,8 +120,9 @@ def read_grey(path: Path | BinaryIO) -> tuple[Image.Image, tuple[int, int]]:
         raise PictureError(f"cannot open: {exc.strerror or exc}") from None
     with image:
         if image.format not in FORMATS:
-            raise PictureError(f"{image.format} pictures are not supported (use {', '.join(FORMATS[:-1])} or TIFF)",
-                               "unsupported")
+            raise PictureError(
+                f"{image.format} pictures are not supported (use {', '.join(FORMATS[:-1])} or TIFF)", "unsupported"
+            )
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise PictureError(f"too large: {width}x{height} is over the {MAX_PIXELS:,}-pixel limit", "too_large")

@@ -40,16 +40,28 @@ def plot_confusion(cm: np.ndarray, title: str, ax: plt.Axes | None = None, vmax:
         fig, ax = plt.subplots(figsize=(8.5, 7))
     else:
         fig = ax.figure
-    sns.heatmap(np.asarray(cm), annot=True, fmt="d", cmap="Blues", xticklabels=CLASS_NAMES,
-                yticklabels=CLASS_NAMES, vmin=0, vmax=vmax, ax=ax, cbar=True, square=True)
+    sns.heatmap(
+        np.asarray(cm),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        vmin=0,
+        vmax=vmax,
+        ax=ax,
+        cbar=True,
+        square=True,
+    )
     ax.set(xlabel="predicted", ylabel="true", title=title)
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
     return fig
 
 
-def plot_prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, title: str,
-                         n: int = 25) -> Figure:
+def plot_prediction_grid(
+    images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, title: str, n: int = 25
+) -> Figure:
     """The first `n` test images with predicted and true class; mistakes in red."""
     n = min(n, len(images))
     cols = 5
@@ -61,8 +73,11 @@ def plot_prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: np
             continue
         ax.imshow(images[i], cmap="gray_r")
         ok = predictions[i] == labels[i]
-        ax.set_title(f"{CLASS_NAMES[predictions[i]]}\n(true: {CLASS_NAMES[labels[i]]})", fontsize=8,
-                     color="black" if ok else "red")
+        ax.set_title(
+            f"{CLASS_NAMES[predictions[i]]}\n(true: {CLASS_NAMES[labels[i]]})",
+            fontsize=8,
+            color="black" if ok else "red",
+        )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -43,8 +43,9 @@ def plot(photos: list[Path], result: PredictResult, truth: list[str], title: str
         p = by_file[path]
         axes[1, col].imshow(p.pixels, cmap="gray", vmin=0, vmax=255)
         ok = p.class_name == true
-        axes[1, col].set_title(f"{p.class_name} {p.probability:.0%}\n(true: {true})", fontsize=8,
-                               color="black" if ok else "red")
+        axes[1, col].set_title(
+            f"{p.class_name} {p.probability:.0%}\n(true: {true})", fontsize=8, color="black" if ok else "red"
+        )
         for ax in axes[:, col]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -60,8 +61,12 @@ def write_figure(model: Path, out: Path, data_dir: str | None = None) -> Predict
     with tempfile.TemporaryDirectory() as tmp:
         photos = write_photos(data.test_images[chosen], Path(tmp), seed=0)
         result = predict_files(model, photos)
-        fig = plot(photos, result, [CLASS_NAMES[data.test_labels[i]] for i in chosen],
-                   f"fmnist predict on synthetic photos made from test images {', '.join(map(str, chosen))}")
+        fig = plot(
+            photos,
+            result,
+            [CLASS_NAMES[data.test_labels[i]] for i in chosen],
+            f"fmnist predict on synthetic photos made from test images {', '.join(map(str, chosen))}",
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         save_figure(fig, out)
     return result

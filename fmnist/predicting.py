@@ -41,9 +41,13 @@ class Prediction:
     pixels: np.ndarray  # the 28x28 image the network saw
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": str(self.file), "class": self.class_name, "probability": round(self.probability, 6),
-                "top_k": [{"class": c, "probability": round(p, 6)} for c, p in self.top_k],
-                "input": self.conversion}
+        return {
+            "file": str(self.file),
+            "class": self.class_name,
+            "probability": round(self.probability, 6),
+            "top_k": [{"class": c, "probability": round(p, 6)} for c, p in self.top_k],
+            "input": self.conversion,
+        }
 
 
 @dataclass
@@ -89,15 +93,17 @@ def open_classifier(model: Path) -> Classifier:
     return Classifier(f"{model} ({backend_name})", CLASS_NAMES, logits)
 
 
-def predict_files(model: Path, inputs: list[Path], top_k: int = DEFAULT_TOP_K,
-                  show_input: Path | None = None) -> PredictResult:
+def predict_files(
+    model: Path, inputs: list[Path], top_k: int = DEFAULT_TOP_K, show_input: Path | None = None
+) -> PredictResult:
     """Predict every picture in `inputs` (files and folders); failures are collected, not raised."""
     start = time.perf_counter()
     classifier = open_classifier(model)
     opened = time.perf_counter() - start
     files, failures = pics.collect([Path(p) for p in inputs])
-    result = PredictResult(classifier.describe, failures=failures,
-                           seconds={"open": opened, "decode": 0.0, "convert": 0.0, "model": 0.0})
+    result = PredictResult(
+        classifier.describe, failures=failures, seconds={"open": opened, "decode": 0.0, "convert": 0.0, "model": 0.0}
+    )
     good: list[pics.Picture] = []
     for path in files:
         try:
@@ -119,8 +125,9 @@ def predict_files(model: Path, inputs: list[Path], top_k: int = DEFAULT_TOP_K,
     for picture, row, probs in zip(good, logits, probabilities):
         order = np.argsort(-probs, kind="stable")[:k]
         ranked = [(classifier.class_names[i], float(probs[i])) for i in order]
-        result.predictions.append(Prediction(picture.path, ranked[0][0], ranked[0][1], ranked, picture.conversion, row,
-                                             picture.pixels))
+        result.predictions.append(
+            Prediction(picture.path, ranked[0][0], ranked[0][1], ranked, picture.conversion, row, picture.pixels)
+        )
     if show_input is not None:
         write_inputs(good, Path(show_input))
     return result
@@ -178,6 +185,11 @@ def table(result: PredictResult) -> Any:
     out.add_column("top-k")
     out.add_column("input")
     for p in result.predictions:
-        out.add_row(str(p.file), p.class_name, f"{p.probability:.1%}",
-                    ", ".join(f"{c} {q:.1%}" for c, q in p.top_k), p.conversion)
+        out.add_row(
+            str(p.file),
+            p.class_name,
+            f"{p.probability:.1%}",
+            ", ".join(f"{c} {q:.1%}" for c, q in p.top_k),
+            p.conversion,
+        )
     return out

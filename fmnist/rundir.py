@@ -47,9 +47,22 @@ RESULT_FILES = (CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, PREDICTIONS_FILE)
 #: directory adds its name here; anything else in the folder is the user's and stays.
 ONNX_FILE = "model.onnx"  # `fmnist export`'s default output: the model for onnxruntime and `fmnist serve`
 EXPORT_REPORT_FILE = "export.json"  # the export's check against the framework's own float32 model
-RUN_ARTIFACTS = (RUN_INFO_FILE, CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, EVALUATION_FILE, PREDICTIONS_FILE,
-                 SUMMARY_FILE, CURVES_FILE, CONFUSION_FILE, *MODEL_FILES.values(), ONNX_FILE, EXPORT_REPORT_FILE,
-                 TENSORBOARD_DIR, CHECKPOINT_DIR)
+RUN_ARTIFACTS = (
+    RUN_INFO_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    TEST_METRICS_FILE,
+    EVALUATION_FILE,
+    PREDICTIONS_FILE,
+    SUMMARY_FILE,
+    CURVES_FILE,
+    CONFUSION_FILE,
+    *MODEL_FILES.values(),
+    ONNX_FILE,
+    EXPORT_REPORT_FILE,
+    TENSORBOARD_DIR,
+    CHECKPOINT_DIR,
+)
 _WRITE_PROBE = ".write-test"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -73,9 +86,11 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
         raise RunDirError(f"run directory {path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()):
         if read_run_info(path) is None:
-            raise RunDirError(f"run directory {path} is not empty and holds no run of fmnist (no valid"
-                              f" {RUN_INFO_FILE}); refusing to write into it, --overwrite or not: choose a new"
-                              " or empty --run-dir")
+            raise RunDirError(
+                f"run directory {path} is not empty and holds no run of fmnist (no valid"
+                f" {RUN_INFO_FILE}); refusing to write into it, --overwrite or not: choose a new"
+                " or empty --run-dir"
+            )
         if not overwrite:
             raise RunDirError(f"run directory {path} already holds a run; choose another --run-dir or pass --overwrite")
     try:
@@ -87,8 +102,10 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
         raise RunDirError(f"cannot write to run directory {path}: {exc.strerror or exc}") from None
     free = shutil.disk_usage(path).free
     if free < MIN_FREE_BYTES:
-        raise RunDirError(f"only {free / 2**20:.0f} MiB free where {path} lies; a run needs about"
-                          f" {MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints, model and logs")
+        raise RunDirError(
+            f"only {free / 2**20:.0f} MiB free where {path} lies; a run needs about"
+            f" {MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints, model and logs"
+        )
     if overwrite:
         remove_run_artifacts(path)
     return path

@@ -49,9 +49,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     per_class = np.floor(exact).astype(int)
     remainder_order = np.argsort(-(exact - per_class), kind="stable")
     per_class[remainder_order[: n_val - per_class.sum()]] += 1
-    val = np.concatenate(
-        [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class)]
-    )
+    val = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class)])
     is_val = np.zeros(len(labels), dtype=bool)
     is_val[val] = True
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)

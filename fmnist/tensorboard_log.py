@@ -46,16 +46,18 @@ class TensorBoardLog:
     def log_epoch(self, row: dict[str, float]) -> None:
         """Write one metrics.csv row (epochs are 1-based there, 0-based steps here, as Keras does)."""
         step = int(row["epoch"]) - 1
-        self.scalars("train", step, {"epoch_loss": row["train_loss"], "epoch_accuracy": row["train_accuracy"],
-                                     LR_TAG: row["lr"]})
+        self.scalars(
+            "train", step, {"epoch_loss": row["train_loss"], "epoch_accuracy": row["train_accuracy"], LR_TAG: row["lr"]}
+        )
         self.scalars("validation", step, {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]})
 
     def purge_from(self, step: int) -> None:
         """A resumed run redoes epochs from `step` on: TensorBoard drops the earlier attempt's
         events at and after a SessionLog START, so the charts show each epoch once."""
         for run in ("train", "validation"):
-            self._writer(run).add_event(Event(wall_time=time.time(), step=step,
-                                              session_log=SessionLog(status=SessionLog.START)))
+            self._writer(run).add_event(
+                Event(wall_time=time.time(), step=step, session_log=SessionLog(status=SessionLog.START))
+            )
             self._writer(run).flush()
 
     def image(self, run: str, tag: str, png: bytes, width: int, height: int, step: int = 0) -> None:

@@ -52,8 +52,9 @@ def common_versions() -> dict[str, str]:
     return {"fmnist-parity": __version__, "python": platform.python_version(), "numpy": np.__version__}
 
 
-def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | None = None,
-              overwrite: bool = False) -> dict[str, Any] | None:
+def train_run(
+    backend_name: str, config: Config, run_dir: Path, data_dir: str | None = None, overwrite: bool = False
+) -> dict[str, Any] | None:
     """Train one backend on one config and write the complete run directory.
 
     Returns None in the extra processes of a multi-process training: they train, and the first
@@ -75,23 +76,33 @@ def train_run(backend_name: str, config: Config, run_dir: Path, data_dir: str | 
 def run_record(backend_name: str, config: Config, data: Any, status: str = "training") -> dict[str, Any]:
     """What `run.json` records: the backend and status, and the settings a run was made with (the
     resolved config, seed, precision, the data files' SHA-256), which `fmnist compare` matches."""
-    return {"backend": backend_name, "status": status, "seed": config.seed, "precision": config.train.precision,
-            "config": config_to_dict(config), "data_sha256": dict(data.sha256)}
+    return {
+        "backend": backend_name,
+        "status": status,
+        "seed": config.seed,
+        "precision": config.train.precision,
+        "config": config_to_dict(config),
+        "data_sha256": dict(data.sha256),
+    }
 
 
 def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | None:
     """Continue an interrupted run from its last finished epoch, with its own config and backend."""
     run_dir = Path(run_dir)
     if not (run_dir / rundir.RUN_INFO_FILE).is_file():
-        raise RunDirError(f"{run_dir} holds no run to resume (no {rundir.RUN_INFO_FILE}); start one with"
-                          " fmnist train --backend ...")
+        raise RunDirError(
+            f"{run_dir} holds no run to resume (no {rundir.RUN_INFO_FILE}); start one with fmnist train --backend ..."
+        )
     info = rundir.read_json(run_dir / rundir.RUN_INFO_FILE)
     if rundir.read_run_info(run_dir) is None:
         raise RunDirError(f"{run_dir / rundir.RUN_INFO_FILE} names no backend of fmnist; it is not a run to resume")
     if (run_dir / rundir.TEST_METRICS_FILE).exists() and distributed.is_primary():
         raise RunDirError(f"{run_dir} holds a finished run (test_metrics.json); nothing to resume")
-    if (not (run_dir / rundir.CONFIG_FILE).exists() and isinstance(info.get("config"), dict)
-            and distributed.is_primary()):
+    if (
+        not (run_dir / rundir.CONFIG_FILE).exists()
+        and isinstance(info.get("config"), dict)
+        and distributed.is_primary()
+    ):
         # Stopped between its marker and config.yaml: the marker records the config too.
         save_config(config_from_dict(info["config"]), run_dir / rundir.CONFIG_FILE)
     config = load_config(run_dir / rundir.CONFIG_FILE)
@@ -99,8 +110,9 @@ def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | N
     return _train(info["backend"], backend, config, run_dir, load_fashion_mnist(data_dir), resume=True)
 
 
-def _train(backend_name: str, backend: Backend, config: Config, run_dir: Path, data: Any,
-           resume: bool) -> dict[str, Any] | None:
+def _train(
+    backend_name: str, backend: Backend, config: Config, run_dir: Path, data: Any, resume: bool
+) -> dict[str, Any] | None:
     if not distributed.is_primary():  # a process launched by the first one: train, write nothing
         backend.train(config, make_splits(data, config), run_dir, None, resume=resume)
         return None
@@ -162,20 +174,29 @@ def restored_epoch(config: Config, rows: list[dict[str, float]]) -> dict[str, An
     return {"restored_epoch": best + 1, "restored_val_accuracy": rows[best]["val_accuracy"]}
 
 
-def write_figures(run_dir: Path, backend: str, config: Config, rows: list[dict[str, float]],
-                  metrics: dict[str, Any], splits: DataSplits, logits: np.ndarray) -> None:
+def write_figures(
+    run_dir: Path,
+    backend: str,
+    config: Config,
+    rows: list[dict[str, float]],
+    metrics: dict[str, Any],
+    splits: DataSplits,
+    logits: np.ndarray,
+) -> None:
     """curves.png and confusion_matrix.png in the run dir; the matrix and a prediction grid in TensorBoard."""
     title = f"{config.name} / {backend} / seed {config.seed}"
     if rows:
         save_figure(plot_curves(rows, title), run_dir / rundir.CURVES_FILE)
-    fig = plot_confusion(np.array(metrics["confusion_matrix"]),
-                         f"{title}: test accuracy {metrics['test_accuracy']:.2%}")
+    fig = plot_confusion(
+        np.array(metrics["confusion_matrix"]), f"{title}: test accuracy {metrics['test_accuracy']:.2%}"
+    )
     png, width, height = figure_png(fig)
     rundir.atomic_write_bytes(run_dir / rundir.CONFUSION_FILE, png)
     tensorboard = TensorBoardLog(run_dir / rundir.TENSORBOARD_DIR)
     tensorboard.image("test", "confusion_matrix", png, width, height)
-    grid = plot_prediction_grid(splits.test.images, splits.test.labels, logits.argmax(axis=1),
-                                f"{title}: first test images, predicted (true)")
+    grid = plot_prediction_grid(
+        splits.test.images, splits.test.labels, logits.argmax(axis=1), f"{title}: first test images, predicted (true)"
+    )
     tensorboard.image("test", "predictions", *figure_png(grid))
     tensorboard.close()
 
@@ -196,8 +217,7 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, tta: bool = False) 
         images = np.concatenate([images, flip_images(images)])
     logits = backend.predict(run_dir, images, config.train.eval_batch_size)
     metrics = test_metrics(logits[:n], splits.test.labels)
-    result = {"backend": backend_name, "run_dir": str(run_dir), **metrics,
-              "seconds": time.perf_counter() - start}
+    result = {"backend": backend_name, "run_dir": str(run_dir), **metrics, "seconds": time.perf_counter() - start}
     if tta:
         result["flip_tta"] = test_metrics(flip_average_logits(logits[:n], logits[n:]), splits.test.labels)
     rundir.write_json(run_dir / rundir.EVALUATION_FILE, result)
@@ -214,9 +234,10 @@ def format_summary(result: dict[str, Any]) -> str:
     ]
     if "train_seconds" in result:
         on = f" on {result['devices']} devices" if result.get("devices", 1) > 1 else ""
-        parts.append(f"{result['epochs']} epochs in {result['train_seconds']:.1f} s{on}"
-                     f" ({result['train_images_per_second']:,.0f} images/s)")
+        parts.append(
+            f"{result['epochs']} epochs in {result['train_seconds']:.1f} s{on}"
+            f" ({result['train_images_per_second']:,.0f} images/s)"
+        )
     worst = min(result["per_class"].items(), key=lambda kv: kv[1]["f1"])
     parts.append(f"hardest class {worst[0]} (F1 {worst[1]['f1']:.2f})")
     return " | ".join(parts)
-

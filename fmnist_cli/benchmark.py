@@ -15,51 +15,81 @@ def _log(line: str) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    bench = sub.add_parser("benchmark", parents=parents, help="measure training and inference speed of both backends",
-                           description="Training and inference images/s, step-time median and p90, peak memory,"
-                           " warm-up, and Lightning's overhead over a plain PyTorch loop, for each backend and"
-                           " variant; each measurement in its own process, repeats alternating the backends."
-                           " Writes benchmark.json, benchmark.md and benchmark.png.")
-    bench.add_argument("--backend", default=",".join(BACKEND_NAMES), help="comma-separated: keras, lightning"
-                       " (lightning also runs the plain torch loop it is compared with; default: both)")
+    bench = sub.add_parser(
+        "benchmark",
+        parents=parents,
+        help="measure training and inference speed of both backends",
+        description="Training and inference images/s, step-time median and p90, peak memory,"
+        " warm-up, and Lightning's overhead over a plain PyTorch loop, for each backend and"
+        " variant; each measurement in its own process, repeats alternating the backends."
+        " Writes benchmark.json, benchmark.md and benchmark.png.",
+    )
+    bench.add_argument(
+        "--backend",
+        default=",".join(BACKEND_NAMES),
+        help="comma-separated: keras, lightning"
+        " (lightning also runs the plain torch loop it is compared with; default: both)",
+    )
     bench.add_argument("--device", default="auto", help="auto (cuda when torch sees one), cpu or cuda")
     bench.add_argument("--batch-size", default="128", help="comma-separated batch sizes (default: 128)")
     bench.add_argument("--steps", type=positive_int, default=200, help="timed training steps per repeat (default: 200)")
-    bench.add_argument("--warmup", type=positive_int, default=20,
-                       help="untimed steps first, compilation included, reported apart (default: 20)")
+    bench.add_argument(
+        "--warmup",
+        type=positive_int,
+        default=20,
+        help="untimed steps first, compilation included, reported apart (default: 20)",
+    )
     bench.add_argument("--repeats", type=positive_int, default=3, help="fresh processes per measurement (default: 3)")
-    bench.add_argument("--variants", help="comma-separated subset: eager, channels_last, bf16, channels_last+bf16,"
-                       " compile (torch);"
-                       " tf, tf-graph, tf-xla, tf-bf16, jax, torch (Keras backends); default: all but tf-graph")
+    bench.add_argument(
+        "--variants",
+        help="comma-separated subset: eager, channels_last, bf16, channels_last+bf16,"
+        " compile (torch);"
+        " tf, tf-graph, tf-xla, tf-bf16, jax, torch (Keras backends); default: all but tf-graph",
+    )
     add_config(bench)
     bench.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<date>-<cpu|gpu>)")
-    bench.add_argument("--data", choices=("auto", "real", "synthetic"), default="auto",
-                       help="real Fashion-MNIST, or synthetic uint8 images of the same shape (auto: synthetic"
-                       " below 10 steps)")
+    bench.add_argument(
+        "--data",
+        choices=("auto", "real", "synthetic"),
+        default="auto",
+        help="real Fashion-MNIST, or synthetic uint8 images of the same shape (auto: synthetic below 10 steps)",
+    )
     bench.add_argument("--torch-threads", type=positive_int, help="torch.set_num_threads in the torch workers")
-    bench.add_argument("--time-to-accuracy", type=positive_float, metavar="ACC",
-                       help="also train each backend on full data until this test accuracy (e.g. 0.91; minutes)")
+    bench.add_argument(
+        "--time-to-accuracy",
+        type=positive_float,
+        metavar="ACC",
+        help="also train each backend on full data until this test accuracy (e.g. 0.91; minutes)",
+    )
     bench.add_argument("--only-time-to-accuracy", action="store_true", help="skip the throughput measurements")
     bench.add_argument("--tta-config", type=Path, help="config trained for --time-to-accuracy (default: --config)")
-    bench.add_argument("--max-epochs", type=positive_int,
-                       help="epoch budget for --time-to-accuracy (default: the config's epochs, its schedule unchanged)")
+    bench.add_argument(
+        "--max-epochs",
+        type=positive_int,
+        help="epoch budget for --time-to-accuracy (default: the config's epochs, its schedule unchanged)",
+    )
     bench.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per measurement process")
     add_data_dir(bench)
     bench.set_defaults(func=run_benchmark)
 
-    infer = sub.add_parser("benchmark-inference", parents=parents,
-                           help="onnxruntime vs each framework's own inference",
-                           description="Batch-1 latency (p50, p99) and batch-256 throughput of each run in its"
-                           " framework (float32) and in onnxruntime, same images; and `fmnist predict` on a folder"
-                           " of synthetic JPEG photos (images/s and where the time goes). Writes inference.json and"
-                           " inference.md.")
-    infer.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
-                       help="finished runs (a Keras and a Lightning one)")
+    infer = sub.add_parser(
+        "benchmark-inference",
+        parents=parents,
+        help="onnxruntime vs each framework's own inference",
+        description="Batch-1 latency (p50, p99) and batch-256 throughput of each run in its"
+        " framework (float32) and in onnxruntime, same images; and `fmnist predict` on a folder"
+        " of synthetic JPEG photos (images/s and where the time goes). Writes inference.json and"
+        " inference.md.",
+    )
+    infer.add_argument(
+        "runs", type=Path, nargs="+", metavar="RUN_DIR", help="finished runs (a Keras and a Lightning one)"
+    )
     infer.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<date>-cpu-inference)")
     infer.add_argument("--latency-runs", type=positive_int, default=1000, help="timed batch-1 calls (default: 1000)")
     infer.add_argument("--batches", type=positive_int, default=40, help="timed batch-256 calls (default: 40)")
-    infer.add_argument("--photos", type=positive_int, default=1000,
-                       help="synthetic JPEG photos for predict (default: 1000)")
+    infer.add_argument(
+        "--photos", type=positive_int, default=1000, help="synthetic JPEG photos for predict (default: 1000)"
+    )
     add_data_dir(infer)
     infer.set_defaults(func=run_inference)
 
@@ -72,12 +102,25 @@ def run_benchmark(args: argparse.Namespace) -> int:
         raise BenchmarkError(f"--time-to-accuracy: a test accuracy between 0 and 1, got {args.time_to_accuracy}")
     variants = parse_list(args.variants, ALL_VARIANTS, "--variants") if args.variants is not None else None
     result = run_benchmark(
-        backends=parse_list(args.backend, BACKEND_NAMES, "--backend"), device=args.device,
-        batch_sizes=parse_batch_sizes(args.batch_size), steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-        config=args.config, out=args.out, variants=variants, data_dir=args.data_dir, data=args.data,
-        timeout=args.timeout, torch_threads=args.torch_threads, time_to_accuracy=args.time_to_accuracy,
-        tta_max_epochs=args.max_epochs, tta_config=args.tta_config, throughput=not args.only_time_to_accuracy,
-        log=_log)
+        backends=parse_list(args.backend, BACKEND_NAMES, "--backend"),
+        device=args.device,
+        batch_sizes=parse_batch_sizes(args.batch_size),
+        steps=args.steps,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        config=args.config,
+        out=args.out,
+        variants=variants,
+        data_dir=args.data_dir,
+        data=args.data,
+        timeout=args.timeout,
+        torch_threads=args.torch_threads,
+        time_to_accuracy=args.time_to_accuracy,
+        tta_max_epochs=args.max_epochs,
+        tta_config=args.tta_config,
+        throughput=not args.only_time_to_accuracy,
+        log=_log,
+    )
     if result["measurements"]:
         print(markdown_table(result["measurements"]))
     if result["time_to_accuracy"]:
@@ -90,8 +133,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
 def run_inference(args: argparse.Namespace) -> int:
     from compare.bench_inference import run_inference_benchmark
 
-    result = run_inference_benchmark(args.runs, out=args.out, latency_runs=args.latency_runs, batches=args.batches,
-                                     photos=args.photos, data_dir=args.data_dir, log=_log)
+    result = run_inference_benchmark(
+        args.runs,
+        out=args.out,
+        latency_runs=args.latency_runs,
+        batches=args.batches,
+        photos=args.photos,
+        data_dir=args.data_dir,
+        log=_log,
+    )
     print(result["markdown"])
     print(f"written: {result['out']}")
     return 0

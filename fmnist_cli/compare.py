@@ -5,28 +5,45 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fmnist_cli.options import (add_config, add_data_dir, add_limits, add_precision, config_overrides, flag,
-                         non_negative_int, positive_int)
+from fmnist_cli.options import (
+    add_config,
+    add_data_dir,
+    add_limits,
+    add_precision,
+    config_overrides,
+    flag,
+    non_negative_int,
+    positive_int,
+)
 
 #: The flags `compare` hands on to each `fmnist train` it starts (the rest are compare's own).
 PASSED_ON = ("epochs", "precision", "limit_train", "limit_test", "data_dir")
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    compare = sub.add_parser("compare", parents=parents, help="train both backends over seeds and write a side-by-side report",
-                             description="Train Keras and Lightning for each seed (each in its own process),"
-                             " or reuse finished runs given with --runs, and write report.md, report.html,"
-                             " figures and summary.json with an equivalence verdict.")
+    compare = sub.add_parser(
+        "compare",
+        parents=parents,
+        help="train both backends over seeds and write a side-by-side report",
+        description="Train Keras and Lightning for each seed (each in its own process),"
+        " or reuse finished runs given with --runs, and write report.md, report.html,"
+        " figures and summary.json with an equivalence verdict.",
+    )
     add_config(compare)
-    compare.add_argument("--seeds", type=non_negative_int, nargs="+", help="seeds (default: the config's compare.seeds)")
+    compare.add_argument(
+        "--seeds", type=non_negative_int, nargs="+", help="seeds (default: the config's compare.seeds)"
+    )
     compare.add_argument("--epochs", type=positive_int, help="override train.epochs")
     add_precision(compare)
     compare.add_argument("--out", type=Path, help="report folder (default: reports/<config name>)")
     compare.add_argument("--runs", type=Path, nargs="+", help="finished run directories to compare instead of training")
     add_limits(compare)
-    compare.add_argument("--rerun-stale", action="store_true",
-                         help="retrain, in place, runs in --out made with other settings than asked for (config"
-                         " after overrides, seed, precision, data); without it such runs stop the compare")
+    compare.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="retrain, in place, runs in --out made with other settings than asked for (config"
+        " after overrides, seed, precision, data); without it such runs stop the compare",
+    )
     add_data_dir(compare)
     compare.set_defaults(func=run)
 
@@ -44,11 +61,23 @@ def run(args: argparse.Namespace) -> int:
     if args.runs:
         runs = args.runs
     else:
-        extra = [arg for name in PASSED_ON if getattr(args, name) is not None
-                 for arg in (flag(name), str(getattr(args, name)))]
+        extra = [
+            arg
+            for name in PASSED_ON
+            if getattr(args, name) is not None
+            for arg in (flag(name), str(getattr(args, name)))
+        ]
         requested = with_overrides(config, config_overrides(args))
-        runs = train_all(args.config, args.seeds or list(config.compare.seeds), out, extra, config=requested,
-                         data_sha256=data.sha256, data_dir=args.data_dir, rerun_stale=args.rerun_stale)
+        runs = train_all(
+            args.config,
+            args.seeds or list(config.compare.seeds),
+            out,
+            extra,
+            config=requested,
+            data_sha256=data.sha256,
+            data_dir=args.data_dir,
+            rerun_stale=args.rerun_stale,
+        )
     summary = build_report(runs, out, test_images=data.test_images)
     print(summary["equivalence"]["verdict"])
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")

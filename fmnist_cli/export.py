@@ -10,12 +10,15 @@ from fmnist_cli.options import add_data_dir
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    export = sub.add_parser("export", parents=parents,
-                            help="export a run's model to ONNX, checked against the trained model",
-                            description="Export with the framework's own exporter (float32, input 'pixels'"
-                            " [N, 28, 28, 1] raw 0-255, output 'logits' [N, 10]), then run the file in onnxruntime on"
-                            " all 10,000 test images against the framework's float32 model: logits within the"
-                            " parity rule and identical classes, or exit 1. Writes export.json.")
+    export = sub.add_parser(
+        "export",
+        parents=parents,
+        help="export a run's model to ONNX, checked against the trained model",
+        description="Export with the framework's own exporter (float32, input 'pixels'"
+        " [N, 28, 28, 1] raw 0-255, output 'logits' [N, 10]), then run the file in onnxruntime on"
+        " all 10,000 test images against the framework's float32 model: logits within the"
+        " parity rule and identical classes, or exit 1. Writes export.json.",
+    )
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     export.add_argument("--format", choices=("onnx",), default="onnx", help="only onnx so far")
     export.add_argument("--out", type=Path, help="the .onnx file (default: RUN_DIR/model.onnx)")
@@ -29,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     result = export_run(args.run_dir, out=args.out, data_dir=args.data_dir, check_only=args.check)
     if not result["passed"]:
-        print(f"fmnist: error: export check failed, {summary_line(result)}; details in {result['report']}",
-              file=sys.stderr)
+        print(
+            f"fmnist: error: export check failed, {summary_line(result)}; details in {result['report']}",
+            file=sys.stderr,
+        )
         return 1
     print(summary_line(result))
     print(f"written: {result['onnx']} and {result['report']}" if not args.check else f"written: {result['report']}")

@@ -53,8 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line by default, the traceback with --debug
         if args.debug:
             raise
-        print(f"fmnist: internal error: {type(exc).__name__}: {error_reason(exc)}"
-              " (run again with --debug for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"fmnist: internal error: {type(exc).__name__}: {error_reason(exc)}"
+            " (run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

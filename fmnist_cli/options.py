@@ -9,8 +9,10 @@ from typing import Any
 from fmnist.config import PRECISIONS
 
 DEFAULT_CONFIG = Path("configs/baseline.yaml")
-PRECISION_HELP = ("override train.precision: float32, or bf16-mixed (fast on GPUs and on CPUs with"
-                  " bfloat16 instructions, emulated and slow on others)")
+PRECISION_HELP = (
+    "override train.precision: float32, or bf16-mixed (fast on GPUs and on CPUs with"
+    " bfloat16 instructions, emulated and slow on others)"
+)
 #: Command-line flag -> config field, for the flags that override a config value (train, compare).
 CONFIG_OVERRIDES = {
     "epochs": "train.epochs",
@@ -60,8 +62,11 @@ def add_config(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (default: $FMNIST_DATA_DIR,"
-                        " then the user cache, downloading there if missing)")
+    parser.add_argument(
+        "--data-dir",
+        help="folder with the four Fashion-MNIST IDX files (default: $FMNIST_DATA_DIR,"
+        " then the user cache, downloading there if missing)",
+    )
 
 
 def add_precision(parser: argparse.ArgumentParser) -> None:

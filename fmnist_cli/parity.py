@@ -10,21 +10,32 @@ from fmnist.config import PRECISIONS
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    parity = sub.add_parser("parity", parents=parents, help="check numerically that both backends are the same model",
-                            description="Structure, weight transfer both ways (logits to 1e-5) and lockstep"
-                            " training (gradients and losses over the first steps, SGD and Adam), float32 on"
-                            " CPU. Writes parity.json; exits 1 if a check fails. With --precision bf16-mixed:"
-                            " where the two round under bf16 (parity-bf16-mixed.json).")
+    parity = sub.add_parser(
+        "parity",
+        parents=parents,
+        help="check numerically that both backends are the same model",
+        description="Structure, weight transfer both ways (logits to 1e-5) and lockstep"
+        " training (gradients and losses over the first steps, SGD and Adam), float32 on"
+        " CPU. Writes parity.json; exits 1 if a check fails. With --precision bf16-mixed:"
+        " where the two round under bf16 (parity-bf16-mixed.json).",
+    )
     add_config(parity)
     parity.add_argument("--out", type=Path, default=Path("reports/parity"), help="folder for parity.json")
     parity.add_argument("--steps", type=positive_int, default=10, help="lockstep training steps (default: 10)")
-    parity.add_argument("--images", type=positive_int,
-                        help="test images for weight transfer (default: 1000); with --precision bf16-mixed,"
-                        " training images for the forward checks (default: the config's batch size)")
-    parity.add_argument("--precision", choices=PRECISIONS, default="float32",
-                        help="float32 (default): the math, at float32 and float64; bf16-mixed: whether both"
-                        " frameworks round in the same places under their bf16 mixed policies (per-layer"
-                        " forward, logits, lockstep against float32)")
+    parity.add_argument(
+        "--images",
+        type=positive_int,
+        help="test images for weight transfer (default: 1000); with --precision bf16-mixed,"
+        " training images for the forward checks (default: the config's batch size)",
+    )
+    parity.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="float32 (default): the math, at float32 and float64; bf16-mixed: whether both"
+        " frameworks round in the same places under their bf16 mixed policies (per-layer"
+        " forward, logits, lockstep against float32)",
+    )
     add_data_dir(parity)
     parity.set_defaults(func=run)
 
@@ -41,19 +52,31 @@ def run(args: argparse.Namespace) -> int:
     if args.precision == "bf16-mixed":
         from compare.bf16_parity import format_layers, run_bf16_parity
 
-        result = run_bf16_parity(config, splits.train, images=args.images or config.train.batch_size,
-                                 steps=args.steps, batch_size=config.train.batch_size)
+        result = run_bf16_parity(
+            config,
+            splits.train,
+            images=args.images or config.train.batch_size,
+            steps=args.steps,
+            batch_size=config.train.batch_size,
+        )
         written = args.out / "parity-bf16-mixed.json"
         print(format_layers(result.layers), end="\n\n")
     else:
-        result = parity.run_parity(config, splits.test.images[: args.images or 1000], splits.train,
-                                   steps=args.steps, batch_size=config.train.batch_size)
+        result = parity.run_parity(
+            config,
+            splits.test.images[: args.images or 1000],
+            splits.train,
+            steps=args.steps,
+            batch_size=config.train.batch_size,
+        )
         written = args.out / "parity.json"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(written, {"config": str(args.config), "precision": args.precision, **result.to_dict()})
     print(parity.format_table(result))
     for note in result.notes:
         print(f"note: {note}")
-    print(f"{'PASSED' if result.passed else 'FAILED'}: {sum(c.passed for c in result.checks)} of"
-          f" {len(result.checks)} checks pass; details in {written}")
+    print(
+        f"{'PASSED' if result.passed else 'FAILED'}: {sum(c.passed for c in result.checks)} of"
+        f" {len(result.checks)} checks pass; details in {written}"
+    )
     return 0 if result.passed else 1

@@ -6,16 +6,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist_cli.options import (CONFIG_OVERRIDES, add_config, add_data_dir, add_limits, add_precision, config_overrides, flag,
-                         non_negative_int, positive_float, positive_int)
+from fmnist_cli.options import (
+    CONFIG_OVERRIDES,
+    add_config,
+    add_data_dir,
+    add_limits,
+    add_precision,
+    config_overrides,
+    flag,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from fmnist import BACKEND_NAMES
 from fmnist.errors import FmnistError
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    train = sub.add_parser("train", parents=parents, help="train one backend on a config and write a run directory",
-                           description="Train one backend and write config, metrics, plots, model and"
-                           " TensorBoard logs to a run directory.")
+    train = sub.add_parser(
+        "train",
+        parents=parents,
+        help="train one backend on a config and write a run directory",
+        description="Train one backend and write config, metrics, plots, model and"
+        " TensorBoard logs to a run directory.",
+    )
     train.add_argument("--backend", choices=BACKEND_NAMES, help="which framework trains (required unless --resume)")
     add_config(train)
     train.add_argument("--epochs", type=positive_int, help="override train.epochs")
@@ -26,30 +40,56 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     train.add_argument("--run-dir", type=Path, help="where to write (default: runs/<config>-<backend>-seed<N>-<time>)")
     add_data_dir(train)
     add_limits(train)
-    train.add_argument("--devices", type=positive_int, help="train on N devices (override train.devices):"
-                       " Lightning DDP processes or Keras MirroredStrategy replicas; CPU cores stand in without GPUs")
-    train.add_argument("--strategy", choices=("auto", "ddp", "mirrored"),
-                       help="override train.strategy: ddp (Lightning) or mirrored (Keras); auto picks by backend")
+    train.add_argument(
+        "--devices",
+        type=positive_int,
+        help="train on N devices (override train.devices):"
+        " Lightning DDP processes or Keras MirroredStrategy replicas; CPU cores stand in without GPUs",
+    )
+    train.add_argument(
+        "--strategy",
+        choices=("auto", "ddp", "mirrored"),
+        help="override train.strategy: ddp (Lightning) or mirrored (Keras); auto picks by backend",
+    )
     train.add_argument("--num-nodes", type=positive_int, help="override train.num_nodes (Lightning, multi-node DDP)")
-    train.add_argument("--overwrite", action="store_true", help="replace the run that --run-dir holds (only that"
-                       " run's own files go; a folder holding no run is refused all the same)")
-    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                       help="continue an interrupted run from its last finished epoch (its own config and backend)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --run-dir holds (only that"
+        " run's own files go; a folder holding no run is refused all the same)",
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last finished epoch (its own config and backend)",
+    )
     train.set_defaults(func=run_train)
 
-    evaluate = sub.add_parser("evaluate", parents=parents, help="re-load a run's saved model and measure it on the test set",
-                              description="Re-load the model saved in RUN_DIR, evaluate it on the same test"
-                              " images it was tested on, print the metrics and write evaluation.json.")
+    evaluate = sub.add_parser(
+        "evaluate",
+        parents=parents,
+        help="re-load a run's saved model and measure it on the test set",
+        description="Re-load the model saved in RUN_DIR, evaluate it on the same test"
+        " images it was tested on, print the metrics and write evaluation.json.",
+    )
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    evaluate.add_argument("--tta", choices=["flip"],
-                          help="also report test-time augmentation: the mean of the image's and its mirror's"
-                          " softmax (reported apart from plain accuracy)")
+    evaluate.add_argument(
+        "--tta",
+        choices=["flip"],
+        help="also report test-time augmentation: the mean of the image's and its mirror's"
+        " softmax (reported apart from plain accuracy)",
+    )
     add_data_dir(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
-    data = sub.add_parser("data", parents=parents, help="verify (or download) the data and say where it is",
-                          description="Find the Fashion-MNIST files, download them if missing, verify their"
-                          " checksums, and print where they are.")
+    data = sub.add_parser(
+        "data",
+        parents=parents,
+        help="verify (or download) the data and say where it is",
+        description="Find the Fashion-MNIST files, download them if missing, verify their"
+        " checksums, and print where they are.",
+    )
     add_data_dir(data)
     data.set_defaults(func=run_data)
 
@@ -64,22 +104,30 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         given = [flag(name) for name in CONFIG_OVERRIDES if getattr(args, name) is not None]
         if given or args.backend or args.run_dir:
-            raise FmnistError(f"--resume continues a run with its own settings; drop {', '.join(given) or '--backend/--run-dir'}")
+            raise FmnistError(
+                f"--resume continues a run with its own settings; drop {', '.join(given) or '--backend/--run-dir'}"
+            )
         run_dir = args.resume
     else:
         if not args.backend:
             raise FmnistError("--backend is required (keras or lightning), unless --resume RUN_DIR")
         config = with_overrides(load_config(args.config), overrides)
-        run_dir = (args.run_dir or (None if distributed.is_primary() else distributed.shared_run_dir())
-                   or default_run_dir(config.name, args.backend, config.seed))
+        run_dir = (
+            args.run_dir
+            or (None if distributed.is_primary() else distributed.shared_run_dir())
+            or default_run_dir(config.name, args.backend, config.seed)
+        )
     try:
         if args.resume:
             result = resume_run(run_dir, data_dir=args.data_dir)
         else:
             result = train_run(args.backend, config, run_dir, data_dir=args.data_dir, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        print(f"\nfmnist: interrupted; the last finished epoch is saved in {run_dir}/checkpoints."
-              f"\nResume with: fmnist train --resume {run_dir}", file=sys.stderr)
+        print(
+            f"\nfmnist: interrupted; the last finished epoch is saved in {run_dir}/checkpoints."
+            f"\nResume with: fmnist train --resume {run_dir}",
+            file=sys.stderr,
+        )
         return 130 if distributed.is_primary() else 0  # the first process says how to resume
     if result is None:  # an extra process of a multi-process training: the first one reports
         return 0
@@ -95,8 +143,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_summary(result))
     if "flip_tta" in result:
         tta = result["flip_tta"]
-        print(f"with flip test-time augmentation: test accuracy {tta['test_accuracy']:.2%}"
-              f" ({tta['test_accuracy'] - result['test_accuracy']:+.2%}), test loss {tta['test_loss']:.4f}")
+        print(
+            f"with flip test-time augmentation: test accuracy {tta['test_accuracy']:.2%}"
+            f" ({tta['test_accuracy'] - result['test_accuracy']:+.2%}), test loss {tta['test_loss']:.4f}"
+        )
     print(f"written: {args.run_dir / 'evaluation.json'}")
     return 0
 

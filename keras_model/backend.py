@@ -16,8 +16,13 @@ from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
-from keras_model.callbacks import (EpochReport, RestoreDropoutState, ScheduledLearningRate, StopOnNonFinite,
-                                   early_stopping)
+from keras_model.callbacks import (
+    EpochReport,
+    RestoreDropoutState,
+    ScheduledLearningRate,
+    StopOnNonFinite,
+    early_stopping,
+)
 from keras_model.data import EvalBatches, TrainBatches
 from keras_model.distribute import distribution_scope
 from keras_model.losses import training_loss  # also registers the smoothed loss, for load_model
@@ -43,8 +48,13 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     if opt.name == "adamw":
         # Decoupled: every trainable variable w -= w * weight_decay * lr before each Adam update
         # (lightning_model.optim.KerasAdam with weight_decay does the same).
-        return keras.optimizers.AdamW(learning_rate=opt.lr, weight_decay=opt.weight_decay, beta_1=opt.beta_1,
-                                      beta_2=opt.beta_2, epsilon=opt.epsilon)
+        return keras.optimizers.AdamW(
+            learning_rate=opt.lr,
+            weight_decay=opt.weight_decay,
+            beta_1=opt.beta_1,
+            beta_2=opt.beta_2,
+            epsilon=opt.epsilon,
+        )
     return keras.optimizers.SGD(learning_rate=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
 
 
@@ -88,30 +98,43 @@ def completed_epochs(run_dir: Path) -> int:
     return int(rundir.read_json(meta)["epoch"]) if meta.exists() else 0
 
 
-def fit(model: keras.Model, train_data: TrainBatches, val_data: EvalBatches | None,
-        callbacks: list[keras.callbacks.Callback]) -> keras.callbacks.History:
+def fit(
+    model: keras.Model,
+    train_data: TrainBatches,
+    val_data: EvalBatches | None,
+    callbacks: list[keras.callbacks.Callback],
+) -> keras.callbacks.History:
     """model.fit over all epochs of `train_data`, batches in the shared order.
 
     shuffle=False: fit() would otherwise permute the PyDataset's batch indices, mixing batches
     of different epochs; the order is already the shared per-epoch permutation.
     """
-    return model.fit(train_data, epochs=train_data.epochs, steps_per_epoch=train_data.batches_per_epoch,
-                     shuffle=False, validation_data=val_data, callbacks=callbacks,
-                     verbose=1 if console.live() else 0)  # off a terminal fmnist.console prints the epochs
+    return model.fit(
+        train_data,
+        epochs=train_data.epochs,
+        steps_per_epoch=train_data.batches_per_epoch,
+        shuffle=False,
+        validation_data=val_data,
+        callbacks=callbacks,
+        verbose=1 if console.live() else 0,
+    )  # off a terminal fmnist.console prints the epochs
 
 
-def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None,
-          resume: bool = False) -> TrainOutcome:
+def train(
+    config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None, resume: bool = False
+) -> TrainOutcome:
     scope = distribution_scope(config)  # first: TensorFlow's devices are fixed when it starts
     seed_everything(config)
-    warn_if_emulated_bf16(config.train.precision,
-                          on_cpu=all(d.startswith("cpu") for d in keras.distribution.list_devices()))
+    warn_if_emulated_bf16(
+        config.train.precision, on_cpu=all(d.startswith("cpu") for d in keras.distribution.list_devices())
+    )
     t = config.train
     with scope:
         model = compile_model(build_model(config), config)
     first_epoch = completed_epochs(run_dir) if resume else 0
-    train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, first_epoch=first_epoch,
-                              augment=config.data.augment)
+    train_data = TrainBatches(
+        splits.train, t.batch_size, config.seed, t.epochs, first_epoch=first_epoch, augment=config.data.augment
+    )
     val_data = EvalBatches(splits.val.images, splits.val.labels, t.eval_batch_size)
     nan_guard = StopOnNonFinite()
     # Restores the best epoch's weights when fit ends, so model.keras below is the best epoch's.

@@ -28,15 +28,17 @@ class EpochReport(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        self.report({
-            "epoch": epoch + 1,
-            "train_loss": float(logs["loss"]),
-            "train_accuracy": float(logs["accuracy"]),
-            "val_loss": float(logs["val_loss"]),
-            "val_accuracy": float(logs["val_accuracy"]),
-            "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-            "seconds": self.timer.elapsed(),
-        })
+        self.report(
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(logs["loss"]),
+                "train_accuracy": float(logs["accuracy"]),
+                "val_loss": float(logs["val_loss"]),
+                "val_accuracy": float(logs["val_accuracy"]),
+                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                "seconds": self.timer.elapsed(),
+            }
+        )
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -143,13 +145,16 @@ class EarlyStoppingOnValAccuracy(keras.callbacks.EarlyStopping):
             with np.load(path, allow_pickle=False) as f:  # arrays only: a state file runs no code
                 count = int(f["num_weights"])
                 self._resumed = {
-                    "wait": int(f["wait"]), "stopped_epoch": int(f["stopped_epoch"]),
-                    "best_epoch": int(f["best_epoch"]), "best": float(f["best"]) if bool(f["has_best"]) else None,
+                    "wait": int(f["wait"]),
+                    "stopped_epoch": int(f["stopped_epoch"]),
+                    "best_epoch": int(f["best_epoch"]),
+                    "best": float(f["best"]) if bool(f["has_best"]) else None,
                     "best_weights": [f[f"w{i}"] for i in range(count)] if count >= 0 else None,
                 }
         except (ValueError, KeyError, OSError) as exc:  # an object array (a pickle), or a damaged file
-            raise RunDirError(f"cannot resume: {path} does not hold plain arrays of an early-stopping state"
-                              f" ({error_reason(exc)})") from None
+            raise RunDirError(
+                f"cannot resume: {path} does not hold plain arrays of an early-stopping state ({error_reason(exc)})"
+            ) from None
         for key, value in self._resumed.items():  # also before fit: resume() may end the run here
             setattr(self, key, value)
         return self.stopped_epoch > 0
@@ -169,9 +174,16 @@ class EarlyStoppingOnValAccuracy(keras.callbacks.EarlyStopping):
         arrays = {f"w{i}": w for i, w in enumerate(weights or [])}
         with atomic_path(self.state_path(epoch + 1)) as tmp:
             with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a path
-                np.savez(f, wait=self.wait, stopped_epoch=self.stopped_epoch, best_epoch=self.best_epoch,
-                         has_best=self.best is not None, best=float(self.best) if self.best is not None else 0.0,
-                         num_weights=-1 if weights is None else len(weights), **arrays)
+                np.savez(
+                    f,
+                    wait=self.wait,
+                    stopped_epoch=self.stopped_epoch,
+                    best_epoch=self.best_epoch,
+                    has_best=self.best is not None,
+                    best=float(self.best) if self.best is not None else 0.0,
+                    num_weights=-1 if weights is None else len(weights),
+                    **arrays,
+                )
         stale = self.state_path(epoch + 1 - self.KEEP)
         if stale.exists():
             stale.unlink()

@@ -21,8 +21,15 @@ class TrainBatches(keras.utils.PyDataset):
     as in the Lightning backend; None, or everything off: the raw images.
     """
 
-    def __init__(self, split: Split, batch_size: int, seed: int, epochs: int, first_epoch: int = 0,
-                 augment: AugmentConfig | None = None) -> None:
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        seed: int,
+        epochs: int,
+        first_epoch: int = 0,
+        augment: AugmentConfig | None = None,
+    ) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         self.split, self.seed, self.first_epoch, self.epochs = split, seed, first_epoch, epochs
         self.augment = augment

@@ -26,8 +26,10 @@ def distribution_scope(config: Config) -> contextlib.AbstractContextManager:
     if t.devices == 1:
         return contextlib.nullcontext()
     if keras.backend.backend() != "tensorflow":
-        raise ConfigError(f"train.devices: {t.devices} devices with Keras need the TensorFlow backend"
-                          f" (tf.distribute.MirroredStrategy); KERAS_BACKEND is {keras.backend.backend()}")
+        raise ConfigError(
+            f"train.devices: {t.devices} devices with Keras need the TensorFlow backend"
+            f" (tf.distribute.MirroredStrategy); KERAS_BACKEND is {keras.backend.backend()}"
+        )
     import tensorflow as tf
 
     devices = replica_devices(t.devices)
@@ -48,6 +50,7 @@ def replica_devices(count: int) -> list[str]:
         pass
     found = len(tf.config.list_logical_devices("CPU"))
     if found < count:
-        raise FmnistError(f"cannot make {count} logical CPU devices: TensorFlow started with {found}"
-                          " already (train in a new process)")
+        raise FmnistError(
+            f"cannot make {count} logical CPU devices: TensorFlow started with {found} already (train in a new process)"
+        )
     return [f"/cpu:{i}" for i in range(count)]

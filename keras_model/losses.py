@@ -21,9 +21,14 @@ from fmnist import NUM_CLASSES
 class SparseCrossentropyWithSmoothing(keras.losses.Loss):
     """Cross-entropy from logits against smoothed one-hot targets of integer labels."""
 
-    def __init__(self, label_smoothing: float = 0.0, num_classes: int = NUM_CLASSES,
-                 name: str = "sparse_crossentropy_with_smoothing", reduction: str = "sum_over_batch_size",
-                 dtype: str | None = None) -> None:
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        num_classes: int = NUM_CLASSES,
+        name: str = "sparse_crossentropy_with_smoothing",
+        reduction: str = "sum_over_batch_size",
+        dtype: str | None = None,
+    ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.label_smoothing = float(label_smoothing)
         self.num_classes = int(num_classes)
@@ -31,8 +36,9 @@ class SparseCrossentropyWithSmoothing(keras.losses.Loss):
     def call(self, y_true, y_pred):
         labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
         one_hot = keras.ops.one_hot(labels, self.num_classes, dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=True,
-                                                     label_smoothing=self.label_smoothing)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing
+        )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "label_smoothing": self.label_smoothing, "num_classes": self.num_classes}

@@ -26,9 +26,16 @@ def _layer(spec: LayerSpec, init: str, dtype: str | None) -> keras.layers.Layer:
         # x * (1/std) + (-mean/std): the torch network does the same two float32 operations.
         return keras.layers.Rescaling(scale=1.0 / a["std"], offset=-a["mean"] / a["std"], **named)
     if spec.kind == "conv":
-        return keras.layers.Conv2D(a["filters"], a["kernel_size"], strides=a["stride"], padding=a["padding"],
-                                   use_bias=a["use_bias"], kernel_initializer=init, bias_initializer="zeros",
-                                   **named)
+        return keras.layers.Conv2D(
+            a["filters"],
+            a["kernel_size"],
+            strides=a["stride"],
+            padding=a["padding"],
+            use_bias=a["use_bias"],
+            kernel_initializer=init,
+            bias_initializer="zeros",
+            **named,
+        )
     if spec.kind == "batch_norm":
         return keras.layers.BatchNormalization(momentum=a["momentum"], epsilon=a["epsilon"], **named)
     if spec.kind == "relu":

@@ -22,8 +22,13 @@ from fmnist.distributed import check_strategy
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
-from lightning_model.callbacks import (AtomicLastCheckpoint, EarlyStoppingOnValAccuracy, EpochReport, ProgressBar,
-                                      StopOnNonFinite)
+from lightning_model.callbacks import (
+    AtomicLastCheckpoint,
+    EarlyStoppingOnValAccuracy,
+    EpochReport,
+    ProgressBar,
+    StopOnNonFinite,
+)
 from lightning_model.checkpoint import load_checkpoint
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
@@ -31,13 +36,17 @@ from lightning_model.module import FashionClassifier
 # Noise that says nothing to our users: the data are in memory (no loader workers needed), two
 # deprecation notices from inside Lightning and torch, and the model summary's size estimate under
 # bf16-mixed (our summary file counts parameters, which are float32 in every precision).
-for _message in (r".*does not have many workers.*", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
-                 r".*is not supported by the model summary.*"):
+for _message in (
+    r".*does not have many workers.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*is not supported by the model summary.*",
+):
     warnings.filterwarnings("ignore", message=_message)
 logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").setLevel(logging.WARNING)
 # Lightning advertises a cloud logger on every Trainer; a tool's output is not the place.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: "litlogger" not in record.getMessage())
+    lambda record: "litlogger" not in record.getMessage()
+)
 
 
 def configure_torch(config: Config) -> None:
@@ -48,8 +57,9 @@ def configure_torch(config: Config) -> None:
     torch.backends.cudnn.allow_tf32 = config.train.allow_tf32
 
 
-def make_trainer(config: Config, run_dir: Path, callbacks: list[L.Callback] | None = None,
-                 distributed: bool = False) -> L.Trainer:
+def make_trainer(
+    config: Config, run_dir: Path, callbacks: list[L.Callback] | None = None, distributed: bool = False
+) -> L.Trainer:
     """distributed: train on config.train.devices x num_nodes (DDP); otherwise one device
     (prediction, and `fmnist evaluate`, always run on one)."""
     t = config.train
@@ -99,8 +109,9 @@ def completed_epochs(run_dir: Path) -> int:
         raise RunDirError(f"cannot read the checkpoint {path}: no epoch counter ({error_reason(exc)})") from None
 
 
-def train(config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None,
-          resume: bool = False) -> TrainOutcome | None:
+def train(
+    config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None, resume: bool = False
+) -> TrainOutcome | None:
     """Fit, save `model.ckpt`, predict the test set. Under DDP every process runs this (the extra
     ones started by Lightning re-running the command); only global rank 0 writes and returns."""
     configure_torch(config)

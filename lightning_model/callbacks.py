@@ -31,23 +31,26 @@ class EpochReport(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.timer.restart()
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.lr = trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.report is None or not trainer.is_global_zero:
             return
         m = trainer.callback_metrics  # synced over all processes (torchmetrics objects)
-        self.report({
-            "epoch": trainer.current_epoch + 1,
-            "train_loss": float(m["train/loss"]),
-            "train_accuracy": float(m["train/accuracy"]),
-            "val_loss": float(m["val/loss"]),
-            "val_accuracy": float(m["val/accuracy"]),
-            "lr": float(self.lr if self.lr is not None else trainer.optimizers[0].param_groups[0]["lr"]),
-            "seconds": self.timer.elapsed(),
-        })
+        self.report(
+            {
+                "epoch": trainer.current_epoch + 1,
+                "train_loss": float(m["train/loss"]),
+                "train_accuracy": float(m["train/accuracy"]),
+                "val_loss": float(m["val/loss"]),
+                "val_accuracy": float(m["val/accuracy"]),
+                "lr": float(self.lr if self.lr is not None else trainer.optimizers[0].param_groups[0]["lr"]),
+                "seconds": self.timer.elapsed(),
+            }
+        )
 
 
 class AtomicLastCheckpoint(ModelCheckpoint):
@@ -55,8 +58,14 @@ class AtomicLastCheckpoint(ModelCheckpoint):
     a kill during the write leaves the previous epoch's checkpoint intact for --resume."""
 
     def __init__(self, dirpath: str) -> None:
-        super().__init__(dirpath=dirpath, filename="last", save_top_k=1, every_n_epochs=1,
-                         save_on_train_epoch_end=True, enable_version_counter=False)
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            save_top_k=1,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         tmp = f"{filepath}.tmp"
@@ -73,12 +82,16 @@ class StopOnNonFinite(L.Callback):
         self.diverged: tuple[int, int, float, float] | None = None  # epoch, step (1-based), loss, lr
         self.lr = 0.0
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
-        self.lr = trainer.optimizers[0].param_groups[0]["lr"]  # the step's rate; a per-step schedule moves on before batch end
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.lr = trainer.optimizers[0].param_groups[0][
+            "lr"
+        ]  # the step's rate; a per-step schedule moves on before batch end
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
         if not math.isfinite(loss) and self.diverged is None:
             self.diverged = (trainer.current_epoch + 1, batch_idx + 1, loss, float(self.lr))
@@ -134,8 +147,13 @@ class EarlyStoppingOnValAccuracy(L.Callback):
             pl_module.network.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch,
-                "best": self.best, "best_weights": self.best_weights}
+        return {
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best_epoch": self.best_epoch,
+            "best": self.best,
+            "best_weights": self.best_weights,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.wait, self.stopped_epoch = state_dict["wait"], state_dict["stopped_epoch"]

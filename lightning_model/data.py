@@ -40,8 +40,16 @@ class BatchIndexSampler(Sampler[np.ndarray | BatchKey]):
     process must take the same number of steps); evaluation batches are never dropped.
     """
 
-    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, shuffle: bool = False,
-                 rank: int = 0, world_size: int = 1, keyed: bool = False) -> None:
+    def __init__(
+        self,
+        num_examples: int,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        keyed: bool = False,
+    ) -> None:
         self.num_examples, self.seed, self.shuffle, self.keyed = num_examples, seed, shuffle, keyed
         self.rank, self.world_size = rank, world_size
         self.slices = batch_slices(num_examples, batch_size)
@@ -51,8 +59,11 @@ class BatchIndexSampler(Sampler[np.ndarray | BatchKey]):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[np.ndarray | BatchKey]:
-        order = (epoch_permutation(self.num_examples, self.seed, self.epoch) if self.shuffle
-                 else np.arange(self.num_examples))
+        order = (
+            epoch_permutation(self.num_examples, self.seed, self.epoch)
+            if self.shuffle
+            else np.arange(self.num_examples)
+        )
         for b, s in enumerate(self.slices):
             batch, positions = order[s], None
             if self.world_size > 1:
@@ -62,8 +73,9 @@ class BatchIndexSampler(Sampler[np.ndarray | BatchKey]):
                 if len(positions) == 0:
                     continue
             if self.keyed:
-                yield BatchKey(batch if positions is None else batch[positions], self.seed, self.epoch, b,
-                               positions, len(batch))
+                yield BatchKey(
+                    batch if positions is None else batch[positions], self.seed, self.epoch, b, positions, len(batch)
+                )
             else:
                 yield batch if positions is None else batch[positions]
 
@@ -94,15 +106,29 @@ class BatchDataset(Dataset):
     def __getitem__(self, key: np.ndarray | BatchKey) -> tuple[torch.Tensor, torch.Tensor]:
         idx_t = torch.from_numpy(key.indices if isinstance(key, BatchKey) else key)
         if isinstance(key, BatchKey) and self.augment is not None:
-            images = augment_batch(self.split.images[key.indices], self.augment, key.seed, key.epoch,
-                                   key.batch_index, key.positions, key.batch_size)
+            images = augment_batch(
+                self.split.images[key.indices],
+                self.augment,
+                key.seed,
+                key.epoch,
+                key.batch_index,
+                key.positions,
+                key.batch_size,
+            )
             return torch.from_numpy(images).unsqueeze(1).float(), self.labels[idx_t]
         return self.images[idx_t].unsqueeze(1).float(), self.labels[idx_t]
 
 
-def batch_loader(split: Split, batch_size: int, seed: int = 0, shuffle: bool = False,
-                 first_epoch: int = 0, rank: int = 0, world_size: int = 1,
-                 augment: AugmentConfig | None = None) -> DataLoader:
+def batch_loader(
+    split: Split,
+    batch_size: int,
+    seed: int = 0,
+    shuffle: bool = False,
+    first_epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    augment: AugmentConfig | None = None,
+) -> DataLoader:
     """batch_size=None: the sampler already yields whole batches; nothing is dropped.
 
     augment: the config's `data.augment`, for the training loader (None or all off: raw images).
@@ -114,13 +140,19 @@ def batch_loader(split: Split, batch_size: int, seed: int = 0, shuffle: bool = F
     augment = augment if augment is not None and augment.enabled else None
     sampler = BatchIndexSampler(len(split), batch_size, seed, shuffle, rank, world_size, keyed=augment is not None)
     sampler.set_epoch(first_epoch)
-    return DataLoader(BatchDataset(split, augment), sampler=sampler, batch_size=None, num_workers=0,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        BatchDataset(split, augment),
+        sampler=sampler,
+        batch_size=None,
+        num_workers=0,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 class FashionMNISTDataModule(L.LightningDataModule):
-    def __init__(self, config: Config, data_dir: str | None = None, splits: DataSplits | None = None,
-                 first_epoch: int = 0) -> None:
+    def __init__(
+        self, config: Config, data_dir: str | None = None, splits: DataSplits | None = None, first_epoch: int = 0
+    ) -> None:
         """first_epoch: where a resumed run starts. Lightning creates the first epoch's iterator
         before it calls the sampler's set_epoch, so the sampler must start there already."""
         super().__init__()
@@ -141,8 +173,15 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         t = self.config.train
-        return batch_loader(self.splits.train, t.batch_size, self.config.seed, shuffle=True,
-                            first_epoch=self.first_epoch, augment=self.config.data.augment, **self._shard())
+        return batch_loader(
+            self.splits.train,
+            t.batch_size,
+            self.config.seed,
+            shuffle=True,
+            first_epoch=self.first_epoch,
+            augment=self.config.data.augment,
+            **self._shard(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return batch_loader(self.splits.val, self.config.train.eval_batch_size, **self._shard())

@@ -54,9 +54,16 @@ def export_onnx(model: PixelsNHWC, path: Path) -> None:
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         # external_data=False: the weights inside the one file (torch writes a `<file>.data` beside
         # it otherwise, which a renamed export would leave behind, pointing nowhere).
-        torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes={"pixels": {0: torch.export.Dim(BATCH_DIM)}}, verbose=False,
-                          external_data=False)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"pixels": {0: torch.export.Dim(BATCH_DIM)}},
+            verbose=False,
+            external_data=False,
+        )
 
 
 @torch.inference_mode()
@@ -65,7 +72,7 @@ def logits(model: PixelsNHWC, images: np.ndarray, dtype: str = "float32") -> np.
     if dtype != "float32":
         model = copy.deepcopy(model).to(getattr(torch, dtype))
     x = torch.from_numpy(np.asarray(images, dtype=dtype).reshape(-1, *IMAGE_SHAPE, 1))
-    return torch.cat([model(x[i:i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]).double().numpy()
+    return torch.cat([model(x[i : i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]).double().numpy()
 
 
 def versions() -> dict[str, str]:

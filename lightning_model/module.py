@@ -91,8 +91,9 @@ class FashionClassifier(L.LightningModule):
         if opt.name in ("adam", "adamw"):
             # adamw: Keras' AdamW, decoupled decay by the step's learning rate before the update
             decay = {"weight_decay": opt.weight_decay} if opt.name == "adamw" else {}
-            optimizer = KerasAdam(self.parameters(), lr=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2,
-                                  epsilon=opt.epsilon, **decay)
+            optimizer = KerasAdam(
+                self.parameters(), lr=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon, **decay
+            )
         else:
             # Same trajectory as Keras SGD (v = mu*v - lr*g) while the learning rate is constant.
             optimizer = torch.optim.SGD(self.parameters(), lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)

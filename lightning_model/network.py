@@ -136,8 +136,10 @@ def _module(spec: LayerSpec) -> nn.Module:
 
 def init_weights(network: nn.Module, scheme: str) -> None:
     """Keras' initialisers, not torch's default kaiming-uniform with its a=sqrt(5) bias rule."""
-    init = {"glorot_uniform": nn.init.xavier_uniform_,
-            "he_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu")}[scheme]
+    init = {
+        "glorot_uniform": nn.init.xavier_uniform_,
+        "he_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
+    }[scheme]
     for module in network.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             init(module.weight)

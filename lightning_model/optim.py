@@ -34,8 +34,15 @@ def _keras_step_size(lr: float, beta_1: float, beta_2: float, step: int, dtype: 
 
 
 class KerasAdam(torch.optim.Optimizer):
-    def __init__(self, params: Iterable, lr: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay))
 
     @torch.no_grad()

@@ -28,27 +28,62 @@ from serving.testset import FashionTestSet
 from serving.uploads import Upload, uploads
 
 STATIC = Path(__file__).parent / "static"
-_ERRORS = {status: {"model": schemas.ErrorResponse, "description": text} for status, text in (
-    (400, "empty upload, malformed body, bad base64, no image"), (404, "unknown model name"),
-    (413, "body over the size limit, too many images, a picture over the pixel cap"),
-    (415, "a Content-Type other than multipart/form-data, application/json or image/*"),
-    (422, "not a picture, a truncated or corrupt one, an unsupported format, a bad parameter"))}
-_BODY_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "image": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "description": "one or more pictures (any field name; every file part is an image)"}}}},
-    "application/json": {"schema": {"type": "object", "properties": {
-        "images": {"type": "array", "items": {"type": "string", "format": "byte"},
-                   "description": "base64 pictures (a data: URL too), or {name, data} objects"}}},
-        "example": {"images": ["iVBORw0KGgo..."]}},
-    "image/png": {"schema": {"type": "string", "format": "binary"}, "description": "one raw picture (any image/*)"},
-}}}
+_ERRORS = {
+    status: {"model": schemas.ErrorResponse, "description": text}
+    for status, text in (
+        (400, "empty upload, malformed body, bad base64, no image"),
+        (404, "unknown model name"),
+        (413, "body over the size limit, too many images, a picture over the pixel cap"),
+        (415, "a Content-Type other than multipart/form-data, application/json or image/*"),
+        (422, "not a picture, a truncated or corrupt one, an unsupported format, a bad parameter"),
+    )
+}
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more pictures (any field name; every file part is an image)",
+                        }
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "images": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "byte"},
+                            "description": "base64 pictures (a data: URL too), or {name, data} objects",
+                        }
+                    },
+                },
+                "example": {"images": ["iVBORw0KGgo..."]},
+            },
+            "image/png": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "one raw picture (any image/*)",
+            },
+        },
+    }
+}
 
 
 #: HTTP status and error code for each reason `fmnist.pictures` gives for refusing a picture.
-PICTURE_ERRORS = {"empty": (400, "empty_upload"), "too_large": (413, "image_too_large"),
-                  "not_a_picture": (422, "not_an_image"), "unsupported": (422, "unsupported_format"),
-                  "corrupt": (422, "corrupt_image")}
+PICTURE_ERRORS = {
+    "empty": (400, "empty_upload"),
+    "too_large": (413, "image_too_large"),
+    "not_a_picture": (422, "not_an_image"),
+    "unsupported": (422, "unsupported_format"),
+    "corrupt": (422, "corrupt_image"),
+}
 
 
 def picture_error(upload: Upload, index: int, count: int, exc: pics.PictureError) -> ApiError:
@@ -68,21 +103,33 @@ def run_predict(models: list[ServedModel], found: list[Upload], k: int, include_
     answers = predict(models, np.stack([d.pixels for d in decoded]), k)
     images = []
     for i, (upload, d, row) in enumerate(zip(found, decoded, answers)):
-        item: dict[str, Any] = {"index": i, "name": upload.name, "source_size": list(d.source_size),
-                                "input": d.conversion, "predictions": row,
-                                "agree": len({a["class"] for a in row}) == 1}
+        item: dict[str, Any] = {
+            "index": i,
+            "name": upload.name,
+            "source_size": list(d.source_size),
+            "input": d.conversion,
+            "predictions": row,
+            "agree": len({a["class"] for a in row}) == 1,
+        }
         if include_input:
             item["pixels"] = d.pixels.reshape(-1).tolist()
         images.append(item)
     return {"models": [m.name for m in models], "images": images}
 
 
-def create_app(models: list[ServedModel], limits: Limits | None = None, test_set: FashionTestSet | None = None,
-               note: str | None = None) -> FastAPI:
+def create_app(
+    models: list[ServedModel],
+    limits: Limits | None = None,
+    test_set: FashionTestSet | None = None,
+    note: str | None = None,
+) -> FastAPI:
     limits = limits or Limits()
     by_name = {m.name: m for m in models}
-    app = FastAPI(title="fmnist-parity serve", version=__version__,
-                  description="A Keras and a Lightning model of one CNN on Fashion-MNIST, side by side, in onnxruntime.")
+    app = FastAPI(
+        title="fmnist-parity serve",
+        version=__version__,
+        description="A Keras and a Lightning model of one CNN on Fashion-MNIST, side by side, in onnxruntime.",
+    )
     install_handlers(app)
     app.state.models, app.state.limits, app.state.test_set, app.state.note = models, limits, test_set, note
 
@@ -113,15 +160,28 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, test_set
     @app.get("/v1/models", response_model=schemas.ModelsResponse, tags=["models"])
     def list_models() -> JSONResponse:
         """Each loaded model: name, backend, run, config, parameter count, test accuracy; the limits."""
-        return JSONResponse({"models": [m.describe() for m in models], "limits": limits.to_dict(),
-                             "test_images": test_set is not None, "note": note})
+        return JSONResponse(
+            {
+                "models": [m.describe() for m in models],
+                "limits": limits.to_dict(),
+                "test_images": test_set is not None,
+                "note": note,
+            }
+        )
 
-    @app.post("/v1/predict", response_model=schemas.PredictResponse, responses=_ERRORS, openapi_extra=_BODY_DOC,
-              tags=["models"])
-    async def predict_images(request: Request,
-                             model: list[str] | None = Query(None, description="models to run (default: all); repeat for several"),
-                             top_k: int = Query(DEFAULT_TOP_K, ge=1, le=MAX_TOP_K, description="classes per model"),
-                             include_input: bool = Query(False, description="return the 28x28 image the models saw")) -> JSONResponse:
+    @app.post(
+        "/v1/predict",
+        response_model=schemas.PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=_BODY_DOC,
+        tags=["models"],
+    )
+    async def predict_images(
+        request: Request,
+        model: list[str] | None = Query(None, description="models to run (default: all); repeat for several"),
+        top_k: int = Query(DEFAULT_TOP_K, ge=1, le=MAX_TOP_K, description="classes per model"),
+        include_input: bool = Query(False, description="return the 28x28 image the models saw"),
+    ) -> JSONResponse:
         """Classify one or many pictures (multipart files, base64 JSON, or one raw image/* body) with
         every loaded model. Each picture is converted as Fashion-MNIST was made (`fmnist predict`)."""
         selected = chosen(model)
@@ -134,15 +194,20 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, test_set
         test = needs_test_set()
         return test.item(random.randrange(len(test)))
 
-    @app.get("/v1/test-images/{index}.png", response_class=Response, tags=["test set"],
-             responses={200: {"content": {"image/png": {}}}, 404: _ERRORS[404]})
+    @app.get(
+        "/v1/test-images/{index}.png",
+        response_class=Response,
+        tags=["test set"],
+        responses={200: {"content": {"image/png": {}}}, 404: _ERRORS[404]},
+    )
     def test_image(index: int) -> Response:
         """Test image `index` (0-9999) as a 28x28 grey PNG, as the models see it."""
         test = needs_test_set()
         if not 0 <= index < len(test):
             raise ApiError(404, "not_found", f"test image {index} does not exist (0-{len(test) - 1})")
-        return Response(to_png(test.images[index]), media_type="image/png",
-                        headers={"Cache-Control": "public, max-age=86400"})
+        return Response(
+            to_png(test.images[index]), media_type="image/png", headers={"Cache-Control": "public, max-age=86400"}
+        )
 
     @app.get("/v1/disagreements", response_model=schemas.DisagreementsResponse, responses=_ERRORS, tags=["test set"])
     async def disagreements(limit: int = Query(100, ge=0, le=MAX_LISTED), offset: int = Query(0, ge=0)) -> JSONResponse:
@@ -151,9 +216,15 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, test_set
         test = needs_test_set()
         found = await run_in_threadpool(test.disagreements, models)
         rows = found["disagreements"]
-        return JSONResponse({"models": [m.name for m in models], "images": found["images"],
-                             "same_class": found["same_class"], "accuracy": found["accuracy"],
-                             "total": len(rows), "disagreements": rows[offset:offset + limit]})
+        return JSONResponse(
+            {
+                "models": [m.name for m in models],
+                "images": found["images"],
+                "same_class": found["same_class"],
+                "accuracy": found["accuracy"],
+                "total": len(rows),
+                "disagreements": rows[offset : offset + limit],
+            }
+        )
 
     return app
-

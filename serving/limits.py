@@ -35,5 +35,4 @@ class Limits:
     max_pixels: int = MAX_PIXELS
 
     def to_dict(self) -> dict[str, int]:
-        return {"max_upload_bytes": self.max_upload_bytes, "max_images": self.max_images,
-                "max_pixels": self.max_pixels}
+        return {"max_upload_bytes": self.max_upload_bytes, "max_images": self.max_images, "max_pixels": self.max_pixels}

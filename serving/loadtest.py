@@ -67,17 +67,25 @@ class Phase:
 
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
-        return {"concurrency": self.concurrency, "requests": self.requests, "errors": len(self.errors),
-                "error_examples": self.errors[:5], "seconds": round(self.seconds, 3),
-                "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
-                **{f"p{q}_ms": round(float(np.percentile(lat, q)), 3) for q in (50, 90, 99)},
-                "max_ms": round(float(lat.max()), 3), "mean_ms": round(float(lat.mean()), 3),
-                "stopped_by_deadline": self.deadline_hit}
+        return {
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "errors": len(self.errors),
+            "error_examples": self.errors[:5],
+            "seconds": round(self.seconds, 3),
+            "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            **{f"p{q}_ms": round(float(np.percentile(lat, q)), 3) for q in (50, 90, 99)},
+            "max_ms": round(float(lat.max()), 3),
+            "mean_ms": round(float(lat.mean()), 3),
+            "stopped_by_deadline": self.deadline_hit,
+        }
 
 
 def multipart(png: bytes, name: str) -> bytes:
-    head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            "Content-Type: image/png\r\n\r\n").encode()
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
     return head + png + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
@@ -87,8 +95,10 @@ def payloads(onnx_specs: list[str], images: np.ndarray) -> list[Payload]:
 
     models = load_models(onnx_specs, log=lambda _: None)
     classes = [np.asarray(m.logits(images)).argmax(1) for m in models]
-    return [Payload(multipart(to_png(img), f"test-{i}.png"), [m.class_names[c[i]] for m, c in zip(models, classes)])
-            for i, img in enumerate(images)]
+    return [
+        Payload(multipart(to_png(img), f"test-{i}.png"), [m.class_names[c[i]] for m, c in zip(models, classes)])
+        for i, img in enumerate(images)
+    ]
 
 
 def _check(status: int, data: bytes, expected: list[str]) -> str | None:
@@ -101,8 +111,9 @@ def _check(status: int, data: bytes, expected: list[str]) -> str | None:
     return None if got == expected else f"wrong classes {got}, expected {expected}"
 
 
-def run_phase(port: int, bodies: list[Payload], requests: int, concurrency: int, deadline: float,
-              phase: Phase | None = None) -> Phase:
+def run_phase(
+    port: int, bodies: list[Payload], requests: int, concurrency: int, deadline: float, phase: Phase | None = None
+) -> Phase:
     """`requests` POSTs from `concurrency` threads, each on its own keep-alive connection."""
     phase = phase or Phase(concurrency)
     counter = itertools.count()
@@ -173,15 +184,24 @@ def _git_commit() -> str | None:
 def _hardware() -> dict[str, Any]:
     from fmnist.cpu_features import cpu_model
 
-    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "platform": platform.platform()}
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "platform": platform.platform(),
+    }
 
 
-def run_loadtest(models: list[str], requests: int = DEFAULT_REQUESTS,
-                 concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY, data_dir: str | None = None,
-                 max_seconds: float = DEFAULT_MAX_SECONDS, server_args: tuple[str, ...] = (),
-                 log_file: Path | None = None, log: Any = print) -> dict[str, Any]:
+def run_loadtest(
+    models: list[str],
+    requests: int = DEFAULT_REQUESTS,
+    concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY,
+    data_dir: str | None = None,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    server_args: tuple[str, ...] = (),
+    log_file: Path | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
     """Start a server, load it, stop it; the figures and the checks as one dict."""
     from fmnist.datasets import load_fashion_mnist
 
@@ -215,26 +235,38 @@ def run_loadtest(models: list[str], requests: int = DEFAULT_REQUESTS,
             else:
                 run_phase(server.port, bodies, requests, c, deadline, phase)
             phases.append(phase.summary())
-            log(f"concurrency {c}: {phases[-1]['requests_per_s']} requests/s, p50 {phases[-1]['p50_ms']} ms,"
-                f" p99 {phases[-1]['p99_ms']} ms, {phases[-1]['errors']} errors")
+            log(
+                f"concurrency {c}: {phases[-1]['requests_per_s']} requests/s, p50 {phases[-1]['p50_ms']} ms,"
+                f" p99 {phases[-1]['p99_ms']} ms, {phases[-1]['errors']} errors"
+            )
         alive = server.process.poll() is None
         exit_code = server.stop()
     growth = memory["after_last_1000"] / memory["before_last_1000"] - 1
     errors = len(warm.errors) + sum(p["errors"] for p in phases)
     stopped = warm.deadline_hit or any(p["stopped_by_deadline"] for p in phases)
     return {
-        "date": started_at.isoformat(timespec="seconds"), "git_commit": _git_commit(), "hardware": _hardware(),
-        "versions": _versions(), "load_average_before": load_before,
+        "date": started_at.isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "hardware": _hardware(),
+        "versions": _versions(),
+        "load_average_before": load_before,
         "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "models": [{k: m[k] for k in ("name", "backend", "run", "file", "parameters")} for m in info["models"]],
-        "server_args": ["--no-access-log", *server_args], "requests_per_level": requests,
+        "server_args": ["--no-access-log", *server_args],
+        "requests_per_level": requests,
         "images": "Fashion-MNIST test images as 28x28 grey PNG uploads (multipart), one per request",
         "start_seconds": round(server.start_seconds, 3),
-        "memory_bytes": memory, "memory_growth_last_1000": round(growth, 4),
-        "phases": phases, "warmup_errors": warm.errors[:5],
-        "checks": {"zero_errors": errors == 0, "memory_within_10_percent": growth <= MEMORY_GROWTH_LIMIT,
-                   "finished_before_deadline": not stopped, "server_alive_at_end": alive,
-                   "server_stopped_cleanly": exit_code == 0},
+        "memory_bytes": memory,
+        "memory_growth_last_1000": round(growth, 4),
+        "phases": phases,
+        "warmup_errors": warm.errors[:5],
+        "checks": {
+            "zero_errors": errors == 0,
+            "memory_within_10_percent": growth <= MEMORY_GROWTH_LIMIT,
+            "finished_before_deadline": not stopped,
+            "server_alive_at_end": alive,
+            "server_stopped_cleanly": exit_code == 0,
+        },
         "targets": TARGETS,
     }
 
@@ -242,26 +274,47 @@ def run_loadtest(models: list[str], requests: int = DEFAULT_REQUESTS,
 def markdown(result: dict[str, Any]) -> str:
     mb = lambda b: f"{b / 2**20:.0f} MB"  # noqa: E731
     hw, mem = result["hardware"], result["memory_bytes"]
-    lines = [f"# fmnist serve: load test, {result['date']}", "",
-             f"{hw['cpu_model']}, {hw['usable_cpus']} usable CPUs; {', '.join(f'{k} {v}' for k, v in result['versions'].items())};"
-             f" commit {result['git_commit']}; load average before {result['load_average_before']}.", "",
-             "Models: " + ", ".join(f"{m['name']} ({m['backend']}, {m['parameters']:,} parameters)" if m["parameters"]
-                                    else f"{m['name']} ({m['backend']})" for m in result["models"]) + ".",
-             f"One server process (`fmnist serve {' '.join(result['server_args'])}`), client on the same machine;"
-             f" {result['images']}.", "",
-             f"Start-up (process start to the first /healthz answer): **{result['start_seconds']:.2f} s**.", "",
-             "| concurrency | requests | errors | requests/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# fmnist serve: load test, {result['date']}",
+        "",
+        f"{hw['cpu_model']}, {hw['usable_cpus']} usable CPUs; {', '.join(f'{k} {v}' for k, v in result['versions'].items())};"
+        f" commit {result['git_commit']}; load average before {result['load_average_before']}.",
+        "",
+        "Models: "
+        + ", ".join(
+            f"{m['name']} ({m['backend']}, {m['parameters']:,} parameters)"
+            if m["parameters"]
+            else f"{m['name']} ({m['backend']})"
+            for m in result["models"]
+        )
+        + ".",
+        f"One server process (`fmnist serve {' '.join(result['server_args'])}`), client on the same machine;"
+        f" {result['images']}.",
+        "",
+        f"Start-up (process start to the first /healthz answer): **{result['start_seconds']:.2f} s**.",
+        "",
+        "| concurrency | requests | errors | requests/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for p in result["phases"]:
-        lines.append(f"| {p['concurrency']} | {p['requests']:,} | {p['errors']} | {p['requests_per_s']:,.1f} |"
-                     f" {p['p50_ms']:.2f} | {p['p90_ms']:.2f} | {p['p99_ms']:.2f} | {p['max_ms']:.2f} |")
-    lines += ["", f"Server memory (RSS): {mb(mem['after_start'])} after start-up, {mb(mem['after_warmup'])} after"
-              f" warm-up, {mb(mem['before_last_1000'])} before the last 1,000 requests, {mb(mem['after_last_1000'])}"
-              f" after them ({result['memory_growth_last_1000']:+.1%}).", "",
-              "Checks: " + ", ".join(f"{k.replace('_', ' ')} {'yes' if v else 'NO'}" for k, v in result["checks"].items()) + ".",
-              "", "Targets on 2 CPU cores (the issue's; reported, not asserted): p50 under"
-              f" {TARGETS['p50_ms_c1']:.0f} ms at concurrency 1; at 16, at least {TARGETS['rps_c16']:.0f} requests/s"
-              f" with p99 under {TARGETS['p99_ms_c16']:.0f} ms; under {TARGETS['rss_mb']:.0f} MB per server process."]
+        lines.append(
+            f"| {p['concurrency']} | {p['requests']:,} | {p['errors']} | {p['requests_per_s']:,.1f} |"
+            f" {p['p50_ms']:.2f} | {p['p90_ms']:.2f} | {p['p99_ms']:.2f} | {p['max_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Server memory (RSS): {mb(mem['after_start'])} after start-up, {mb(mem['after_warmup'])} after"
+        f" warm-up, {mb(mem['before_last_1000'])} before the last 1,000 requests, {mb(mem['after_last_1000'])}"
+        f" after them ({result['memory_growth_last_1000']:+.1%}).",
+        "",
+        "Checks: "
+        + ", ".join(f"{k.replace('_', ' ')} {'yes' if v else 'NO'}" for k, v in result["checks"].items())
+        + ".",
+        "",
+        "Targets on 2 CPU cores (the issue's; reported, not asserted): p50 under"
+        f" {TARGETS['p50_ms_c1']:.0f} ms at concurrency 1; at 16, at least {TARGETS['rps_c16']:.0f} requests/s"
+        f" with p99 under {TARGETS['p99_ms_c16']:.0f} ms; under {TARGETS['rss_mb']:.0f} MB per server process.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -282,13 +335,21 @@ def write_results(result: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.loadtest", description=__doc__.split("\n\n")[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.loadtest",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="exported .onnx files or run directories")
-    parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS,
-                        help=f"requests per concurrency level (default: {DEFAULT_REQUESTS})")
-    parser.add_argument("--concurrency", default=",".join(map(str, DEFAULT_CONCURRENCY)),
-                        help="comma-separated levels (default: 1,16)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=DEFAULT_REQUESTS,
+        help=f"requests per concurrency level (default: {DEFAULT_REQUESTS})",
+    )
+    parser.add_argument(
+        "--concurrency", default=",".join(map(str, DEFAULT_CONCURRENCY)), help="comma-separated levels (default: 1,16)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="server processes (fmnist serve --workers)")
     parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="stop after this long, whatever")
     parser.add_argument("--data-dir", help="Fashion-MNIST folder (default: $FMNIST_DATA_DIR, then the user cache)")
@@ -299,14 +360,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.requests < 1 or any(c < 1 for c in levels):
             raise ValueError
     except ValueError:
-        parser.error(f"--requests and --concurrency take whole numbers >= 1, got {args.requests} and {args.concurrency!r}")
+        parser.error(
+            f"--requests and --concurrency take whole numbers >= 1, got {args.requests} and {args.concurrency!r}"
+        )
     out = args.out or new_results_dir()
     if out.exists():
         parser.error(f"{out} exists; results are never written over, choose another --out")
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        result = run_loadtest(args.models, args.requests, levels, args.data_dir, args.max_seconds,
-                              ("--workers", str(args.workers)) if args.workers > 1 else (), log=log)
+        result = run_loadtest(
+            args.models,
+            args.requests,
+            levels,
+            args.data_dir,
+            args.max_seconds,
+            ("--workers", str(args.workers)) if args.workers > 1 else (),
+            log=log,
+        )
     except FmnistError as exc:
         print(f"fmnist: error: {exc}", file=sys.stderr)
         return 2

@@ -50,9 +50,16 @@ class ServedModel:
         return self.runner.logits(images)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "backend": self.backend, "run": self.run, "file": self.path.name,
-                "parameters": self.parameters, "test_accuracy": self.test_accuracy,
-                "class_names": list(self.class_names), "config": self.config}
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "run": self.run,
+            "file": self.path.name,
+            "parameters": self.parameters,
+            "test_accuracy": self.test_accuracy,
+            "class_names": list(self.class_names),
+            "config": self.config,
+        }
 
 
 def split_spec(spec: str) -> tuple[str | None, Path]:
@@ -88,7 +95,9 @@ def export_in_child(run_dir: Path, data_dir: str | None = None) -> None:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise FmnistError(f"{run_dir}: exporting took over {EXPORT_TIMEOUT_S} s; run `fmnist export {run_dir}` yourself") from None
+        raise FmnistError(
+            f"{run_dir}: exporting took over {EXPORT_TIMEOUT_S} s; run `fmnist export {run_dir}` yourself"
+        ) from None
     if done.returncode != 0:
         lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
         last = lines[-1].removeprefix("fmnist: error: ")
@@ -119,13 +128,22 @@ def open_model(path: Path, name: str | None = None, threads: int = DEFAULT_THREA
     except ValueError:
         accuracy = None
     run = meta.get("run") or (path.parent.name if path.name == EXPORT_FILE else path.stem)
-    return ServedModel(name or "", Path(path), runner, meta.get(META_BACKEND, "unknown"), run,
-                       config if isinstance(config, dict) else None, _parameters(config if isinstance(config, dict) else None),
-                       accuracy, runner.class_names)
+    return ServedModel(
+        name or "",
+        Path(path),
+        runner,
+        meta.get(META_BACKEND, "unknown"),
+        run,
+        config if isinstance(config, dict) else None,
+        _parameters(config if isinstance(config, dict) else None),
+        accuracy,
+        runner.class_names,
+    )
 
 
-def load_models(specs: list[str], data_dir: str | None = None, threads: int = DEFAULT_THREADS,
-                log: Callable[[str], None] = print) -> list[ServedModel]:
+def load_models(
+    specs: list[str], data_dir: str | None = None, threads: int = DEFAULT_THREADS, log: Callable[[str], None] = print
+) -> list[ServedModel]:
     """Open every model (exporting run directories first) and give each a unique name."""
     if not specs:
         raise FmnistError("name at least one model: an exported .onnx file or a run directory")
@@ -166,8 +184,8 @@ def predict(models: list[ServedModel], pixels: np.ndarray, k: int) -> list[list[
         answers = []
         for m, probs in zip(models, per_model):
             ranked = top_k(probs[i], m.class_names, k)
-            answers.append({"model": m.name, "class": ranked[0]["class"], "probability": ranked[0]["probability"],
-                            "top_k": ranked})
+            answers.append(
+                {"model": m.name, "class": ranked[0]["class"], "probability": ranked[0]["probability"], "top_k": ranked}
+            )
         out.append(answers)
     return out
-

@@ -52,8 +52,14 @@ class Server:
     """`python -m fmnist_cli serve MODEL... --port P` until `stop()`; `start_seconds` is the time
     from the process start to the first 200 from /healthz."""
 
-    def __init__(self, models: list[str], args: tuple[str, ...] = (), port: int | None = None,
-                 env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        models: list[str],
+        args: tuple[str, ...] = (),
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = log

@@ -27,7 +27,9 @@ class ImageResult(BaseModel):
     input: str = Field(description="'pass-through' (already a 28x28 Fashion-MNIST-style image) or 'converted'")
     predictions: list[ModelAnswer] = Field(description="one per model, in the order of GET /v1/models")
     agree: bool = Field(description="every model gives the same top class")
-    pixels: list[int] | None = Field(None, description="the 28x28 image the models saw, row by row (include_input=true)")
+    pixels: list[int] | None = Field(
+        None, description="the 28x28 image the models saw, row by row (include_input=true)"
+    )
 
 
 class PredictResponse(BaseModel):

@@ -63,7 +63,9 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise FmnistError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port or --host") from None
+            raise FmnistError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port or --host"
+            ) from None
 
 
 def _free_port(host: str) -> int:
@@ -72,9 +74,17 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def serve(models: list[str], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1,
-          data_dir: str | None = None, max_upload_mb: float = Limits().max_upload_bytes / MB,
-          max_images: int = Limits().max_images, threads: int = DEFAULT_THREADS, access_log: bool = True) -> None:
+def serve(
+    models: list[str],
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    data_dir: str | None = None,
+    max_upload_mb: float = Limits().max_upload_bytes / MB,
+    max_images: int = Limits().max_images,
+    threads: int = DEFAULT_THREADS,
+    access_log: bool = True,
+) -> None:
     import uvicorn
 
     port = port or _free_port(host)  # --port 0: any free port, and the banner says which
@@ -89,8 +99,10 @@ def serve(models: list[str], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     if app.state.test_set is None:
         log(f"fmnist serve: note: {app.state.note}")
     if not is_loopback(host):
-        log(f"fmnist serve: warning: listening on {host}, reachable from other machines; the server has no"
-            " authentication or TLS: put it behind a reverse proxy for anything public (docs/serve.md)")
+        log(
+            f"fmnist serve: warning: listening on {host}, reachable from other machines; the server has no"
+            " authentication or TLS: put it behind a reverse proxy for anything public (docs/serve.md)"
+        )
     common = dict(host=host, port=port, access_log=access_log, log_level="info", timeout_graceful_shutdown=5)
     if workers == 1:
         uvicorn.run(app, **common)

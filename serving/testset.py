@@ -47,13 +47,22 @@ def _disagreements(test: FashionTestSet, models: list[ServedModel]) -> dict[str,
     rows = []
     for i in differ:
         row = test.item(int(i))
-        row["predictions"] = [{"model": m.name, "class": m.class_names[classes[i, j]],
-                               "probability": round(float(probabilities[i, j, classes[i, j]]), 6),
-                               "correct": bool(classes[i, j] == row["label"])} for j, m in enumerate(models)]
+        row["predictions"] = [
+            {
+                "model": m.name,
+                "class": m.class_names[classes[i, j]],
+                "probability": round(float(probabilities[i, j, classes[i, j]]), 6),
+                "correct": bool(classes[i, j] == row["label"]),
+            }
+            for j, m in enumerate(models)
+        ]
         rows.append(row)
-    return {"images": len(test), "same_class": int(len(test) - len(differ)),
-            "accuracy": {m.name: float((classes[:, j] == test.labels).mean()) for j, m in enumerate(models)},
-            "disagreements": rows}
+    return {
+        "images": len(test),
+        "same_class": int(len(test) - len(differ)),
+        "accuracy": {m.name: float((classes[:, j] == test.labels).mean()) for j, m in enumerate(models)},
+        "disagreements": rows,
+    }
 
 
 def load_test_set(data_dir: str | None) -> tuple[FashionTestSet | None, str | None]:
@@ -62,6 +71,8 @@ def load_test_set(data_dir: str | None) -> tuple[FashionTestSet | None, str | No
     try:
         data = load_fashion_mnist(data_dir, download=False)
     except (FmnistError, OSError):
-        return None, (f"No Fashion-MNIST test data in {folder} (from {source}): random test images and the"
-                      f" disagreement view are off; start the server with --data-dir or FMNIST_DATA_DIR to turn them on.")
+        return None, (
+            f"No Fashion-MNIST test data in {folder} (from {source}): random test images and the"
+            f" disagreement view are off; start the server with --data-dir or FMNIST_DATA_DIR to turn them on."
+        )
     return FashionTestSet(data.test_images, data.test_labels), None

@@ -20,7 +20,7 @@ from serving.limits import DRAIN_AT_MOST_BYTES, MAX_FORM_FIELDS, Limits
 JSON_TYPES = ("application/json",)
 MULTIPART = "multipart/form-data"
 RAW_TYPES = ("image/", "application/octet-stream")
-ACCEPTED = "multipart/form-data (file fields), application/json ({\"images\": [base64, ...]}) or image/*"
+ACCEPTED = 'multipart/form-data (file fields), application/json ({"images": [base64, ...]}) or image/*'
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ async def uploads(request: Request, limits: Limits) -> list[Upload]:
     """The pictures in the request, in order, checked for count; bytes not yet decoded."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not (kind == MULTIPART or kind in JSON_TYPES or kind.startswith(RAW_TYPES)):
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type {kind or '(none)'!r} is not accepted; send {ACCEPTED}")
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Type {kind or '(none)'!r} is not accepted; send {ACCEPTED}"
+        )
     body = await read_body(request, limits)
     if kind == MULTIPART:
         found = await _multipart(request, body, limits)

@@ -50,8 +50,7 @@ def bn_same_stride_config(baseline_config):
     raw = config_to_dict(baseline_config)
     raw["model"]["conv_blocks"] = [
         {"filters": 8, "kernel_size": 3, "padding": "same", "stride": 2, "batch_norm": True, "pool": 0},
-        {"filters": 16, "kernel_size": 3, "padding": "same", "convs": 2, "batch_norm": True, "pool": 2,
-         "dropout": 0.1},
+        {"filters": 16, "kernel_size": 3, "padding": "same", "convs": 2, "batch_norm": True, "pool": 2, "dropout": 0.1},
     ]
     raw["model"]["dense"] = [32]
     return config_from_dict(raw)
@@ -65,12 +64,14 @@ def tiny_images() -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8), labels
 
 
-def _run_fmnist(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
+def _run_fmnist(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).parent / "fmnist"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist_cli"]
-    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})}
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"fmnist {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
@@ -113,8 +114,25 @@ def _tiny_run(backend: str, root: Path, data_dir: Path) -> Path:
     from fmnist_cli.main import main
 
     run_dir = root / f"tiny-{backend}"
-    code = main(["train", "--backend", backend, "--config", str(REPO / "configs" / "baseline.yaml"), "--epochs", "2",
-                 "--limit-train", "3000", "--limit-test", "1000", "--run-dir", str(run_dir), "--data-dir", str(data_dir)])
+    code = main(
+        [
+            "train",
+            "--backend",
+            backend,
+            "--config",
+            str(REPO / "configs" / "baseline.yaml"),
+            "--epochs",
+            "2",
+            "--limit-train",
+            "3000",
+            "--limit-test",
+            "1000",
+            "--run-dir",
+            str(run_dir),
+            "--data-dir",
+            str(data_dir),
+        ]
+    )
     assert code == 0, f"training the tiny {backend} run failed"
     return run_dir
 
@@ -143,17 +161,31 @@ def write_contract_onnx(path: Path, backend: str, weights: np.ndarray, bias: np.
     from fmnist import CLASS_NAMES
 
     graph = helper.make_graph(
-        [helper.make_node("Reshape", ["pixels", "shape"], ["flat"]), helper.make_node("Mul", ["flat", "scale"], ["x"]),
-         helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["logits"])],
-        "contract", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 28, 28, 1])],
+        [
+            helper.make_node("Reshape", ["pixels", "shape"], ["flat"]),
+            helper.make_node("Mul", ["flat", "scale"], ["x"]),
+            helper.make_node("MatMul", ["x", "w"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["logits"]),
+        ],
+        "contract",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 28, 28, 1])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
-        [numpy_helper.from_array(np.array([-1, 784], np.int64), "shape"),
-         numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
-         numpy_helper.from_array(weights.astype(np.float32), "w"), numpy_helper.from_array(bias.astype(np.float32), "b")])
+        [
+            numpy_helper.from_array(np.array([-1, 784], np.int64), "shape"),
+            numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
+            numpy_helper.from_array(weights.astype(np.float32), "w"),
+            numpy_helper.from_array(bias.astype(np.float32), "b"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
-    meta = {"class_names": json.dumps(list(CLASS_NAMES)), "config": (REPO / "configs" / "baseline.yaml").read_text(),
-            "test_accuracy": str(test_accuracy), "backend": backend, "run": f"contract-{backend}"}
+    meta = {
+        "class_names": json.dumps(list(CLASS_NAMES)),
+        "config": (REPO / "configs" / "baseline.yaml").read_text(),
+        "test_accuracy": str(test_accuracy),
+        "backend": backend,
+        "run": f"contract-{backend}",
+    }
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
@@ -170,9 +202,12 @@ def contract_models(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("contract-models")
     rng = np.random.default_rng(17)
     weights, bias = rng.normal(0, 0.05, (784, 10)), rng.normal(0, 0.1, 10)
-    return {"keras": write_contract_onnx(folder / "keras.onnx", "keras", weights, bias, 0.5),
-            "lightning": write_contract_onnx(folder / "lightning.onnx", "lightning",
-                                             weights + rng.normal(0, 0.01, weights.shape), bias, 0.5)}
+    return {
+        "keras": write_contract_onnx(folder / "keras.onnx", "keras", weights, bias, 0.5),
+        "lightning": write_contract_onnx(
+            folder / "lightning.onnx", "lightning", weights + rng.normal(0, 0.01, weights.shape), bias, 0.5
+        ),
+    }
 
 
 _BLOCKER = """

@@ -87,13 +87,16 @@ def test_flatten_order_matters(baseline_config):
     from compare.weight_transfer import keras_to_torch_arrays
 
     rng = np.random.default_rng(0)
-    weights = {spec.name: [rng.normal(size=s).astype(np.float32) for s in shapes]
-               for spec, shapes in [(s, _keras_shapes(s)) for s in layer_plan(baseline_config)] if shapes}
+    weights = {
+        spec.name: [rng.normal(size=s).astype(np.float32) for s in shapes]
+        for spec, shapes in [(s, _keras_shapes(s)) for s in layer_plan(baseline_config)]
+        if shapes
+    }
     state = keras_to_torch_arrays(baseline_config, weights)
     kernel = weights["dense1"][0]  # (5*5*64, 128), rows in H, W, C order
     mapped = state["dense1.weight"]  # (128, 64*5*5), columns in C, H, W order
     h, w, c = 5, 5, 64
-    for (ci, hi, wi) in [(0, 0, 1), (3, 2, 4), (63, 4, 4)]:
+    for ci, hi, wi in [(0, 0, 1), (3, 2, 4), (63, 4, 4)]:
         assert np.array_equal(mapped[:, ci * h * w + hi * w + wi], kernel[hi * w * c + wi * c + ci])
     assert not np.array_equal(mapped, kernel.T)
 

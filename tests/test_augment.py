@@ -55,8 +55,12 @@ def test_crop_is_a_translation_of_the_zero_padded_image(images):
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
     shifts = set()
     for i in range(len(images)):
-        found = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-                 if np.array_equal(out[i], padded[i, dy:dy + 28, dx:dx + 28])]
+        found = [
+            (dy, dx)
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+            if np.array_equal(out[i], padded[i, dy : dy + 28, dx : dx + 28])
+        ]
         assert len(found) == 1
         shifts.add(found[0])
     assert len(shifts) > 20  # of 49 possible
@@ -72,7 +76,7 @@ def test_erasing_fills_one_rectangle_within_the_area_bounds(value):
     for image in out:
         rows, cols = np.flatnonzero((image == value).any(1)), np.flatnonzero((image == value).any(0))
         h, w = len(rows), len(cols)
-        assert np.all(image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] == value)  # a filled rectangle
+        assert np.all(image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] == value)  # a filled rectangle
         assert h * w == np.sum(image == value) and rows[-1] - rows[0] + 1 == h and cols[-1] - cols[0] + 1 == w
         slack = (h + w) / 2 + 0.25  # the sides are rounded to whole pixels
         assert scale[0] * 784 - slack <= h * w <= scale[1] * 784 + slack
@@ -90,8 +94,10 @@ def test_turning_one_operation_on_leaves_the_others_draws_alone(images):
 def test_shares_of_a_global_batch_equal_the_whole(images):
     whole = augment_batch(images, ALL, 0, 1, 2)
     for world_size in (2, 3):
-        parts = [augment_batch(images[p], ALL, 0, 1, 2, positions=p, batch_size=len(images))
-                 for p in (split_batch(np.arange(len(images)), world_size, r) for r in range(world_size))]
+        parts = [
+            augment_batch(images[p], ALL, 0, 1, 2, positions=p, batch_size=len(images))
+            for p in (split_batch(np.arange(len(images)), world_size, r) for r in range(world_size))
+        ]
         assert np.array_equal(np.concatenate(parts), whole)
 
 

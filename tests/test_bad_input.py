@@ -28,8 +28,12 @@ TINY = ["--limit-train", "300", "--limit-test", "100", "--epochs", "1"]
 def env(tmp_path_factory, real_data_dir) -> dict[str, str]:
     """No mirror reachable, an empty user cache, the real data in FMNIST_DATA_DIR."""
     cache = tmp_path_factory.mktemp("xdg-cache")
-    return {**os.environ, "FMNIST_MIRRORS": NO_NETWORK, "XDG_CACHE_HOME": str(cache),
-            "FMNIST_DATA_DIR": str(real_data_dir)}
+    return {
+        **os.environ,
+        "FMNIST_MIRRORS": NO_NETWORK,
+        "XDG_CACHE_HOME": str(cache),
+        "FMNIST_DATA_DIR": str(real_data_dir),
+    }
 
 
 def fmnist(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -105,8 +109,9 @@ def test_bad_config_file(env, tmp_path, case):
     path = tmp_path / "bad.yaml"
     path.write_bytes(text.encode("latin-1") if case == "not UTF-8" else text.encode())
     run_dir = tmp_path / "run"
-    result = fmnist(env, tmp_path, "train", "--backend", "keras", "--config", str(path), "--run-dir", str(run_dir),
-                    *TINY)  # the file is validated before the overrides are applied
+    result = fmnist(
+        env, tmp_path, "train", "--backend", "keras", "--config", str(path), "--run-dir", str(run_dir), *TINY
+    )  # the file is validated before the overrides are applied
     assert_clean_error(result, str(path), *parts)
     assert not run_dir.exists()
 
@@ -122,18 +127,22 @@ def test_config_is_a_directory(env, tmp_path):
     assert_clean_error(result, f"cannot read config {tmp_path}")
 
 
-@pytest.mark.parametrize("args, parts", [
-    pytest.param(args, parts, id=" ".join(args)) for args, parts in [
-        (["--epochs", "-1"], ["argument --epochs", "at least 1", "-1"]),
-        (["--epochs", "2.5"], ["argument --epochs", "whole number", "'2.5'"]),
-        (["--batch-size", "0"], ["argument --batch-size", "at least 1", "0"]),
-        (["--lr", "-1"], ["argument --lr", "> 0", "-1"]),
-        (["--lr", "abc"], ["argument --lr", "'abc'"]),
-        (["--lr", "nan"], ["argument --lr", "nan"]),
-        (["--seed", "-2"], ["argument --seed", "at least 0"]),
-        (["--backend", "mxnet"], ["argument --backend", "'mxnet'", "keras", "lightning"]),
-    ]
-])
+@pytest.mark.parametrize(
+    "args, parts",
+    [
+        pytest.param(args, parts, id=" ".join(args))
+        for args, parts in [
+            (["--epochs", "-1"], ["argument --epochs", "at least 1", "-1"]),
+            (["--epochs", "2.5"], ["argument --epochs", "whole number", "'2.5'"]),
+            (["--batch-size", "0"], ["argument --batch-size", "at least 1", "0"]),
+            (["--lr", "-1"], ["argument --lr", "> 0", "-1"]),
+            (["--lr", "abc"], ["argument --lr", "'abc'"]),
+            (["--lr", "nan"], ["argument --lr", "nan"]),
+            (["--seed", "-2"], ["argument --seed", "at least 0"]),
+            (["--backend", "mxnet"], ["argument --backend", "'mxnet'", "keras", "lightning"]),
+        ]
+    ],
+)
 def test_bad_override(env, tmp_path, args, parts):
     full = ["--backend", "keras", *args] if "--backend" not in args else args
     result = fmnist(env, tmp_path, "train", "--config", str(BASELINE), *full)
@@ -143,8 +152,20 @@ def test_bad_override(env, tmp_path, args, parts):
 def test_lr_inf_override(env, tmp_path):
     """argparse takes `inf` as a positive float; the config check must still refuse it."""
     run_dir = tmp_path / "run"
-    result = fmnist(env, tmp_path, "train", "--backend", "keras", "--config", str(BASELINE), "--lr", "inf",
-                    "--run-dir", str(run_dir), *TINY)
+    result = fmnist(
+        env,
+        tmp_path,
+        "train",
+        "--backend",
+        "keras",
+        "--config",
+        str(BASELINE),
+        "--lr",
+        "inf",
+        "--run-dir",
+        str(run_dir),
+        *TINY,
+    )
     assert_clean_error(result, "train.optimizer.lr", "inf")
     assert not run_dir.exists()
 
@@ -235,8 +256,15 @@ def test_missing_file_without_network(env, tmp_path, pristine):
     folder = data_dir(pristine, tmp_path, leave_out="t10k-images-idx3-ubyte")
     before = sorted(p.name for p in folder.iterdir())
     result = fmnist(env, tmp_path, "data", "--data-dir", str(folder))
-    assert_clean_error(result, "t10k-images-idx3-ubyte", f"not found in {folder}", "(from --data-dir)",
-                       "downloading it failed", "127.0.0.1", "FMNIST_DATA_DIR")
+    assert_clean_error(
+        result,
+        "t10k-images-idx3-ubyte",
+        f"not found in {folder}",
+        "(from --data-dir)",
+        "downloading it failed",
+        "127.0.0.1",
+        "FMNIST_DATA_DIR",
+    )
     assert sorted(p.name for p in folder.iterdir()) == before  # no half download left behind
 
 
@@ -275,9 +303,25 @@ def runs(tmp_path_factory, env, real_data_dir) -> dict[str, Path]:
     out = {}
     for backend in MODEL_FILES:
         run_dir = root / backend
-        result = fmnist(env, root, "train", "--backend", backend, "--config", str(BASELINE), "--limit-train", "300",
-                        "--limit-test", "100", "--epochs", "1", "--run-dir", str(run_dir),
-                        "--data-dir", str(real_data_dir))
+        result = fmnist(
+            env,
+            root,
+            "train",
+            "--backend",
+            backend,
+            "--config",
+            str(BASELINE),
+            "--limit-train",
+            "300",
+            "--limit-test",
+            "100",
+            "--epochs",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--data-dir",
+            str(real_data_dir),
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         out[backend] = run_dir
     return out
@@ -303,8 +347,9 @@ def test_evaluate_a_file(env, tmp_path):
 def test_evaluate_directory_without_model(env, tmp_path):
     path = tmp_path / "empty-run"
     path.mkdir()
-    assert_clean_error(fmnist(env, tmp_path, "evaluate", str(path)), str(path), "holds no model",
-                       "model.keras", "model.ckpt")
+    assert_clean_error(
+        fmnist(env, tmp_path, "evaluate", str(path)), str(path), "holds no model", "model.keras", "model.ckpt"
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
@@ -353,13 +398,18 @@ def test_debug_shows_the_traceback(env, tmp_path, where):
 # --------------------------------------------------------------------------------------------
 # Devices, strategies and --resume (refused before any run directory is created)
 
-@pytest.mark.parametrize("args, parts", [
-    pytest.param(args, parts, id=" ".join(args)) for args, parts in [
-        (["--backend", "keras", "--devices", "2", "--strategy", "ddp"], ["train.strategy", "'ddp' is Lightning's"]),
-        (["--backend", "lightning", "--strategy", "mirrored"], ["train.strategy", "'mirrored' is Keras'"]),
-        (["--backend", "keras", "--num-nodes", "2"], ["train.num_nodes", "MultiWorkerMirroredStrategy"]),
-    ]
-])
+
+@pytest.mark.parametrize(
+    "args, parts",
+    [
+        pytest.param(args, parts, id=" ".join(args))
+        for args, parts in [
+            (["--backend", "keras", "--devices", "2", "--strategy", "ddp"], ["train.strategy", "'ddp' is Lightning's"]),
+            (["--backend", "lightning", "--strategy", "mirrored"], ["train.strategy", "'mirrored' is Keras'"]),
+            (["--backend", "keras", "--num-nodes", "2"], ["train.num_nodes", "MultiWorkerMirroredStrategy"]),
+        ]
+    ],
+)
 def test_strategy_the_backend_lacks(env, tmp_path, args, parts):
     run_dir = tmp_path / "run"
     result = fmnist(env, tmp_path, "train", "--config", str(BASELINE), *args, "--run-dir", str(run_dir), *TINY)

@@ -13,8 +13,25 @@ pytest.importorskip("onnxruntime")
 
 def test_benchmark_inference_writes_its_tables(keras_run, real_data_dir, tmp_path, capsys):
     out = tmp_path / "results"
-    assert main(["benchmark-inference", str(keras_run), "--out", str(out), "--latency-runs", "5", "--batches", "2",
-                 "--photos", "12", "--data-dir", str(real_data_dir)]) == 0
+    assert (
+        main(
+            [
+                "benchmark-inference",
+                str(keras_run),
+                "--out",
+                str(out),
+                "--latency-runs",
+                "5",
+                "--batches",
+                "2",
+                "--photos",
+                "12",
+                "--data-dir",
+                str(real_data_dir),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "inference.json").read_text())
     (entry,) = result["runs"]
     assert entry["backend"] == "keras" and entry["export_check"]["passed"]
@@ -27,7 +44,10 @@ def test_benchmark_inference_writes_its_tables(keras_run, real_data_dir, tmp_pat
         assert set(predict["phases_s"]) == {"open", "decode", "convert", "model", "other"}
     table = (out / "inference.md").read_text()
     assert "batch-1 p50" in table and "synthetic JPEG photos" in table
-    assert sorted(p.name for p in out.iterdir()) == ["inference.json", "inference.md",
-                                                      f"keras-{keras_run.name}.export.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "inference.json",
+        "inference.md",
+        f"keras-{keras_run.name}.export.json",
+    ]
     assert main(["benchmark-inference", str(keras_run), "--out", str(out)]) == 2  # results are never replaced
     assert "already holds" in capsys.readouterr().err

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------- statistics
 
+
 def test_median_and_p90_on_known_values():
     assert bench_stats.median([4, 1, 3, 2]) == 2.5
     assert bench_stats.percentile(range(1, 11), 90) == pytest.approx(9.1)
@@ -39,30 +40,51 @@ def test_statistics_refuse_nonsense():
 
 
 def _ok(runner, variant, train, infer=20_000.0, batch=128):
-    return {"runner": runner, "variant": variant, "batch_size": batch, "status": "ok",
-            "train": {"images_per_s": {"median": train, "min": train * 0.9, "max": train * 1.1, "n": 3},
-                      "step_time": {"median_ms": 128e3 / train, "p90_ms": 1.2 * 128e3 / train}},
-            "inference": {"images_per_s": {"median": infer, "min": infer, "max": infer, "n": 3}},
-            "warmup_seconds": {"median": 1.25, "min": 1.0, "max": 1.5, "n": 3}, "peak_memory_mib": 900.4}
+    return {
+        "runner": runner,
+        "variant": variant,
+        "batch_size": batch,
+        "status": "ok",
+        "train": {
+            "images_per_s": {"median": train, "min": train * 0.9, "max": train * 1.1, "n": 3},
+            "step_time": {"median_ms": 128e3 / train, "p90_ms": 1.2 * 128e3 / train},
+        },
+        "inference": {"images_per_s": {"median": infer, "min": infer, "max": infer, "n": 3}},
+        "warmup_seconds": {"median": 1.25, "min": 1.0, "max": 1.5, "n": 3},
+        "peak_memory_mib": 900.4,
+    }
 
 
 def test_ratio_and_markdown_table():
-    rows = [_ok("plain torch", "eager", 5000.0), _ok("lightning", "eager", 4750.0), _ok("keras", "tf", 8300.0),
-            {"runner": "keras", "variant": "jax", "batch_size": 128, "status": "skipped", "reason": "jax is not installed"},
-            {"runner": "lightning", "variant": "compile", "batch_size": 128, "status": "error",
-             "error": "RuntimeError: no | compiler\nsecond line"}]
+    rows = [
+        _ok("plain torch", "eager", 5000.0),
+        _ok("lightning", "eager", 4750.0),
+        _ok("keras", "tf", 8300.0),
+        {"runner": "keras", "variant": "jax", "batch_size": 128, "status": "skipped", "reason": "jax is not installed"},
+        {
+            "runner": "lightning",
+            "variant": "compile",
+            "batch_size": 128,
+            "status": "error",
+            "error": "RuntimeError: no | compiler\nsecond line",
+        },
+    ]
     add_ratios(rows)
     assert rows[1]["ratio_to_plain"] == pytest.approx(0.95)
     assert "ratio_to_plain" not in rows[0] and "ratio_to_plain" not in rows[2]
     table = bench_stats.markdown_table(rows).splitlines()
     assert table[0].startswith("| measurement | batch | train images/s")
     assert all(line.count("|") == table[0].count("|") for line in table), table
-    assert "| lightning / eager | 128 | 4,750 (4,275–5,225) | 26.9 / 32.3 | 20,000 (20,000–20,000) | 1.2 (1.0–1.5) | 900 | 0.950 |" in table
+    assert (
+        "| lightning / eager | 128 | 4,750 (4,275–5,225) | 26.9 / 32.3 | 20,000 (20,000–20,000) | 1.2 (1.0–1.5) | 900 | 0.950 |"
+        in table
+    )
     assert any("skipped: jax is not installed" in line for line in table)
     assert any("error: RuntimeError: no / compiler second line" in line for line in table)
 
 
 # ---------------------------------------------------------------------------------- flags and plan
+
 
 def test_flag_parsing():
     assert parse_list("keras, lightning,keras", ("keras", "lightning"), "--backend") == ["keras", "lightning"]
@@ -107,15 +129,18 @@ def test_float32_variants_are_float32_on_a_bf16_config():
     assert not variant_config(strong, "bf16").train.channels_last
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--backend", "tensorflow"], "--backend: unknown 'tensorflow'"),
-    (["--variants", "fast"], "--variants: unknown 'fast'"),
-    (["--batch-size", "0"], "--batch-size: must be at least 1"),
-    (["--device", "tpu"], "--device: unknown 'tpu'"),
-    (["--config", "no/such.yaml"], "--config: no such file"),
-    (["--tta-config", "no/such.yaml"], "--tta-config: no such file"),
-    (["--time-to-accuracy", "91"], "--time-to-accuracy: a test accuracy between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backend", "tensorflow"], "--backend: unknown 'tensorflow'"),
+        (["--variants", "fast"], "--variants: unknown 'fast'"),
+        (["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["--device", "tpu"], "--device: unknown 'tpu'"),
+        (["--config", "no/such.yaml"], "--config: no such file"),
+        (["--tta-config", "no/such.yaml"], "--tta-config: no such file"),
+        (["--time-to-accuracy", "91"], "--time-to-accuracy: a test accuracy between 0 and 1"),
+    ],
+)
 def test_bad_flags_get_one_line(argv, message, capsys):
     from fmnist_cli.main import main
 
@@ -125,6 +150,7 @@ def test_bad_flags_get_one_line(argv, message, capsys):
 
 
 # ---------------------------------------------------------------------------------- a real run
+
 
 def _numbers(obj, path=""):
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
@@ -143,10 +169,34 @@ def test_ci_sized_benchmark_run(tmp_path, real_data_dir):
     out = tmp_path / "bench"
     script = Path(sys.executable).parent / "fmnist"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist_cli"]
-    result = subprocess.run([*cmd, "benchmark", "--device", "cpu", "--variants", "eager,tf", "--steps", "4",
-                             "--warmup", "1", "--repeats", "1", "--batch-size", "32", "--data", "real",
-                             "--data-dir", str(real_data_dir), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    result = subprocess.run(
+        [
+            *cmd,
+            "benchmark",
+            "--device",
+            "cpu",
+            "--variants",
+            "eager,tf",
+            "--steps",
+            "4",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--batch-size",
+            "32",
+            "--data",
+            "real",
+            "--data-dir",
+            str(real_data_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[benchmark 3/3]" in result.stderr  # per-measurement progress lines
 
@@ -168,8 +218,9 @@ def test_ci_sized_benchmark_run(tmp_path, real_data_dir):
             assert m[key]["images_per_s"]["min"] <= m[key]["images_per_s"]["median"] <= m[key]["images_per_s"]["max"]
             assert m[key]["step_time"]["median_ms"] <= m[key]["step_time"]["p90_ms"]
         assert m["threads"] and m["peak_memory_kind"]
-        for path, value in _numbers({k: m[k] for k in ("train", "inference", "warmup_seconds", "peak_memory_mib",
-                                                        "first_step_seconds")}):
+        for path, value in _numbers(
+            {k: m[k] for k in ("train", "inference", "warmup_seconds", "peak_memory_mib", "first_step_seconds")}
+        ):
             assert math.isfinite(value) and value > 0, (m["runner"], path, value)
     assert got[("plain torch", "eager")]["threads"]["torch_intra_op"] >= 1
     assert "tf_intra_op" in got[("keras", "tf")]["threads"]
@@ -182,13 +233,31 @@ def test_ci_sized_benchmark_run(tmp_path, real_data_dir):
 
 
 def test_time_to_accuracy_table():
-    rows = [{"backend": "keras", "target": 0.91, "status": "ok", "reached": True, "epochs": 7,
-             "seconds_to_target": 41.25, "train_seconds_to_target": 30.5, "wall_seconds": 45.0,
-             "test_accuracy_per_epoch": [0.85, 0.9112]},
-            {"backend": "lightning", "target": 0.91, "status": "ok", "reached": False, "epochs": 8,
-             "seconds_to_target": None, "train_seconds_to_target": None, "wall_seconds": 60.0,
-             "test_accuracy_per_epoch": [0.85, 0.9083]},
-            {"backend": "keras", "target": 0.91, "status": "error", "error": "RuntimeError: boom"}]
+    rows = [
+        {
+            "backend": "keras",
+            "target": 0.91,
+            "status": "ok",
+            "reached": True,
+            "epochs": 7,
+            "seconds_to_target": 41.25,
+            "train_seconds_to_target": 30.5,
+            "wall_seconds": 45.0,
+            "test_accuracy_per_epoch": [0.85, 0.9112],
+        },
+        {
+            "backend": "lightning",
+            "target": 0.91,
+            "status": "ok",
+            "reached": False,
+            "epochs": 8,
+            "seconds_to_target": None,
+            "train_seconds_to_target": None,
+            "wall_seconds": 60.0,
+            "test_accuracy_per_epoch": [0.85, 0.9083],
+        },
+        {"backend": "keras", "target": 0.91, "status": "error", "error": "RuntimeError: boom"},
+    ]
     table = bench_stats.time_to_accuracy_table(rows).splitlines()
     assert all(line.count("|") == table[0].count("|") for line in table), table
     assert table[2] == "| keras | 91.00% | yes | 7 | 41.2 | 30.5 | 45.0 | 85.00%, 91.12% |"

@@ -85,8 +85,9 @@ def test_bf16_parity_on_a_small_batch_holds_where_the_cpu_has_avx512(improved, t
 
 def _layer_check(config, train, network=None) -> ParityResult:
     result = ParityResult()
-    bf16_parity.add_layer_check(result, bf16_parity.layer_by_layer(config, train.images[:32].astype(np.float32),
-                                                                   network), 32)
+    bf16_parity.add_layer_check(
+        result, bf16_parity.layer_by_layer(config, train.images[:32].astype(np.float32), network), 32
+    )
     return result
 
 
@@ -119,8 +120,23 @@ def test_cli_bf16_parity_exit_code_and_report(real_data_dir, tmp_path, capsys):
     """Exit 0 where parity holds (AVX-512), 1 elsewhere with the reason printed; the report either way."""
     from fmnist_cli.main import main
 
-    code = main(["parity", "--config", str(REPO / "configs" / "fast.yaml"), "--precision", "bf16-mixed",
-                 "--images", "16", "--steps", "2", "--out", str(tmp_path), "--data-dir", str(real_data_dir)])
+    code = main(
+        [
+            "parity",
+            "--config",
+            str(REPO / "configs" / "fast.yaml"),
+            "--precision",
+            "bf16-mixed",
+            "--images",
+            "16",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--data-dir",
+            str(real_data_dir),
+        ]
+    )
     assert code == (0 if PARITY_HOLDS else 1)
     report = json.loads((tmp_path / "parity-bf16-mixed.json").read_text())
     assert report["precision"] == "bf16-mixed" and report["passed"] == PARITY_HOLDS

@@ -20,8 +20,16 @@ BACKENDS = BACKEND_NAMES
 SMALL = ["--limit-train", "300", "--limit-test", "200", "--epochs", "2", "--batch-size", "64"]
 #: SMALL's runs reach 49% (Keras) and 55.5% (Lightning) on the 200 test images; chance is 10%.
 SMALL_FLOOR = 0.35
-RUN_FILES = ["config.yaml", "metrics.csv", "test_metrics.json", "summary.txt", "curves.png",
-             "confusion_matrix.png", "tensorboard", "test_predictions.npz"]
+RUN_FILES = [
+    "config.yaml",
+    "metrics.csv",
+    "test_metrics.json",
+    "summary.txt",
+    "curves.png",
+    "confusion_matrix.png",
+    "tensorboard",
+    "test_predictions.npz",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +39,9 @@ def runs(tmp_path_factory, real_data_dir, fmnist) -> dict[str, Path]:
     out = {}
     for backend in BACKENDS:
         run_dir = root / backend
-        result = fmnist("train", "--backend", backend, *SMALL, "--run-dir", str(run_dir),
-                        "--data-dir", str(real_data_dir))
+        result = fmnist(
+            "train", "--backend", backend, *SMALL, "--run-dir", str(run_dir), "--data-dir", str(real_data_dir)
+        )
         assert "test accuracy" in result.stdout
         (root / f"{backend}.stdout").write_text(result.stdout)
         out[backend] = run_dir
@@ -46,7 +55,9 @@ def test_a_piped_training_prints_one_line_per_epoch(runs, backend):
 
     stdout = (runs[backend].parent / f"{backend}.stdout").read_text()
     rows = rundir.read_metrics(runs[backend] / rundir.METRICS_FILE)
-    assert [line for line in stdout.splitlines() if line.startswith("Epoch")] == [console.epoch_line(r, 2) for r in rows]
+    assert [line for line in stdout.splitlines() if line.startswith("Epoch")] == [
+        console.epoch_line(r, 2) for r in rows
+    ]
     assert "\r" not in stdout and "━" not in stdout  # no progress-bar frames
 
 
@@ -60,8 +71,18 @@ def test_run_directory_is_complete(runs, backend):
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == METRICS_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
-    for key in ("backend", "test_accuracy", "test_loss", "num_params", "confusion_matrix", "per_class",
-                "train_seconds", "epochs", "seed", "versions"):
+    for key in (
+        "backend",
+        "test_accuracy",
+        "test_loss",
+        "num_params",
+        "confusion_matrix",
+        "per_class",
+        "train_seconds",
+        "epochs",
+        "seed",
+        "versions",
+    ):
         assert key in metrics, key
     assert metrics["backend"] == backend and metrics["num_params"] == 225_034
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["test_images"] == 200
@@ -131,8 +152,17 @@ def test_tensorboard_tags_are_the_same_in_both_backends(runs):
 
 
 def test_existing_run_dir_is_not_overwritten(runs, real_data_dir, fmnist):
-    result = fmnist("train", "--backend", "keras", *SMALL, "--run-dir", str(runs["keras"]),
-                    "--data-dir", str(real_data_dir), check=False)
+    result = fmnist(
+        "train",
+        "--backend",
+        "keras",
+        *SMALL,
+        "--run-dir",
+        str(runs["keras"]),
+        "--data-dir",
+        str(real_data_dir),
+        check=False,
+    )
     assert result.returncode == 2
     assert "already holds a run" in result.stderr and "Traceback" not in result.stderr
 
@@ -144,9 +174,25 @@ def test_precision_override_and_the_emulated_bf16_warning(backend, real_data_dir
     from fmnist.cpu_features import native_bf16
 
     run_dir = tmp_path / backend
-    result = fmnist("train", "--backend", backend, "--precision", "bf16-mixed", "--limit-train", "128",
-                    "--limit-test", "100", "--epochs", "1", "--batch-size", "64", "--run-dir", str(run_dir),
-                    "--data-dir", str(real_data_dir))
+    result = fmnist(
+        "train",
+        "--backend",
+        backend,
+        "--precision",
+        "bf16-mixed",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--run-dir",
+        str(run_dir),
+        "--data-dir",
+        str(real_data_dir),
+    )
     assert "precision: bf16-mixed" in (run_dir / "config.yaml").read_text()
     assert ("without bfloat16 instructions" in result.stderr) == (native_bf16() is False)
 
@@ -186,8 +232,16 @@ def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path, fmnist)
         for name in RESULT_FILES:
             shutil.copy2(runs[backend] / name, kept[backend] / name)
     out = tmp_path / "report"
-    result = fmnist("compare", "--runs", str(kept["keras"]), str(kept["lightning"]), "--out", str(out),
-                    "--data-dir", str(real_data_dir))
+    result = fmnist(
+        "compare",
+        "--runs",
+        str(kept["keras"]),
+        str(kept["lightning"]),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(real_data_dir),
+    )
     for name in ("report.md", "report.html", "summary.json", "curves.png", "confusion_matrices.png"):
         assert (out / name).exists(), name
     assert "No equivalence claim is possible with one seed" in result.stdout
@@ -198,14 +252,20 @@ def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path, fmnist)
 
 
 def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path, fmnist):
-    result = fmnist("parity", "--steps", "2", "--images", "200", "--out", str(tmp_path), "--data-dir",
-                    str(real_data_dir))
+    result = fmnist(
+        "parity", "--steps", "2", "--images", "200", "--out", str(tmp_path), "--data-dir", str(real_data_dir)
+    )
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["passed"] is True and "PASSED" in result.stdout
     assert {c["name"].split(":")[0] for c in report["checks"]} >= {
-        "structure", "weight transfer Keras -> torch, float32", "weight transfer Keras -> torch, float64",
-        "weight transfer torch -> Keras, float32", "weight transfer torch -> Keras, float64",
-        "lockstep sgd_momentum, float32", "lockstep adam, float64"}
+        "structure",
+        "weight transfer Keras -> torch, float32",
+        "weight transfer Keras -> torch, float64",
+        "weight transfer torch -> Keras, float32",
+        "weight transfer torch -> Keras, float64",
+        "lockstep sgd_momentum, float32",
+        "lockstep adam, float64",
+    }
 
 
 def test_lightning_live_bar_counts_epochs_from_one():

@@ -9,7 +9,9 @@ import pytest
 from fmnist import cpu_features as cf
 
 AVX2_ONLY = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
-WITH_AMX = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+WITH_AMX = (
+    "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+)
 
 
 def _cpuinfo(tmp_path: Path, text: str) -> Path:

@@ -56,8 +56,12 @@ def closed_port_url() -> str:
 
 
 def test_files_lists_the_official_checksums() -> None:
-    assert list(FILES) == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    assert list(FILES) == [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]
     assert all(len(v) == 64 for v in FILES.values())
 
 
@@ -108,8 +112,13 @@ def test_missing_file_without_download(monkeypatch: pytest.MonkeyPatch, tmp_path
         load_fashion_mnist(download=False, checksums=None)
     message = str(exc.value)
     assert "\n" not in message
-    for part in ("t10k-labels-idx1-ubyte", str(folder), "(from FMNIST_DATA_DIR)", "--data-dir",
-                 str(default_cache_dir())):
+    for part in (
+        "t10k-labels-idx1-ubyte",
+        str(folder),
+        "(from FMNIST_DATA_DIR)",
+        "--data-dir",
+        str(default_cache_dir()),
+    ):
         assert part in message, message
 
 
@@ -119,8 +128,14 @@ def test_missing_file_download_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_p
         load_fashion_mnist(download=True)
     message = str(exc.value)
     assert "\n" not in message
-    for part in ("train-images-idx3-ubyte", str(default_cache_dir()), "(from cache)", "downloading it failed",
-                 "127.0.0.1", "FMNIST_DATA_DIR"):
+    for part in (
+        "train-images-idx3-ubyte",
+        str(default_cache_dir()),
+        "(from cache)",
+        "downloading it failed",
+        "127.0.0.1",
+        "FMNIST_DATA_DIR",
+    ):
         assert part in message, message
     assert default_cache_dir().is_dir() and list(default_cache_dir().iterdir()) == []
 

@@ -16,8 +16,9 @@ def test_shards_cover_each_global_batch_exactly_once(world_size, shuffle):
 
     n, batch = 103, 10  # the last batch (3 images) is smaller than some world sizes
     single = list(BatchIndexSampler(n, batch, seed=5, shuffle=shuffle))
-    shards = [BatchIndexSampler(n, batch, seed=5, shuffle=shuffle, rank=r, world_size=world_size)
-              for r in range(world_size)]
+    shards = [
+        BatchIndexSampler(n, batch, seed=5, shuffle=shuffle, rank=r, world_size=world_size) for r in range(world_size)
+    ]
     per_rank = [list(s) for s in shards]
     assert [len(batches) for batches in per_rank] == [len(s) for s in shards]  # __len__ tells the truth
     if shuffle:  # training: every process takes the same number of steps (else DDP waits forever)
@@ -37,16 +38,19 @@ def test_split_batch_sizes_differ_by_at_most_one():
     assert sizes == [3, 3, 3, 2]
 
 
-@pytest.mark.parametrize("env,primary", [
-    ({}, True),
-    ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True),
-    ({"LOCAL_RANK": "1"}, False),
-    ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, False),
-    ({"RANK": "0", "LOCAL_RANK": "0"}, True),
-    ({"RANK": "3", "LOCAL_RANK": "1"}, False),
-    ({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}, False),
-    ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, True),
-])
+@pytest.mark.parametrize(
+    "env,primary",
+    [
+        ({}, True),
+        ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True),
+        ({"LOCAL_RANK": "1"}, False),
+        ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, False),
+        ({"RANK": "0", "LOCAL_RANK": "0"}, True),
+        ({"RANK": "3", "LOCAL_RANK": "1"}, False),
+        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}, False),
+        ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, True),
+    ],
+)
 def test_only_global_rank_zero_is_primary(monkeypatch, env, primary):
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_NTASKS", "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)

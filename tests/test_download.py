@@ -31,8 +31,11 @@ def tiny_files() -> tuple[dict[str, np.ndarray], dict[str, bytes], dict[str, str
         "t10k-labels-idx1-ubyte": np.array([9, 2, 1, 1, 6], dtype=np.uint8),
     }
     raw = {stem: write_idx(a) for stem, a in arrays.items()}
-    return arrays, {f"{s}.gz": gzip.compress(d) for s, d in raw.items()}, \
-        {s: hashlib.sha256(d).hexdigest() for s, d in raw.items()}
+    return (
+        arrays,
+        {f"{s}.gz": gzip.compress(d) for s, d in raw.items()},
+        {s: hashlib.sha256(d).hexdigest() for s, d in raw.items()},
+    )
 
 
 ARRAYS, GZ, SUMS = tiny_files()
@@ -67,8 +70,7 @@ class _Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -111,8 +113,9 @@ def test_env_replaces_mirrors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert configured_mirrors() == ("http://a/", "http://b/x")
 
 
-def test_download_falls_back_and_loads(monkeypatch: pytest.MonkeyPatch, server: Callable[..., _Server],
-                                       tmp_path: Path) -> None:
+def test_download_falls_back_and_loads(
+    monkeypatch: pytest.MonkeyPatch, server: Callable[..., _Server], tmp_path: Path
+) -> None:
     not_found, ok = server(missing), server(good)
     monkeypatch.setenv("FMNIST_MIRRORS", f"{not_found.url},{ok.url}")
     data = load_fashion_mnist(checksums=SUMS)
@@ -132,13 +135,15 @@ def test_download_falls_back_and_loads(monkeypatch: pytest.MonkeyPatch, server: 
 def test_progress_bar_path(server: Callable[..., _Server], tmp_path: Path) -> None:
     ok = server(good)
     name = "t10k-labels-idx1-ubyte.gz"
-    path = download_file(name, tmp_path / "d", SUMS["t10k-labels-idx1-ubyte"], mirrors=[ok.url.rstrip("/")],
-                         progress=True)
+    path = download_file(
+        name, tmp_path / "d", SUMS["t10k-labels-idx1-ubyte"], mirrors=[ok.url.rstrip("/")], progress=True
+    )
     assert path == tmp_path / "d" / name and path.read_bytes() == GZ[name]
 
 
-def test_checksum_mismatch_leaves_nothing(monkeypatch: pytest.MonkeyPatch, server: Callable[..., _Server],
-                                          tmp_path: Path) -> None:
+def test_checksum_mismatch_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, server: Callable[..., _Server], tmp_path: Path
+) -> None:
     other = gzip.compress(write_idx(np.zeros((12, 28, 28), dtype=np.uint8)))  # valid gzip, wrong content
     bad = server(lambda name, body: other)
     monkeypatch.setenv("FMNIST_MIRRORS", bad.url)
@@ -181,15 +186,15 @@ def test_interrupted_then_good_mirror(server: Callable[..., _Server], tmp_path: 
 def test_every_mirror_failure_is_listed(server: Callable[..., _Server], tmp_path: Path) -> None:
     not_found = server(missing)
     with pytest.raises(DataError) as exc:
-        download_file("t10k-images-idx3-ubyte.gz", tmp_path, None,
-                      mirrors=[not_found.url, "http://127.0.0.1:9/", "nonsense://x/"])
+        download_file(
+            "t10k-images-idx3-ubyte.gz", tmp_path, None, mirrors=[not_found.url, "http://127.0.0.1:9/", "nonsense://x/"]
+        )
     message = str(exc.value)
     assert "\n" not in message and "HTTP 404" in message and message.count("t10k-images-idx3-ubyte.gz:") == 3
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_file_is_not_overwritten_by_a_failed_download(server: Callable[..., _Server],
-                                                               tmp_path: Path) -> None:
+def test_existing_file_is_not_overwritten_by_a_failed_download(server: Callable[..., _Server], tmp_path: Path) -> None:
     name = "t10k-labels-idx1-ubyte.gz"
     (tmp_path / name).write_bytes(b"old")
     cut = server(good, truncate=True)

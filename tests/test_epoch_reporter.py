@@ -8,8 +8,15 @@ from fmnist import rundir
 from fmnist.backend_api import EpochReporter
 from fmnist.tensorboard_log import TensorBoardLog
 
-ROW = {"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "lr": 0.1,
-       "seconds": 2.0}
+ROW = {
+    "epoch": 1,
+    "train_loss": 1.0,
+    "train_accuracy": 0.5,
+    "val_loss": 1.1,
+    "val_accuracy": 0.4,
+    "lr": 0.1,
+    "seconds": 2.0,
+}
 
 
 def _reporter(run_dir):

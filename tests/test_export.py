@@ -190,8 +190,13 @@ def test_onnx_inference_runs_where_tensorflow_and_torch_cannot_be_imported(expor
     for i in range(10):
         Image.fromarray(test_images[i]).save(folder / f"test-{i}.png")
     expected = OnnxModel(exports["lightning"]).logits(test_images[:10]).argmax(1)
-    done = subprocess.run([sys.executable, "-c", BLOCKER, "predict", str(exports["lightning"]), str(folder), "--json"],
-                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "predict", str(exports["lightning"]), str(folder), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "LOADED []" in done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]

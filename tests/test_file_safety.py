@@ -39,8 +39,9 @@ def _listing(folder: Path) -> dict[str, bytes | None]:
 
 
 def _tiny_config(**overrides):
-    return with_overrides(load_config(BASELINE), {"data.limit_train": 300, "data.limit_test": 100,
-                                                  "train.epochs": 1, **overrides})
+    return with_overrides(
+        load_config(BASELINE), {"data.limit_train": 300, "data.limit_test": 100, "train.epochs": 1, **overrides}
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,17 +57,32 @@ def test_foreign_files_survive_overwrite(fmnist_cli, one_line_error, tmp_path, o
     (folder / "figures").mkdir()
     (folder / "figures" / "plot.png").write_bytes(b"png")
     before = _listing(folder)
-    result = fmnist_cli("train", "--backend", "keras", "--config", str(BASELINE), *TINY, "--run-dir", str(folder),
-                        *(["--overwrite"] if overwrite else []))
+    result = fmnist_cli(
+        "train",
+        "--backend",
+        "keras",
+        "--config",
+        str(BASELINE),
+        *TINY,
+        "--run-dir",
+        str(folder),
+        *(["--overwrite"] if overwrite else []),
+    )
     one_line_error(result, str(folder), "holds no run of fmnist", "--overwrite or not")
     assert _listing(folder) == before
 
 
 def test_run_dir_dot_in_a_checkout_is_refused(fmnist_cli, one_line_error, tmp_path):
     checkout = tmp_path / "checkout"
-    for name, text in {"README.md": "# project\n", "pyproject.toml": "[project]\n", "Makefile": "all:\n",
-                       "fmnist/__init__.py": "", "configs/baseline.yaml": BASELINE.read_text(),
-                       ".git/HEAD": "ref: refs/heads/main\n", "metrics.csv": "epoch\n"}.items():
+    for name, text in {
+        "README.md": "# project\n",
+        "pyproject.toml": "[project]\n",
+        "Makefile": "all:\n",
+        "fmnist/__init__.py": "",
+        "configs/baseline.yaml": BASELINE.read_text(),
+        ".git/HEAD": "ref: refs/heads/main\n",
+        "metrics.csv": "epoch\n",
+    }.items():
         (checkout / name).parent.mkdir(parents=True, exist_ok=True)
         (checkout / name).write_text(text)
     before = _listing(checkout)
@@ -78,8 +94,21 @@ def test_run_dir_dot_in_a_checkout_is_refused(fmnist_cli, one_line_error, tmp_pa
 
 def test_overwrite_on_a_real_run_replaces_it_and_keeps_foreign_files(fmnist_cli, tmp_path, real_data_dir):
     run_dir = tmp_path / "run"
-    common = ["train", "--backend", "keras", "--config", str(BASELINE), "--limit-train", "300", "--limit-test", "100",
-              "--run-dir", str(run_dir), "--data-dir", str(real_data_dir)]
+    common = [
+        "train",
+        "--backend",
+        "keras",
+        "--config",
+        str(BASELINE),
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "100",
+        "--run-dir",
+        str(run_dir),
+        "--data-dir",
+        str(real_data_dir),
+    ]
     first = fmnist_cli(*common, "--epochs", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     (run_dir / "notes.md").write_text("mine\n")  # a user's note beside the run
@@ -147,8 +176,12 @@ def test_the_run_marker_comes_first_so_a_run_crashed_at_its_start_is_a_run(tmp_p
     info = rundir.read_run_info(tmp_path / "run")
     assert info["backend"] == "keras" and info["status"] == "training" and info["seed"] == 3
     assert info["precision"] == "float32" and info["config"]["data"]["limit_train"] == 300
-    assert set(info["data_sha256"]) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+    assert set(info["data_sha256"]) == {
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    }
     with pytest.raises(RunDirError, match="already holds a run"):
         rundir.prepare_run_dir(tmp_path / "run")
     rundir.prepare_run_dir(tmp_path / "run", overwrite=True)
@@ -159,8 +192,9 @@ def test_the_run_marker_comes_first_so_a_run_crashed_at_its_start_is_a_run(tmp_p
 # fmnist compare: reuse only what matches the request
 
 
-def _fake_run(out: Path, backend: str, seed: int, config, finished: bool = True,
-              record_changes: dict | None = None) -> Path:
+def _fake_run(
+    out: Path, backend: str, seed: int, config, finished: bool = True, record_changes: dict | None = None
+) -> Path:
     from compare.runner import run_dir_for
     from fmnist.training import run_record
 
@@ -185,16 +219,23 @@ def test_compare_plan_reuses_matching_runs_and_resumes_unfinished_ones(tmp_path)
     _fake_run(tmp_path, "keras", 0, config)
     _fake_run(tmp_path, "lightning", 0, config, finished=False)
     actions = {(p.backend, p.seed): p.action for p in plan(config, [0, 1], tmp_path, SHA)}
-    assert actions == {("keras", 0): "reuse", ("lightning", 0): "resume", ("keras", 1): "train",
-                       ("lightning", 1): "train"}
+    assert actions == {
+        ("keras", 0): "reuse",
+        ("lightning", 0): "resume",
+        ("keras", 1): "train",
+        ("lightning", 1): "train",
+    }
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"train.epochs": 3}, "train.epochs: run 1, asked 3"),
-    ({"train.optimizer.lr": 0.01}, "train.optimizer.lr: run 0.001, asked 0.01"),
-    ({"train.precision": "bf16-mixed"}, "precision: run 'float32', asked 'bf16-mixed'"),
-    ({"data.limit_train": 600}, "data.limit_train: run 300, asked 600"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"train.epochs": 3}, "train.epochs: run 1, asked 3"),
+        ({"train.optimizer.lr": 0.01}, "train.optimizer.lr: run 0.001, asked 0.01"),
+        ({"train.precision": "bf16-mixed"}, "precision: run 'float32', asked 'bf16-mixed'"),
+        ({"data.limit_train": 600}, "data.limit_train: run 300, asked 600"),
+    ],
+)
 def test_compare_plan_refuses_a_run_made_with_other_settings(tmp_path, change, named):
     from compare.runner import plan
 
@@ -209,13 +250,16 @@ def test_compare_plan_refuses_a_run_made_with_other_settings(tmp_path, change, n
     assert stale[0].action == "retrain" and named in stale[0].why
 
 
-@pytest.mark.parametrize("record_change, named", [
-    ({"data_sha256": {**SHA, "t10k-images-idx3-ubyte": "c" * 64}}, "data t10k-images-idx3-ubyte"),
-    ({"config": None}, "config: not recorded"),
-    ({"data_sha256": None}, "data checksums: not recorded"),
-    ({"precision": None}, "precision: not recorded"),
-    ({"seed": 7}, "seed: run 7, asked 0"),
-])
+@pytest.mark.parametrize(
+    "record_change, named",
+    [
+        ({"data_sha256": {**SHA, "t10k-images-idx3-ubyte": "c" * 64}}, "data t10k-images-idx3-ubyte"),
+        ({"config": None}, "config: not recorded"),
+        ({"data_sha256": None}, "data checksums: not recorded"),
+        ({"precision": None}, "precision: not recorded"),
+        ({"seed": 7}, "seed: run 7, asked 0"),
+    ],
+)
 def test_compare_plan_treats_other_data_or_missing_records_as_a_mismatch(tmp_path, record_change, named):
     from compare.runner import plan
 
@@ -238,25 +282,46 @@ def test_compare_plan_refuses_a_run_folder_holding_no_run(tmp_path):
     assert (folder / "notes.md").read_text() == "mine"
 
 
-def test_compare_refuses_stale_runs_and_retrains_them_with_rerun_stale(fmnist_cli, one_line_error, tmp_path,
-                                                                     real_data_dir):
+def test_compare_refuses_stale_runs_and_retrains_them_with_rerun_stale(
+    fmnist_cli, one_line_error, tmp_path, real_data_dir
+):
     out = tmp_path / "report"
-    common = ["compare", "--config", str(BASELINE), "--seeds", "0", "--limit-train", "300", "--limit-test", "100",
-              "--data-dir", str(real_data_dir), "--out", str(out)]
+    common = [
+        "compare",
+        "--config",
+        str(BASELINE),
+        "--seeds",
+        "0",
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "100",
+        "--data-dir",
+        str(real_data_dir),
+        "--out",
+        str(out),
+    ]
     first = fmnist_cli(*common, "--epochs", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     runs = {b: out / "runs" / f"{b}-seed0" for b in ("keras", "lightning")}
     stamps = {b: (r / rundir.TEST_METRICS_FILE).stat().st_mtime_ns for b, r in runs.items()}
 
-    one_line_error(fmnist_cli(*common, "--epochs", "2"), "train.epochs: run 1, asked 2", "--rerun-stale",
-                   "another --out")
-    one_line_error(fmnist_cli(*common, "--epochs", "1", "--precision", "bf16-mixed"),
-                   "precision: run 'float32', asked 'bf16-mixed'", "--rerun-stale")
+    one_line_error(
+        fmnist_cli(*common, "--epochs", "2"), "train.epochs: run 1, asked 2", "--rerun-stale", "another --out"
+    )
+    one_line_error(
+        fmnist_cli(*common, "--epochs", "1", "--precision", "bf16-mixed"),
+        "precision: run 'float32', asked 'bf16-mixed'",
+        "--rerun-stale",
+    )
     edited = tmp_path / "baseline.yaml"  # the same config with one value changed
     edited.write_text(BASELINE.read_text().replace("lr: 0.001", "lr: 0.002"))
     assert edited.read_text() != BASELINE.read_text()
-    one_line_error(fmnist_cli(*[a if a != str(BASELINE) else str(edited) for a in common], "--epochs", "1"),
-                   "train.optimizer.lr: run 0.001, asked 0.002", "--rerun-stale")
+    one_line_error(
+        fmnist_cli(*[a if a != str(BASELINE) else str(edited) for a in common], "--epochs", "1"),
+        "train.optimizer.lr: run 0.001, asked 0.002",
+        "--rerun-stale",
+    )
     assert {b: (r / rundir.TEST_METRICS_FILE).stat().st_mtime_ns for b, r in runs.items()} == stamps  # untouched
 
     rerun = fmnist_cli(*common, "--epochs", "2", "--rerun-stale")
@@ -439,16 +504,32 @@ def _rows(run_dir: Path) -> list[dict[str, float]]:
 
 @pytest.mark.slow
 def test_an_interrupted_compare_resumes_its_partial_run(fmnist_cli, tmp_path, real_data_dir):
-    args = ["--config", str(BASELINE), "--seeds", "0", "--epochs", "3", "--limit-train", "8000", "--limit-test",
-            "300", "--data-dir", str(real_data_dir)]
+    args = [
+        "--config",
+        str(BASELINE),
+        "--seeds",
+        "0",
+        "--epochs",
+        "3",
+        "--limit-train",
+        "8000",
+        "--limit-test",
+        "300",
+        "--data-dir",
+        str(real_data_dir),
+    ]
     straight = fmnist_cli("compare", *args, "--out", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     out = tmp_path / "interrupted"
     script = Path(sys.executable).parent / "fmnist"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fmnist_cli"]
-    proc = subprocess.Popen([*cmd, "compare", *args, "--out", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*cmd, "compare", *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     run_dir = out / "runs" / "keras-seed0"  # the first run compare trains
     deadline = time.monotonic() + 300
     while len(_rows(run_dir)) < 1 or not (run_dir / "checkpoints" / "training_metadata.json").exists():
@@ -469,8 +550,9 @@ def test_an_interrupted_compare_resumes_its_partial_run(fmnist_cli, tmp_path, re
     assert json.loads((run_dir / rundir.TEST_METRICS_FILE).read_text())["resumed"] is True
     for backend in ("keras", "lightning"):
         a, b = (root / "runs" / f"{backend}-seed0" for root in (tmp_path / "straight", out))
-        assert [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(a)] == \
-               [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(b)]
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(a)] == [
+            {k: v for k, v in r.items() if k != "seconds"} for r in _rows(b)
+        ]
         logits = [rundir.read_predictions(d / rundir.PREDICTIONS_FILE)[0] for d in (a, b)]
         assert np.array_equal(*logits)  # bit-identical test predictions
     summaries = [json.loads((root / "summary.json").read_text()) for root in (tmp_path / "straight", out)]

@@ -68,12 +68,12 @@ def check_parse(data: bytes, name: str, ndim: int | None) -> np.ndarray | None:
         return None
     event("parsed")
     assert isinstance(array, np.ndarray) and array.dtype == np.uint8
-    magic, = struct.unpack(">I", data[:4])
+    (magic,) = struct.unpack(">I", data[:4])
     dims = magic & 0xFF
     assert magic in MAGIC.values() and (ndim is None or dims == ndim)
-    shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
+    shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
     assert array.shape == shape
-    assert array.tobytes() == data[4 + 4 * dims:]
+    assert array.tobytes() == data[4 + 4 * dims :]
     return array
 
 
@@ -82,8 +82,7 @@ def header(ndim: int, shape: list[int]) -> bytes:
 
 
 ndims = st.sampled_from([None, 1, 3])
-dim = st.one_of(st.integers(0, 6), st.sampled_from([28, 255, 256, 2**16, 2**31, 2**32 - 1]),
-                st.integers(0, 2**32 - 1))
+dim = st.one_of(st.integers(0, 6), st.sampled_from([28, 255, 256, 2**16, 2**31, 2**32 - 1]), st.integers(0, 2**32 - 1))
 
 
 @FUZZ
@@ -113,8 +112,9 @@ def test_parse_idx_valid_header_random_payload(kind: int, ask: bool, draw: Any) 
         assert expected == 0 and math.prod(d for d in shape if d) >= 2**63, shape
 
 
-@pytest.mark.parametrize("shape", [(2**31, 2**31, 4), (2**32 - 1, 2**32 - 1, 2**32 - 1), (2**16, 2**16, 0),
-                                   (0, 2**32 - 1, 2**32 - 1)])
+@pytest.mark.parametrize(
+    "shape", [(2**31, 2**31, 4), (2**32 - 1, 2**32 - 1, 2**32 - 1), (2**16, 2**16, 0), (0, 2**32 - 1, 2**32 - 1)]
+)
 def test_huge_dimensions(shape) -> None:
     """A product that overflows int64 (2^31 * 2^31 * 4 = 2^64 wraps to 0) is a truncation; an empty
     shape numpy cannot index (0 x 2^32-1 x 2^32-1) is refused too."""
@@ -137,7 +137,7 @@ def damage(draw: Any, data: bytes) -> bytes:
         buf[i] ^= draw.draw(st.integers(1, 255), label="xor")
     end = draw.draw(st.sampled_from(["keep", "cut", "extend"]), label="end")
     if end == "cut" and buf:
-        del buf[draw.draw(st.integers(0, len(buf) - 1), label="cut at"):]
+        del buf[draw.draw(st.integers(0, len(buf) - 1), label="cut at") :]
     elif end == "extend":
         buf += draw.draw(st.binary(min_size=1, max_size=20), label="extra")
     return bytes(buf)
@@ -163,8 +163,9 @@ gzip_like = st.one_of(
     st.binary(max_size=200),
     # a gzip magic with random method, flags (FEXTRA, FNAME, FCOMMENT, FHCRC) and rest
     st.builds(lambda rest: b"\x1f\x8b" + rest, st.binary(max_size=100)),
-    st.builds(lambda flags, rest: b"\x1f\x8b\x08" + bytes([flags]) + rest, st.integers(0, 255),
-              st.binary(max_size=100)),
+    st.builds(
+        lambda flags, rest: b"\x1f\x8b\x08" + bytes([flags]) + rest, st.integers(0, 255), st.binary(max_size=100)
+    ),
 )
 
 
@@ -225,7 +226,8 @@ def required(f: dataclasses.Field) -> bool:
 
 JUNK = st.recursive(
     st.one_of(
-        st.none(), st.booleans(),
+        st.none(),
+        st.booleans(),
         st.sampled_from([-1, 0, 1, 2, 3, 27, 28, 29, 10**6, -(10**6), 2**63, 10**400]),
         st.integers(-1000, 1000),
         st.floats(allow_nan=True, allow_infinity=True),
@@ -303,13 +305,17 @@ class Fuzzer:
             raw[f.name] = self.value(types_[f.name], dict(f.metadata), f"{key}.{f.name}")
         if self.chance(self.extra, f"extra key in {key}"):
             names = [f.name for f in dataclasses.fields(cls)]
-            extra = self.draw.draw(st.one_of(
-                st.text(max_size=8),
-                st.sampled_from(names).map(lambda n: n[:-1]),  # a typo: last letter dropped
-                st.sampled_from(names).map(lambda n: n[1] + n[0] + n[2:] if len(n) > 1 else n + n),
-                st.sampled_from(["epohcs", "a\nb", "lr", "filters"]),
-                st.integers(-3, 3), st.none(),
-            ), label=f"extra key in {key}")
+            extra = self.draw.draw(
+                st.one_of(
+                    st.text(max_size=8),
+                    st.sampled_from(names).map(lambda n: n[:-1]),  # a typo: last letter dropped
+                    st.sampled_from(names).map(lambda n: n[1] + n[0] + n[2:] if len(n) > 1 else n + n),
+                    st.sampled_from(["epohcs", "a\nb", "lr", "filters"]),
+                    st.integers(-3, 3),
+                    st.none(),
+                ),
+                label=f"extra key in {key}",
+            )
             raw[extra] = self.draw.draw(JUNK, label=f"extra value in {key}")
         return raw
 
@@ -393,16 +399,18 @@ def check_config_from_dict(raw: Any) -> Config | None:
 def test_config_from_dict(draw: Any, rates: tuple[float, float, float]) -> None:
     if draw is None:  # hand-picked raw configs that fuzzing once found or that must stay refused
         base = {"model": {"conv_blocks": [{"filters": 4}]}}
-        for bad in ({**base, "train": {"optimizer": {"lr": math.nan}}},
-                    {**base, "train": {"optimizer": {"lr": math.inf}}},
-                    {**base, "data": {"mean": -math.inf}},
-                    {**base, "train": {"optimizer": {"lr": 10**400}}},
-                    {**base, "train": {"ep\nochs": 3}},
-                    {**base, "name": "../../etc"},
-                    {**base, "name": "a\nb"},
-                    {**base, "compare": {"seeds": [0, -1]}},
-                    {"model": {"conv_blocks": [{"filters": 4}], "dense": [0]}},
-                    {"model": {"conv_blocks": [{"filters": 4}], "dense": [128, -5]}}):
+        for bad in (
+            {**base, "train": {"optimizer": {"lr": math.nan}}},
+            {**base, "train": {"optimizer": {"lr": math.inf}}},
+            {**base, "data": {"mean": -math.inf}},
+            {**base, "train": {"optimizer": {"lr": 10**400}}},
+            {**base, "train": {"ep\nochs": 3}},
+            {**base, "name": "../../etc"},
+            {**base, "name": "a\nb"},
+            {**base, "compare": {"seeds": [0, -1]}},
+            {"model": {"conv_blocks": [{"filters": 4}], "dense": [0]}},
+            {"model": {"conv_blocks": [{"filters": 4}], "dense": [128, -5]}},
+        ):
             assert check_config_from_dict(bad) is None, bad
         return
     check_config_from_dict(draw_raw(draw, rates))
@@ -435,13 +443,39 @@ def test_in_range_configs_are_accepted(draw: Any) -> None:
 
 
 YAML_SNIPPETS = [
-    "", "~", "[]", "- a\n- b\n", "3", "'text'", "{", "model: [\n", "\t- x", "a: b: c", "? [1, 2]\n: 3",
-    "name: 2001-13-45", "name: 2001-02-30", "seed: !!int abc", "seed: !!float abc", "seed: !!bool maybe",
-    "seed: !!timestamp x", "seed: !!int 0o99", "seed: !!int '0x'", "seed: !!python/name:os.system",
-    "seed: !!binary '!!!'", "seed: !!set {1: 2}", "<<: 3", "train: &a {optimizer: *a}",
-    "model: " + "[" * 3000 + "]" * 3000, "model: " + "{a: " * 200 + "1" + "}" * 200,
-    "train:\n  optimizer:\n    lr: .nan\n", "train:\n  optimizer:\n    lr: .inf\n", "data: {mean: -.inf}",
-    "train: {optimizer: {lr: 1" + "0" * 400 + "}}", "\ufeffname: x", "name: x\x00", "name: \x85",
+    "",
+    "~",
+    "[]",
+    "- a\n- b\n",
+    "3",
+    "'text'",
+    "{",
+    "model: [\n",
+    "\t- x",
+    "a: b: c",
+    "? [1, 2]\n: 3",
+    "name: 2001-13-45",
+    "name: 2001-02-30",
+    "seed: !!int abc",
+    "seed: !!float abc",
+    "seed: !!bool maybe",
+    "seed: !!timestamp x",
+    "seed: !!int 0o99",
+    "seed: !!int '0x'",
+    "seed: !!python/name:os.system",
+    "seed: !!binary '!!!'",
+    "seed: !!set {1: 2}",
+    "<<: 3",
+    "train: &a {optimizer: *a}",
+    "model: " + "[" * 3000 + "]" * 3000,
+    "model: " + "{a: " * 200 + "1" + "}" * 200,
+    "train:\n  optimizer:\n    lr: .nan\n",
+    "train:\n  optimizer:\n    lr: .inf\n",
+    "data: {mean: -.inf}",
+    "train: {optimizer: {lr: 1" + "0" * 400 + "}}",
+    "\ufeffname: x",
+    "name: x\x00",
+    "name: \x85",
     "train:\n  epohcs: 3\n",
 ]
 
@@ -456,7 +490,7 @@ def test_load_config(scratch: Path, draw: Any, rates: tuple[float, float, float]
         if form == "mutated" and text:
             at = draw.draw(st.integers(0, len(text)), label="at")
             cut = draw.draw(st.integers(0, 5), label="cut")
-            text = text[:at] + draw.draw(st.text(max_size=4), label="insert") + text[at + cut:]
+            text = text[:at] + draw.draw(st.text(max_size=4), label="insert") + text[at + cut :]
         content = text.encode("utf-8", "surrogatepass")
     elif form == "text":
         content = (base + draw.draw(st.text(max_size=60), label="text")).encode("utf-8", "surrogatepass")
@@ -494,9 +528,12 @@ def test_load_config_snippets(tmp_path: Path, snippet: str) -> None:
 
 
 def test_unreadable_config_files(tmp_path: Path) -> None:
-    for path, content in ((tmp_path / "latin1.yaml", "name: caf\u00e9\n".encode("latin-1")),
-                          (tmp_path / "binary.yaml", b"\xff\xfe\x00bad"),
-                          (tmp_path / "missing.yaml", None), (tmp_path, None)):
+    for path, content in (
+        (tmp_path / "latin1.yaml", "name: caf\u00e9\n".encode("latin-1")),
+        (tmp_path / "binary.yaml", b"\xff\xfe\x00bad"),
+        (tmp_path / "missing.yaml", None),
+        (tmp_path, None),
+    ):
         if content is not None:
             path.write_bytes(content)
         with pytest.raises(ConfigError) as exc:

@@ -106,8 +106,9 @@ def test_truncated_gzip(tmp_path: Path) -> None:
 @pytest.mark.parametrize("where", [0.3, 0.6, -6], ids=["early", "middle", "crc"])
 def test_bit_flipped_gzip(tmp_path: Path, where: float) -> None:
     path = tmp_path / "f-idx3-ubyte.gz"
-    packed = bytearray(gzip.compress(write_idx(np.random.default_rng(1).integers(0, 256, (10, 28, 28),
-                                                                                  dtype=np.uint8))))
+    packed = bytearray(
+        gzip.compress(write_idx(np.random.default_rng(1).integers(0, 256, (10, 28, 28), dtype=np.uint8)))
+    )
     index = int(len(packed) * where) if where > 0 else len(packed) + int(where)
     packed[index] ^= 0x10
     path.write_bytes(bytes(packed))

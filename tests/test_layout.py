@@ -57,11 +57,14 @@ def test_the_core_imports_with_everything_above_it_unimportable(run_with_blocked
     be: the static check above, confirmed by Python itself."""
     modules = sorted(f"fmnist.{p.stem}" for p in (REPO / "fmnist").glob("*.py") if p.stem != "__init__")
     blocked = tuple(set(PROJECT) - {"fmnist"} | KERAS | TORCH)
-    done = run_with_blocked_imports(blocked, f"""
+    done = run_with_blocked_imports(
+        blocked,
+        f"""
         import importlib, json, sys
         for name in {modules!r}:
             importlib.import_module(name)
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)))
-    """)
+    """,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -46,8 +46,18 @@ def _remeasure(backend: str, run_dir: Path, data_dir: Path) -> tuple[float, floa
 @pytest.mark.parametrize("backend,strategy", [("lightning", "ddp"), ("keras", "mirrored")])
 def test_two_devices_count_every_image_once(backend, strategy, real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / backend
-    result = fmnist("train", "--backend", backend, *ARGS, "--strategy", strategy, "--run-dir", str(run_dir),
-                    "--data-dir", str(real_data_dir))
+    result = fmnist(
+        "train",
+        "--backend",
+        backend,
+        *ARGS,
+        "--strategy",
+        strategy,
+        "--run-dir",
+        str(run_dir),
+        "--data-dir",
+        str(real_data_dir),
+    )
     assert result.stdout.count("test accuracy") == 1  # one process reports
     assert "2 devices" in result.stdout, result.stdout[-2000:]
     started = {"lightning": "Starting with 2 processes", "keras": "MirroredStrategy over /cpu:0, /cpu:1"}

@@ -76,7 +76,8 @@ def test_bf16_mixed_predicts_float32_in_both_backends(baseline_config, tiny_imag
     kinds = {spec.name: spec.kind for spec in layer_plan(config)}
     # float32 islands (docs/parity.md): the input normalisation and dropout, as in the torch network
     assert {layer.name: layer.dtype_policy.name for layer in model.layers} == {
-        name: "float32" if kind in FLOAT32_IN_MIXED_PRECISION else "mixed_bfloat16" for name, kind in kinds.items()}
+        name: "float32" if kind in FLOAT32_IN_MIXED_PRECISION else "mixed_bfloat16" for name, kind in kinds.items()
+    }
     assert all(w.dtype == "float32" for w in model.weights)  # weights stay float32
     assert {layer.dtype_policy.name for layer in build_model(baseline_config).layers} == {"float32"}
 
@@ -119,11 +120,25 @@ def test_fast_config_trains_saves_and_reevaluates(backend, config_name, real_dat
 
     import yaml
 
-
     run_dir = tmp_path / backend
     config = Path(__file__).resolve().parents[1] / "configs" / f"{config_name}.yaml"
-    fmnist("train", "--backend", backend, "--config", str(config), "--limit-train", "300",
-           "--limit-test", "100", "--epochs", "1", "--run-dir", str(run_dir), "--data-dir", str(real_data_dir))
+    fmnist(
+        "train",
+        "--backend",
+        backend,
+        "--config",
+        str(config),
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+        "--run-dir",
+        str(run_dir),
+        "--data-dir",
+        str(real_data_dir),
+    )
     fmnist("evaluate", str(run_dir), "--data-dir", str(real_data_dir))
     trained = json.loads((run_dir / "test_metrics.json").read_text())
     evaluated = json.loads((run_dir / "evaluation.json").read_text())

@@ -67,8 +67,9 @@ def test_keras_adam_with_weight_decay_is_keras_adamw_step_for_step():
     lrs = np.linspace(0.02, 0.002, 40)
     kw = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-3)
     # A schedule: the decay must use each step's rate.
-    keras_w = _keras_trajectory(w0, targets, len(lrs), "AdamW", lrs, learning_rate=float(lrs[0]),
-                                     weight_decay=0.1, **kw)
+    keras_w = _keras_trajectory(
+        w0, targets, len(lrs), "AdamW", lrs, learning_rate=float(lrs[0]), weight_decay=0.1, **kw
+    )
     ours = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), weight_decay=0.1, **kw)
     no_decay = _torch_trajectory(KerasAdam, w0, targets, len(lrs), lrs, lr=float(lrs[0]), **kw)
     assert np.abs(ours - keras_w).max() < 1e-6

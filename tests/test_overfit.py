@@ -48,8 +48,15 @@ def test_lightning_overfits_one_batch(baseline_config, one_batch, tmp_path):
     with torch.no_grad():
         first = torch.nn.functional.cross_entropy(module(x), y).item()
     before = [p.detach().clone() for p in module.parameters()]
-    trainer = L.Trainer(max_epochs=STEPS, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, train_dataloaders=loader)
     module.eval()
     with torch.no_grad():

@@ -34,8 +34,13 @@ def test_lockstep_detects_stock_torch_adam(data, baseline_config, monkeypatch):
 
     import lightning_model.module as module
 
-    monkeypatch.setattr(module, "KerasAdam", lambda params, lr, beta_1, beta_2, epsilon:
-                        torch.optim.Adam(params, lr=lr, betas=(beta_1, beta_2), eps=epsilon))
+    monkeypatch.setattr(
+        module,
+        "KerasAdam",
+        lambda params, lr, beta_1, beta_2, epsilon: torch.optim.Adam(
+            params, lr=lr, betas=(beta_1, beta_2), eps=epsilon
+        ),
+    )
     config = without_dropout(baseline_config, OptimizerConfig(name="adam", epsilon=1e-3))
     run = lockstep(config, data[1], steps=6, batch_size=32, dtype="float64")
     assert max(_rel(run["keras_loss"], run["torch_loss"])) > 1e-5

@@ -34,7 +34,7 @@ def test_real_test_images_all_pass_through(real_data_dir):
     from fmnist.datasets import load_fashion_mnist
 
     images = load_fashion_mnist(str(real_data_dir)).test_images
-    for x in images[:: 50]:
+    for x in images[::50]:
         pixels, how = pics.to_network_input(Image.fromarray(x))
         assert how == "pass-through"
         np.testing.assert_array_equal(pixels, x)
@@ -59,7 +59,7 @@ def test_a_photo_on_white_is_trimmed_resized_centred_and_negated(tmp_path: Path)
 
 def _trimmed_and_rescaled(x: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(x)
-    box = Image.fromarray(x[rows.min():rows.max() + 1, cols.min():cols.max() + 1])
+    box = Image.fromarray(x[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
     w, h = box.size
     s = 28 / max(w, h)
     small = box.resize((round(w * s), round(h * s)), Image.Resampling.BOX)
@@ -78,12 +78,26 @@ def test_transparency_is_composited_on_white(tmp_path: Path):
     assert picture.conversion == "converted" and picture.pixels[14, 14] > 200 and picture.pixels[0, 0] == 0
 
 
-@pytest.mark.parametrize("fmt,suffix,mode", [
-    ("PNG", "png", "L"), ("PNG", "png", "RGB"), ("PNG", "png", "P"), ("PNG", "png", "LA"), ("PNG", "png", "1"),
-    ("PNG", "png", "I;16"), ("JPEG", "jpg", "RGB"), ("JPEG", "jpg", "CMYK"), ("JPEG", "jpg", "L"),
-    ("WEBP", "webp", "RGBA"), ("BMP", "bmp", "RGB"), ("TIFF", "tif", "I;16"), ("TIFF", "tif", "F"),
-    ("TIFF", "tif", "RGB"), ("GIF", "gif", "P"),
-])
+@pytest.mark.parametrize(
+    "fmt,suffix,mode",
+    [
+        ("PNG", "png", "L"),
+        ("PNG", "png", "RGB"),
+        ("PNG", "png", "P"),
+        ("PNG", "png", "LA"),
+        ("PNG", "png", "1"),
+        ("PNG", "png", "I;16"),
+        ("JPEG", "jpg", "RGB"),
+        ("JPEG", "jpg", "CMYK"),
+        ("JPEG", "jpg", "L"),
+        ("WEBP", "webp", "RGBA"),
+        ("BMP", "bmp", "RGB"),
+        ("TIFF", "tif", "I;16"),
+        ("TIFF", "tif", "F"),
+        ("TIFF", "tif", "RGB"),
+        ("GIF", "gif", "P"),
+    ],
+)
 def test_every_format_and_mode_reads_as_8_bit_grey(tmp_path: Path, fmt: str, suffix: str, mode: str):
     x = 255 - np.kron(garment(), np.ones((4, 4), np.uint8))  # dark garment on white, 112x112
     image = Image.fromarray(x, "L")
@@ -158,7 +172,7 @@ def test_not_a_picture_truncated_and_unsupported_files_fail_in_one_line(tmp_path
 
 
 def test_oversized_pictures_are_refused_before_decoding(tmp_path: Path, monkeypatch):
-    side = int(pics.MAX_PIXELS ** 0.5) + 100  # just over the cap, under Pillow's own warning
+    side = int(pics.MAX_PIXELS**0.5) + 100  # just over the cap, under Pillow's own warning
     Image.new("1", (side, side), 1).save(tmp_path / "big.png")
     Image.new("1", (10_000, 10_000), 1).save(tmp_path / "huge.png")  # over Pillow's warning threshold too
     decoded = []
@@ -179,4 +193,6 @@ def test_collect_lists_folders_and_reports_empty_or_missing_ones(tmp_path: Path)
     files, problems = pics.collect([tmp_path / "some", tmp_path / "empty", tmp_path / "missing.png"])
     assert [f.name for f in files] == ["a.JPG", "b.png"]
     assert [(p.name, reason.split(" (")[0]) for p, reason in problems] == [
-        ("empty", "no pictures in this folder"), ("missing.png", "no such file or folder")]
+        ("empty", "no pictures in this folder"),
+        ("missing.png", "no such file or folder"),
+    ]

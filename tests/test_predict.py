@@ -71,8 +71,20 @@ def test_table_json_top_k_and_show_input(lightning_run, test_images, tmp_path, c
     assert main(["predict", str(lightning_run), str(folder), "--top-k", "2", "--show-input", str(seen)]) == 0
     out = capsys.readouterr().out
     assert "probability" in out and "test-0000.png" in out and "pass-through" in out
-    assert main(["predict", str(lightning_run), str(folder / "test-0001.png"), str(folder / "test-0002.png"),
-                 "--json", "--top-k", "20"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(lightning_run),
+                str(folder / "test-0001.png"),
+                str(folder / "test-0002.png"),
+                "--json",
+                "--top-k",
+                "20",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [Path(r["file"]).name for r in rows] == ["test-0001.png", "test-0002.png"]
     for row in rows:
@@ -94,7 +106,7 @@ def test_bad_inputs_fail_one_line_each_and_the_good_ones_are_predicted(keras_run
     data = (folder / "whole.jpg").read_bytes()
     (folder / "whole.jpg").unlink()
     (folder / "cut.jpg").write_bytes(data[: len(data) // 3])
-    side = int(pictures.MAX_PIXELS ** 0.5) + 100
+    side = int(pictures.MAX_PIXELS**0.5) + 100
     Image.new("1", (side, side), 1).save(folder / "huge.png")
     (tmp_path / "empty").mkdir()
     code = main(["predict", str(keras_run), str(folder), str(tmp_path / "empty"), "--json"])
@@ -102,8 +114,12 @@ def test_bad_inputs_fail_one_line_each_and_the_good_ones_are_predicted(keras_run
     assert code == 1
     errors = [line for line in captured.err.splitlines() if line.startswith("fmnist: error: ")]
     assert len(errors) == 4, captured.err
-    for name, words in (("notes.png", "not a picture"), ("cut.jpg", "truncated"), ("huge.png", "too large"),
-                        ("empty", "no pictures")):
+    for name, words in (
+        ("notes.png", "not a picture"),
+        ("cut.jpg", "truncated"),
+        ("huge.png", "too large"),
+        ("empty", "no pictures"),
+    ):
         assert any(name in line and words in line for line in errors), (name, errors)
     rows = [json.loads(line) for line in captured.out.splitlines()]
     assert sorted(Path(r["file"]).name for r in rows if "class" in r) == ["test-0000.png", "test-0001.png"]

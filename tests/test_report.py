@@ -35,22 +35,42 @@ def make_run(root: Path, backend: str, seed: int, overrides: dict | None = None,
     """A run directory as `fmnist train` leaves it, written with the project's own helpers."""
     path = root / f"{backend}-seed{seed}-{len(list(root.iterdir()))}"
     path.mkdir()
-    config = with_overrides(load_config(REPO / "configs" / "baseline.yaml"),
-                            {"seed": seed, "train.epochs": 3, "data.limit_test": N, **(overrides or {})})
+    config = with_overrides(
+        load_config(REPO / "configs" / "baseline.yaml"),
+        {"seed": seed, "train.epochs": 3, "data.limit_test": N, **(overrides or {})},
+    )
     save_config(config, path / "config.yaml")
     logits = np.random.default_rng(seed).normal(0, 0.1, (N, 10)).astype(np.float32)
     logits[np.arange(N), _predictions(backend, seed)] += 3.0
     write_predictions(path / "test_predictions.npz", logits[:n], LABELS[:n])
-    write_json(path / "test_metrics.json", {
-        "backend": backend, "config": config.name, "seed": seed, "epochs": 3, "num_params": 225034,
-        **compute_test_metrics(logits[:n], LABELS[:n]), "train_seconds": 10.0 + seed,
-        "train_images_per_second": 5000.0 + 100 * seed, "versions": {"numpy": np.__version__}})
+    write_json(
+        path / "test_metrics.json",
+        {
+            "backend": backend,
+            "config": config.name,
+            "seed": seed,
+            "epochs": 3,
+            "num_params": 225034,
+            **compute_test_metrics(logits[:n], LABELS[:n]),
+            "train_seconds": 10.0 + seed,
+            "train_images_per_second": 5000.0 + 100 * seed,
+            "versions": {"numpy": np.__version__},
+        },
+    )
     csv = MetricsCSV(path / "metrics.csv")
     for epoch in (1, 2, 3):
         shift = 0.01 * seed + (0.02 if backend == "lightning" else 0.0)
-        csv.append({"epoch": epoch, "train_loss": 1.0 / epoch + shift, "train_accuracy": 0.6 + 0.1 * epoch - shift,
-                    "val_loss": 1.1 / epoch + shift, "val_accuracy": 0.55 + 0.1 * epoch - shift, "lr": 1e-3,
-                    "seconds": 2.0})
+        csv.append(
+            {
+                "epoch": epoch,
+                "train_loss": 1.0 / epoch + shift,
+                "train_accuracy": 0.6 + 0.1 * epoch - shift,
+                "val_loss": 1.1 / epoch + shift,
+                "val_accuracy": 0.55 + 0.1 * epoch - shift,
+                "lr": 1e-3,
+                "seconds": 2.0,
+            }
+        )
     return path
 
 
@@ -69,8 +89,15 @@ def report(runs, tmp_path_factory) -> tuple[Path, dict]:
 
 def test_every_file_is_written(report):
     out, _ = report
-    for name in ("summary.json", "report.md", "report.html", "curves.png", "confusion_matrices.png",
-                 "per_class.png", "disagreements.png"):
+    for name in (
+        "summary.json",
+        "report.md",
+        "report.html",
+        "curves.png",
+        "confusion_matrices.png",
+        "per_class.png",
+        "disagreements.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     for name in ("curves.png", "confusion_matrices.png", "per_class.png", "disagreements.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -33,9 +33,12 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 
 def _start_and_stop(backend: str, run_dir: Path, data_dir: Path, sig: int) -> subprocess.Popen:
     """Start a training and send `sig` once the first epoch is done and the second under way."""
-    proc = subprocess.Popen(_command("train", "--backend", backend, *ARGS, "--run-dir", str(run_dir),
-                                     "--data-dir", str(data_dir)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _command("train", "--backend", backend, *ARGS, "--run-dir", str(run_dir), "--data-dir", str(data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     checkpoint = run_dir / "checkpoints" / ("training_metadata.json" if backend == "keras" else "last.ckpt")
     while len(_rows(run_dir)) < 1 or not checkpoint.exists():
@@ -87,16 +90,45 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_d
 
 def test_resume_refuses_a_finished_run(real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / "done"
-    fmnist("train", "--backend", "keras", "--limit-train", "300", "--limit-test", "100", "--epochs", "1",
-           "--run-dir", str(run_dir), "--data-dir", str(real_data_dir))
+    fmnist(
+        "train",
+        "--backend",
+        "keras",
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+        "--run-dir",
+        str(run_dir),
+        "--data-dir",
+        str(real_data_dir),
+    )
     result = fmnist("train", "--resume", str(run_dir), check=False)
     assert result.returncode == 2 and "finished run" in result.stderr
 
 
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
 def test_nan_loss_stops_with_epoch_and_step(backend, real_data_dir, tmp_path, fmnist):
-    result = fmnist("train", "--backend", backend, "--limit-train", "600", "--limit-test", "100", "--epochs", "3",
-                    "--lr", "1e6", "--run-dir", str(tmp_path / "nan"), "--data-dir", str(real_data_dir), check=False)
+    result = fmnist(
+        "train",
+        "--backend",
+        backend,
+        "--limit-train",
+        "600",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e6",
+        "--run-dir",
+        str(tmp_path / "nan"),
+        "--data-dir",
+        str(real_data_dir),
+        check=False,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("fmnist: error: training diverged: the loss became nan at epoch 1, step ")

@@ -8,8 +8,7 @@ import math
 
 import pytest
 
-from fmnist.config import (ConfigError, OptimizerConfig, ScheduleConfig, TrainConfig, config_from_dict,
-                           config_to_dict)
+from fmnist.config import ConfigError, OptimizerConfig, ScheduleConfig, TrainConfig, config_from_dict, config_to_dict
 from fmnist.schedules import lr_at_epoch, lr_at_step
 
 
@@ -44,11 +43,14 @@ def test_baseline_config_is_unchanged(baseline_config):
     assert [lr_at_epoch(t, e) for e in range(15)] == [_old_lr_at_epoch(t, e) for e in range(15)]
 
 
-@pytest.mark.parametrize("schedule", [
-    {"name": "cosine", "warmup_epochs": 2},
-    {"name": "constant", "warmup_epochs": 1},
-    {"name": "onecycle", "peak_fraction": 0.25},
-])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"name": "cosine", "warmup_epochs": 2},
+        {"name": "constant", "warmup_epochs": 1},
+        {"name": "onecycle", "peak_fraction": 0.25},
+    ],
+)
 def test_per_epoch_mode_holds_each_epochs_rate_for_all_its_steps(schedule):
     train = _train(8, **schedule)
     assert [lr_at_step(train, s, 5) for s in range(40)] == [lr_at_epoch(train, s // 5) for s in range(40)]
@@ -59,7 +61,7 @@ def test_linear_warmup_then_the_decay_over_what_is_left():
     train = _train(5, lr, name="cosine", warmup_epochs=1, per_step=True, min_lr=1e-5)
     rates = [lr_at_step(train, s, spe) for s in range(5 * spe)]
     assert rates[:spe] == pytest.approx([lr * (k + 1) / (spe + 1) for k in range(spe)])
-    assert rates[spe] == lr and all(a > b for a, b in zip(rates[spe:], rates[spe + 1:]))
+    assert rates[spe] == lr and all(a > b for a, b in zip(rates[spe:], rates[spe + 1 :]))
     assert rates[-1] == pytest.approx(1e-5 + 0.5 * (lr - 1e-5) * (1 + math.cos(math.pi * 39 / 40)))
     per_epoch = _train(5, lr, name="cosine", warmup_epochs=2)
     assert [lr_at_epoch(per_epoch, e) for e in range(3)] == pytest.approx([lr / 3, 2 * lr / 3, lr])
@@ -84,8 +86,16 @@ def test_onecycle_is_torchs_one_cycle_lr_step_for_step():
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=lr)
     reference = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=spe, pct_start=0.3, div_factor=25.0,
-        final_div_factor=(lr / 25.0) / 1e-7, anneal_strategy="cos", cycle_momentum=False)
+        optimizer,
+        max_lr=lr,
+        epochs=epochs,
+        steps_per_epoch=spe,
+        pct_start=0.3,
+        div_factor=25.0,
+        final_div_factor=(lr / 25.0) / 1e-7,
+        anneal_strategy="cos",
+        cycle_momentum=False,
+    )
     ours = []
     for step in range(epochs * spe):
         assert lr_at_step(train, step, spe) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-9, abs=1e-15)
@@ -95,8 +105,8 @@ def test_onecycle_is_torchs_one_cycle_lr_step_for_step():
     peak = ours.index(max(ours))
     assert ours[0] == pytest.approx(lr * 0.04) and ours[-1] == pytest.approx(1e-7)
     assert ours[peak] == pytest.approx(lr, rel=1e-3)
-    assert all(a < b for a, b in zip(ours[:peak], ours[1:peak + 1]))
-    assert all(a > b for a, b in zip(ours[peak:], ours[peak + 1:]))
+    assert all(a < b for a, b in zip(ours[:peak], ours[1 : peak + 1]))
+    assert all(a > b for a, b in zip(ours[peak:], ours[peak + 1 :]))
 
 
 def test_keras_and_torch_set_the_same_rate_at_every_step():
@@ -130,24 +140,26 @@ def test_keras_and_torch_set_the_same_rate_at_every_step():
                 scheduler.step()
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({"data": {"augment": {"flip": 1.5}}}, "data.augment.flip: value must be <= 1.0"),
-    ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding: value must be >= 0"),
-    ({"data": {"augment": {"erase_scale": [0.1]}}}, "data.augment.erase_scale: number of entries must be >= 2"),
-    ({"data": {"augment": {"erase_scale": [0.3, 0.1]}}}, "data.augment.erase_scale: need 0 < low <= high <= 1"),
-    ({"data": {"augment": {"erase_ratio": [0, 2]}}}, "data.augment.erase_ratio: need 0 < low <= high"),
-    ({"data": {"augment": {"erase_value": 256}}}, "data.augment.erase_value: value must be <= 255"),
-    ({"data": {"augment": {"fllip": 0.5}}}, "unknown key 'data.augment.fllip' (did you mean 'flip'?)"),
-    ({"train": {"schedule": {"name": "linear"}}}, "allowed: 'constant', 'cosine', 'onecycle'"),
-    ({"train": {"schedule": {"warmup_epochs": -1}}}, "train.schedule.warmup_epochs: value must be >= 0.0"),
-    ({"train": {"schedule": {"name": "onecycle", "warmup_epochs": 1}}}, "onecycle has its own warm-up"),
-    ({"train": {"schedule": {"per_step": "yes"}}}, "train.schedule.per_step: expected true or false"),
-    ({"train": {"label_smoothing": 1.0}}, "train.label_smoothing: value must be < 1.0"),
-    ({"train": {"early_stopping": -1}}, "train.early_stopping: value must be >= 0"),
-    ({"train": {"optimizer": {"name": "adam", "weight_decay": 0.01}}},
-     "decoupled weight decay needs name 'adamw'"),
-    ({"train": {"optimizer": {"name": "rmsprop"}}}, "allowed: 'adam', 'adamw', 'sgd'"),
-])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"data": {"augment": {"flip": 1.5}}}, "data.augment.flip: value must be <= 1.0"),
+        ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding: value must be >= 0"),
+        ({"data": {"augment": {"erase_scale": [0.1]}}}, "data.augment.erase_scale: number of entries must be >= 2"),
+        ({"data": {"augment": {"erase_scale": [0.3, 0.1]}}}, "data.augment.erase_scale: need 0 < low <= high <= 1"),
+        ({"data": {"augment": {"erase_ratio": [0, 2]}}}, "data.augment.erase_ratio: need 0 < low <= high"),
+        ({"data": {"augment": {"erase_value": 256}}}, "data.augment.erase_value: value must be <= 255"),
+        ({"data": {"augment": {"fllip": 0.5}}}, "unknown key 'data.augment.fllip' (did you mean 'flip'?)"),
+        ({"train": {"schedule": {"name": "linear"}}}, "allowed: 'constant', 'cosine', 'onecycle'"),
+        ({"train": {"schedule": {"warmup_epochs": -1}}}, "train.schedule.warmup_epochs: value must be >= 0.0"),
+        ({"train": {"schedule": {"name": "onecycle", "warmup_epochs": 1}}}, "onecycle has its own warm-up"),
+        ({"train": {"schedule": {"per_step": "yes"}}}, "train.schedule.per_step: expected true or false"),
+        ({"train": {"label_smoothing": 1.0}}, "train.label_smoothing: value must be < 1.0"),
+        ({"train": {"early_stopping": -1}}, "train.early_stopping: value must be >= 0"),
+        ({"train": {"optimizer": {"name": "adam", "weight_decay": 0.01}}}, "decoupled weight decay needs name 'adamw'"),
+        ({"train": {"optimizer": {"name": "rmsprop"}}}, "allowed: 'adam', 'adamw', 'sgd'"),
+    ],
+)
 def test_new_fields_are_validated(baseline_config, changes, expected):
     raw = config_to_dict(baseline_config)
     for section, values in changes.items():

@@ -58,7 +58,11 @@ def png_cut_after_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     start = zlib.compress(b"\0" * 1000)[:12]
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IDAT", start)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", start)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +73,10 @@ def models(contract_models):
 @pytest.fixture(scope="module")
 def client(models) -> TestClient:
     """Small limits (3 images, 200 kB) so the limit cases are cheap; no test set."""
-    return TestClient(create_app(models, Limits(max_upload_bytes=200_000, max_images=3), None,
-                                 "No Fashion-MNIST test data here"), raise_server_exceptions=False)
+    return TestClient(
+        create_app(models, Limits(max_upload_bytes=200_000, max_images=3), None, "No Fashion-MNIST test data here"),
+        raise_server_exceptions=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +143,9 @@ def test_predict_returns_the_28x28_input_many_images_in_order_and_chosen_models(
     assert second["pixels"] == test_like.reshape(-1).tolist()
     grey = Image.open(io.BytesIO(sample)).convert("L")
     assert first["pixels"] == to_network_input(grey)[0].reshape(-1).tolist()
-    logits = OnnxModel(contract_models["lightning"]).logits(np.stack([np.array(first["pixels"]).reshape(28, 28), test_like]))
+    logits = OnnxModel(contract_models["lightning"]).logits(
+        np.stack([np.array(first["pixels"]).reshape(28, 28), test_like])
+    )
     for image, row in zip(body["images"], logits):
         ranked = image["predictions"][1]["top_k"]
         assert len(ranked) == 10 and [r["index"] for r in ranked] == list(np.argsort(-row, kind="stable"))
@@ -150,43 +158,112 @@ NOISE_PNG = png_bytes(np.random.default_rng(0).integers(0, 256, (64, 64)))  # in
 # (name, request kwargs, status, code, words in the message)
 TOO_MANY = [("image", (f"{i}.jpg", photo_bytes(), "image/jpeg")) for i in range(4)]
 BAD_INPUT = [
-    ("not an image", dict(files={"image": ("notes.png", b"these are words, not pixels", "image/png")}), 422,
-     "not_an_image", "not a picture"),
+    (
+        "not an image",
+        dict(files={"image": ("notes.png", b"these are words, not pixels", "image/png")}),
+        422,
+        "not_an_image",
+        "not a picture",
+    ),
     ("empty upload", dict(files={"image": ("empty.png", b"", "image/png")}), 400, "empty_upload", "empty upload"),
     ("empty raw body", dict(content=b"", headers={"Content-Type": "image/png"}), 400, "empty_upload", "empty"),
-    ("truncated PNG", dict(files={"image": ("cut.png", NOISE_PNG[:len(NOISE_PNG) // 2], "image/png")}), 422,
-     "corrupt_image", "truncated"),
+    (
+        "truncated PNG",
+        dict(files={"image": ("cut.png", NOISE_PNG[: len(NOISE_PNG) // 2], "image/png")}),
+        422,
+        "corrupt_image",
+        "truncated",
+    ),
     # Only a header: were the pixel cap checked after decoding, this would read "truncated".
-    ("over the pixel cap", dict(files={"image": ("big.png", png_cut_after_header(8000, 6000), "image/png")}), 413,
-     "image_too_large", f"{MAX_PIXELS:,}-pixel limit"),
-    ("far over the pixel cap", dict(files={"image": ("huge.png", png_cut_after_header(30000, 30000), "image/png")}), 413,
-     "image_too_large", "too large"),
-    ("unsupported format", dict(files={"image": ("x.ico", photo_bytes("ICO"), "image/x-icon")}), 422,
-     "unsupported_format", "not supported"),
-    ("body over the limit", dict(content=b"\0" * 200_001, headers={"Content-Type": "image/png"}), 413,
-     "upload_too_large", "200,000-byte limit"),
-    ("body over the limit, no Content-Length", dict(content=iter([b"\0" * 100_000] * 3),
-                                                   headers={"Content-Type": "image/png"}), 413, "upload_too_large", "limit"),
+    (
+        "over the pixel cap",
+        dict(files={"image": ("big.png", png_cut_after_header(8000, 6000), "image/png")}),
+        413,
+        "image_too_large",
+        f"{MAX_PIXELS:,}-pixel limit",
+    ),
+    (
+        "far over the pixel cap",
+        dict(files={"image": ("huge.png", png_cut_after_header(30000, 30000), "image/png")}),
+        413,
+        "image_too_large",
+        "too large",
+    ),
+    (
+        "unsupported format",
+        dict(files={"image": ("x.ico", photo_bytes("ICO"), "image/x-icon")}),
+        422,
+        "unsupported_format",
+        "not supported",
+    ),
+    (
+        "body over the limit",
+        dict(content=b"\0" * 200_001, headers={"Content-Type": "image/png"}),
+        413,
+        "upload_too_large",
+        "200,000-byte limit",
+    ),
+    (
+        "body over the limit, no Content-Length",
+        dict(content=iter([b"\0" * 100_000] * 3), headers={"Content-Type": "image/png"}),
+        413,
+        "upload_too_large",
+        "limit",
+    ),
     ("too many images (multipart)", dict(files=TOO_MANY), 413, "too_many_images", "at most 3"),
-    ("too many images (json)", dict(json={"images": [base64.b64encode(b"x").decode()] * 4}), 413, "too_many_images",
-     "at most 3"),
-    ("wrong content type", dict(content=b"hello", headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type",
-     "text/plain"),
+    (
+        "too many images (json)",
+        dict(json={"images": [base64.b64encode(b"x").decode()] * 4}),
+        413,
+        "too_many_images",
+        "at most 3",
+    ),
+    (
+        "wrong content type",
+        dict(content=b"hello", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+        "text/plain",
+    ),
     ("no content type", dict(content=b"hello", headers={"Content-Type": ""}), 415, "unsupported_media_type", "(none)"),
-    ("unknown model", dict(params={"model": "tensorflow"}, files={"image": ("a.jpg", photo_bytes(), "image/jpeg")}), 404,
-     "unknown_model", "loaded: keras, lightning"),
-    ("malformed JSON", dict(content=b'{"images": [', headers={"Content-Type": "application/json"}), 400, "bad_json",
-     "not valid JSON"),
+    (
+        "unknown model",
+        dict(params={"model": "tensorflow"}, files={"image": ("a.jpg", photo_bytes(), "image/jpeg")}),
+        404,
+        "unknown_model",
+        "loaded: keras, lightning",
+    ),
+    (
+        "malformed JSON",
+        dict(content=b'{"images": [', headers={"Content-Type": "application/json"}),
+        400,
+        "bad_json",
+        "not valid JSON",
+    ),
     ("JSON without images", dict(json={"pictures": []}), 400, "bad_json", '"images"'),
     ("bad base64", dict(json={"images": ["@@not base64@@"]}), 400, "bad_base64", "not valid base64"),
     ("no image in the form", dict(files={"note": (None, "hi")}), 400, "no_image", "no image"),
-    ("malformed multipart", dict(content=b"--x\r\nnonsense", headers={"Content-Type": "multipart/form-data"}), 400,
-     "bad_multipart", "multipart"),
-    ("bad top_k", dict(params={"top_k": 11}, files={"image": ("a.jpg", photo_bytes(), "image/jpeg")}), 422,
-     "invalid_parameter", "top_k"),
-    ("one bad image among good ones", dict(files=[("image", ("ok.jpg", photo_bytes(), "image/jpeg")),
-                                                 ("image", ("bad.png", b"nope", "image/png"))]), 422, "not_an_image",
-     "image 1 (bad.png)"),
+    (
+        "malformed multipart",
+        dict(content=b"--x\r\nnonsense", headers={"Content-Type": "multipart/form-data"}),
+        400,
+        "bad_multipart",
+        "multipart",
+    ),
+    (
+        "bad top_k",
+        dict(params={"top_k": 11}, files={"image": ("a.jpg", photo_bytes(), "image/jpeg")}),
+        422,
+        "invalid_parameter",
+        "top_k",
+    ),
+    (
+        "one bad image among good ones",
+        dict(files=[("image", ("ok.jpg", photo_bytes(), "image/jpeg")), ("image", ("bad.png", b"nope", "image/png"))]),
+        422,
+        "not_an_image",
+        "image 1 (bad.png)",
+    ),
 ]
 
 
@@ -206,15 +283,20 @@ def test_bad_input_gets_a_json_error_and_the_server_keeps_answering(case, client
 def test_default_upload_limit_is_5_mb_and_the_limits_are_listed(models):
     client = TestClient(create_app(models))
     assert DEFAULT_MAX_UPLOAD_BYTES == 5_000_000
-    over = client.post("/v1/predict", content=b"\0" * (DEFAULT_MAX_UPLOAD_BYTES + 1), headers={"Content-Type": "image/png"})
+    over = client.post(
+        "/v1/predict", content=b"\0" * (DEFAULT_MAX_UPLOAD_BYTES + 1), headers={"Content-Type": "image/png"}
+    )
     assert over.status_code == 413 and over.json()["code"] == "upload_too_large"
     limits = client.get("/v1/models").json()["limits"]
     assert limits == {"max_upload_bytes": 5_000_000, "max_images": DEFAULT_MAX_IMAGES, "max_pixels": MAX_PIXELS}
 
 
 def test_other_errors_are_json_too(client):
-    for response, status in ((client.get("/v1/nothing"), 404), (client.get("/v1/predict"), 405),
-                             (client.get("/v1/test-images/random"), 404)):
+    for response, status in (
+        (client.get("/v1/nothing"), 404),
+        (client.get("/v1/predict"), 405),
+        (client.get("/v1/test-images/random"), 404),
+    ):
         assert response.status_code == status and set(response.json()) == {"error", "code"}
 
 
@@ -327,7 +409,6 @@ def test_load_test_results_never_replace_earlier_ones(tmp_path, capsys):
     assert refused.value.code == 2 and "never written over" in capsys.readouterr().err
 
 
-
 def test_serve_command_line_defaults_and_one_line_errors(contract_models, capsys):
     import socket
 
@@ -346,40 +427,53 @@ def test_serve_command_line_defaults_and_one_line_errors(contract_models, capsys
     assert "no such .onnx file or run directory" in capsys.readouterr().err.strip().splitlines()[-1]
     from serving.server import is_loopback
 
-    assert all(map(is_loopback, ("127.0.0.1", "::1", "localhost"))) and not any(map(is_loopback, ("0.0.0.0", "::", "10.0.0.5")))
+    assert all(map(is_loopback, ("127.0.0.1", "::1", "localhost"))) and not any(
+        map(is_loopback, ("0.0.0.0", "::", "10.0.0.5"))
+    )
 
 
 def test_make_tensorboard_listens_on_localhost_by_default():
-    done = subprocess.run(["make", "-n", "tensorboard"], cwd=REPO, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    done = subprocess.run(
+        ["make", "-n", "tensorboard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+    )
     line = [ln for ln in done.stdout.splitlines() if "tensorboard --logdir" in ln]
     assert line and "--host 127.0.0.1" in line[0] and "--bind_all" not in line[0], done.stdout + done.stderr
 
 
 def test_the_serving_code_imports_no_framework(contract_models, run_with_blocked_imports):
-    done = run_with_blocked_imports(FRAMEWORKS, f"""
+    done = run_with_blocked_imports(
+        FRAMEWORKS,
+        f"""
         import json, io
         import serving.app, serving.server, serving.loadtest, serving.process, serving.testset, serving.browser
         import fmnist_cli.main
         from fastapi.testclient import TestClient
         from serving.server import Settings
-        app = Settings([{str(contract_models['keras'])!r}, {str(contract_models['lightning'])!r}]).build(lambda _: None)
+        app = Settings([{str(contract_models["keras"])!r}, {str(contract_models["lightning"])!r}]).build(lambda _: None)
         from PIL import Image
         buf = io.BytesIO(); Image.new("L", (28, 28)).save(buf, "PNG")
         client = TestClient(app)
         assert client.post("/v1/predict", files={{"image": ("a.png", buf.getvalue(), "image/png")}}).status_code == 200
         assert client.get("/v1/models").status_code == 200
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)))
-    """)
+    """,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
-def test_a_run_directory_is_exported_in_a_child_process_and_served_without_frameworks(keras_run, real_data_dir,
-                                                                                      tmp_path, run_with_blocked_imports):
+def test_a_run_directory_is_exported_in_a_child_process_and_served_without_frameworks(
+    keras_run, real_data_dir, tmp_path, run_with_blocked_imports
+):
     run = tmp_path / "run"
     shutil.copytree(keras_run, run, ignore=shutil.ignore_patterns("model.onnx", "export.json", "tensorboard"))
-    done = run_with_blocked_imports(FRAMEWORKS, f"""
+    done = run_with_blocked_imports(
+        FRAMEWORKS,
+        f"""
         import io, json
         import numpy as np
         from PIL import Image
@@ -392,7 +486,8 @@ def test_a_run_directory_is_exported_in_a_child_process_and_served_without_frame
         buf = io.BytesIO(); Image.fromarray(test_set.images[0]).save(buf, "PNG")
         body = TestClient(create_app(models)).post("/v1/predict", files={{"image": ("t.png", buf.getvalue(), "image/png")}}).json()
         print(json.dumps(body["images"][0]["predictions"][0]))
-    """)
+    """,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     report = json.loads((run / "export.json").read_text())

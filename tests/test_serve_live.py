@@ -37,8 +37,9 @@ def server(model_args, real_data_dir, tmp_path_factory):
         yield running
 
 
-def post(port: int, body: bytes, content_type: str, path: str = "/v1/predict",
-         headers: dict[str, str] | None = None) -> tuple[int, dict]:
+def post(
+    port: int, body: bytes, content_type: str, path: str = "/v1/predict", headers: dict[str, str] | None = None
+) -> tuple[int, dict]:
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
         conn.request("POST", path, body, {"Content-Type": content_type, **(headers or {})})
@@ -50,8 +51,13 @@ def post(port: int, body: bytes, content_type: str, path: str = "/v1/predict",
 
 def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
     boundary = "live-test-boundary"
-    parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-             f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n" for name, data in files]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files
+    ]
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -67,11 +73,22 @@ def test_the_bounded_load_test_has_no_errors_and_steady_memory(model_args, real_
     from serving.loadtest import markdown, run_loadtest, write_results
 
     started = time.monotonic()
-    result = run_loadtest(model_args, requests=2000, concurrency=(1, 16), data_dir=str(real_data_dir),
-                          max_seconds=600, log_file=tmp_path / "serve.log", log=lambda _: None)
-    assert result["checks"] == {"zero_errors": True, "memory_within_10_percent": True,
-                                "finished_before_deadline": True, "server_alive_at_end": True,
-                                "server_stopped_cleanly": True}, json.dumps(result, indent=1)[-3000:]
+    result = run_loadtest(
+        model_args,
+        requests=2000,
+        concurrency=(1, 16),
+        data_dir=str(real_data_dir),
+        max_seconds=600,
+        log_file=tmp_path / "serve.log",
+        log=lambda _: None,
+    )
+    assert result["checks"] == {
+        "zero_errors": True,
+        "memory_within_10_percent": True,
+        "finished_before_deadline": True,
+        "server_alive_at_end": True,
+        "server_stopped_cleanly": True,
+    }, json.dumps(result, indent=1)[-3000:]
     assert [(p["concurrency"], p["requests"], p["errors"]) for p in result["phases"]] == [(1, 2000, 0), (16, 2000, 0)]
     for p in result["phases"]:
         assert 0 < p["p50_ms"] <= p["p99_ms"] <= p["max_ms"] and p["requests_per_s"] > 0
@@ -127,8 +144,12 @@ def test_bad_input_over_real_http_never_takes_the_server_down(server, real_data_
 
 
 def test_several_worker_processes_answer(model_args, tmp_path):
-    with Server(model_args, ("--workers", "2", "--no-access-log"), env={"FMNIST_DATA_DIR": str(tmp_path)},
-                log=tmp_path / "serve.log") as running:
+    with Server(
+        model_args,
+        ("--workers", "2", "--no-access-log"),
+        env={"FMNIST_DATA_DIR": str(tmp_path)},
+        log=tmp_path / "serve.log",
+    ) as running:
         blank = io.BytesIO()
         Image.new("L", (28, 28)).save(blank, "PNG")
         body, kind = multipart([("a.png", blank.getvalue())])
@@ -141,6 +162,7 @@ def test_several_worker_processes_answer(model_args, tmp_path):
 
 
 # ---- the page in a real browser --------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -169,10 +191,14 @@ def wait(driver, condition, what: str):
 
 def shown_answers(driver) -> list[tuple[str, list[str], list[float]]]:
     cards = driver.find_elements("css selector", "#cards .card")
-    return [(c.get_attribute("data-model"),
-             [r.get_attribute("data-class") for r in c.find_elements("css selector", ".bar-row")],
-             [float(r.get_attribute("data-probability")) for r in c.find_elements("css selector", ".bar-row")])
-            for c in cards]
+    return [
+        (
+            c.get_attribute("data-model"),
+            [r.get_attribute("data-class") for r in c.find_elements("css selector", ".bar-row")],
+            [float(r.get_attribute("data-probability")) for r in c.find_elements("css selector", ".bar-row")],
+        )
+        for c in cards
+    ]
 
 
 def result_seq(driver) -> int:
@@ -190,8 +216,10 @@ def test_the_page_in_headless_chromium(browser, server, real_data_dir, tmp_path)
     body, kind = multipart([(picture.name, picture.read_bytes())])
     status, api = post(server.port, body, kind, path="/v1/predict?include_input=true")
     assert status == 200
-    want = [(a["model"], [r["class"] for r in a["top_k"]], [r["probability"] for r in a["top_k"]])
-            for a in api["images"][0]["predictions"]]
+    want = [
+        (a["model"], [r["class"] for r in a["top_k"]], [r["probability"] for r in a["top_k"]])
+        for a in api["images"][0]["predictions"]
+    ]
 
     browser.get(server.url + "/")
     wait(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "true", "the models")
@@ -206,7 +234,8 @@ def test_the_page_in_headless_chromium(browser, server, real_data_dir, tmp_path)
     assert ("agree" in verdict) == api["images"][0]["agree"]
     preview = browser.execute_script(
         "const c = document.getElementById('preview');"
-        "return Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0);")
+        "return Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0);"
+    )
     assert preview == api["images"][0]["pixels"] and max(preview) > 0
     assert browser.find_element("id", "preview").is_displayed()
     assert browser.execute_script("return document.getElementById('original').naturalWidth") == 224  # the upload itself
@@ -214,8 +243,9 @@ def test_the_page_in_headless_chromium(browser, server, real_data_dir, tmp_path)
 
     # 2. a stroke on the canvas gets an answer from every model
     canvas = browser.find_element("id", "draw")
-    ActionChains(browser).move_to_element_with_offset(canvas, -40, -60).click_and_hold() \
-        .move_by_offset(30, 50).move_by_offset(30, 50).release().perform()
+    ActionChains(browser).move_to_element_with_offset(canvas, -40, -60).click_and_hold().move_by_offset(
+        30, 50
+    ).move_by_offset(30, 50).release().perform()
     wait(browser, lambda d: result_seq(d) == 2, "the drawing's answer")
     assert browser.find_element("id", "result").get_attribute("data-source") == "drawing"
     drawn = shown_answers(browser)
@@ -256,4 +286,3 @@ def test_the_page_without_the_data_hides_the_test_image_features(browser, model_
         wait(browser, lambda d: result_seq(d) >= 1, "the upload's answer")  # everything else works
         assert not browser.find_element("id", "tab-disagree").is_displayed()
         browser.save_screenshot(str(tmp_path / "no-data.png"))
-

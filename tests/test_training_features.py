@@ -21,6 +21,7 @@ from lightning_model.optim import KerasAdam
 
 # --- AdamW -------------------------------------------------------------------------------------
 
+
 def test_both_backends_build_adamw_from_the_config(baseline_config):
     import keras
 
@@ -38,6 +39,7 @@ def test_both_backends_build_adamw_from_the_config(baseline_config):
 
 # --- label smoothing ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
 def test_label_smoothed_losses_and_gradients_agree(baseline_config, smoothing):
     import keras
@@ -50,7 +52,9 @@ def test_label_smoothed_losses_and_gradients_agree(baseline_config, smoothing):
     logits = (rng.normal(size=(64, 10)) * 3).astype(np.float32)
     labels = rng.integers(0, 10, size=64)
     loss = training_loss(smoothing)
-    assert isinstance(loss, SparseCrossentropyWithSmoothing if smoothing else keras.losses.SparseCategoricalCrossentropy)
+    assert isinstance(
+        loss, SparseCrossentropyWithSmoothing if smoothing else keras.losses.SparseCategoricalCrossentropy
+    )
     x = tf.Variable(logits)
     with tf.GradientTape() as tape:
         keras_loss = loss(labels.astype(np.int32), x)
@@ -62,8 +66,9 @@ def test_label_smoothed_losses_and_gradients_agree(baseline_config, smoothing):
     torch_loss.backward()
     assert float(keras_loss) == pytest.approx(torch_loss.item(), rel=1e-6)
     assert np.abs(keras_grad - t.grad.numpy()).max() < 1e-7
-    reference = F.cross_entropy(torch.tensor(logits, dtype=torch.float64), torch.from_numpy(labels),
-                                label_smoothing=smoothing)
+    reference = F.cross_entropy(
+        torch.tensor(logits, dtype=torch.float64), torch.from_numpy(labels), label_smoothing=smoothing
+    )
     assert float(keras_loss) == pytest.approx(reference.item(), rel=1e-6)
 
 
@@ -87,17 +92,28 @@ def test_a_model_compiled_with_smoothing_saves_and_loads(baseline_config, tmp_pa
 
 # --- the learning rate of every step -----------------------------------------------------------
 
+
 def _tiny_splits(tiny_images) -> DataSplits:
     images, labels = tiny_images
-    return DataSplits(train=Split(images[:150], labels[:150]), val=Split(images[150:], labels[150:]),
-                      test=Split(images[150:], labels[150:]))
+    return DataSplits(
+        train=Split(images[:150], labels[:150]),
+        val=Split(images[150:], labels[150:]),
+        test=Split(images[150:], labels[150:]),
+    )
 
 
 SCHEDULES = {
-    "onecycle per step": {"train.schedule.name": "onecycle", "train.schedule.per_step": True,
-                          "train.schedule.min_lr": 1e-6, "train.optimizer.lr": 3e-3},
-    "cosine, warm-up per step": {"train.schedule.name": "cosine", "train.schedule.per_step": True,
-                                 "train.schedule.warmup_epochs": 1.5},
+    "onecycle per step": {
+        "train.schedule.name": "onecycle",
+        "train.schedule.per_step": True,
+        "train.schedule.min_lr": 1e-6,
+        "train.optimizer.lr": 3e-3,
+    },
+    "cosine, warm-up per step": {
+        "train.schedule.name": "cosine",
+        "train.schedule.per_step": True,
+        "train.schedule.warmup_epochs": 1.5,
+    },
     "cosine, warm-up per epoch": {"train.schedule.name": "cosine", "train.schedule.warmup_epochs": 1},
 }
 
@@ -118,11 +134,20 @@ def test_both_backends_train_every_step_at_the_same_rate(baseline_config, tiny_i
     from lightning_model.data import FashionMNISTDataModule
     from lightning_model.module import FashionClassifier
 
-    config = with_overrides(baseline_config, {
-        "train.epochs": 3, "train.batch_size": 32, "train.label_smoothing": 0.1,
-        "train.optimizer.name": "adamw", "train.optimizer.weight_decay": 0.01,
-        "data.augment.crop_padding": 2, "data.augment.flip": 0.5, "data.augment.erase": 0.5,
-        **SCHEDULES[schedule]})
+    config = with_overrides(
+        baseline_config,
+        {
+            "train.epochs": 3,
+            "train.batch_size": 32,
+            "train.label_smoothing": 0.1,
+            "train.optimizer.name": "adamw",
+            "train.optimizer.weight_decay": 0.01,
+            "data.augment.crop_padding": 2,
+            "data.augment.flip": 0.5,
+            "data.augment.erase": 0.5,
+            **SCHEDULES[schedule],
+        },
+    )
     t, splits = config.train, _tiny_splits(tiny_images)
     steps_per_epoch = 5  # 150 images in batches of 32
     expected = [np.float32(lr_at_step(t, s, steps_per_epoch)) for s in range(t.epochs * steps_per_epoch)]
@@ -140,8 +165,12 @@ def test_both_backends_train_every_step_at_the_same_rate(baseline_config, tiny_i
     train_data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, augment=config.data.augment)
     assert train_data.batches_per_epoch == steps_per_epoch
     keras_rows, keras_rates = [], KerasRecorder()
-    fit(model, train_data, EvalBatches(splits.val.images, splits.val.labels, t.eval_batch_size),
-        [ScheduledLearningRate(t, steps_per_epoch), keras_rates, KerasEpochReport(keras_rows.append)])
+    fit(
+        model,
+        train_data,
+        EvalBatches(splits.val.images, splits.val.labels, t.eval_batch_size),
+        [ScheduledLearningRate(t, steps_per_epoch), keras_rates, KerasEpochReport(keras_rows.append)],
+    )
 
     class LightningRecorder(L.Callback):
         def __init__(self):
@@ -152,9 +181,17 @@ def test_both_backends_train_every_step_at_the_same_rate(baseline_config, tiny_i
 
     L.seed_everything(0, verbose=False)
     lightning_rows, lightning_rates = [], LightningRecorder()
-    trainer = L.Trainer(max_epochs=t.epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0,
-                        default_root_dir=tmp_path, callbacks=[lightning_rates, LightningEpochReport(lightning_rows.append)])
+    trainer = L.Trainer(
+        max_epochs=t.epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        callbacks=[lightning_rates, LightningEpochReport(lightning_rows.append)],
+    )
     trainer.fit(FashionClassifier.from_config(config), datamodule=FashionMNISTDataModule(config, splits=splits))
 
     assert keras_rates.rates == expected
@@ -177,6 +214,7 @@ def test_lockstep_outside_a_trainer_gets_the_bare_optimizer_at_the_base_rate(bas
 
 
 # --- early stopping ----------------------------------------------------------------------------
+
 
 class _FakeKerasModel:
     """What EarlyStopping touches: the weights (here, the epoch they are from) and stop_training."""
@@ -215,8 +253,7 @@ def _lightning_run(callback, accuracies, first_epoch=0):
             break
         module.network.weight.data.fill_(epoch)
         trainer.current_epoch = epoch
-        trainer.callback_metrics = {"val/accuracy": torch.tensor(accuracies[epoch]),
-                                    "val/loss": torch.tensor(1.0)}
+        trainer.callback_metrics = {"val/accuracy": torch.tensor(accuracies[epoch]), "val/loss": torch.tensor(1.0)}
         callback.on_train_epoch_end(trainer, module)
         ran = epoch + 1
     callback.on_train_end(trainer, module)
@@ -263,7 +300,9 @@ def test_early_stopping_resumes_where_it_was(cut, tmp_path):
     straight = _keras_run(KerasStopper(patience), _FakeKerasModel(), accuracies)
     first = KerasStopper(patience, tmp_path)
     ran, _ = _keras_run(first, _FakeKerasModel(), accuracies[:cut])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"early_stopping-{e}.npz" for e in range(max(ran - 1, 1), ran + 1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"early_stopping-{e}.npz" for e in range(max(ran - 1, 1), ran + 1)
+    ]
     resumed = KerasStopper(patience, tmp_path)
     if resumed.resume(ran):  # the stop had happened: nothing left to train, restore only
         model = _FakeKerasModel()
@@ -289,15 +328,30 @@ def _save(obj, path: Path) -> Path:
 @pytest.fixture(scope="module")
 def early_stopped_runs(tmp_path_factory, real_data_dir, baseline_config, fmnist) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("early")
-    config = with_overrides(baseline_config, {"name": "early", "train.early_stopping": 1,
-                                              "train.optimizer.lr": 0.003})
+    config = with_overrides(baseline_config, {"name": "early", "train.early_stopping": 1, "train.optimizer.lr": 0.003})
     save_config(config, root / "early.yaml")
     runs = {}
     for backend in ("keras", "lightning"):
         runs[backend] = root / backend
-        fmnist("train", "--backend", backend, "--config", str(root / "early.yaml"), "--limit-train", "300",
-               "--limit-test", "100", "--epochs", "8", "--batch-size", "32", "--run-dir", str(runs[backend]),
-               "--data-dir", str(real_data_dir))
+        fmnist(
+            "train",
+            "--backend",
+            backend,
+            "--config",
+            str(root / "early.yaml"),
+            "--limit-train",
+            "300",
+            "--limit-test",
+            "100",
+            "--epochs",
+            "8",
+            "--batch-size",
+            "32",
+            "--run-dir",
+            str(runs[backend]),
+            "--data-dir",
+            str(real_data_dir),
+        )
     return runs
 
 
