@@ -10,7 +10,7 @@ TB_HOST ?= 127.0.0.1
 MODELS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
 
-.PHONY: help venv test test-slow test-all compare parity benchmark train-keras train-lightning tensorboard serve serve-bench screenshot clean
+.PHONY: help venv lint test test-slow test-all compare parity benchmark train-keras train-lightning tensorboard serve serve-bench screenshot clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,6 +24,10 @@ venv: $(STAMP)  ## create .venv and install the project with its test extras
 
 # pytest's exit code 5 means it collected no test: a failure here (a suite must run), said plainly.
 PYTEST = $(BIN)/python -m pytest $(1) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests (exit 5)"; exit $$s; }
+
+lint: $(STAMP)  ## ruff: lint and formatting (settings in pyproject.toml); `ruff format .` fixes the formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP)  ## run the default test suite (quick: slow tests are left out)
 	$(call PYTEST,)

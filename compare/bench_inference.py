@@ -204,7 +204,8 @@ def markdown(result: dict[str, Any]) -> str:
             ph = p["phases_s"]
             lines.append(
                 f"| {entry['backend']} | {how} | {p['photos']:,} | {p['images_per_s']:,.0f} |"
-                f" {ph['open']:.3f} | {ph['decode']:.3f} | {ph['convert']:.3f} | {ph['model']:.3f} | {ph['other']:.3f} |"
+                f" {ph['open']:.3f} | {ph['decode']:.3f} | {ph['convert']:.3f} | {ph['model']:.3f} |"
+                f" {ph['other']:.3f} |"
             )
     lines += ["", f"Load average before / after: {result['load_average_before']} / {result['load_average_after']}."]
     return "\n".join(lines)

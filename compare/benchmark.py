@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from compare import bench_stats
-from fmnist import BACKEND_NAMES
 from fmnist.cpu_features import cpu_model, kernel_flags, native_bf16
 from fmnist.errors import FmnistError
 

@@ -277,7 +277,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# fmnist serve: load test, {result['date']}",
         "",
-        f"{hw['cpu_model']}, {hw['usable_cpus']} usable CPUs; {', '.join(f'{k} {v}' for k, v in result['versions'].items())};"
+        f"{hw['cpu_model']}, {hw['usable_cpus']} usable CPUs;"
+        f" {', '.join(f'{k} {v}' for k, v in result['versions'].items())};"
         f" commit {result['git_commit']}; load average before {result['load_average_before']}.",
         "",
         "Models: "

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from fmnist.config import with_overrides
 from fmnist.splits import Split
 
 STEPS = 100

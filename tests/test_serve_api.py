@@ -13,7 +13,6 @@ import json
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -484,7 +483,8 @@ def test_a_run_directory_is_exported_in_a_child_process_and_served_without_frame
         models = load_models([{str(run)!r}], data_dir={str(real_data_dir)!r}, log=lambda _: None)
         test_set, _ = load_test_set({str(real_data_dir)!r})
         buf = io.BytesIO(); Image.fromarray(test_set.images[0]).save(buf, "PNG")
-        body = TestClient(create_app(models)).post("/v1/predict", files={{"image": ("t.png", buf.getvalue(), "image/png")}}).json()
+        files = {{"image": ("t.png", buf.getvalue(), "image/png")}}
+        body = TestClient(create_app(models)).post("/v1/predict", files=files).json()
         print(json.dumps(body["images"][0]["predictions"][0]))
     """,
     )
