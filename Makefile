@@ -32,7 +32,7 @@ lint: $(STAMP)  ## ruff: lint and formatting (settings in pyproject.toml); `ruff
 test: $(STAMP)  ## run the default test suite (quick: slow tests are left out)
 	$(call PYTEST,)
 
-test-slow: $(STAMP)  ## only the slow tests: two-process trainings (Lightning DDP, Keras MirroredStrategy), fmnist serve in Chromium and under load
+test-slow: $(STAMP)  ## only the slow tests: two-process trainings (Lightning DDP, Keras MirroredStrategy), resume after SIGKILL and Ctrl-C, fmnist serve in Chromium and under load
 	$(call PYTEST,-m slow)
 
 test-all: $(STAMP)  ## run every test, the slow ones too

@@ -28,10 +28,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
-    """The real Fashion-MNIST files (FMNIST_DATA_DIR, as CI sets it); tests needing them skip otherwise."""
+    """The real Fashion-MNIST files (FMNIST_DATA_DIR, as the Makefile and CI set it). Missing, every
+    test that needs them fails with the way out: a suite that skipped most of itself would pass."""
     path = os.environ.get("FMNIST_DATA_DIR") or str(REPO.parent / "shared" / "data" / "fashion-mnist")
     if not (Path(path) / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("real Fashion-MNIST data not found (set FMNIST_DATA_DIR)")
+        pytest.fail(
+            f"real Fashion-MNIST data not found in {path}: set FMNIST_DATA_DIR to the folder with the"
+            " four IDX files (`fmnist data` downloads them to the user cache and says where)",
+            pytrace=False,
+        )
     return Path(path)
 
 

@@ -57,6 +57,7 @@ def _numbers(run_dir: Path) -> tuple[list[dict[str, str]], dict]:
     return rows, {k: metrics[k] for k in ("test_accuracy", "test_loss", "confusion_matrix")}
 
 
+@pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, real_data_dir, tmp_path, fmnist):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -75,6 +76,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, rea
     assert finished["cpu_seconds"] > first_attempt > 0  # the attempts' CPU time, summed
 
 
+@pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
 @pytest.mark.parametrize("backend", ["keras", "lightning"])
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / "run"
