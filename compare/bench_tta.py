@@ -79,7 +79,7 @@ def _keras(config, splits, progress: _Progress) -> None:
 
     def predict(images):
         # predict_on_batch, not model.predict: each predict() inside fit leaves a tf.data pipeline
-        # whose teardown at the end of fit costs ~3.5 s (measured: 35 s over 10 epochs).
+        # whose teardown at the end of fit costs seconds each (measured when this was written).
         x, size = to_float_nhwc(images), t.eval_batch_size
         return np.concatenate(
             [np.asarray(model.predict_on_batch(x[i : i + size]), dtype=np.float32) for i in range(0, len(x), size)]

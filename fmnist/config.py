@@ -174,7 +174,7 @@ class TrainConfig:
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (CPU)
     # Speed knobs, the same math (rounding aside): float32 or bfloat16 mixed precision (Keras
     # policy mixed_bfloat16, Lightning precision bf16-mixed: weights and losses stay float32);
-    # torch's channels_last memory format (NHWC, as TensorFlow; its max-pool is 10x faster on CPU).
+    # torch's channels_last memory format (NHWC, as TensorFlow; its max-pool is far faster on CPU: docs/speed.md).
     precision: Precision = "float32"
     channels_last: bool = False
     # One training over several devices. batch_size stays the global batch, split evenly across

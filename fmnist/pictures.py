@@ -43,7 +43,8 @@ TRIM_THRESHOLD = round(0.05 * 255)  # "close to the corner colour": within 5% of
 # Sharpening: the dataset's "Gaussian operator with the radius and standard deviation of 1.0,
 # with increasing effect near outlines", as Pillow's unsharp mask at half strength: the box
 # filter below blurs less than the dataset's subsampling, and on synthetic photos made from test
-# images Pillow's default 150% moved 3 points more of them off the class of the original.
+# images Pillow's default 150% moved more of them off the class of the original (measured:
+# docs/use-your-model.md).
 SHARPEN = ImageFilter.UnsharpMask(radius=1.0, percent=50, threshold=3)
 WHITE = 255
 

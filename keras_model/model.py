@@ -12,8 +12,8 @@ from fmnist.config import Config
 #: Layers that compute in float32 under the mixed_bfloat16 policy, as the torch network does under
 #: bf16 autocast: the input normalisation (torch's is a float32 multiply-add, rounded once to
 #: bfloat16 by the first conv) and dropout (drawn and scaled in float32, rounded once by the
-#: next layer; in bfloat16 Keras drew its uniform numbers with 8 bits and dropped 10.13% of the
-#: units at rate 0.1). docs/parity.md, "bfloat16", has the measurements.
+#: next layer; in bfloat16 Keras drew its uniform numbers with 8 bits and dropped too many units).
+#: docs/parity.md, "bfloat16 mixed precision", has the measurements.
 FLOAT32_IN_MIXED_PRECISION = ("normalize", "dropout")
 
 

@@ -12,9 +12,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fmnist.augment import augment_batch
 from fmnist.config import AugmentConfig, Config
-from fmnist.datasets import load_fashion_mnist
 from fmnist.distributed import split_batch
-from fmnist.splits import DataSplits, Split, batch_slices, epoch_permutation, make_splits
+from fmnist.splits import DataSplits, Split, batch_slices, epoch_permutation
 
 
 class BatchKey(NamedTuple):
@@ -150,21 +149,13 @@ def batch_loader(
 
 
 class FashionMNISTDataModule(L.LightningDataModule):
-    def __init__(
-        self, config: Config, data_dir: str | None = None, splits: DataSplits | None = None, first_epoch: int = 0
-    ) -> None:
-        """first_epoch: where a resumed run starts. Lightning creates the first epoch's iterator
-        before it calls the sampler's set_epoch, so the sampler must start there already."""
+    def __init__(self, config: Config, splits: DataSplits, first_epoch: int = 0) -> None:
+        """splits: made once by the core (`fmnist.splits.make_splits`), so both backends train on the
+        same images; nothing is loaded here. first_epoch: where a resumed run starts. Lightning
+        creates the first epoch's iterator before it calls the sampler's set_epoch, so the sampler
+        must start there already."""
         super().__init__()
-        self.config, self.data_dir, self.splits, self.first_epoch = config, data_dir, splits, first_epoch
-
-    def prepare_data(self) -> None:
-        if self.splits is None:
-            load_fashion_mnist(self.data_dir)  # verifies, or downloads into the cache
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            self.splits = make_splits(load_fashion_mnist(self.data_dir, download=False), self.config)
+        self.config, self.splits, self.first_epoch = config, splits, first_epoch
 
     def _shard(self) -> dict[str, int]:
         """This process's place in a multi-process (DDP) training; (0, 1) on one device."""
