@@ -153,7 +153,7 @@ def run_inference_benchmark(
                 raise FmnistError(f"the export of {run_dir} failed its check; see {export['report']}")
             entry: dict[str, Any] = {
                 "backend": backend,
-                "run_dir": str(run_dir),
+                "run_dir": Path(run_dir).resolve().name,  # published: no machine's paths
                 "onnx": str(onnx_path),
                 "export_check": export["check"],
                 "runners": {},

@@ -263,8 +263,9 @@ def run_bf16_parity(
     torch.set_float32_matmul_precision("highest")
     config = bf16_config(config)
     result = ParityResult()
-    result.notes.append(f"cpu: {cpu_model()}; bf16 kernels: {bf16_kernels() or 'unknown'}")
-    if bf16_kernels() == "no_avx512":
+    kernels = bf16_kernels()
+    result.notes.append(f"cpu: {cpu_model()}; bf16 kernels: {kernels or 'unknown'}")
+    if kernels == "no_avx512":
         result.notes.append(FALLBACK_NOTE.format(model=cpu_model()))
     pixels = train.images[:images].astype(np.float32)
 

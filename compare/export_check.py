@@ -157,7 +157,11 @@ def export_run(
             tmp.unlink(missing_ok=True)
     result["versions"] = {**module.versions(), "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")}
     result["passed"] = result["check"]["passed"]
-    rundir.write_json(report, result)
+    # The file names only: a report is published beside its results, where this machine's paths mean nothing.
+    rundir.write_json(
+        report,
+        {**result, "run_dir": Path(run_dir).resolve().name, "onnx": result["onnx"] and Path(result["onnx"]).name},
+    )
     result["report"] = str(report)
     return result
 
