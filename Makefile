@@ -46,7 +46,7 @@ parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockst
 
 benchmark: $(STAMP)  ## speed of both backends, their variants, and time to 91% (about 50 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/fmnist benchmark --config $(CONFIG) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 3 \
-		--time-to-accuracy 0.91 --tta-config configs/fast.yaml
+		--time-to-accuracy 0.91 --time-to-accuracy-config configs/fast.yaml
 
 train-keras: $(STAMP)  ## train the Keras backend once on CONFIG
 	$(BIN)/fmnist train --backend keras --config $(CONFIG)

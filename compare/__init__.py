@@ -1,4 +1,4 @@
 """Parity between the backends: weight transfer, numerical checks, side-by-side reports.
 
-The only package allowed to load both frameworks in one process; import torch first.
+With `benchmarks`, the only packages allowed to load both frameworks in one process; import torch first.
 """

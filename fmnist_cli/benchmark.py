@@ -9,6 +9,21 @@ from pathlib import Path
 from fmnist_cli.options import add_config, add_data_dir, positive_float, positive_int
 from fmnist import BACKEND_NAMES
 
+#: Renamed flags, old -> new: the old name still works for one release, with one line on stderr.
+RENAMED_FLAGS = {"--tta-config": "--time-to-accuracy-config"}
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old flag name that stores into its new name's destination and says so once on stderr."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        new = RENAMED_FLAGS[option_string]
+        print(
+            f"fmnist: warning: {option_string} is deprecated and will be removed in the next release; use {new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
 
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
@@ -40,12 +55,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="untimed steps first, compilation included, reported apart (default: 20)",
     )
     bench.add_argument("--repeats", type=positive_int, default=3, help="fresh processes per measurement (default: 3)")
-    bench.add_argument(
-        "--variants",
-        help="comma-separated subset: eager, channels_last, bf16, channels_last+bf16,"
-        " compile (torch);"
-        " tf, tf-graph, tf-xla, tf-bf16, jax, torch (Keras backends); default: all but tf-graph",
-    )
+    bench.add_argument("--variants", help=_variants_help())
     add_config(bench)
     bench.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<date>-<cpu|gpu>)")
     bench.add_argument(
@@ -62,7 +72,15 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="also train each backend on full data until this test accuracy (e.g. 0.91; minutes)",
     )
     bench.add_argument("--only-time-to-accuracy", action="store_true", help="skip the throughput measurements")
-    bench.add_argument("--tta-config", type=Path, help="config trained for --time-to-accuracy (default: --config)")
+    bench.add_argument(
+        "--time-to-accuracy-config",
+        type=Path,
+        metavar="CONFIG",
+        help="config trained for --time-to-accuracy (default: --config)",
+    )
+    bench.add_argument(
+        "--tta-config", type=Path, dest="time_to_accuracy_config", action=DeprecatedAlias, help=argparse.SUPPRESS
+    )
     bench.add_argument(
         "--max-epochs",
         type=positive_int,
@@ -94,13 +112,25 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     infer.set_defaults(func=run_inference)
 
 
+def _variants_help() -> str:
+    """The --variants help, from the variant table."""
+    from benchmarks.variants import VARIANTS, names
+
+    left_out = [v.name for v in VARIANTS.values() if not v.default]
+    return (
+        f"comma-separated subset: {', '.join(names('lightning'))} (torch); {', '.join(names('keras'))}"
+        f" (Keras backends); default: all but {', '.join(left_out)}"
+    )
+
+
 def run_benchmark(args: argparse.Namespace) -> int:
-    from compare.bench_stats import markdown_table, time_to_accuracy_table
-    from compare.benchmark import ALL_VARIANTS, BenchmarkError, parse_batch_sizes, parse_list, run_benchmark
+    from benchmarks.orchestrate import run_benchmark
+    from benchmarks.plan import BenchmarkError, parse_batch_sizes, parse_list, parse_variants
+    from benchmarks.report import markdown_table, time_to_accuracy_table
 
     if args.time_to_accuracy is not None and not 0 < args.time_to_accuracy < 1:
         raise BenchmarkError(f"--time-to-accuracy: a test accuracy between 0 and 1, got {args.time_to_accuracy}")
-    variants = parse_list(args.variants, ALL_VARIANTS, "--variants") if args.variants is not None else None
+    variants = parse_variants(args.variants)
     result = run_benchmark(
         backends=parse_list(args.backend, BACKEND_NAMES, "--backend"),
         device=args.device,
@@ -116,8 +146,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         torch_threads=args.torch_threads,
         time_to_accuracy=args.time_to_accuracy,
-        tta_max_epochs=args.max_epochs,
-        tta_config=args.tta_config,
+        time_to_accuracy_max_epochs=args.max_epochs,
+        time_to_accuracy_config=args.time_to_accuracy_config,
         throughput=not args.only_time_to_accuracy,
         log=_log,
     )
@@ -131,7 +161,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def run_inference(args: argparse.Namespace) -> int:
-    from compare.bench_inference import run_inference_benchmark
+    from benchmarks.inference import run_inference_benchmark
 
     result = run_inference_benchmark(
         args.runs,

@@ -1,6 +1,7 @@
-"""`fmnist benchmark`: the statistics and the table on known inputs, the flag errors, and a
-CI-sized run through the real CLI (a few steps of the eager variants, the plain torch loop and
-Keras on TensorFlow) whose JSON, Markdown table and chart are checked."""
+"""`fmnist benchmark`: the statistics and the table on known inputs, the flag errors (and a
+renamed flag's old name), and a CI-sized run through the real CLI (a few steps of the eager
+variants, the plain torch loop and Keras on TensorFlow) whose JSON, Markdown table and chart
+are checked. The variant table has its own file (test_benchmark_variants.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from compare import bench_stats
-from compare.benchmark import ALL_VARIANTS, BenchmarkError, Measurement, add_ratios, parse_batch_sizes, parse_list, plan
+from benchmarks import report, stats
+from benchmarks.plan import BenchmarkError, Measurement, parse_batch_sizes, parse_list, plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,21 +23,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_median_and_p90_on_known_values():
-    assert bench_stats.median([4, 1, 3, 2]) == 2.5
-    assert bench_stats.percentile(range(1, 11), 90) == pytest.approx(9.1)
-    stats = bench_stats.step_time_stats([0.010, 0.020, 0.030, 0.040, 0.050])
-    assert stats == {"median_ms": pytest.approx(30.0), "p90_ms": pytest.approx(46.0)}
-    assert bench_stats.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert stats.median([4, 1, 3, 2]) == 2.5
+    assert stats.percentile(range(1, 11), 90) == pytest.approx(9.1)
+    steps = stats.step_time_stats([0.010, 0.020, 0.030, 0.040, 0.050])
+    assert steps == {"median_ms": pytest.approx(30.0), "p90_ms": pytest.approx(46.0)}
+    assert stats.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
 
 
 def test_statistics_refuse_nonsense():
     with pytest.raises(ValueError):
-        bench_stats.percentile([], 50)
+        stats.percentile([], 50)
     with pytest.raises(ValueError):
-        bench_stats.percentile([1.0], 101)
+        stats.percentile([1.0], 101)
     with pytest.raises(ValueError):
-        bench_stats.throughput(128, 0.0)
-    assert bench_stats.throughput(1280, 0.5) == 2560
+        stats.throughput(128, 0.0)
+    assert stats.throughput(1280, 0.5) == 2560
 
 
 def _ok(runner, variant, train, infer=20_000.0, batch=128):
@@ -69,10 +70,10 @@ def test_ratio_and_markdown_table():
             "error": "RuntimeError: no | compiler\nsecond line",
         },
     ]
-    add_ratios(rows)
+    stats.add_ratios(rows)
     assert rows[1]["ratio_to_plain"] == pytest.approx(0.95)
     assert "ratio_to_plain" not in rows[0] and "ratio_to_plain" not in rows[2]
-    table = bench_stats.markdown_table(rows).splitlines()
+    table = report.markdown_table(rows).splitlines()
     assert table[0].startswith("| measurement | batch | train images/s")
     assert all(line.count("|") == table[0].count("|") for line in table), table
     assert (
@@ -104,31 +105,6 @@ def test_plan_alternates_backends_and_pairs_lightning_with_the_plain_loop():
         plan(["lightning"], ["tf"], [128])
 
 
-def test_variants_are_config_settings(baseline_config):
-    """A variant measures what `fmnist train` does with the matching config, not a benchmark-only path."""
-    from compare.bench_worker import VARIANT_OVERRIDES, variant_config
-
-    assert variant_config(baseline_config, "eager") == baseline_config
-    fast = variant_config(baseline_config, "channels_last+bf16").train
-    assert fast.channels_last and fast.precision == "bf16-mixed"
-    assert variant_config(baseline_config, "tf-bf16").train.precision == "bf16-mixed"
-    assert set(VARIANT_OVERRIDES) == set(ALL_VARIANTS)
-
-
-def test_float32_variants_are_float32_on_a_bf16_config():
-    """strong.yaml trains in bf16 with channels_last: 'eager' and 'tf' must still measure float32 NCHW."""
-    from compare.bench_worker import variant_config
-    from fmnist.config import load_config
-
-    strong = load_config(Path(__file__).resolve().parents[1] / "configs" / "strong.yaml")
-    assert strong.train.precision == "bf16-mixed" and strong.train.channels_last
-    for variant in ("eager", "compile", "tf", "tf-xla", "jax", "torch"):
-        assert variant_config(strong, variant).train.precision == "float32", variant
-    assert not variant_config(strong, "eager").train.channels_last
-    assert variant_config(strong, "channels_last").train.precision == "float32"
-    assert not variant_config(strong, "bf16").train.channels_last
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -137,7 +113,7 @@ def test_float32_variants_are_float32_on_a_bf16_config():
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
         (["--device", "tpu"], "--device: unknown 'tpu'"),
         (["--config", "no/such.yaml"], "--config: no such file"),
-        (["--tta-config", "no/such.yaml"], "--tta-config: no such file"),
+        (["--time-to-accuracy-config", "no/such.yaml"], "--time-to-accuracy-config: no such file"),
         (["--time-to-accuracy", "91"], "--time-to-accuracy: a test accuracy between 0 and 1"),
     ],
 )
@@ -147,6 +123,25 @@ def test_bad_flags_get_one_line(argv, message, capsys):
     assert main(["benchmark", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fmnist: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_the_renamed_time_to_accuracy_config_flag_still_works_with_one_warning(capsys):
+    """--tta-config (its old name) is accepted for a release: the same setting, one line on stderr."""
+    from fmnist_cli.main import build_parser, main
+
+    old = build_parser().parse_args(["benchmark", "--tta-config", "configs/fast.yaml"])
+    assert old.time_to_accuracy_config == Path("configs/fast.yaml")
+    assert capsys.readouterr().err == (
+        "fmnist: warning: --tta-config is deprecated and will be removed in the next release;"
+        " use --time-to-accuracy-config\n"
+    )
+    new = build_parser().parse_args(["benchmark", "--time-to-accuracy-config", "configs/fast.yaml"])
+    assert new.time_to_accuracy_config == Path("configs/fast.yaml") and capsys.readouterr().err == ""
+
+    assert main(["benchmark", "--device", "cpu", "--tta-config", "no/such.yaml"]) == 2  # it reaches the run
+    warning, error = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith("fmnist: warning: --tta-config is deprecated")
+    assert error.startswith("fmnist: error: --time-to-accuracy-config: no such file")
 
 
 # ---------------------------------------------------------------------------------- a real run
@@ -258,7 +253,7 @@ def test_time_to_accuracy_table():
         },
         {"backend": "keras", "target": 0.91, "status": "error", "error": "RuntimeError: boom"},
     ]
-    table = bench_stats.time_to_accuracy_table(rows).splitlines()
+    table = report.time_to_accuracy_table(rows).splitlines()
     assert all(line.count("|") == table[0].count("|") for line in table), table
     assert table[2] == "| keras | 91.00% | yes | 7 | 41.2 | 30.5 | 45.0 | 85.00%, 91.12% |"
     assert table[3].startswith("| lightning | 91.00% | no | 8 |  |  | 60.0 |")

@@ -360,7 +360,8 @@ def test_a_report_folder_is_recognised_as_one(tmp_path):
 
 
 def test_benchmark_never_replaces_earlier_results(tmp_path, monkeypatch):
-    from compare.benchmark import BenchmarkError, results_dir
+    from benchmarks.outputs import results_dir
+    from benchmarks.plan import BenchmarkError
 
     monkeypatch.chdir(tmp_path)
     now = dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)

@@ -1,5 +1,5 @@
 """Time to accuracy: wall seconds for each backend to reach a test accuracy (`fmnist benchmark
---time-to-accuracy 0.91`), one process per backend: `python -m compare.bench_tta SPEC.json OUT.json`.
+--time-to-accuracy 0.91`), one process per backend: `python -m benchmarks.time_to_accuracy SPEC.json OUT.json`.
 
 Each worker trains as `fmnist train` does (the config's network, optimizer, per-epoch schedule,
 batch order and seed; the project's own data pipeline), without validation, and measures the
@@ -25,6 +25,8 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from benchmarks import REPO  # noqa: E402
 
 
 class _Progress:
@@ -216,14 +218,14 @@ def run_time_to_accuracy(
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         if device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
-        with tempfile.TemporaryDirectory(prefix="fmnist-tta-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
             spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
             spec_path.write_text(json.dumps(spec))
             began = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "compare.bench_tta", str(spec_path), str(out_path)],
+                [sys.executable, "-m", "benchmarks.time_to_accuracy", str(spec_path), str(out_path)],
                 env=env,
-                cwd=Path(__file__).resolve().parents[1],
+                cwd=REPO,
                 stdout=subprocess.DEVNULL,
             )
             wall = time.perf_counter() - began

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.bench_stats import percentile
+from benchmarks.stats import percentile
 from fmnist import rundir
 from fmnist.datasets import load_fashion_mnist
 from fmnist.errors import FmnistError
@@ -116,7 +116,7 @@ def run_inference_benchmark(
     data_dir: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    from compare.benchmark import hardware, load_average, source_revision
+    from benchmarks.environment import hardware, load_average, source_revision
     from compare.export_check import export_run
     from fmnist.synthetic_photos import write_photos
 

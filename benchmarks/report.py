@@ -1,50 +1,11 @@
-"""Statistics, the Markdown table and the bar chart of `fmnist benchmark` (no framework imported).
-
-Percentiles are numpy's (linear interpolation between order statistics), so the median of an
-even count is the mean of the two middle values.
-"""
+"""The Markdown report and the bar chart of `fmnist benchmark`, from its aggregated results
+(no framework imported)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The q-th percentile (0 <= q <= 100) of values, linear interpolation; ValueError if empty."""
-    data = [float(v) for v in values]
-    if not data:
-        raise ValueError("percentile of no values")
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
-    return float(np.percentile(data, q))
-
-
-def median(values: Iterable[float]) -> float:
-    return percentile(values, 50.0)
-
-
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    """Median with min and max (the figures quoted for repeats)."""
-    return {"median": median(values), "min": min(values), "max": max(values), "n": len(values)}
-
-
-def step_time_stats(step_seconds: Sequence[float]) -> dict[str, float]:
-    """Median and 90th percentile of step times, in milliseconds."""
-    return {"median_ms": 1e3 * median(step_seconds), "p90_ms": 1e3 * percentile(step_seconds, 90.0)}
-
-
-def throughput(images: int, seconds: float) -> float:
-    if seconds <= 0:
-        raise ValueError(f"throughput over a non-positive time ({seconds} s)")
-    return images / seconds
-
-
-# --------------------------------------------------------------------------------------------
-# Markdown
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -171,10 +132,6 @@ def markdown_report(result: dict[str, Any]) -> str:
             time_to_accuracy_table(result["time_to_accuracy"]),
         ]
     return "\n".join(parts) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Chart
 
 
 def plot_throughput(measurements: Sequence[dict[str, Any]], path: Path, title: str) -> None:

@@ -1,0 +1,102 @@
+"""The machine and checkout a benchmark ran on, recorded beside its figures, and what it can run
+(a CUDA device, each Keras backend's package). No framework imported: torch is asked in a child
+process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import subprocess
+import sys
+from typing import Any
+
+from benchmarks import REPO
+from benchmarks.plan import BenchmarkError
+from benchmarks.variants import lookup
+from fmnist.cpu_features import cpu_model, kernel_flags, native_bf16
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA device is visible, asked of torch in a child process (the parent stays framework-free)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    code = "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
+    try:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def resolve_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise BenchmarkError(f"--device: unknown {device!r}; choose from auto, cpu, cuda")
+    if device == "cpu":
+        return "cpu"
+    has_cuda = cuda_available()
+    if device == "cuda" and not has_cuda:
+        raise BenchmarkError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    return "cuda" if has_cuda else "cpu"
+
+
+def keras_backend_missing(variant: str) -> str | None:
+    """Why a Keras variant cannot run here (a package is not installed), or None."""
+    needs = lookup(variant).keras_backend
+    if importlib.util.find_spec("keras") is None:
+        return "keras is not installed"
+    if importlib.util.find_spec(needs) is None:
+        return f"{needs} is not installed (pip install {needs} to measure Keras on it)"
+    return None
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def gpu_name() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def source_revision() -> str | None:
+    """The git commit measured ('+dirty' with uncommitted changes), None outside a checkout."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=20
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def hardware() -> dict[str, Any]:
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_flags": kernel_flags(),
+        "native_bf16": native_bf16(),
+        "gpu": gpu_name(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }

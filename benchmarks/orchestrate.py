@@ -1,0 +1,202 @@
+"""`fmnist benchmark`: training and inference speed of both backends, each measurement in a
+process of its own (`benchmarks.worker`), repeats alternating the backends; then, if asked, the
+time each backend takes to reach a test accuracy (`benchmarks.time_to_accuracy`).
+
+Nothing here imports a framework: the parent only plans, starts workers, and aggregates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import REPO
+from benchmarks.environment import hardware, keras_backend_missing, load_average, resolve_device, source_revision
+from benchmarks.outputs import results_dir, write_outputs
+from benchmarks.plan import BenchmarkError, Measurement, plan
+from benchmarks.stats import add_ratios, aggregate
+from benchmarks.variants import lookup
+
+#: Below this many timed steps the data is synthetic (the real set is not worth loading).
+SYNTHETIC_BELOW_STEPS = 10
+WORKER_MODULE = "benchmarks.worker"
+
+
+def worker_env(m: Measurement) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if m.runner == "keras":
+        env["KERAS_BACKEND"] = lookup(m.variant).keras_backend
+    return env
+
+
+def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One measurement in a fresh process; never raises (a failure is a result with its error)."""
+    with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        cmd = [sys.executable, "-m", WORKER_MODULE, str(spec_path), str(out_path)]
+        env = worker_env(m)
+        if lookup(m.variant).torch_compile:  # an empty compile cache: the warm-up is a first run's compilation
+            env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor-cache")
+            env["TRITON_CACHE_DIR"] = str(Path(tmp) / "triton-cache")
+        began = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        except subprocess.TimeoutExpired:
+            return {"status": "error", "error": f"timed out after {timeout:.0f} s", "spec": spec}
+        wall = time.perf_counter() - began
+        if out_path.exists():
+            result = json.loads(out_path.read_text())
+        else:  # a crash (segfault, out of memory) before the worker could write
+            tail = (proc.stderr or "").strip().splitlines()[-3:]
+            result = {
+                "status": "error",
+                "spec": spec,
+                "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}",
+            }
+        result["process_wall_seconds"] = wall
+        return result
+
+
+def run_benchmark(
+    *,
+    backends: list[str],
+    device: str,
+    batch_sizes: list[int],
+    steps: int,
+    warmup: int,
+    repeats: int,
+    config: Path,
+    out: Path | None,
+    variants: list[str] | None = None,
+    data_dir: str | None = None,
+    data: str = "auto",
+    timeout: float = 900.0,
+    torch_threads: int | None = None,
+    time_to_accuracy: float | None = None,
+    time_to_accuracy_max_epochs: int | None = None,
+    time_to_accuracy_config: Path | None = None,
+    throughput: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    from fmnist.config import load_config
+
+    time_to_accuracy_config = time_to_accuracy_config or config
+    for flag, path in (("--config", config), ("--time-to-accuracy-config", time_to_accuracy_config)):
+        if not path.is_file():
+            raise BenchmarkError(f"{flag}: no such file {path}")
+        load_config(path)  # a bad config fails here, once, with the loader's message
+    device = resolve_device(device)
+    if not throughput and time_to_accuracy is None:
+        raise BenchmarkError("--only-time-to-accuracy needs --time-to-accuracy ACC")
+    measurements = plan(backends, variants, batch_sizes) if throughput else []
+    if data == "auto":
+        data = "synthetic" if steps < SYNTHETIC_BELOW_STEPS else "real"
+    if data == "real":
+        from fmnist.datasets import load_fashion_mnist
+
+        load_fashion_mnist(data_dir)  # verifies (or downloads) once, before any worker starts
+    now = dt.datetime.now(dt.timezone.utc)
+    out = results_dir(out, device, now)  # before any measurement: earlier results are never replaced
+    out.mkdir(parents=True, exist_ok=True)
+
+    env_start = {"load_average_start": load_average()}
+    if measurements:
+        log(
+            f"[benchmark] {len(measurements)} measurements x {repeats} repeats on {device}, {steps} steps"
+            f" after {warmup} warm-up, data: {data}; load average {env_start['load_average_start']}"
+        )
+    results: dict[str, list[dict[str, Any]]] = {m.key: [] for m in measurements}
+    total = len(measurements) * repeats
+    done = 0
+    began = time.perf_counter()
+    for r in range(repeats):
+        order = measurements if r % 2 == 0 else measurements[::-1]  # alternate: drift hits all alike
+        for m in order:
+            done += 1
+            if m.runner == "keras" and (why := keras_backend_missing(m.variant)):
+                results[m.key].append({"status": "skipped", "reason": why})
+                log(f"[benchmark {done}/{total}] {m.key}: skipped ({why})")
+                continue
+            spec = {
+                "runner": m.runner,
+                "variant": m.variant,
+                "device": device,
+                "batch_size": m.batch_size,
+                "steps": steps,
+                "warmup": warmup,
+                "config": str(config),
+                "data": data,
+                "data_dir": data_dir,
+                "torch_threads": torch_threads,
+                "repeat": r,
+            }
+            res = run_worker(m, spec, timeout)
+            results[m.key].append(res)
+            if res.get("status") == "ok":
+                log(
+                    f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: train {res['train']['images_per_s']:,.0f}"
+                    f" images/s (step median {res['train']['step_time']['median_ms']:.1f} ms), inference"
+                    f" {res['inference']['images_per_s']:,.0f} images/s, warm-up {res['train']['warmup_seconds']:.1f} s"
+                    f" [{time.perf_counter() - began:.0f} s]"
+                )
+            else:
+                log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: {res.get('status')}: {res.get('error')}")
+    aggregated = [aggregate(m, results[m.key]) for m in measurements]
+    add_ratios(aggregated)
+
+    time_to_accuracy_rows = None
+    if time_to_accuracy is not None:
+        from benchmarks.time_to_accuracy import run_time_to_accuracy
+
+        time_to_accuracy_rows = run_time_to_accuracy(
+            backends, time_to_accuracy_config, time_to_accuracy, time_to_accuracy_max_epochs, data_dir, device, log=log
+        )
+
+    versions: dict[str, str] = {}
+    for runs in results.values():
+        for r in runs:
+            versions.update(r.get("versions") or {})
+    result = {
+        "schema": "fmnist-benchmark/1",
+        "created": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "settings": {
+            "backends": backends,
+            "device": device,
+            "batch_sizes": batch_sizes,
+            "steps": steps,
+            "warmup": warmup,
+            "repeats": repeats,
+            "config": str(config),
+            "data": data,
+            "variants": variants or "default",
+            "torch_threads": torch_threads,
+            "time_to_accuracy_config": str(time_to_accuracy_config) if time_to_accuracy is not None else None,
+            "method": "one fresh process per measurement and repeat; repeat order reversed every other"
+            " repeat; a timestamp after every step (device synchronised); throughput over"
+            " the timed steps only, warm-up (tracing, compilation) reported apart; torch.compile starts"
+            " from an empty compile cache in every process",
+        },
+        "environment": {
+            "hardware": hardware(),
+            "versions": versions,
+            "source": source_revision(),
+            **env_start,
+            "load_average_end": load_average(),
+            "total_seconds": time.perf_counter() - began,
+        },
+        "measurements": aggregated,
+        "time_to_accuracy": time_to_accuracy_rows,
+    }
+    write_outputs(result, out)
+    written = ["benchmark.json", "benchmark.md"] + (["benchmark.png"] if aggregated else [])
+    log(f"[benchmark] written: {', '.join(str(out / name) for name in written)}")
+    return result

@@ -1,0 +1,100 @@
+"""The figures of `fmnist benchmark`: percentiles, throughput, and the repeats of a measurement
+folded into medians with (min, max). No framework imported.
+
+Percentiles are numpy's (linear interpolation between order statistics), so the median of an
+even count is the mean of the two middle values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from benchmarks.plan import Measurement
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-th percentile (0 <= q <= 100) of values, linear interpolation; ValueError if empty."""
+    data = [float(v) for v in values]
+    if not data:
+        raise ValueError("percentile of no values")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    return float(np.percentile(data, q))
+
+
+def median(values: Iterable[float]) -> float:
+    return percentile(values, 50.0)
+
+
+def summarize(values: Sequence[float]) -> dict[str, float]:
+    """Median with min and max (the figures quoted for repeats)."""
+    return {"median": median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def step_time_stats(step_seconds: Sequence[float]) -> dict[str, float]:
+    """Median and 90th percentile of step times, in milliseconds."""
+    return {"median_ms": 1e3 * median(step_seconds), "p90_ms": 1e3 * percentile(step_seconds, 90.0)}
+
+
+def throughput(images: int, seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError(f"throughput over a non-positive time ({seconds} s)")
+    return images / seconds
+
+
+def aggregate(m: Measurement, repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median with min and max over the repeats that succeeded; the first error when none did."""
+    ok = [r for r in repeats if r.get("status") == "ok"]
+    base = {"runner": m.runner, "variant": m.variant, "batch_size": m.batch_size, "repeats": len(repeats)}
+    if not ok:
+        first = repeats[0]
+        return {
+            **base,
+            "status": first.get("status", "error"),
+            "error": first.get("error") or first.get("reason"),
+            "traceback": first.get("traceback"),
+        }
+    steps = [s for r in ok for s in r["train"]["step_seconds"]]
+    infer_steps = [s for r in ok for s in r["inference"]["step_seconds"]]
+    first = ok[0]
+    out = {
+        **base,
+        "status": "ok",
+        "failed_repeats": [r.get("error") for r in repeats if r.get("status") != "ok"],
+        "data": first.get("data"),
+        "train": {
+            "images_per_s": summarize([r["train"]["images_per_s"] for r in ok]),
+            "step_time": step_time_stats(steps),
+            "timed_steps_per_repeat": first["train"]["steps"],
+        },
+        "inference": {
+            "images_per_s": summarize([r["inference"]["images_per_s"] for r in ok]),
+            "step_time": step_time_stats(infer_steps),
+        },
+        "warmup_seconds": summarize([r["train"]["warmup_seconds"] for r in ok]),
+        "first_step_seconds": summarize([r["train"]["first_step_seconds"] for r in ok]),
+        "peak_memory_mib": median([r["peak_memory_mib"] for r in ok if r.get("peak_memory_mib")] or [0]),
+        "peak_memory_kind": first.get("peak_memory_kind"),
+        "process_wall_seconds": summarize([r.get("process_wall_seconds", 0.0) for r in ok]),
+        "final_loss": first.get("final_loss"),
+        "threads": first.get("threads"),
+        "flags": first.get("flags"),
+        "versions": first.get("versions"),
+        "per_repeat_train_images_per_s": [r["train"]["images_per_s"] for r in ok],
+    }
+    return out
+
+
+def add_ratios(measurements: list[dict[str, Any]]) -> None:
+    """Lightning's training images/s over the plain loop's, per variant and batch size."""
+    plain = {
+        (m["variant"], m["batch_size"]): m for m in measurements if m["runner"] == "plain torch" and m["status"] == "ok"
+    }
+    for m in measurements:
+        ref = plain.get((m["variant"], m["batch_size"]))
+        if m["runner"] == "lightning" and m["status"] == "ok" and ref:
+            m["ratio_to_plain"] = m["train"]["images_per_s"]["median"] / ref["train"]["images_per_s"]["median"]

@@ -1,0 +1,86 @@
+"""The one table of benchmark variants: what each measures, which runners measure it, and the
+config settings behind it. The planner (`orchestrate`, the default list and the accepted names)
+and the worker (what a variant sets) both read it, so they cannot disagree.
+
+A variant is what `fmnist train` does with the matching config, not a benchmark-only path: each
+sets every speed knob it names, so "eager" or "tf" is float32 even on a bf16 config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fmnist.config import Config, with_overrides
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    backend: str  # the `--backend` it belongs to: "lightning" or "keras"
+    runners: tuple[str, ...]  # measured by each, in this order
+    precision: str  # train.precision
+    channels_last: bool | None = None  # train.channels_last; None: a knob the runner does not have
+    keras_backend: str | None = None  # KERAS_BACKEND of the worker, also the package it needs
+    jit_compile: bool | None = None  # Keras' jit_compile; None: what compile_model chose
+    torch_compile: bool = False  # torch.compile the network
+    default: bool = True  # measured when --variants is not given
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The config fields this variant sets."""
+        out: dict[str, Any] = {}
+        if self.channels_last is not None:
+            out["train.channels_last"] = self.channels_last
+        out["train.precision"] = self.precision
+        return out
+
+
+_TORCH = ("plain torch", "lightning")  # the plain loop first: Lightning's reference
+_F32, _BF16 = "float32", "bf16-mixed"
+
+#: name -> variant, in the order the benchmark runs and reports them.
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("eager", "lightning", _TORCH, _F32, channels_last=False),
+        Variant("channels_last", "lightning", _TORCH, _F32, channels_last=True),
+        Variant("bf16", "lightning", _TORCH, _BF16, channels_last=False),
+        Variant("channels_last+bf16", "lightning", _TORCH, _BF16, channels_last=True),
+        Variant("compile", "lightning", _TORCH, _F32, channels_last=False, torch_compile=True),
+        Variant("tf", "keras", ("keras",), _F32, keras_backend="tensorflow"),
+        Variant("tf-xla", "keras", ("keras",), _F32, keras_backend="tensorflow", jit_compile=True),
+        Variant("tf-bf16", "keras", ("keras",), _BF16, keras_backend="tensorflow"),
+        Variant("jax", "keras", ("keras",), _F32, keras_backend="jax"),
+        Variant("torch", "keras", ("keras",), _F32, keras_backend="torch"),
+        # Keras on TensorFlow without XLA whatever compile_model chose: asked for by name only.
+        Variant("tf-graph", "keras", ("keras",), _F32, keras_backend="tensorflow", jit_compile=False, default=False),
+    )
+}
+
+
+def names(backend: str | None = None) -> tuple[str, ...]:
+    """Every variant's name (of one `--backend` if given), in table order."""
+    return tuple(v.name for v in VARIANTS.values() if backend is None or v.backend == backend)
+
+
+def lookup(name: str) -> Variant:
+    """The variant called `name`; ValueError for a name the table lacks."""
+    variant = VARIANTS.get(name)
+    if variant is None:
+        raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    return variant
+
+
+def variant_for(runner: str, name: str) -> Variant:
+    """The variant `name` as `runner` measures it; ValueError for a name the table lacks or
+    one of another runner (a worker refuses what the planner would never send)."""
+    variant = lookup(name)
+    if runner not in variant.runners:
+        raise ValueError(f"variant {name!r} is measured by {' and '.join(variant.runners)}, not by {runner!r}")
+    return variant
+
+
+def variant_config(config: Config, name: str) -> Config:
+    """`config` with the settings of variant `name` (ValueError for an unknown name)."""
+    return with_overrides(config, lookup(name).overrides)
