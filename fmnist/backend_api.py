@@ -14,7 +14,6 @@ import numpy as np
 
 from fmnist import rundir
 from fmnist.console import epoch_line
-from fmnist.errors import FmnistError
 from fmnist.tensorboard_log import TensorBoardLog
 
 if TYPE_CHECKING:
@@ -37,25 +36,17 @@ class Backend(Protocol):
     def train(
         self, config: Config, splits: DataSplits, run_dir: Path, report: "EpochReporter | None", resume: bool = False
     ) -> TrainOutcome:
-        """report is None in the extra processes of a multi-process training (they write nothing)."""
+        """report is None in the extra processes of a multi-process training (they write nothing).
+        A loss gone NaN or infinite ends it with `fmnist.divergence.TrainingDiverged`."""
 
     def predict(self, run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray: ...
 
     def completed_epochs(self, run_dir: Path) -> int: ...
 
 
-class TrainingDiverged(FmnistError):
-    """The loss became NaN or infinite: stop at once, say where, suggest the usual fix."""
-
-    def __init__(self, epoch: int, step: int, loss: float, lr: float) -> None:
-        super().__init__(
-            f"training diverged: the loss became {loss} at epoch {epoch}, step {step}"
-            f" (learning rate {lr:g}); lower the learning rate (--lr) and train again"
-        )
-
-
 class EpochReporter:
-    """Called by both backends' epoch-end callbacks with one row of metrics.csv."""
+    """Called by both backends' epoch-end callbacks with one row of metrics.csv
+    (`fmnist.rundir.metrics_row`)."""
 
     def __init__(self, run_dir: Path, tensorboard: TensorBoardLog, epochs: int = 0, echo: bool = False) -> None:
         """echo: print each epoch's line (fmnist.console.epoch_line, of `epochs`) to stdout."""

@@ -14,10 +14,11 @@ import re
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -209,6 +210,31 @@ def read_json(path: Path) -> dict[str, Any]:
         raise RunDirError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
+def metrics_row(
+    epoch_index: int,
+    *,
+    train_loss: SupportsFloat,
+    train_accuracy: SupportsFloat,
+    val_loss: SupportsFloat,
+    val_accuracy: SupportsFloat,
+    lr: SupportsFloat,
+    seconds: float,
+) -> dict[str, float]:
+    """One epoch's row of metrics.csv, in `METRICS_COLUMNS` order, from the framework's values
+    (numbers, scalar arrays or tensors). `epoch_index` counts from 0, as the frameworks do; the
+    row counts epochs from 1, as the log and the progress bars do."""
+    row = {
+        "epoch": epoch_index + 1,
+        "train_loss": float(train_loss),
+        "train_accuracy": float(train_accuracy),
+        "val_loss": float(val_loss),
+        "val_accuracy": float(val_accuracy),
+        "lr": float(lr),
+        "seconds": float(seconds),
+    }
+    return {column: row[column] for column in METRICS_COLUMNS}
+
+
 class MetricsCSV:
     """Appends one row per epoch to metrics.csv, flushed to disk at once."""
 
@@ -254,6 +280,16 @@ def backend_of(run_dir: Path) -> str:
     raise RunDirError(
         f"{run_dir} holds no model ({' or '.join(MODEL_FILES.values())}): is it a finished run directory?"
     )
+
+
+def check_model_archive(path: Path, what: str) -> None:
+    """Refuse, in one line, a model or checkpoint file that is there but is no zip archive (cut
+    short by a crash or a full disk, say): both a `.keras` file and a torch checkpoint are zip
+    archives, and the frameworks' own readers fail on such a file deep inside. `what` names the
+    kind of file for the message; a missing file is left to the framework's own message."""
+    path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise RunDirError(f"{path} is not a valid {what} (truncated or corrupted); train the run again")
 
 
 def safe_name(text: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import zipfile
 from pathlib import Path
 
 import keras
@@ -15,7 +14,7 @@ from fmnist.config import Config
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits
-from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
+from fmnist.backend_api import EpochReporter, TrainOutcome
 from keras_model.callbacks import (
     EpochReport,
     RestoreDropoutState,
@@ -157,8 +156,7 @@ def train(
     else:
         fit(model, train_data, val_data, callbacks)
     train_seconds = time.perf_counter() - start
-    if nan_guard.diverged:
-        raise TrainingDiverged(*nan_guard.diverged)
+    nan_guard.watch.raise_if_diverged()
     with rundir.atomic_path(run_dir / rundir.MODEL_FILES["keras"]) as tmp:
         model.save(tmp)
     logits = model.predict(EvalBatches(splits.test.images, None, t.eval_batch_size), verbose=0)
@@ -173,8 +171,7 @@ def train(
 
 def load_model(run_dir: Path) -> keras.Model:
     path = Path(run_dir) / rundir.MODEL_FILES["keras"]
-    if path.is_file() and not zipfile.is_zipfile(path):
-        raise RunDirError(f"{path} is not a valid .keras file (truncated or corrupted); train the run again")
+    rundir.check_model_archive(path, ".keras file")
     try:
         return keras.saving.load_model(path, safe_mode=True)  # refuses lambdas: code in a model file
     except Exception as exc:  # a truncated or foreign file fails deep inside the zip/h5 readers

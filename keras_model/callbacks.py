@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from fmnist import rundir
 from fmnist.config import TrainConfig
+from fmnist.divergence import DivergenceWatch
+from fmnist.early_stopping import EarlyStoppingRule
 from fmnist.errors import RunDirError, reason as error_reason
-from fmnist.rundir import EpochTimer, atomic_path
 from fmnist.schedules import lr_at_step
 
 
+def _learning_rate(model: keras.Model) -> np.ndarray:
+    return keras.ops.convert_to_numpy(model.optimizer.learning_rate)
+
+
 class EpochReport(keras.callbacks.Callback):
-    """Hands each finished epoch's metrics to the shared reporter, in the metrics.csv columns."""
+    """Hands each finished epoch's metrics to the shared reporter, as `fmnist.rundir.metrics_row`."""
 
     def __init__(self, report: Callable[[dict[str, float]], None]) -> None:
         super().__init__()
         self.report = report
-        self.timer = EpochTimer()
+        self.timer = rundir.EpochTimer()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.timer.restart()
@@ -29,35 +34,33 @@ class EpochReport(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         self.report(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(logs["loss"]),
-                "train_accuracy": float(logs["accuracy"]),
-                "val_loss": float(logs["val_loss"]),
-                "val_accuracy": float(logs["val_accuracy"]),
-                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                "seconds": self.timer.elapsed(),
-            }
+            rundir.metrics_row(
+                epoch,
+                train_loss=logs["loss"],
+                train_accuracy=logs["accuracy"],
+                val_loss=logs["val_loss"],
+                val_accuracy=logs["val_accuracy"],
+                lr=_learning_rate(self.model),
+                seconds=self.timer.elapsed(),
+            )
         )
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops at the first batch whose loss is NaN or infinite and remembers where, so the run can
-    end with a message naming the epoch and step instead of 14 more epochs of NaN."""
+    """Stops at the first batch whose loss is NaN or infinite (`fmnist.divergence`); `watch`
+    remembers where, for the backend's error."""
 
     def __init__(self) -> None:
         super().__init__()
         self.epoch = 0
-        self.diverged: tuple[int, int, float, float] | None = None  # epoch, step (1-based), loss, lr
+        self.watch = DivergenceWatch()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = float((logs or {}).get("loss", 0.0))
-        if not math.isfinite(loss) and self.diverged is None:
-            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            self.diverged = (self.epoch + 1, batch + 1, loss, lr)
+        loss = (logs or {}).get("loss", 0.0)
+        if self.watch.check(self.epoch, batch, loss, lambda: _learning_rate(self.model)):
             self.model.stop_training = True
 
 
@@ -111,25 +114,27 @@ class ScheduledLearningRate(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:  # as LearningRateScheduler does, for History
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["learning_rate"] = float(_learning_rate(self.model))
 
 
-class EarlyStoppingOnValAccuracy(keras.callbacks.EarlyStopping):
-    """Keras' EarlyStopping on val_accuracy (mode max, strictly greater is better, best weights
-    restored at the end of training, also when no stop happened), plus what `--resume` needs:
-    its state (best value, epochs waited, best epoch and weights) is saved after every epoch in
+class EarlyStoppingOnValAccuracy(keras.callbacks.Callback):
+    """`fmnist.early_stopping.EarlyStoppingRule` on val_accuracy in a Keras fit: the best epoch's
+    weights copied with `get_weights` and put back when training ends, also when no stop happened
+    (as Keras' `EarlyStopping(..., restore_best_weights=True)`, which the rule follows). Plus what
+    `--resume` needs: the rule's state and the best weights are saved after every epoch in
     `state_dir` and read back when a run resumes, so a resumed run stops and restores exactly as
     an uninterrupted one. Must come before BackupAndRestore in the callback list: when that saves
-    epoch k, this one's state after epoch k is already on disk. The Lightning backend's
-    `EarlyStoppingOnValAccuracy` follows the same rules.
+    epoch k, this one's state after epoch k is already on disk.
     """
 
     KEEP = 2  # states kept: BackupAndRestore may fall back to its previous checkpoint
 
     def __init__(self, patience: int, state_dir: Path | None = None) -> None:
-        super().__init__(monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True)
+        super().__init__()
+        self.rule = EarlyStoppingRule(patience)
+        self.best_weights: list[np.ndarray] | None = None
         self.state_dir = None if state_dir is None else Path(state_dir)
-        self._resumed: dict | None = None
+        self._resumed = False
 
     def state_path(self, epochs_done: int) -> Path:
         assert self.state_dir is not None
@@ -144,55 +149,65 @@ class EarlyStoppingOnValAccuracy(keras.callbacks.EarlyStopping):
         try:
             with np.load(path, allow_pickle=False) as f:  # arrays only: a state file runs no code
                 count = int(f["num_weights"])
-                self._resumed = {
+                state = {
                     "wait": int(f["wait"]),
                     "stopped_epoch": int(f["stopped_epoch"]),
                     "best_epoch": int(f["best_epoch"]),
                     "best": float(f["best"]) if bool(f["has_best"]) else None,
-                    "best_weights": [f[f"w{i}"] for i in range(count)] if count >= 0 else None,
                 }
+                weights = [f[f"w{i}"] for i in range(count)] if count >= 0 else None
         except (ValueError, KeyError, OSError) as exc:  # an object array (a pickle), or a damaged file
             raise RunDirError(
                 f"cannot resume: {path} does not hold plain arrays of an early-stopping state ({error_reason(exc)})"
             ) from None
-        for key, value in self._resumed.items():  # also before fit: resume() may end the run here
-            setattr(self, key, value)
-        return self.stopped_epoch > 0
+        self.rule.load_state_dict(state)  # also before fit: resume() may end the run here
+        self.best_weights, self._resumed = weights, True
+        return self.rule.stopped
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)  # resets the state
-        if self._resumed is not None:
-            for key, value in self._resumed.items():
-                setattr(self, key, value)
+        if not self._resumed:  # a fresh count per fit, as Keras' EarlyStopping
+            self.rule.reset()
+            self.best_weights = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        super().on_epoch_end(epoch, logs)
-        if self.state_dir is None:
-            return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        weights = self.best_weights
+        is_best, stop = self.rule.update(epoch, (logs or {}).get("val_accuracy"))
+        if is_best:
+            self.best_weights = self.model.get_weights()
+        if stop:
+            self.model.stop_training = True
+        if self.state_dir is not None:
+            self._save_state(epoch + 1)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def _save_state(self, epochs_done: int) -> None:
+        path = self.state_path(epochs_done)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state, weights = self.rule.state_dict(), self.best_weights
         arrays = {f"w{i}": w for i, w in enumerate(weights or [])}
-        with atomic_path(self.state_path(epoch + 1)) as tmp:
+        with rundir.atomic_path(path) as tmp:
             with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a path
                 np.savez(
                     f,
-                    wait=self.wait,
-                    stopped_epoch=self.stopped_epoch,
-                    best_epoch=self.best_epoch,
-                    has_best=self.best is not None,
-                    best=float(self.best) if self.best is not None else 0.0,
+                    wait=state["wait"],
+                    stopped_epoch=state["stopped_epoch"],
+                    best_epoch=state["best_epoch"],
+                    has_best=state["best"] is not None,
+                    best=state["best"] if state["best"] is not None else 0.0,
                     num_weights=-1 if weights is None else len(weights),
                     **arrays,
                 )
-        stale = self.state_path(epoch + 1 - self.KEEP)
+        stale = self.state_path(epochs_done - self.KEEP)
         if stale.exists():
             stale.unlink()
 
 
 def early_stopping(train: TrainConfig, state_dir: Path | None = None) -> EarlyStoppingOnValAccuracy | None:
     """`train.early_stopping`: stop after that many epochs without a new best validation accuracy
-    (strictly greater), then restore the best epoch's weights, also when no stop happened
-    (Keras 3 restores at train end). `state_dir`: where its state is kept for --resume. None when off."""
+    (strictly greater), then restore the best epoch's weights, also when no stop happened.
+    `state_dir`: where its state is kept for --resume. None when off."""
     if train.early_stopping == 0:
         return None
     return EarlyStoppingOnValAccuracy(train.early_stopping, state_dir)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -21,7 +20,7 @@ from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.distributed import check_strategy
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
-from fmnist.backend_api import EpochReporter, TrainingDiverged, TrainOutcome
+from fmnist.backend_api import EpochReporter, TrainOutcome
 from lightning_model.callbacks import (
     AtomicLastCheckpoint,
     EarlyStoppingOnValAccuracy,
@@ -135,8 +134,7 @@ def train(
             raise KeyboardInterrupt from None
         raise
     train_seconds = time.perf_counter() - start
-    if nan_guard.diverged:
-        raise TrainingDiverged(*nan_guard.diverged)
+    nan_guard.watch.raise_if_diverged()
     model_path = run_dir / rundir.MODEL_FILES["lightning"]
     if not trainer.is_global_zero:
         trainer.save_checkpoint(model_path)  # collective (a barrier); only rank 0 writes
@@ -166,10 +164,8 @@ def infer(module: FashionClassifier, loader: DataLoader) -> torch.Tensor:
 
 def load_module(run_dir: Path) -> FashionClassifier:
     path = Path(run_dir) / rundir.MODEL_FILES["lightning"]
-    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
-        raise RunDirError(f"{path} is not a valid Lightning checkpoint (truncated or corrupted); train the run again")
-    if path.is_file():
-        load_checkpoint(path, "Lightning checkpoint")  # weights_only: a planted payload is refused in one line
+    if path.is_file():  # a damaged file, or a planted payload (weights_only), refused in one line
+        load_checkpoint(path, "Lightning checkpoint")
     try:
         return FashionClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file fails deep inside torch.load

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -11,11 +10,13 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from fmnist.rundir import EpochTimer
+from fmnist import rundir
+from fmnist.divergence import DivergenceWatch
+from fmnist.early_stopping import EarlyStoppingRule
 
 
 class EpochReport(L.Callback):
-    """Hands each finished epoch's metrics to the shared reporter, in the metrics.csv columns.
+    """Hands each finished epoch's metrics to the shared reporter, as `fmnist.rundir.metrics_row`.
 
     `on_train_epoch_end` runs after the epoch's validation. Its `lr` is the rate of the epoch's
     last optimizer step, as the Keras backend reports it: read before each step, since by the
@@ -25,7 +26,7 @@ class EpochReport(L.Callback):
     def __init__(self, report: Callable[[dict[str, float]], None] | None) -> None:
         """report None: an extra DDP process, which writes nothing."""
         self.report = report
-        self.timer = EpochTimer()
+        self.timer = rundir.EpochTimer()
         self.lr: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -41,15 +42,15 @@ class EpochReport(L.Callback):
             return
         m = trainer.callback_metrics  # synced over all processes (torchmetrics objects)
         self.report(
-            {
-                "epoch": trainer.current_epoch + 1,
-                "train_loss": float(m["train/loss"]),
-                "train_accuracy": float(m["train/accuracy"]),
-                "val_loss": float(m["val/loss"]),
-                "val_accuracy": float(m["val/accuracy"]),
-                "lr": float(self.lr if self.lr is not None else trainer.optimizers[0].param_groups[0]["lr"]),
-                "seconds": self.timer.elapsed(),
-            }
+            rundir.metrics_row(
+                trainer.current_epoch,
+                train_loss=m["train/loss"],
+                train_accuracy=m["train/accuracy"],
+                val_loss=m["val/loss"],
+                val_accuracy=m["val/accuracy"],
+                lr=self.lr if self.lr is not None else trainer.optimizers[0].param_groups[0]["lr"],
+                seconds=self.timer.elapsed(),
+            )
         )
 
 
@@ -76,47 +77,39 @@ class AtomicLastCheckpoint(ModelCheckpoint):
 
 
 class StopOnNonFinite(L.Callback):
-    """Stops at the first batch whose loss is NaN or infinite and remembers where."""
+    """Stops at the first batch whose loss is NaN or infinite (`fmnist.divergence`); `watch`
+    remembers where, for the backend's error."""
 
     def __init__(self) -> None:
-        self.diverged: tuple[int, int, float, float] | None = None  # epoch, step (1-based), loss, lr
+        self.watch = DivergenceWatch()
         self.lr = 0.0
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self.lr = trainer.optimizers[0].param_groups[0][
-            "lr"
-        ]  # the step's rate; a per-step schedule moves on before batch end
+        # The step's rate: a per-step schedule moves on before the batch ends.
+        self.lr = trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
-        if not math.isfinite(loss) and self.diverged is None:
-            self.diverged = (trainer.current_epoch + 1, batch_idx + 1, loss, float(self.lr))
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if self.watch.check(trainer.current_epoch, batch_idx, loss, lambda: self.lr):
             trainer.should_stop = True
 
 
 class EarlyStoppingOnValAccuracy(L.Callback):
-    """Keras' `EarlyStopping(monitor="val_accuracy", mode="max", patience, restore_best_weights=True)`,
-    rule for rule (keras_model.callbacks.EarlyStoppingOnValAccuracy uses Keras' own):
-
-    - after each epoch's validation, an accuracy strictly greater than the best so far is a new
-      best (the first epoch always is): its weights (parameters and batch-norm statistics) are
-      copied and the count of epochs waited goes back to 0;
-    - otherwise the count goes up, and reaching `patience` stops the training after this epoch;
-    - when training ends, stopped or not, the best epoch's weights are put back, so the model
-      file saved afterwards holds them.
+    """`fmnist.early_stopping.EarlyStoppingRule` on `val/accuracy` in a Lightning fit, the rule the
+    Keras backend's `EarlyStoppingOnValAccuracy` follows too: a new best's weights (parameters and
+    batch-norm statistics) are copied, and put back when training ends, stopped or not, so the
+    model file saved afterwards holds them.
 
     Its state, best weights included, goes into Lightning's checkpoint: a resumed run continues
     the count, and one interrupted after the stop trains no further.
     """
 
     def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
-        self.best: float | None = None
+        self.rule = EarlyStoppingRule(patience)
         self.best_weights: dict[str, torch.Tensor] | None = None
 
     @staticmethod
@@ -124,22 +117,15 @@ class EarlyStoppingOnValAccuracy(L.Callback):
         return {k: v.detach().clone() for k, v in pl_module.network.state_dict().items()}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.stopped_epoch > 0:  # resumed from the checkpoint of the epoch that stopped it
+        if self.rule.stopped:  # resumed from the checkpoint of the epoch that stopped it
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = trainer.callback_metrics.get("val/accuracy")
-        if value is None:  # no validation this epoch (Keras warns and skips the epoch too)
-            return
-        current, epoch = float(value), trainer.current_epoch
-        self.wait += 1
-        if self.best is None or current > self.best:
-            self.best, self.best_epoch = current, epoch
+        value = trainer.callback_metrics.get("val/accuracy")  # None: no validation this epoch
+        is_best, stop = self.rule.update(trainer.current_epoch, value)
+        if is_best:
             self.best_weights = self._weights(pl_module)
-            self.wait = 0
-            return
-        if self.wait >= self.patience and epoch > 0:
-            self.stopped_epoch = epoch
+        if stop:
             trainer.should_stop = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -147,17 +133,10 @@ class EarlyStoppingOnValAccuracy(L.Callback):
             pl_module.network.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "wait": self.wait,
-            "stopped_epoch": self.stopped_epoch,
-            "best_epoch": self.best_epoch,
-            "best": self.best,
-            "best_weights": self.best_weights,
-        }
+        return {**self.rule.state_dict(), "best_weights": self.best_weights}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.wait, self.stopped_epoch = state_dict["wait"], state_dict["stopped_epoch"]
-        self.best_epoch, self.best = state_dict["best_epoch"], state_dict["best"]
+        self.rule.load_state_dict(state_dict)
         self.best_weights = state_dict["best_weights"]
 
 

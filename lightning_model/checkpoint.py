@@ -10,12 +10,12 @@ counters, callbacks' state, the config as a dict) and refuses anything else befo
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from fmnist import rundir
 from fmnist.errors import RunDirError, reason as error_reason
 
 
@@ -27,8 +27,7 @@ def load_checkpoint(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     """The checkpoint at `path` as a dict, loaded with `weights_only=True`; a one-line RunDirError
     for a damaged file, or for one that would need the full unpickler (a planted payload)."""
     path = Path(path)
-    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
-        raise RunDirError(f"{path} is not a valid {what} (truncated or corrupted)")
+    rundir.check_model_archive(path, what)  # torch.save writes a zip archive
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # what weights_only raises for a global it does not allow
