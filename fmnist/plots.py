@@ -1,10 +1,12 @@
-"""Figures for a run: learning curves, confusion matrix, a grid of test predictions."""
+"""Figures for a run: learning curves, confusion matrix, a grid of test predictions; and the
+class-by-class heatmap, the one both a run and the compare report draw their matrices with."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -34,27 +36,43 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     return fig
 
 
+def heatmap(
+    ax: plt.Axes,
+    values: np.ndarray,
+    title: str,
+    hide_zeros: bool = False,
+    annot_size: float | None = None,
+    **style: Any,
+) -> None:
+    """The project's one class-by-class heatmap (rows true, columns predicted), each cell annotated
+    with its count: whole counts as integers, mean counts with one decimal; zeros can be left blank
+    so a difference matrix shows only where two models differ. `style`: seaborn's colour options."""
+    values = np.asarray(values)
+    text = np.vectorize(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")(values)
+    if hide_zeros:
+        text[values == 0] = ""
+    sns.heatmap(
+        values,
+        annot=text,
+        fmt="",
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        square=True,
+        ax=ax,
+        annot_kws=None if annot_size is None else {"size": annot_size},
+        **style,
+    )
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.tick_params(axis="x", rotation=45)
+
+
 def plot_confusion(cm: np.ndarray, title: str, ax: plt.Axes | None = None, vmax: float | None = None) -> Figure:
-    """Seaborn heatmap of counts, rows true and columns predicted, with class names."""
+    """A run's confusion matrix: counts on a blue scale from 0, with class names."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(8.5, 7))
     else:
         fig = ax.figure
-    sns.heatmap(
-        np.asarray(cm),
-        annot=True,
-        fmt="d",
-        cmap="Blues",
-        xticklabels=CLASS_NAMES,
-        yticklabels=CLASS_NAMES,
-        vmin=0,
-        vmax=vmax,
-        ax=ax,
-        cbar=True,
-        square=True,
-    )
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    ax.tick_params(axis="x", rotation=45)
+    heatmap(ax, cm, title, cmap="Blues", vmin=0, vmax=vmax, cbar=True)
     fig.tight_layout()
     return fig
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from compare.parity import ParityResult, _max_diff, _rel, format_table, lockstep, run_parity, without_dropout
+from compare.parity import ParityResult, format_table, lockstep, run_parity, without_dropout
+from compare.parity_tolerance import _max_diff, _rel
 from fmnist.config import OptimizerConfig, config_from_dict, config_to_dict, load_config
 from fmnist.splits import Split
 
@@ -101,7 +102,7 @@ def test_weight_transfer_check_detects_a_batch_norm_epsilon_mismatch(data, monke
     float32 tolerance (scaled by rounding) must not absorb it."""
     import lightning_model.network as network
 
-    from compare.parity import check_weight_transfer
+    from compare.parity_checks import check_weight_transfer
 
     config = load_config(REPO / "configs" / "batchnorm.yaml")
     original = network._module

@@ -1,0 +1,180 @@
+"""Every number a compare report shows, as plain values: what summary.json holds and the text and
+figures are drawn from.
+
+Everything derived from predictions (accuracy, loss, confusion matrices, per-class scores) is
+recomputed here from each run's saved logits with the same numpy code for both backends, so the
+comparison cannot be skewed by how either framework computes its own metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from compare.report_runs import Run, paired_runs
+from compare.stats import mcnemar, prediction_agreement, tost_equivalence
+from fmnist import BACKEND_NAMES, CLASS_NAMES
+from fmnist.metrics import confusion_matrix, cross_entropy, per_class_scores
+
+CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+MAX_DISAGREEMENTS = 24
+
+
+def _stat(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and sample std over seeds (std None with one seed), with the values themselves."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"values": [], "mean": None, "std": None, "min": None, "max": None}
+    arr = np.array(vals)
+    return {
+        "values": vals,
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if len(arr) > 1 else None,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
+
+
+def top_confusions(cm: np.ndarray, k: int = 3) -> list[dict[str, Any]]:
+    """The k largest off-diagonal cells: which true class is most often taken for which."""
+    off = np.asarray(cm, dtype=np.float64).copy()
+    np.fill_diagonal(off, -np.inf)
+    order = np.argsort(off, axis=None, kind="stable")[::-1][:k]
+    return [
+        {"true": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": _num(cm[i][j])}
+        for i, j in (np.unravel_index(o, off.shape) for o in order)
+    ]
+
+
+def _num(x: Any) -> int | float:
+    """A plain int when the value is whole (summed counts), else a float (mean counts)."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _confusion(runs: list[Run], aggregate: str) -> np.ndarray:
+    stack = np.stack([confusion_matrix(r.labels, r.predictions) for r in runs])
+    return stack.sum(axis=0) if aggregate == "sum" else stack.mean(axis=0)
+
+
+def _per_class(runs: list[Run]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Precision, recall and F1 per class, as mean/std over seeds."""
+    scores = [per_class_scores(confusion_matrix(r.labels, r.predictions)) for r in runs]
+    return {
+        name: {m: _stat([s[name][m] for s in scores]) for m in ("precision", "recall", "f1")} for name in CLASS_NAMES
+    }
+
+
+def _curves(runs: list[Run]) -> dict[str, Any]:
+    """Per-epoch mean, min and max over seeds, on the epochs every seed finished."""
+    n = min(len(r.history) for r in runs)
+    out: dict[str, Any] = {"epoch": [int(row["epoch"]) for row in runs[0].history[:n]]}
+    for metric in CURVE_METRICS:
+        arr = np.array([[row[metric] for row in r.history[:n]] for r in runs], dtype=np.float64)
+        out[metric] = {"mean": arr.mean(0).tolist(), "min": arr.min(0).tolist(), "max": arr.max(0).tolist()}
+    return out
+
+
+def _backend_summary(runs: list[Run], aggregate: str) -> dict[str, Any]:
+    """Every number the report shows for one backend."""
+    cm = _confusion(runs, aggregate)
+    params = sorted({r.test.get("num_params") for r in runs}, key=str)
+    return {
+        "seeds": [r.seed for r in runs],
+        "runs": [str(r.path) for r in runs],
+        "test_accuracy": _stat([r.correct.mean() for r in runs]),
+        "test_loss": _stat([cross_entropy(r.logits, r.labels) for r in runs]),
+        "macro_f1": _stat(
+            [
+                np.mean([s["f1"] for s in per_class_scores(confusion_matrix(r.labels, r.predictions)).values()])
+                for r in runs
+            ]
+        ),
+        "num_params": params[0] if len(params) == 1 else params,
+        "train_seconds": _stat([r.test.get("train_seconds") for r in runs]),
+        "train_images_per_second": _stat([r.test.get("train_images_per_second") for r in runs]),
+        "confusion_matrix": [[_num(x) for x in row] for row in cm],
+        "top_confusions": top_confusions(cm),
+        "per_class": _per_class(runs),
+        "curves": _curves(runs),
+        "versions": runs[0].test.get("versions", {}),
+    }
+
+
+def _per_seed(groups: dict[str, list[Run]]) -> list[dict[str, Any]]:
+    """Image-by-image comparison of the two backends on each seed both ran."""
+    keras, lightning = ({r.seed: r for r in groups[b]} for b in BACKEND_NAMES)
+    rows = []
+    for seed in sorted(set(keras) & set(lightning)):
+        k, l = keras[seed], lightning[seed]
+        m = mcnemar(k.correct, l.correct)
+        rows.append(
+            {
+                "seed": seed,
+                "keras_accuracy": float(k.correct.mean()),
+                "lightning_accuracy": float(l.correct.mean()),
+                "prediction_agreement": prediction_agreement(k.predictions, l.predictions),
+                "both_right": m["both_right"],
+                "both_wrong": m["both_wrong"],
+                "only_keras_right": m["only_a"],
+                "only_lightning_right": m["only_b"],
+                "mcnemar_p": m["p_value"],
+            }
+        )
+    return rows
+
+
+def _disagreement_indices(k: Run, l: Run) -> list[int]:
+    """Up to 24 images one backend gets right and the other wrong, half from each side when possible."""
+    only_k = np.flatnonzero(k.correct & ~l.correct).tolist()
+    only_l = np.flatnonzero(~k.correct & l.correct).tolist()
+    half = MAX_DISAGREEMENTS // 2
+    take_k = min(len(only_k), max(half, MAX_DISAGREEMENTS - len(only_l)))
+    take_l = min(len(only_l), MAX_DISAGREEMENTS - take_k)
+    return sorted(only_k[:take_k] + only_l[:take_l])
+
+
+def disagreements(groups: dict[str, list[Run]], images_given: bool) -> dict[str, Any] | None:
+    """The images the backends disagree on, for the first seed both ran (None: they share no seed);
+    `drawn` says whether the report draws them (it can only with the test images)."""
+    pair = paired_runs(groups)
+    if pair is None:
+        return None
+    k, l = pair
+    shown = _disagreement_indices(k, l)
+    return {
+        "seed": k.seed,
+        "count": int((k.correct != l.correct).sum()),
+        "only_keras_right": int((k.correct & ~l.correct).sum()),
+        "only_lightning_right": int((~k.correct & l.correct).sum()),
+        "shown": shown,
+        "drawn": images_given and bool(shown),
+    }
+
+
+def summarize(groups: dict[str, list[Run]]) -> dict[str, Any]:
+    """The whole report as plain numbers: what summary.json holds and the text is rendered from."""
+    config = groups["keras"][0].config
+    aggregate = "sum" if len(groups["keras"]) == len(groups["lightning"]) else "mean"
+    backends = {b: _backend_summary(groups[b], aggregate) for b in BACKEND_NAMES}
+    per_seed = _per_seed(groups)
+    return {
+        "config": config.name,
+        "generated": dt.datetime.now().isoformat(timespec="seconds"),
+        "epochs": config.train.epochs,
+        "test_images": int(len(groups["keras"][0].labels)),
+        "margin": config.compare.equivalence_margin,
+        "alpha": config.compare.alpha,
+        "equivalence": tost_equivalence(
+            backends["keras"]["test_accuracy"]["values"],
+            backends["lightning"]["test_accuracy"]["values"],
+            config.compare.equivalence_margin,
+            config.compare.alpha,
+        ),
+        "confusion_aggregate": aggregate,
+        "backends": backends,
+        "per_seed": per_seed,
+        "mean_prediction_agreement": _stat([r["prediction_agreement"] for r in per_seed])["mean"],
+    }

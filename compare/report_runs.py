@@ -1,0 +1,131 @@
+"""The runs a compare report reads: loading a finished run directory, and refusing sets of runs
+whose comparison would mean nothing (one backend only, mixed configs, different test sets)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmnist import BACKEND_NAMES
+from fmnist.config import Config, config_to_dict, load_config
+from fmnist.errors import FmnistError, RunDirError
+from fmnist.rundir import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RESULT_FILES,
+    TEST_METRICS_FILE,
+    read_json,
+    read_metrics,
+    read_predictions,
+)
+
+LABELS = {"keras": "Keras", "lightning": "Lightning"}  # how the report names each backend
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run directory, with everything the report reads from it."""
+
+    path: Path
+    backend: str
+    config: Config
+    test: dict[str, Any]
+    history: list[dict[str, float]]
+    logits: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predictions == self.labels
+
+
+def load_run(path: Path) -> Run:
+    """Read a run directory; a missing or foreign file is a one-line FmnistError, not a traceback."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"{path} is not a run directory")
+    for name in RESULT_FILES:
+        if not (path / name).is_file():
+            raise RunDirError(f"{path / name} not found: is {path} a finished run directory?")
+    test = read_json(path / TEST_METRICS_FILE)
+    if test.get("backend") not in BACKEND_NAMES:
+        raise RunDirError(f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {BACKEND_NAMES}")
+    logits, labels = read_predictions(path / PREDICTIONS_FILE)
+    return Run(
+        path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels
+    )
+
+
+def _flat(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted keys and leaf values of a nested config, so a mismatch can be named exactly."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _flat(inner, f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from _flat(inner, f"{prefix}[{i}]")
+    else:
+        yield prefix, value
+
+
+def _config_difference(a: Config, b: Config) -> str | None:
+    """The first config key (seed aside) where two runs differ, as 'key (x vs y)'."""
+    fa, fb = dict(_flat(config_to_dict(a))), dict(_flat(config_to_dict(b)))
+    for key in sorted(set(fa) | set(fb)):
+        if key != "seed" and fa.get(key) != fb.get(key):
+            return f"{key} ({fa.get(key)!r} vs {fb.get(key)!r})"
+    return None
+
+
+def check_comparable(runs: Sequence[Run]) -> None:
+    """Refuse run sets whose comparison would mean nothing, naming the runs and the reason."""
+    first = runs[0]
+    for run in runs[1:]:
+        diff = _config_difference(first.config, run.config)
+        if diff:
+            raise FmnistError(
+                f"runs mix configs: {first.path} and {run.path} differ at {diff}; compare runs of one config only"
+            )
+        if len(run.labels) != len(first.labels):
+            raise FmnistError(
+                f"runs were tested on different test-set sizes: {first.path} has"
+                f" {len(first.labels)} images, {run.path} {len(run.labels)}"
+            )
+        if not np.array_equal(run.labels, first.labels):
+            raise FmnistError(f"runs were tested on different images: {first.path} and {run.path} have other labels")
+    present = {r.backend for r in runs}
+    if present != set(BACKEND_NAMES):
+        raise FmnistError(f"a comparison needs runs of both backends (keras and lightning); got only {sorted(present)}")
+    seen: dict[tuple[str, int], Path] = {}
+    for run in runs:
+        key = (run.backend, run.seed)
+        if key in seen:
+            raise FmnistError(f"two {run.backend} runs with seed {run.seed}: {seen[key]} and {run.path}; keep one")
+        seen[key] = run.path
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs per backend, sorted by seed."""
+    return {b: sorted((r for r in runs if r.backend == b), key=lambda r: r.seed) for b in BACKEND_NAMES}
+
+
+def paired_runs(groups: dict[str, list[Run]]) -> tuple[Run, Run] | None:
+    """The Keras and the Lightning run of the first seed both backends ran (None: no such seed)."""
+    common = sorted({r.seed for r in groups["keras"]} & {r.seed for r in groups["lightning"]})
+    if not common:
+        return None
+    keras, lightning = (next(r for r in groups[b] if r.seed == common[0]) for b in BACKEND_NAMES)
+    return keras, lightning

@@ -1,0 +1,45 @@
+"""Configs as YAML files: reading one (every error names the file, then the key) and writing the
+fully resolved config a run used (its `config.yaml`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from fmnist.config_schema import Config, config_from_dict, config_to_dict
+from fmnist.errors import ConfigError, reason as error_reason
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; every error names the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (not UTF-8 at byte {exc.start})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors let these through for values such as `2001-13-45` (a date with
+        # month 13), `!!int abc` or `!!bool maybe`.
+        reason = error_reason(exc)
+        raise ConfigError(f"{path}: not valid YAML: a value cannot be read ({reason})") from None
+    try:
+        return config_from_dict(raw if raw is not None else {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def save_config(config: Config, path: Path) -> None:
+    from fmnist.rundir import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
