@@ -10,7 +10,7 @@ TB_HOST ?= 127.0.0.1
 MODELS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
 
-.PHONY: help venv lint test test-slow test-all compare parity benchmark train-keras train-lightning tensorboard serve serve-bench screenshot clean
+.PHONY: help venv lint test test-slow test-all compare parity benchmark train-keras train-lightning tensorboard serve serve-bench screenshot gpu-bundle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockst
 benchmark: $(STAMP)  ## speed of both backends, their variants, and time to 91% (about 50 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/fmnist benchmark --config $(CONFIG) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 3 \
 		--time-to-accuracy 0.91 --time-to-accuracy-config configs/fast.yaml
+
+gpu-bundle: $(STAMP)  ## what the prepared GPU run needs there (Keras wheels, the data) -> gpu-bundle/ (docs/speed.md)
+	$(BIN)/python -m benchmarks.gpu_bundle
 
 train-keras: $(STAMP)  ## train the Keras backend once on CONFIG
 	$(BIN)/fmnist train --backend keras --config $(CONFIG)

@@ -69,8 +69,19 @@ def gpu_name() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
+#: The commit measured, for a copy of the checkout that git cannot ask (the GPU machine gets the
+#: working tree without .git): `benchmarks/gpu_run.sh` sets it from the bundle's manifest.
+SOURCE_REVISION_ENV = "FMNIST_SOURCE_REVISION"
+
+
 def source_revision() -> str | None:
-    """The git commit measured ('+dirty' with uncommitted changes), None outside a checkout."""
+    """The git commit measured ('+dirty' with uncommitted changes); outside a checkout, what
+    FMNIST_SOURCE_REVISION says, else None."""
+    from_git = _git_revision()
+    return from_git if from_git is not None else (os.environ.get(SOURCE_REVISION_ENV) or None)
+
+
+def _git_revision() -> str | None:
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=20

@@ -48,6 +48,8 @@ def measure_keras(spec: dict[str, Any], config: Config, variant: Variant) -> dic
         flags["op_determinism"] = deterministic
         if spec["device"] == "cuda" and not tf.config.list_physical_devices("GPU"):
             raise RuntimeError("--device cuda: TensorFlow sees no GPU (tensorflow-cpu is installed?)")
+    if spec["device"] == "cuda":
+        _require_gpu(backend)  # else Keras would quietly measure the CPU
 
     split, data_note = training_images(spec, config)
     bs, warmup, steps = spec["batch_size"], spec["warmup"], spec["steps"]
@@ -85,11 +87,11 @@ def measure_keras(spec: dict[str, Any], config: Config, variant: Variant) -> dic
             self.predict: list[float] = []
 
         def on_train_batch_end(self, batch, logs=None) -> None:
-            sync()
+            sync(self.model)
             self.train.append(time.perf_counter())
 
         def on_predict_batch_end(self, batch, logs=None) -> None:
-            sync()
+            sync(self.model)
             self.predict.append(time.perf_counter())
 
     clock = StepClock()
@@ -121,18 +123,45 @@ def measure_keras(spec: dict[str, Any], config: Config, variant: Variant) -> dic
     return out
 
 
-def _keras_sync(backend: str, device: str) -> Callable[[], None]:
+def _keras_sync(backend: str, device: str) -> Callable[[Any], None]:
+    """What the step clock calls, with the model, before it reads the time: waits for the step's
+    device work. On CPU nothing: the callback list has already turned the step's logs into
+    Python numbers, which waits for them."""
     if device != "cuda":
-        return lambda: None  # CPU kernels have finished when the step returns its logs
+        return lambda model: None
     if backend == "torch":
         import torch
 
-        return torch.cuda.synchronize
+        return lambda model: torch.cuda.synchronize()
+    if backend == "jax":
+        return _jax_wait
+    return lambda model: None  # TensorFlow: the callback's logs are fetched to numpy, which waits
+
+
+def _jax_wait(model: Any) -> None:
+    """Blocks until the JAX step has finished on the device. JAX dispatches asynchronously, and
+    during fit/predict Keras holds the updated weights and optimizer state in `model._jax_state`
+    (they reach the variables only at the end of the epoch): waiting for all of it waits for the
+    step's last kernel, whichever output the callback list happened to convert."""
+    import jax
+
+    jax.block_until_ready(getattr(model, "_jax_state", None))
+
+
+def _require_gpu(backend: str) -> None:
+    """Refuses to measure `--device cuda` on a Keras backend that sees no GPU."""
     if backend == "jax":
         import jax
 
-        return lambda: jax.effects_barrier()
-    return lambda: None  # TensorFlow: the callback's logs are fetched to numpy, which waits
+        if jax.default_backend() != "gpu":
+            raise RuntimeError(
+                f"--device cuda: JAX runs on {jax.default_backend()} (no CUDA plugin for jax installed?)"
+            )
+    elif backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: torch sees no CUDA device")
 
 
 def _keras_threads(backend: str) -> dict[str, Any]:

@@ -85,8 +85,12 @@ def run_benchmark(
     time_to_accuracy_max_epochs: int | None = None,
     time_to_accuracy_config: Path | None = None,
     throughput: bool = True,
+    budget_seconds: float | None = None,
     log=print,
 ) -> dict[str, Any]:
+    """budget_seconds: once this many seconds of measuring have passed, the measurements not yet
+    started are recorded as skipped and the results written as usual (the GPU run's lease is
+    short: a partial second repeat beats no file at all). None: every measurement runs."""
     from fmnist.config import load_config
 
     time_to_accuracy_config = time_to_accuracy_config or config
@@ -122,6 +126,12 @@ def run_benchmark(
         order = measurements if r % 2 == 0 else measurements[::-1]  # alternate: drift hits all alike
         for m in order:
             done += 1
+            if budget_seconds is not None and time.perf_counter() - began > budget_seconds:
+                why = f"not started: the run's time budget ({budget_seconds:.0f} s) was spent"
+                # "error" too: a measurement whose earlier repeat ran lists it among its failed repeats
+                results[m.key].append({"status": "skipped", "reason": why, "error": why})
+                log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: skipped ({why})")
+                continue
             if m.runner == "keras" and (why := keras_backend_missing(m.variant)):
                 results[m.key].append({"status": "skipped", "reason": why})
                 log(f"[benchmark {done}/{total}] {m.key}: skipped ({why})")
@@ -184,6 +194,7 @@ def run_benchmark(
             " repeat; a timestamp after every step (device synchronised); throughput over"
             " the timed steps only, warm-up (tracing, compilation) reported apart; torch.compile starts"
             " from an empty compile cache in every process",
+            **({"budget_seconds": budget_seconds} if budget_seconds is not None else {}),
         },
         "environment": {
             "hardware": hardware(),

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
@@ -33,10 +34,11 @@ def _torch_setup(spec: dict[str, Any], config: Config):
     return torch, device, sync
 
 
-class _DeviceBatches:
+class DeviceBatches:
     """Batches (x float32 N x 1 x 28 x 28, y int64) gathered from a uint8 tensor that lives on
-    the device: on a GPU no host loader is in the loop. On CPU this is the project's own
-    `BatchDataset` work (index, unsqueeze, float)."""
+    the device: on a GPU the whole training set is copied there once, as uint8, and no host
+    loader is in the loop. On CPU this is the project's own `BatchDataset` work (index,
+    unsqueeze, float), and yields the very same tensors (tests/test_gpu_path.py)."""
 
     def __init__(self, torch, split: Split, order: list[np.ndarray], device, channels_last: bool) -> None:
         self.torch = torch
@@ -56,7 +58,7 @@ class _DeviceBatches:
         return x, self.labels[idx]
 
 
-def _torch_loader(torch, batches: _DeviceBatches):
+def _torch_loader(torch, batches: DeviceBatches):
     from torch.utils.data import DataLoader
 
     # batch_size=None: each item is a whole batch already (as in lightning_model.data).
@@ -69,7 +71,7 @@ def measure_torch(spec: dict[str, Any], config: Config, variant: Variant) -> dic
     split, data_note = training_images(spec, config)
     bs, warmup, steps = spec["batch_size"], spec["warmup"], spec["steps"]
     order = batch_order(len(split), bs, warmup + steps, config.seed)
-    batches = _DeviceBatches(torch, split, order, device, channels_last=config.train.channels_last)
+    batches = DeviceBatches(torch, split, order, device, channels_last=config.train.channels_last)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rss_before = rss_mib()
@@ -80,6 +82,7 @@ def measure_torch(spec: dict[str, Any], config: Config, variant: Variant) -> dic
         train, infer, extra = _plain_run(torch, spec, config, variant, batches, device, sync)
     out = {"train": train, "inference": infer, "data": data_note, "rss_before_mib": rss_before, **extra}
     if device.type == "cuda":
+        out["data"] = f"{data_note}, resident on {batches.images.device}"
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
         out["peak_memory_kind"] = "torch.cuda.max_memory_allocated"
     out["threads"] = {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
@@ -101,6 +104,9 @@ def _plain_run(torch, spec, config, variant: Variant, batches, device, sync):
     from lightning_model.network import build_network
     from lightning_model.optim import KerasAdam
 
+    if config.train.deterministic and device.type == "cuda":
+        # cuBLAS refuses deterministic mode without a fixed workspace; Lightning's Trainer sets the same.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(config.train.deterministic)  # as Lightning's Trainer(deterministic=...)
     network = build_network(config).to(device)
     if config.train.channels_last:  # as FashionClassifier does

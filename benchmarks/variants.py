@@ -4,6 +4,10 @@ and the worker (what a variant sets) both read it, so they cannot disagree.
 
 A variant is what `fmnist train` does with the matching config, not a benchmark-only path: each
 sets every speed knob it names, so "eager" or "tf" is float32 even on a bf16 config.
+
+`gpu` marks the variants of the prepared GPU run (`benchmarks.gpu_run`): what one would train
+with on a GPU (bf16, channels_last, torch.compile; Keras on JAX, the GPU image having no
+TensorFlow) beside the float32 baseline each is measured against.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class Variant:
     jit_compile: bool | None = None  # Keras' jit_compile; None: what compile_model chose
     torch_compile: bool = False  # torch.compile the network
     default: bool = True  # measured when --variants is not given
+    gpu: bool = False  # measured by the prepared GPU run (benchmarks.gpu_run)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -43,15 +48,28 @@ _F32, _BF16 = "float32", "bf16-mixed"
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("eager", "lightning", _TORCH, _F32, channels_last=False),
+        Variant("eager", "lightning", _TORCH, _F32, channels_last=False, gpu=True),
         Variant("channels_last", "lightning", _TORCH, _F32, channels_last=True),
         Variant("bf16", "lightning", _TORCH, _BF16, channels_last=False),
-        Variant("channels_last+bf16", "lightning", _TORCH, _BF16, channels_last=True),
+        Variant("channels_last+bf16", "lightning", _TORCH, _BF16, channels_last=True, gpu=True),
         Variant("compile", "lightning", _TORCH, _F32, channels_last=False, torch_compile=True),
+        # Every torch knob at once: what a GPU run trains with. Asked for by name (or by the GPU run).
+        Variant(
+            "channels_last+bf16+compile",
+            "lightning",
+            _TORCH,
+            _BF16,
+            channels_last=True,
+            torch_compile=True,
+            default=False,
+            gpu=True,
+        ),
         Variant("tf", "keras", ("keras",), _F32, keras_backend="tensorflow"),
         Variant("tf-xla", "keras", ("keras",), _F32, keras_backend="tensorflow", jit_compile=True),
         Variant("tf-bf16", "keras", ("keras",), _BF16, keras_backend="tensorflow"),
-        Variant("jax", "keras", ("keras",), _F32, keras_backend="jax"),
+        Variant("jax", "keras", ("keras",), _F32, keras_backend="jax", gpu=True),
+        # Keras' mixed_bfloat16 on JAX: the GPU counterpart of tf-bf16. Asked for by name (or by the GPU run).
+        Variant("jax-bf16", "keras", ("keras",), _BF16, keras_backend="jax", default=False, gpu=True),
         Variant("torch", "keras", ("keras",), _F32, keras_backend="torch"),
         # Keras on TensorFlow without XLA whatever compile_model chose: asked for by name only.
         Variant("tf-graph", "keras", ("keras",), _F32, keras_backend="tensorflow", jit_compile=False, default=False),
@@ -62,6 +80,11 @@ VARIANTS: dict[str, Variant] = {
 def names(backend: str | None = None) -> tuple[str, ...]:
     """Every variant's name (of one `--backend` if given), in table order."""
     return tuple(v.name for v in VARIANTS.values() if backend is None or v.backend == backend)
+
+
+def gpu_names() -> tuple[str, ...]:
+    """The variants of the prepared GPU run, in table order."""
+    return tuple(v.name for v in VARIANTS.values() if v.gpu)
 
 
 def lookup(name: str) -> Variant:

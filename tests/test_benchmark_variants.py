@@ -51,14 +51,14 @@ def test_the_planner_and_the_worker_read_the_same_table():
                 variant_for(runner, variant.name)
     env = {m.variant: worker_env(m).get("KERAS_BACKEND") for m in planned if m.runner == "keras"}
     tensorflow = {v: "tensorflow" for v in ("tf", "tf-xla", "tf-bf16", "tf-graph")}
-    assert env == {**tensorflow, "jax": "jax", "torch": "torch"}
+    assert env == {**tensorflow, "jax": "jax", "jax-bf16": "jax", "torch": "torch"}
 
 
 def test_an_unknown_variant_is_refused_by_the_planner_and_by_the_worker():
     with pytest.raises(
         BenchmarkError,
         match="--variants: unknown 'fast'; choose from eager, channels_last, bf16, channels_last\\+bf16, compile,"
-        " tf, tf-xla, tf-bf16, jax, torch, tf-graph$",
+        " channels_last\\+bf16\\+compile, tf, tf-xla, tf-bf16, jax, jax-bf16, torch, tf-graph$",
     ):
         parse_variants("eager,fast")
     from benchmarks.worker import run
@@ -100,6 +100,6 @@ def test_the_variants_help_names_every_variant(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["benchmark", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "default: all but tf-graph" in help_text
+    assert "default: all but channels_last+bf16+compile, jax-bf16, tf-graph" in help_text
     assert all(name in help_text for name in VARIANTS)
     assert "--time-to-accuracy-config" in help_text and "--tta-config" not in help_text
