@@ -9,17 +9,27 @@ package's event writer only, no framework.
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from pathlib import Path
 
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from fmnist.quiet import tensorflow_import
-
 SCALAR_TAGS = ("epoch_loss", "epoch_accuracy")
 LR_TAG = "epoch_learning_rate"
+
+
+def use_tensorboards_own_files() -> None:
+    """The event writer reaches files through `tensorboard.compat.tf`, which imports the whole of
+    TensorFlow whenever it is installed: seconds per run, and in a Lightning process a second
+    framework loaded for nothing. Where TensorFlow is not loaded already, TensorBoard's own file
+    layer (its `tensorflow_stub`, chosen when `tensorboard.compat.notf` is importable) writes the
+    same event files; in a Keras process TensorFlow's is used, as before."""
+    if "tensorflow" not in sys.modules:
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 class TensorBoardLog:
@@ -30,8 +40,8 @@ class TensorBoardLog:
     def _writer(self, run: str) -> EventFileWriter:
         if run not in self._writers:
             (self.log_dir / run).mkdir(parents=True, exist_ok=True)
-            with tensorflow_import():  # the writer uses TensorFlow's file system when it is installed
-                self._writers[run] = EventFileWriter(str(self.log_dir / run))
+            use_tensorboards_own_files()
+            self._writers[run] = EventFileWriter(str(self.log_dir / run))
         return self._writers[run]
 
     def _add(self, run: str, step: int, summary: Summary) -> None:
