@@ -74,14 +74,9 @@ def default_run_dir(config_name: str, backend: str, seed: int, root: Path = Path
     return root / f"{config_name}-{backend}-seed{seed}-{stamp}"
 
 
-def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
-    """Create the run directory, refusing to mix a new run into a finished or running one.
-
-    A folder that is not empty must hold a run of this project (its `run.json`): then
-    `overwrite` removes that run's own artifacts (`RUN_ARTIFACTS`) and nothing else. A
-    non-empty folder without one is refused, `overwrite` or not: it holds someone's files.
-    Checked before training starts, so a bad path costs seconds, not an epoch.
-    """
+def check_run_dir(path: Path, overwrite: bool = False) -> None:
+    """The refusals of `prepare_run_dir`, writing nothing: `fmnist train` asks them before it loads
+    a framework, so a wrong --run-dir costs a second, not the seconds of an import."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run directory {path} exists and is not a directory")
@@ -94,6 +89,18 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
             )
         if not overwrite:
             raise RunDirError(f"run directory {path} already holds a run; choose another --run-dir or pass --overwrite")
+
+
+def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
+    """Create the run directory, refusing to mix a new run into a finished or running one.
+
+    A folder that is not empty must hold a run of this project (its `run.json`): then
+    `overwrite` removes that run's own artifacts (`RUN_ARTIFACTS`) and nothing else. A
+    non-empty folder without one is refused, `overwrite` or not: it holds someone's files.
+    Checked before training starts, so a bad path costs seconds, not an epoch.
+    """
+    path = Path(path)
+    check_run_dir(path, overwrite)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / _WRITE_PROBE

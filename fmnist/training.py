@@ -61,6 +61,8 @@ def train_run(
     process alone writes the run directory.
     """
     distributed.check_strategy(backend_name, config.train)
+    if distributed.is_primary():
+        rundir.check_run_dir(run_dir, overwrite=overwrite)  # before the framework's import: a refusal is quick
     backend = load_backend(backend_name)
     if not distributed.is_primary():
         return _train(backend_name, backend, config, run_dir, load_fashion_mnist(data_dir), resume=False)
@@ -106,6 +108,7 @@ def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | N
         # Stopped between its marker and config.yaml: the marker records the config too.
         save_config(config_from_dict(info["config"]), run_dir / rundir.CONFIG_FILE)
     config = load_config(run_dir / rundir.CONFIG_FILE)
+    distributed.check_strategy(info["backend"], config.train)
     backend = load_backend(info["backend"])
     return _train(info["backend"], backend, config, run_dir, load_fashion_mnist(data_dir), resume=True)
 

@@ -14,15 +14,14 @@ import contextlib
 import keras
 
 from fmnist.config import Config
-from fmnist.distributed import check_strategy
 from fmnist.errors import ConfigError, FmnistError
 
 
 def distribution_scope(config: Config) -> contextlib.AbstractContextManager:
     """The scope to build and compile the model in: a MirroredStrategy's, or nothing on one device.
-    Call it before anything else touches TensorFlow: logical devices are fixed at start-up."""
+    Call it before anything else touches TensorFlow: logical devices are fixed at start-up. The
+    strategy was checked by the core (`fmnist.distributed.check_strategy`) before training began."""
     t = config.train
-    check_strategy("keras", t)
     if t.devices == 1:
         return contextlib.nullcontext()
     if keras.backend.backend() != "tensorflow":

@@ -297,34 +297,9 @@ MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, env, real_data_dir) -> dict[str, Path]:
-    """One tiny finished run per backend, to damage copies of."""
-    root = tmp_path_factory.mktemp("runs")
-    out = {}
-    for backend in MODEL_FILES:
-        run_dir = root / backend
-        result = fmnist(
-            env,
-            root,
-            "train",
-            "--backend",
-            backend,
-            "--config",
-            str(BASELINE),
-            "--limit-train",
-            "300",
-            "--limit-test",
-            "100",
-            "--epochs",
-            "1",
-            "--run-dir",
-            str(run_dir),
-            "--data-dir",
-            str(real_data_dir),
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        out[backend] = run_dir
-    return out
+def runs(keras_run, lightning_run) -> dict[str, Path]:
+    """One tiny finished run per backend (conftest's, trained once per session), to damage copies of."""
+    return {"keras": keras_run, "lightning": lightning_run}
 
 
 def run_copy(runs: dict[str, Path], backend: str, tmp_path: Path) -> Path:
@@ -352,7 +327,12 @@ def test_evaluate_directory_without_model(env, tmp_path):
     )
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+# One check refuses all three (rundir.check_model_archive, tests/test_training_rules.py): the
+# command's path once per backend here, the other kinds of damage in the slow tier.
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", pytest.param("garbage", marks=pytest.mark.slow), pytest.param("empty", marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize("backend", list(MODEL_FILES))
 def test_evaluate_damaged_model(env, tmp_path, runs, backend, damage):
     run_dir = run_copy(runs, backend, tmp_path)

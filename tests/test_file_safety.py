@@ -559,3 +559,20 @@ def test_an_interrupted_compare_resumes_its_partial_run(fmnist_cli, tmp_path, re
     summaries = [json.loads((root / "summary.json").read_text()) for root in (tmp_path / "straight", out)]
     for backend in ("keras", "lightning"):
         assert summaries[0]["backends"][backend]["test_accuracy"] == summaries[1]["backends"][backend]["test_accuracy"]
+
+
+def test_a_wrong_run_dir_is_refused_before_the_framework_loads(run_with_blocked_imports, tmp_path, real_data_dir):
+    """With torch and Lightning unimportable, `train` still names the folder it refuses: the refusal
+    comes before the import, so a wrong --run-dir costs a second, not the import's seconds."""
+    (tmp_path / "notes.md").write_text("mine")
+    done = run_with_blocked_imports(
+        ("torch", "lightning", "tensorflow", "keras"),
+        f"""
+        from fmnist_cli.main import main
+        raise SystemExit(main(["train", "--backend", "lightning", "--run-dir", {str(tmp_path)!r},
+                               "--data-dir", {str(real_data_dir)!r}]))
+    """,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "is not empty and holds no run of fmnist" in done.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md"]

@@ -19,7 +19,10 @@ def data(tiny_images):
     return images, Split(images, labels)
 
 
-@pytest.mark.parametrize("name", ["baseline", "batchnorm", "fast", "improved", "strong"])
+# strong.yaml's lockstep in float64 takes the longest by far: the slow tier, which CI runs too.
+@pytest.mark.parametrize(
+    "name", ["baseline", "batchnorm", "fast", "improved", pytest.param("strong", marks=pytest.mark.slow)]
+)
 def test_parity_passes(name, data):
     config = load_config(REPO / "configs" / f"{name}.yaml")
     result = run_parity(config, data[0], data[1], steps=6, batch_size=32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,23 +90,9 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_d
     assert [r["epoch"] for r in _rows(run_dir)] == ["1", "2", "3"]
 
 
-def test_resume_refuses_a_finished_run(real_data_dir, tmp_path, fmnist):
+def test_resume_refuses_a_finished_run(keras_run, tmp_path, fmnist):
     run_dir = tmp_path / "done"
-    fmnist(
-        "train",
-        "--backend",
-        "keras",
-        "--limit-train",
-        "300",
-        "--limit-test",
-        "100",
-        "--epochs",
-        "1",
-        "--run-dir",
-        str(run_dir),
-        "--data-dir",
-        str(real_data_dir),
-    )
+    shutil.copytree(keras_run, run_dir)  # a finished run (conftest's, trained once per session)
     result = fmnist("train", "--resume", str(run_dir), check=False)
     assert result.returncode == 2 and "finished run" in result.stderr
 
