@@ -1,6 +1,7 @@
 """`fmnist benchmark`: training and inference speed of both backends, each measurement in a
-process of its own (`benchmarks.worker`), repeats alternating the backends; then, if asked, the
-time each backend takes to reach a test accuracy (`benchmarks.time_to_accuracy`).
+process of its own (`benchmarks.worker`), repeats alternating the backends, a variant's plain
+torch loop and Lightning measurement back to back (a pair, its ratio Lightning's overhead); then,
+if asked, the time each backend takes to reach a test accuracy (`benchmarks.time_to_accuracy`).
 
 Nothing here imports a framework: the parent only plans, starts workers, and aggregates.
 """
@@ -20,8 +21,8 @@ from typing import Any
 from benchmarks import REPO
 from benchmarks.environment import hardware, keras_backend_missing, load_average, resolve_device, source_revision
 from benchmarks.outputs import results_dir, write_outputs
-from benchmarks.plan import BenchmarkError, Measurement, plan
-from benchmarks.stats import add_ratios, aggregate
+from benchmarks.plan import BenchmarkError, Measurement, plan, run_order
+from benchmarks.stats import add_paired_ratios, add_ratios, aggregate
 from benchmarks.variants import lookup
 
 #: Below this many timed steps the data is synthetic (the real set is not worth loading).
@@ -44,6 +45,8 @@ def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str
         spec_path.write_text(json.dumps(spec))
         cmd = [sys.executable, "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         env = worker_env(m)
+        if spec["device"] == "cpu" and m.runner != "keras":  # Lightning's accelerator "auto" must not pick a GPU
+            env["CUDA_VISIBLE_DEVICES"] = ""
         if lookup(m.variant).torch_compile:  # an empty compile cache: the warm-up is a first run's compilation
             env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor-cache")
             env["TRITON_CACHE_DIR"] = str(Path(tmp) / "triton-cache")
@@ -123,8 +126,7 @@ def run_benchmark(
     done = 0
     began = time.perf_counter()
     for r in range(repeats):
-        order = measurements if r % 2 == 0 else measurements[::-1]  # alternate: drift hits all alike
-        for m in order:
+        for m in run_order(measurements, r):  # pairs back to back, reversed every other repeat
             done += 1
             if budget_seconds is not None and time.perf_counter() - began > budget_seconds:
                 why = f"not started: the run's time budget ({budget_seconds:.0f} s) was spent"
@@ -150,6 +152,7 @@ def run_benchmark(
                 "repeat": r,
             }
             res = run_worker(m, spec, timeout)
+            res["run_index"] = done - 1  # which of a pair ran first
             results[m.key].append(res)
             if res.get("status") == "ok":
                 log(
@@ -162,6 +165,7 @@ def run_benchmark(
                 log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: {res.get('status')}: {res.get('error')}")
     aggregated = [aggregate(m, results[m.key]) for m in measurements]
     add_ratios(aggregated)
+    add_paired_ratios(aggregated, results)
 
     time_to_accuracy_rows = None
     if time_to_accuracy is not None:
@@ -191,7 +195,9 @@ def run_benchmark(
             "torch_threads": torch_threads,
             "time_to_accuracy_config": str(time_to_accuracy_config) if time_to_accuracy is not None else None,
             "method": "one fresh process per measurement and repeat; repeat order reversed every other"
-            " repeat; a timestamp after every step (device synchronised); throughput over"
+            " repeat; a variant's plain torch and Lightning measurements back to back (pair i: repeat i"
+            " of each, which runs first alternating), Lightning's overhead the median of the pairs'"
+            " ratios; a timestamp after every step (device synchronised); throughput over"
             " the timed steps only, warm-up (tracing, compilation) reported apart; torch.compile starts"
             " from an empty compile cache in every process",
             **({"budget_seconds": budget_seconds} if budget_seconds is not None else {}),

@@ -1,5 +1,6 @@
-"""What `fmnist benchmark` measures: its list flags parsed, and the measurements planned from
-the variant table, the backends interleaved. No framework imported."""
+"""What `fmnist benchmark` measures: its list flags parsed, the measurements planned from the
+variant table, the backends interleaved, and the order each repeat runs them in. No framework
+imported."""
 
 from __future__ import annotations
 
@@ -77,3 +78,15 @@ def plan(backends: list[str], variants: list[str] | None, batch_sizes: list[int]
             if i < len(lst):
                 out.append(lst[i])
     return out
+
+
+def run_order(measurements: list[Measurement], repeat: int) -> list[Measurement]:
+    """The order repeat `repeat` (from 0) runs `measurements` in: the plan's, except that the
+    measurements of one variant and batch size (the plain loop and Lightning) run back to back, a
+    pair; every other repeat the whole order is reversed, so drift hits all alike and the pairs
+    alternate which runs first (plain then Lightning, then Lightning then plain)."""
+    pairs: dict[tuple[str, int], list[Measurement]] = {}
+    for m in measurements:
+        pairs.setdefault((m.variant, m.batch_size), []).append(m)
+    order = [m for pair in pairs.values() for m in pair]
+    return order if repeat % 2 == 0 else order[::-1]

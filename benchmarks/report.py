@@ -32,7 +32,19 @@ TABLE_HEADER = (
     "warm-up (s)",
     "peak memory (MiB)",
     "vs plain torch",
+    "Lightning ÷ plain (median, 90% interval)",
 )
+
+
+def paired_ratio_cell(stat: dict[str, Any] | None) -> str:
+    """'0.947 (0.931–0.960)': the median of the pairs' ratios and its interval; with fewer pairs
+    than the interval needs, their count instead."""
+    if not stat:
+        return ""
+    if stat.get("low") is None:
+        pairs = f"{stat['n']} pair" + ("s" if stat["n"] != 1 else "")
+        return f"{stat['median']:.3f} ({pairs}; too few for a {stat['level']:.0%} interval)"
+    return f"{stat['median']:.3f} ({stat['low']:.3f}–{stat['high']:.3f})"
 
 
 def measurement_label(m: dict[str, Any]) -> str:
@@ -46,7 +58,7 @@ def markdown_table(measurements: Sequence[dict[str, Any]]) -> str:
         label = measurement_label(m)
         if m["status"] != "ok":
             why = (m.get("error") or m.get("reason") or m["status"]).replace("|", "/").replace("\n", " ")
-            cells = [label, str(m["batch_size"]), f"{m['status']}: {why[:160]}", "", "", "", "", ""]
+            cells = [label, str(m["batch_size"]), f"{m['status']}: {why[:160]}", *[""] * (len(TABLE_HEADER) - 3)]
         else:
             train, infer = m["train"], m.get("inference") or {}
             steps = train.get("step_time") or {}
@@ -61,6 +73,7 @@ def markdown_table(measurements: Sequence[dict[str, Any]]) -> str:
                 _range(m.get("warmup_seconds"), 1),
                 _num(m.get("peak_memory_mib")),
                 f"{ratio:.3f}" if ratio else "",
+                paired_ratio_cell(m.get("ratio_to_plain_paired")),
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -116,7 +129,10 @@ def markdown_report(result: dict[str, Any]) -> str:
             markdown_table(result["measurements"]),
             "",
             "`vs plain torch`: Lightning's training images/s divided by a plain PyTorch loop's on the"
-            " same network, optimizer, data and batch size (1.000 = no overhead).",
+            " same network, optimizer, data and batch size (1.000 = no overhead), median over median."
+            " `Lightning ÷ plain`: the same ratio per pair (repeat i of each, run back to back, which"
+            " runs first alternating), the median over the pairs with a distribution-free 90% interval"
+            " for it (order statistics; five pairs at least). What each side runs: docs/speed.md.",
         ]
     if result.get("time_to_accuracy"):
         parts += [

@@ -1,5 +1,6 @@
-"""The figures of `fmnist benchmark`: percentiles, throughput, and the repeats of a measurement
-folded into medians with (min, max). No framework imported.
+"""The figures of `fmnist benchmark`: percentiles, throughput, the repeats of a measurement
+folded into medians with (min, max), and Lightning's overhead as the median of paired ratios
+with a distribution-free interval. No framework imported.
 
 Percentiles are numpy's (linear interpolation between order statistics), so the median of an
 even count is the mean of the two middle values.
@@ -7,6 +8,7 @@ even count is the mean of the two middle values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +83,7 @@ def aggregate(m: Measurement, repeats: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_memory_kind": first.get("peak_memory_kind"),
         "process_wall_seconds": summarize([r.get("process_wall_seconds", 0.0) for r in ok]),
         "final_loss": first.get("final_loss"),
+        "train_epoch_metrics": first.get("train_epoch_metrics"),
         "threads": first.get("threads"),
         "flags": first.get("flags"),
         "versions": first.get("versions"),
@@ -98,3 +101,70 @@ def add_ratios(measurements: list[dict[str, Any]]) -> None:
         ref = plain.get((m["variant"], m["batch_size"]))
         if m["runner"] == "lightning" and m["status"] == "ok" and ref:
             m["ratio_to_plain"] = m["train"]["images_per_s"]["median"] / ref["train"]["images_per_s"]["median"]
+
+
+#: The confidence level of the interval around the median of the paired ratios.
+RATIO_INTERVAL_LEVEL = 0.90
+
+
+def median_interval(values: Sequence[float], level: float = RATIO_INTERVAL_LEVEL) -> dict[str, Any]:
+    """The median of `values` with a distribution-free confidence interval for the true median:
+    the order statistics (x_(k), x_(n+1-k)) for the largest k whose coverage,
+    1 - 2 P(Binomial(n, 1/2) <= k - 1), is at least `level`. Exact for any continuous
+    distribution and with nothing drawn at random, which suits the handful of pairs a benchmark
+    affords; five values are the fewest for 90% (coverage 15/16, the interval min to max). With
+    too few, `low`, `high` and `coverage` are None."""
+    data = sorted(float(v) for v in values)
+    n = len(data)
+    if n == 0:
+        raise ValueError("median of no values")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must be within (0, 1), got {level}")
+
+    def coverage(k: int) -> float:
+        return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0**n
+
+    k = 0
+    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= level:
+        k += 1
+    out: dict[str, Any] = {"median": median(data), "low": None, "high": None, "level": level, "coverage": None, "n": n}
+    if k:
+        out.update(low=data[k - 1], high=data[n - k], coverage=coverage(k))
+    return out
+
+
+def paired_ratios(lightning: Sequence[dict[str, Any]], plain: Sequence[dict[str, Any]]) -> list[float | None]:
+    """Pair i is repeat i of each runner (run back to back): Lightning's training images/s over the
+    plain loop's; None where either did not finish."""
+    out: list[float | None] = []
+    for lit, ref in zip(lightning, plain):
+        ok = lit.get("status") == "ok" and ref.get("status") == "ok"
+        out.append(lit["train"]["images_per_s"] / ref["train"]["images_per_s"] if ok else None)
+    return out
+
+
+def add_paired_ratios(measurements: list[dict[str, Any]], repeats: dict[str, list[dict[str, Any]]]) -> None:
+    """Lightning's overhead from its pairs, per variant and batch size: `pair_ratios` (one per pair,
+    None where one side failed), `pair_first` (the runner that ran first in each pair, from the
+    repeats' `run_index`) and `ratio_to_plain_paired` (`median_interval` of the pairs' ratios).
+    `repeats`: every repeat's result of each measurement, by `Measurement.key`."""
+    from benchmarks.plan import Measurement
+
+    for m in measurements:
+        if m["runner"] != "lightning":
+            continue
+        lightning = repeats.get(Measurement("lightning", m["variant"], m["batch_size"]).key, [])
+        plain = repeats.get(Measurement("plain torch", m["variant"], m["batch_size"]).key, [])
+        if not plain:
+            continue
+        ratios = paired_ratios(lightning, plain)
+        m["pair_ratios"] = ratios
+        m["pair_first"] = [
+            None
+            if "run_index" not in lit or "run_index" not in ref
+            else ("lightning" if lit["run_index"] < ref["run_index"] else "plain torch")
+            for lit, ref in zip(lightning, plain)
+        ]
+        done = [r for r in ratios if r is not None]
+        if done:
+            m["ratio_to_plain_paired"] = median_interval(done)

@@ -1,8 +1,12 @@
 """The torch side of a benchmark measurement, in a worker process (`benchmarks.worker`):
 
-- `lightning`:   a real `L.Trainer.fit` / `.predict` of `FashionClassifier.from_config(config)`.
-- `plain torch`: a hand-written loop (forward, cross-entropy, backward, the same KerasAdam) on
-                 `build_network(config)`, over the very same batches: Lightning's reference.
+- `lightning`:   `fmnist train`'s Trainer (`lightning_model.backend.make_trainer`) with the
+                 callbacks it trains with, `.fit` and `.predict` of `FashionClassifier.from_config(config)`.
+- `plain torch`: `benchmarks.plain_torch_loop.PlainTraining`, the module's training step as a plain
+                 loop (the same loss, optimizer, schedule, metrics and checks), on the network and
+                 optimizer the module builds, over the very same batches: Lightning's reference.
+
+docs/speed.md ("What the two torch runners do") defines both.
 """
 
 from __future__ import annotations
@@ -58,11 +62,14 @@ class DeviceBatches:
         return x, self.labels[idx]
 
 
-def _torch_loader(torch, batches: DeviceBatches):
+def _torch_loader(torch, batches: DeviceBatches, seed: int):
     from torch.utils.data import DataLoader
 
-    # batch_size=None: each item is a whole batch already (as in lightning_model.data).
-    return DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
+    # batch_size=None: each item is a whole batch already. A generator of its own, as in
+    # lightning_model.data: a new iterator then draws nothing from torch's global generator, so
+    # dropout's masks do not depend on when each side creates it.
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(batches, batch_size=None, shuffle=False, num_workers=0, generator=generator)
 
 
 def measure_torch(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str, Any]:
@@ -99,38 +106,30 @@ def _compiled(torch, network, variant: Variant):
 
 
 def _plain_run(torch, spec, config, variant: Variant, batches, device, sync):
-    import torch.nn.functional as F
-
-    from lightning_model.network import build_network
-    from lightning_model.optim import KerasAdam
+    from benchmarks.plain_torch_loop import PlainTraining
+    from lightning_model.module import FashionClassifier
 
     if config.train.deterministic and device.type == "cuda":
         # cuBLAS refuses deterministic mode without a fixed workspace; Lightning's Trainer sets the same.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(config.train.deterministic)  # as Lightning's Trainer(deterministic=...)
-    network = build_network(config).to(device)
-    if config.train.channels_last:  # as FashionClassifier does
-        network = network.to(memory_format=torch.channels_last)
-    network = _compiled(torch, network, variant)
-    opt = config.train.optimizer
-    optimizer = KerasAdam(network.parameters(), lr=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.train.precision == "bf16-mixed")
-    loader = _torch_loader(torch, batches)
+    module = FashionClassifier.from_config(config).to(device)
+    module.network = _compiled(torch, module.network, variant)
+    plain = PlainTraining.from_module(module, steps_per_epoch=len(batches))
+    network = plain.network
+    loader = _torch_loader(torch, batches, config.seed)
     warmup = spec["warmup"]
 
-    network.train()
     stamps: list[float] = []
     sync()
     start = time.perf_counter()
+    plain.start_epoch(0)
     for x, y in loader:
-        with autocast:
-            loss = F.cross_entropy(network(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = plain.step(x, y)
         sync()
         stamps.append(time.perf_counter())
     train = timing_from_stamps(start, stamps, warmup, spec["batch_size"])
+    epoch_metrics = plain.end_epoch()  # after the timed steps, as Lightning's epoch end
     final_loss = float(loss.detach())
     if not np.isfinite(final_loss):
         raise RuntimeError(f"the training loss became {final_loss}")
@@ -139,21 +138,30 @@ def _plain_run(torch, spec, config, variant: Variant, batches, device, sync):
     stamps = []
     sync()
     start = time.perf_counter()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), plain.autocast:
         for x, _ in loader:
             network(x)
             sync()
             stamps.append(time.perf_counter())
     infer = timing_from_stamps(start, stamps, warmup, spec["batch_size"])
-    return train, infer, {"final_loss": final_loss}
+    return train, infer, {"final_loss": final_loss, "train_epoch_metrics": epoch_metrics}
 
 
 def _lightning_run(torch, spec, config, variant: Variant, batches, sync):
+    """The Trainer `fmnist train` builds (`make_trainer`), with the callbacks `lightning_model.backend.train`
+    gives it, in its order, and the module's logging and torchmetrics; the progress bar as off a
+    terminal (the worker's stdout is a pipe). Only the epoch count differs: one epoch of exactly the
+    batches measured. The epoch's end (validation on one batch, the metrics row, early stopping,
+    the checkpoint) comes after the last timed step."""
+    import tempfile
     import warnings
+    from pathlib import Path
 
     import lightning as L
 
-    import lightning_model.backend  # noqa: F401  (its warning filters and log settings)
+    from fmnist import rundir
+    from lightning_model.backend import make_trainer
+    from lightning_model.callbacks import AtomicLastCheckpoint, EarlyStoppingOnValAccuracy, EpochReport, StopOnNonFinite
     from lightning_model.module import FashionClassifier
 
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|GPU available but not used).*")
@@ -175,30 +183,34 @@ def _lightning_run(torch, spec, config, variant: Variant, batches, sync):
     module = FashionClassifier.from_config(config)
     module.network = _compiled(torch, module.network, variant)
     clock = StepClock()
-    trainer = L.Trainer(
-        accelerator="gpu" if spec["device"] == "cuda" else "cpu",
-        devices=1,
-        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
-        max_epochs=1,
-        max_steps=len(batches),
-        deterministic=config.train.deterministic,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-        callbacks=[clock],
-    )
-    loader = _torch_loader(torch, batches)
-    sync()
-    start = time.perf_counter()
-    trainer.fit(module, train_dataloaders=loader)
-    train = timing_from_stamps(start, clock.train, warmup, spec["batch_size"])
-    sync()
-    start = time.perf_counter()
-    trainer.predict(module, dataloaders=loader, return_predictions=False)
-    infer = timing_from_stamps(start, clock.predict, warmup, spec["batch_size"])
+    rows: list[dict[str, float]] = []  # the metrics row EpochReport hands to the core's reporter
+    x0, y0 = batches[0]
+    with tempfile.TemporaryDirectory(prefix="fmnist-bench-run-") as tmp:
+        run_dir = Path(tmp)
+        nan_guard = StopOnNonFinite()
+        t = config.train
+        stopper = [EarlyStoppingOnValAccuracy(t.early_stopping)] if t.early_stopping else []
+        callbacks = [
+            nan_guard,
+            EpochReport(rows.append),
+            *stopper,
+            AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR)),
+        ]
+        trainer = make_trainer(config, run_dir, [*callbacks, clock])
+        trainer.fit_loop.max_epochs = 1  # the loader holds exactly the warm-up and timed batches
+        if trainer.strategy.root_device.type != spec["device"]:
+            raise RuntimeError(f"--device {spec['device']}: Lightning chose {trainer.strategy.root_device}")
+        loader = _torch_loader(torch, batches, config.seed)
+        sync()
+        start = time.perf_counter()
+        one_batch = _torch_loader(torch, [(x0, y0)], config.seed)  # validation, after the timed steps
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=one_batch)
+        train = timing_from_stamps(start, clock.train, warmup, spec["batch_size"])
+        nan_guard.watch.raise_if_diverged()
+        sync()
+        start = time.perf_counter()
+        trainer.predict(module, dataloaders=loader, return_predictions=False)
+        infer = timing_from_stamps(start, clock.predict, warmup, spec["batch_size"])
     loss = trainer.callback_metrics.get("train/loss")
-    return train, infer, {"final_loss": None if loss is None else float(loss)}
+    epoch = {"loss": rows[-1]["train_loss"], "accuracy": rows[-1]["train_accuracy"]} if rows else None
+    return train, infer, {"final_loss": None if loss is None else float(loss), "train_epoch_metrics": epoch}

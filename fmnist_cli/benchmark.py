@@ -54,7 +54,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default=20,
         help="untimed steps first, compilation included, reported apart (default: 20)",
     )
-    bench.add_argument("--repeats", type=positive_int, default=3, help="fresh processes per measurement (default: 3)")
+    bench.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=3,
+        help="fresh processes per measurement (default: 3); a torch variant's plain loop and Lightning run"
+        " back to back, a pair per repeat: 5 or more give Lightning's overhead a 90%% interval",
+    )
     bench.add_argument("--variants", help=_variants_help())
     add_config(bench)
     bench.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<date>-<cpu|gpu>)")

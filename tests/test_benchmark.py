@@ -71,6 +71,7 @@ def test_ratio_and_markdown_table():
         },
     ]
     stats.add_ratios(rows)
+    rows[1]["ratio_to_plain_paired"] = stats.median_interval([0.96, 0.93, 0.95, 0.97, 0.94])
     assert rows[1]["ratio_to_plain"] == pytest.approx(0.95)
     assert "ratio_to_plain" not in rows[0] and "ratio_to_plain" not in rows[2]
     table = report.markdown_table(rows).splitlines()
@@ -78,7 +79,7 @@ def test_ratio_and_markdown_table():
     assert all(line.count("|") == table[0].count("|") for line in table), table
     assert (
         "| lightning / eager | 128 | 4,750 (4,275–5,225) | 26.9 / 32.3 | 20,000 (20,000–20,000) | 1.2 (1.0–1.5)"
-        " | 900 | 0.950 |" in table
+        " | 900 | 0.950 | 0.950 (0.930–0.970) |" in table
     )
     assert any("skipped: jax is not installed" in line for line in table)
     assert any("error: RuntimeError: no / compiler second line" in line for line in table)
@@ -219,10 +220,16 @@ def test_ci_sized_benchmark_run(tmp_path, real_data_dir):
             assert math.isfinite(value) and value > 0, (m["runner"], path, value)
     assert got[("plain torch", "eager")]["threads"]["torch_intra_op"] >= 1
     assert "tf_intra_op" in got[("keras", "tf")]["threads"]
-    assert got[("lightning", "eager")]["ratio_to_plain"] > 0
+    lightning, plain = got[("lightning", "eager")], got[("plain torch", "eager")]
+    assert lightning["ratio_to_plain"] > 0
+    assert len(lightning["pair_ratios"]) == 1 and lightning["ratio_to_plain_paired"]["n"] == 1
+    # The same work on both sides: float32 on CPU is deterministic, so the same train loss and
+    # accuracy over the measured steps.
+    assert lightning["train_epoch_metrics"] == pytest.approx(plain["train_epoch_metrics"], abs=1e-5)
 
     md = (out / "benchmark.md").read_text()
     assert "| lightning / eager | 32 |" in md and "| keras / tf | 32 |" in md
+    assert "Lightning ÷ plain (median, 90% interval)" in md and "(1 pair; too few for a 90% interval)" in md
     png = (out / "benchmark.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
