@@ -159,9 +159,7 @@ def _lightning_run(torch, spec, config, variant: Variant, batches, sync):
 
     import lightning as L
 
-    from fmnist import rundir
-    from lightning_model.backend import make_trainer
-    from lightning_model.callbacks import AtomicLastCheckpoint, EarlyStoppingOnValAccuracy, EpochReport, StopOnNonFinite
+    from lightning_model.backend import make_trainer, training_callbacks
     from lightning_model.module import FashionClassifier
 
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|GPU available but not used).*")
@@ -187,15 +185,7 @@ def _lightning_run(torch, spec, config, variant: Variant, batches, sync):
     x0, y0 = batches[0]
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-run-") as tmp:
         run_dir = Path(tmp)
-        nan_guard = StopOnNonFinite()
-        t = config.train
-        stopper = [EarlyStoppingOnValAccuracy(t.early_stopping)] if t.early_stopping else []
-        callbacks = [
-            nan_guard,
-            EpochReport(rows.append),
-            *stopper,
-            AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR)),
-        ]
+        nan_guard, callbacks = training_callbacks(config, run_dir, rows.append)
         trainer = make_trainer(config, run_dir, [*callbacks, clock])
         trainer.fit_loop.max_epochs = 1  # the loader holds exactly the warm-up and timed batches
         if trainer.strategy.root_device.type != spec["device"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -108,6 +109,26 @@ def completed_epochs(run_dir: Path) -> int:
         raise RunDirError(f"cannot read the checkpoint {path}: no epoch counter ({error_reason(exc)})") from None
 
 
+def training_callbacks(
+    config: Config, run_dir: Path, report: Callable[[dict[str, float]], None] | None
+) -> tuple[StopOnNonFinite, list[L.Callback]]:
+    """The callbacks `fmnist train` trains with, in their order (the benchmark times the same list),
+    and the non-finite-loss stop among them, which the caller asks afterwards.
+
+    EpochReport first: a saved epoch always has its metrics row. Early stopping before the
+    checkpoint (Lightning runs checkpoint callbacks last anyway): its state is saved with the
+    epoch; at the end of training it puts the best epoch's weights back, so model.ckpt holds them.
+    """
+    nan_guard = StopOnNonFinite()
+    stopper = [EarlyStoppingOnValAccuracy(config.train.early_stopping)] if config.train.early_stopping else []
+    return nan_guard, [
+        nan_guard,
+        EpochReport(report),
+        *stopper,
+        AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR)),
+    ]
+
+
 def train(
     config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None, resume: bool = False
 ) -> TrainOutcome | None:
@@ -116,12 +137,7 @@ def train(
     configure_torch(config)
     module = FashionClassifier.from_config(config)
     datamodule = FashionMNISTDataModule(config, splits=splits, first_epoch=completed_epochs(run_dir) if resume else 0)
-    nan_guard = StopOnNonFinite()
-    # EpochReport first: a saved epoch always has its metrics row. Early stopping before the
-    # checkpoint (Lightning runs checkpoint callbacks last anyway): its state is saved with the
-    # epoch; at the end of training it puts the best epoch's weights back, so model.ckpt holds them.
-    stopper = [EarlyStoppingOnValAccuracy(config.train.early_stopping)] if config.train.early_stopping else []
-    callbacks = [nan_guard, EpochReport(report), *stopper, AtomicLastCheckpoint(str(run_dir / rundir.CHECKPOINT_DIR))]
+    nan_guard, callbacks = training_callbacks(config, run_dir, report)
     trainer = make_trainer(config, run_dir, callbacks, distributed=True)
     if trainer.is_global_zero:
         warn_if_emulated_bf16(config.train.precision, on_cpu=trainer.strategy.root_device.type == "cpu")
