@@ -2,6 +2,8 @@
 process of its own (`benchmarks.worker`), repeats alternating the backends, a variant's plain
 torch loop and Lightning measurement back to back (a pair, its ratio Lightning's overhead); then,
 if asked, the time each backend takes to reach a test accuracy (`benchmarks.time_to_accuracy`).
+Before the measurements, the device's plain-GEMM peak (`benchmarks.peak`, a process of its own
+too): each measurement's achieved FLOP/s over it is its MFU.
 
 Nothing here imports a framework: the parent only plans, starts workers, and aggregates.
 """
@@ -16,13 +18,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import REPO
 from benchmarks.environment import hardware, keras_backend_missing, load_average, resolve_device, source_revision
 from benchmarks.outputs import results_dir, write_outputs
+from benchmarks.peak import measure_peak
 from benchmarks.plan import BenchmarkError, Measurement, plan, run_order
-from benchmarks.stats import add_paired_ratios, add_ratios, aggregate
+from benchmarks.report import peak_line
+from benchmarks.stats import add_mfu, add_paired_ratios, add_ratios, aggregate
 from benchmarks.variants import lookup
 
 #: Below this many timed steps the data is synthetic (the real set is not worth loading).
@@ -87,6 +92,7 @@ def run_benchmark(
     time_to_accuracy: float | None = None,
     time_to_accuracy_max_epochs: int | None = None,
     time_to_accuracy_config: Path | None = None,
+    time_to_accuracy_seeds: Sequence[int] = (),
     throughput: bool = True,
     budget_seconds: float | None = None,
     log=print,
@@ -95,6 +101,7 @@ def run_benchmark(
     started are recorded as skipped and the results written as usual (the GPU run's lease is
     short: a partial second repeat beats no file at all). None: every measurement runs."""
     from fmnist.config import load_config
+    from fmnist.flops import train_flops_per_image
 
     time_to_accuracy_config = time_to_accuracy_config or config
     for flag, path in (("--config", config), ("--time-to-accuracy-config", time_to_accuracy_config)):
@@ -104,6 +111,8 @@ def run_benchmark(
     device = resolve_device(device)
     if not throughput and time_to_accuracy is None:
         raise BenchmarkError("--only-time-to-accuracy needs --time-to-accuracy ACC")
+    if time_to_accuracy is not None and not time_to_accuracy_seeds:
+        raise BenchmarkError("--time-to-accuracy needs at least one seed (--time-to-accuracy-seeds)")
     measurements = plan(backends, variants, batch_sizes) if throughput else []
     if data == "auto":
         data = "synthetic" if steps < SYNTHETIC_BELOW_STEPS else "real"
@@ -121,6 +130,10 @@ def run_benchmark(
             f"[benchmark] {len(measurements)} measurements x {repeats} repeats on {device}, {steps} steps"
             f" after {warmup} warm-up, data: {data}; load average {env_start['load_average_start']}"
         )
+    peak = None
+    if measurements:  # the denominator of MFU, once, before the measurements (outside their time budget)
+        peak = measure_peak(device, torch_threads, load_config(config).train.allow_tf32, timeout)
+        log(f"[benchmark] {peak_line(peak)}")
     results: dict[str, list[dict[str, Any]]] = {m.key: [] for m in measurements}
     total = len(measurements) * repeats
     done = 0
@@ -166,13 +179,21 @@ def run_benchmark(
     aggregated = [aggregate(m, results[m.key]) for m in measurements]
     add_ratios(aggregated)
     add_paired_ratios(aggregated, results)
+    add_mfu(aggregated, train_flops_per_image(load_config(config)), peak)
 
-    time_to_accuracy_rows = None
+    time_to_accuracy_result = None
     if time_to_accuracy is not None:
         from benchmarks.time_to_accuracy import run_time_to_accuracy
 
-        time_to_accuracy_rows = run_time_to_accuracy(
-            backends, time_to_accuracy_config, time_to_accuracy, time_to_accuracy_max_epochs, data_dir, device, log=log
+        time_to_accuracy_result = run_time_to_accuracy(
+            backends,
+            time_to_accuracy_seeds,
+            time_to_accuracy_config,
+            time_to_accuracy,
+            time_to_accuracy_max_epochs,
+            data_dir,
+            device,
+            log=log,
         )
 
     versions: dict[str, str] = {}
@@ -210,8 +231,9 @@ def run_benchmark(
             "load_average_end": load_average(),
             "total_seconds": time.perf_counter() - began,
         },
+        "peak": peak,
         "measurements": aggregated,
-        "time_to_accuracy": time_to_accuracy_rows,
+        "time_to_accuracy": time_to_accuracy_result,
     }
     write_outputs(result, out)
     written = ["benchmark.json", "benchmark.md"] + (["benchmark.png"] if aggregated else [])

@@ -1,6 +1,7 @@
 """The figures of `fmnist benchmark`: percentiles, throughput, the repeats of a measurement
 folded into medians with (min, max), and Lightning's overhead as the median of paired ratios
-with a distribution-free interval. No framework imported.
+with a distribution-free interval, and each measurement's achieved FLOP/s and MFU. No framework
+imported.
 
 Percentiles are numpy's (linear interpolation between order statistics), so the median of an
 even count is the mean of the two middle values.
@@ -168,3 +169,24 @@ def add_paired_ratios(measurements: list[dict[str, Any]], repeats: dict[str, lis
         done = [r for r in ratios if r is not None]
         if done:
             m["ratio_to_plain_paired"] = median_interval(done)
+
+
+def add_mfu(measurements: list[dict[str, Any]], flops_per_image: int, peak: dict[str, Any] | None) -> None:
+    """Per successful measurement: `train_flops_per_image` (`fmnist.flops` on the benchmark's
+    config), `train_gflops_per_second` (median training images/s x that, 1e9 FLOP/s) and `mfu`,
+    that over the GEMM peak (`benchmarks.peak`) of the variant's compute dtype (`peak_dtype`: the
+    variant table's precision, bf16-mixed against bfloat16); `mfu` None where that peak is
+    missing (the peak worker failed, or that dtype did)."""
+    from benchmarks.peak import PEAK_DTYPE
+    from benchmarks.variants import lookup
+
+    for m in measurements:
+        if m["status"] != "ok":
+            continue
+        achieved = m["train"]["images_per_s"]["median"] * flops_per_image / 1e9
+        dtype = PEAK_DTYPE[lookup(m["variant"]).precision]
+        best = ((peak or {}).get(dtype) or {}).get("gflops_per_second")
+        m["train_flops_per_image"] = flops_per_image
+        m["train_gflops_per_second"] = achieved
+        m["peak_dtype"] = dtype
+        m["mfu"] = achieved / best if best else None

@@ -1,12 +1,16 @@
-"""Time to accuracy: wall seconds for each backend to reach a test accuracy (`fmnist benchmark
---time-to-accuracy 0.91`), one process per backend: `python -m benchmarks.time_to_accuracy SPEC.json OUT.json`.
+"""Time to accuracy on a fixed budget, airbench style (`fmnist benchmark --time-to-accuracy 0.91`):
+each backend trains the config's whole epoch budget once per seed, each run a fresh process
+(`python -m benchmarks.time_to_accuracy SPEC.json OUT.json`), the backends alternating; the test
+set is measured once, at the end, and a run reaches the target when that final accuracy is at
+least the target.
 
 Each worker trains as `fmnist train` does (the config's network, optimizer, per-epoch schedule,
-batch order and seed; the project's own data pipeline), without validation, and measures the
-test set after every epoch, stopping at the first epoch that reaches the target. The clock of
-the training excludes those test passes (they are not part of training); the process wall time,
-measured by the parent, includes everything: interpreter start, framework import, data loading,
-training and the test passes.
+batch order, the project's own data pipeline and split), the seed replaced by the run's, without
+validation. Its seconds run from the parent's clock reading just before it starts the process to
+the worker's when the final test accuracy is known: interpreter start, imports, data loading,
+model building, training and the test pass, not the framework's teardown after it. The test pass
+runs in the framework's end-of-training hook, before that teardown. The worker's own clocks give
+the breakdown; the parent also keeps the process's whole wall time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import time
 
 _T0 = time.perf_counter()
+_STARTED_AT = time.time()  # the worker's first line, on the clock the parent reads too
 
 import json  # noqa: E402
 import os  # noqa: E402
@@ -21,56 +26,48 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import traceback  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from benchmarks import REPO  # noqa: E402
+from benchmarks.time_to_accuracy_summary import summarize  # noqa: E402
+
+WORKER_MODULE = "benchmarks.time_to_accuracy"
 
 
-class _Progress:
-    """Per-epoch bookkeeping shared by both backends."""
+# ---------------------------------------------------------------------------------- the worker
 
-    def __init__(self, target: float, test_images: np.ndarray, test_labels: np.ndarray) -> None:
-        self.target, self.images, self.labels = target, test_images, test_labels
-        self.accuracies: list[float] = []
-        self.train_seconds: list[float] = []
-        self.eval_seconds = 0.0
-        self.epoch_start = 0.0
-        self.train_total = 0.0
-        self.reached_at: float | None = None  # perf_counter when the target was first measured
 
-    def start_epoch(self) -> None:
-        self.epoch_start = time.perf_counter()
+class _FinalTest:
+    """The one test pass, called from the framework's end-of-training hook."""
 
-    def end_epoch(self, predict) -> bool:
-        """Closes the epoch's training clock, measures the test set; True when the target is reached."""
-        self.train_total += time.perf_counter() - self.epoch_start
-        self.train_seconds.append(self.train_total)
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+        self.fit_began = 0.0
+        self.train_seconds = 0.0
+        self.test_eval_seconds = 0.0
+        self.accuracy: float | None = None
+        self.known_at: float | None = None  # time.time() once the accuracy is known
+
+    def measure(self, predict: Callable[[], np.ndarray]) -> None:
         began = time.perf_counter()
-        logits = predict(self.images)
-        acc = float(np.mean(np.argmax(logits, axis=1) == self.labels))
-        self.eval_seconds += time.perf_counter() - began
-        self.accuracies.append(acc)
-        print(
-            f"[time-to-accuracy] epoch {len(self.accuracies)}: test accuracy {acc:.2%},"
-            f" training {self.train_total:.1f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-        if acc >= self.target and self.reached_at is None:
-            self.reached_at = time.perf_counter()
-        return acc >= self.target
+        self.train_seconds = began - self.fit_began
+        logits = predict()
+        self.accuracy = float(np.mean(np.argmax(logits, axis=1) == self.labels))
+        self.known_at = time.time()
+        self.test_eval_seconds = time.perf_counter() - began
 
 
-def _keras(config, splits, progress: _Progress) -> None:
-    import keras_model  # noqa: F401  (TensorFlow's settings before it loads)
+def _keras(config, splits, final: _FinalTest) -> int:
+    """Trains the whole budget; returns the epochs trained."""
     import keras
 
+    from fmnist.splits import to_float_nhwc
     from keras_model.backend import compile_model, seed_everything
     from keras_model.callbacks import ScheduledLearningRate
-    from fmnist.splits import to_float_nhwc
     from keras_model.data import TrainBatches
     from keras_model.model import build_model
 
@@ -79,33 +76,32 @@ def _keras(config, splits, progress: _Progress) -> None:
     t = config.train
     data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, augment=config.data.augment)
 
-    def predict(images):
-        # predict_on_batch, not model.predict: each predict() inside fit leaves a tf.data pipeline
-        # whose teardown at the end of fit costs seconds each (measured when this was written).
-        x, size = to_float_nhwc(images), t.eval_batch_size
+    def predict() -> np.ndarray:
+        # predict_on_batch, not model.predict: a predict() inside fit leaves a tf.data pipeline
+        # whose teardown costs seconds.
+        x, size = to_float_nhwc(splits.test.images), t.eval_batch_size
         return np.concatenate(
             [np.asarray(model.predict_on_batch(x[i : i + size]), dtype=np.float32) for i in range(0, len(x), size)]
         )
 
-    class Watch(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            progress.start_epoch()
+    class FinalTest(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            final.measure(predict)
 
-        def on_epoch_end(self, epoch, logs=None):
-            if progress.end_epoch(predict):
-                self.model.stop_training = True
-
-    model.fit(
+    final.fit_began = time.perf_counter()
+    history = model.fit(
         data,
         epochs=t.epochs,
         steps_per_epoch=data.batches_per_epoch,
         shuffle=False,
         verbose=0,
-        callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), Watch()],
+        callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), FinalTest()],
     )
+    return len(history.epoch)
 
 
-def _lightning(config, splits, progress: _Progress) -> None:
+def _lightning(config, splits, final: _FinalTest) -> int:
+    """Trains the whole budget; returns the epochs trained."""
     import lightning as L
     import torch
 
@@ -116,22 +112,20 @@ def _lightning(config, splits, progress: _Progress) -> None:
     configure_torch(config)
     module = FashionClassifier.from_config(config)
     datamodule = FashionMNISTDataModule(config, splits=splits)
-    test_x = torch.from_numpy(splits.test.images).unsqueeze(1).float()
+
+    class FinalTest(L.Callback):
+        def on_train_end(self, trainer, pl_module):
+            final.measure(lambda: predict(trainer))
 
     @torch.inference_mode()
-    def predict(_images):
-        module.eval()
-        out = torch.cat([module(x) for x in test_x.split(config.train.eval_batch_size)]).numpy()
-        module.train()
-        return out
-
-    class Watch(L.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            progress.start_epoch()
-
-        def on_train_epoch_end(self, trainer, pl_module):
-            if progress.end_epoch(predict):
-                trainer.should_stop = True
+    def predict(trainer: L.Trainer) -> np.ndarray:
+        """In the trainer's precision (bf16 autocast under bf16-mixed), as `fmnist train`'s
+        prediction of the test set and as the Keras side's predict under its mixed policy."""
+        module.eval()  # on the training device still: the hook runs before Lightning's teardown
+        x = torch.from_numpy(splits.test.images).unsqueeze(1).float().to(module.device)
+        with trainer.precision_plugin.forward_context():
+            logits = [module(b) for b in x.split(config.train.eval_batch_size)]
+        return torch.cat(logits).float().cpu().numpy()
 
     trainer = L.Trainer(
         max_epochs=config.train.epochs,
@@ -146,47 +140,51 @@ def _lightning(config, splits, progress: _Progress) -> None:
         num_sanity_val_steps=0,
         limit_val_batches=0,
         use_distributed_sampler=False,
-        callbacks=[Watch()],
+        callbacks=[FinalTest()],
     )
+    final.fit_began = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
+    return trainer.current_epoch
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"backend": spec["backend"], "target": spec["target"]}
+    """One (backend, seed) run in this process; never raises (a failure is a row with its error)."""
+    out: dict[str, Any] = {"backend": spec["backend"], "seed": spec["seed"]}
     try:
         if spec["backend"] == "lightning":
+            import lightning  # noqa: F401
             import torch  # noqa: F401
         else:
-            import keras  # noqa: F401
+            import keras_model  # noqa: F401  (TensorFlow's settings before Keras loads it)
         import_seconds = time.perf_counter() - _T0
         from fmnist.config import load_config, with_overrides
         from fmnist.datasets import load_fashion_mnist
         from fmnist.splits import make_splits
 
-        config = with_overrides(load_config(spec["config"]), {"train.epochs": spec["max_epochs"]})  # None: the config's
+        # max_epochs None keeps the config's; the split keeps the config's data.split_seed.
+        overrides = {"train.epochs": spec["max_epochs"], "seed": spec["seed"]}
+        config = with_overrides(load_config(spec["config"]), overrides)
         began = time.perf_counter()
         splits = make_splits(load_fashion_mnist(spec.get("data_dir")), config)
         data_seconds = time.perf_counter() - began
-        progress = _Progress(spec["target"], splits.test.images, splits.test.labels.astype(np.int64))
-        (_lightning if spec["backend"] == "lightning" else _keras)(config, splits, progress)
-        returned = time.perf_counter()
-        reached = bool(progress.accuracies) and progress.accuracies[-1] >= spec["target"]
+        final = _FinalTest(splits.test.labels.astype(np.int64))
+        began = time.perf_counter()
+        epochs = (_lightning if spec["backend"] == "lightning" else _keras)(config, splits, final)
+        if final.known_at is None:
+            raise RuntimeError("training ended without its final test pass")
         out.update(
             {
                 "status": "ok",
-                "reached": reached,
-                "epochs": len(progress.accuracies),
+                "test_accuracy": final.accuracy,
+                "epochs": epochs,
                 "max_epochs": config.train.epochs,
-                "test_accuracy_per_epoch": progress.accuracies,
-                "train_seconds_per_epoch_cumulative": progress.train_seconds,
-                "train_seconds_to_target": progress.train_seconds[-1] if reached else None,
+                "worker_started_at": _STARTED_AT,
+                "accuracy_known_at": final.known_at,
                 "import_seconds": import_seconds,
                 "data_seconds": data_seconds,
-                "test_eval_seconds": progress.eval_seconds,
-                # From this module's first line to the test pass that reached the target: imports, data
-                # loading, model building, training and the test passes; not the framework's teardown.
-                "seconds_to_target": progress.reached_at - _T0 if reached else None,
-                "teardown_seconds": returned - progress.reached_at if reached else None,
+                "build_seconds": final.fit_began - began,
+                "train_seconds": final.train_seconds,
+                "test_eval_seconds": final.test_eval_seconds,
             }
         )
     except Exception as exc:
@@ -194,63 +192,114 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------- the parent
+
+
+def run_order(backends: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
+    """Seed by seed, the backends alternating: keras 0, lightning 0, keras 1, ... so that drift in
+    the machine's speed hits both alike."""
+    return [(backend, seed) for seed in seeds for backend in backends]
+
+
+def seconds_between(started_at: float, known_at: float) -> float:
+    """The run's seconds: the parent's time.time() just before it started the process to the
+    worker's once the final accuracy was known (the worker's own start is not trusted: interpreter
+    start-up comes before it)."""
+    seconds = known_at - started_at
+    if seconds <= 0:
+        raise ValueError(f"the accuracy known {seconds:.3f} s after the process started: the clock moved")
+    return seconds
+
+
+def _start_worker(spec: dict[str, Any], device: str) -> dict[str, Any]:
+    """One run in a fresh process, timed from the parent's clock; never raises."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        started_at = time.time()
+        began = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", WORKER_MODULE, str(spec_path), str(out_path)],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - began
+        if out_path.exists():
+            row = json.loads(out_path.read_text())
+        else:  # a crash (segfault, out of memory) before the worker could write
+            tail = (proc.stderr or "").strip().splitlines()[-3:]
+            row = {
+                "backend": spec["backend"],
+                "seed": spec["seed"],
+                "status": "error",
+                "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}",
+            }
+    row.update({"target": spec["target"], "started_at": started_at, "process_wall_seconds": wall})
+    if row.get("status") == "ok":
+        try:
+            row["seconds"] = seconds_between(started_at, row["accuracy_known_at"])
+            row["startup_seconds"] = row["worker_started_at"] - started_at
+        except ValueError as exc:
+            row.update({"status": "error", "error": str(exc)})
+        else:
+            row["reached"] = row["test_accuracy"] >= spec["target"]
+    return row
+
+
 def run_time_to_accuracy(
-    backends: list[str],
+    backends: Sequence[str],
+    seeds: Sequence[int],
     config: Path,
     target: float,
     max_epochs: int | None,
     data_dir: str | None,
     device: str,
     log=print,
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
+    """Every (backend, seed) run in `run_order`; the per-backend summary beside the rows."""
+    from fmnist.config import load_config
+
+    epochs = max_epochs or load_config(config).train.epochs
+    order = run_order(backends, seeds)
     rows = []
-    for backend in backends:
+    for index, (backend, seed) in enumerate(order):
         spec = {
             "backend": backend,
+            "seed": seed,
             "target": target,
             "max_epochs": max_epochs,
             "config": str(config),
             "data_dir": data_dir,
             "device": device,
         }
-        budget = f"at most {max_epochs} epochs" if max_epochs else "the config's epochs at most"
-        log(f"[benchmark] time to {target:.2%} test accuracy: {backend} ({budget})")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        if device == "cpu":
-            env["CUDA_VISIBLE_DEVICES"] = ""
-        with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
-            spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-            spec_path.write_text(json.dumps(spec))
-            began = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.time_to_accuracy", str(spec_path), str(out_path)],
-                env=env,
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-            )
-            wall = time.perf_counter() - began
-            row = (
-                json.loads(out_path.read_text())
-                if out_path.exists()
-                else {
-                    "backend": backend,
-                    "target": target,
-                    "status": "error",
-                    "error": f"worker exited with code {proc.returncode}",
-                }
-            )
-        row["wall_seconds"] = wall
-        if row.get("status") == "ok":
-            to_target = f"{row['seconds_to_target']:.1f} s to target, " if row["reached"] else ""
+        log(
+            f"[benchmark] time to accuracy: {backend} seed {seed} (run {index + 1} of {len(order)}),"
+            f" {epochs} epochs, target {target:.2%}"
+        )
+        row = _start_worker(spec, device)
+        row["run_index"] = index
+        rows.append(row)
+        if row["status"] == "ok":
             log(
-                f"[benchmark] {backend}: {'reached' if row['reached'] else 'did not reach'} {target:.2%} in"
-                f" {row['epochs']} epochs: {to_target}training {row['train_seconds_per_epoch_cumulative'][-1]:.1f} s,"
-                f" process wall {wall:.1f} s"
+                f"[benchmark] {backend} seed {seed}: test accuracy {row['test_accuracy']:.2%}"
+                f" ({'reached' if row['reached'] else 'did not reach'} {target:.2%}) in {row['seconds']:.1f} s"
+                f" (training {row['train_seconds']:.1f} s, process wall {row['process_wall_seconds']:.1f} s)"
             )
         else:
-            log(f"[benchmark] {backend}: error: {row.get('error')}")
-        rows.append(row)
-    return rows
+            log(f"[benchmark] {backend} seed {seed}: error: {row.get('error')}")
+    return {
+        "target": target,
+        "config": str(config),
+        "epochs": epochs,
+        "seeds": list(seeds),
+        "summary": summarize(rows, backends),
+        "runs": rows,
+    }
 
 
 if __name__ == "__main__":

@@ -28,14 +28,14 @@ def _torch_setup(spec: dict[str, Any], config: Config):
 
     from lightning_model.backend import configure_torch
 
-    configure_torch(config)  # seeds, TF32 setting, as `fmnist train` does
+    malloc = configure_torch(config)  # seeds, TF32 setting, allocator, as `fmnist train` does
     if spec.get("torch_threads"):
         torch.set_num_threads(int(spec["torch_threads"]))
     if spec["device"] == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: torch sees no CUDA device")
     device = torch.device(spec["device"])
     sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    return torch, device, sync
+    return torch, device, sync, malloc
 
 
 class DeviceBatches:
@@ -74,7 +74,7 @@ def _torch_loader(torch, batches: DeviceBatches, seed: int):
 
 def measure_torch(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str, Any]:
     """Training and inference timings of `spec`'s runner ("lightning" or "plain torch")."""
-    torch, device, sync = _torch_setup(spec, config)
+    torch, device, sync, malloc = _torch_setup(spec, config)
     split, data_note = training_images(spec, config)
     bs, warmup, steps = spec["batch_size"], spec["warmup"], spec["steps"]
     order = batch_order(len(split), bs, warmup + steps, config.seed)
@@ -92,6 +92,7 @@ def measure_torch(spec: dict[str, Any], config: Config, variant: Variant) -> dic
         out["data"] = f"{data_note}, resident on {batches.images.device}"
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
         out["peak_memory_kind"] = "torch.cuda.max_memory_allocated"
+    out["malloc"] = malloc
     out["threads"] = {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
     out["flags"] = {
         "mkldnn_enabled": bool(torch.backends.mkldnn.enabled),

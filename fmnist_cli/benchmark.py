@@ -6,9 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist_cli.options import add_config, add_data_dir, positive_float, positive_int
+from fmnist_cli.options import add_config, add_data_dir, non_negative_int, positive_float, positive_int
 from fmnist import BACKEND_NAMES
 
+SEEDS_FLAG = "--time-to-accuracy-seeds"
+#: The seeds each backend trains with for --time-to-accuracy (the only place this default is written).
+DEFAULT_SEEDS = "0,1,2,3,4"
 #: Renamed flags, old -> new: the old name still works for one release, with one line on stderr.
 RENAMED_FLAGS = {"--tta-config": "--time-to-accuracy-config"}
 
@@ -27,6 +30,25 @@ class DeprecatedAlias(argparse.Action):
 
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--time-to-accuracy-seeds`: '0,1,2', '0-4' or '0-2,7' -> seeds, in order, duplicates
+    dropped; each number read as `fmnist compare --seeds` reads its seeds (non_negative_int)."""
+    from benchmarks.plan import BenchmarkError, parse_list
+
+    seeds: list[int] = []
+    for item in parse_list(text, None, SEEDS_FLAG):
+        first, dash, last = item.partition("-")
+        try:
+            low = non_negative_int(first.strip())
+            high = non_negative_int(last.strip()) if dash else low
+        except argparse.ArgumentTypeError as exc:
+            raise BenchmarkError(f"{SEEDS_FLAG}: {exc} in {item!r}") from None
+        if high < low:
+            raise BenchmarkError(f"{SEEDS_FLAG}: a range counts upwards, got {item!r}")
+        seeds.extend(range(low, high + 1))
+    return list(dict.fromkeys(seeds))
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -75,7 +97,16 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--time-to-accuracy",
         type=positive_float,
         metavar="ACC",
-        help="also train each backend on full data until this test accuracy (e.g. 0.91; minutes)",
+        help="also train each backend, once per seed, for the config's whole epoch budget, and report the"
+        " share of runs whose final test accuracy reaches ACC (e.g. 0.91) and their seconds (minutes)",
+    )
+    bench.add_argument(
+        SEEDS_FLAG,
+        default=DEFAULT_SEEDS,
+        metavar="SEEDS",
+        help="seeds for --time-to-accuracy, each replacing the config's seed (not its data split) in a fresh"
+        " process per backend, backends alternating: a comma list or ranges, e.g. 0-4 or 0,2,5-7"
+        f" (default: {DEFAULT_SEEDS})",
     )
     bench.add_argument("--only-time-to-accuracy", action="store_true", help="skip the throughput measurements")
     bench.add_argument(
@@ -90,7 +121,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     bench.add_argument(
         "--max-epochs",
         type=positive_int,
-        help="epoch budget for --time-to-accuracy (default: the config's epochs, its schedule unchanged)",
+        help="epoch budget of each --time-to-accuracy run (default: the config's epochs; its schedule spans"
+        " the budget)",
     )
     bench.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per measurement process")
     add_data_dir(bench)
@@ -137,6 +169,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if args.time_to_accuracy is not None and not 0 < args.time_to_accuracy < 1:
         raise BenchmarkError(f"--time-to-accuracy: a test accuracy between 0 and 1, got {args.time_to_accuracy}")
     variants = parse_variants(args.variants)
+    seeds = parse_seeds(args.time_to_accuracy_seeds)
     result = run_benchmark(
         backends=parse_list(args.backend, BACKEND_NAMES, "--backend"),
         device=args.device,
@@ -154,6 +187,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         time_to_accuracy=args.time_to_accuracy,
         time_to_accuracy_max_epochs=args.max_epochs,
         time_to_accuracy_config=args.time_to_accuracy_config,
+        time_to_accuracy_seeds=seeds,
         throughput=not args.only_time_to_accuracy,
         log=_log,
     )
@@ -161,9 +195,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
         print(markdown_table(result["measurements"]))
     if result["time_to_accuracy"]:
         print(time_to_accuracy_table(result["time_to_accuracy"]))
+    runs = (result["time_to_accuracy"] or {}).get("runs", [])
     failed = [m for m in result["measurements"] if m["status"] == "error"]
-    failed += [r for r in result["time_to_accuracy"] or [] if r.get("status") != "ok"]
-    return 1 if failed and len(failed) == len(result["measurements"]) + len(result["time_to_accuracy"] or []) else 0
+    failed += [r for r in runs if r.get("status") != "ok"]
+    return 1 if failed and len(failed) == len(result["measurements"]) + len(runs) else 0
 
 
 def run_inference(args: argparse.Namespace) -> int:

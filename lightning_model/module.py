@@ -57,8 +57,13 @@ class FashionClassifier(L.LightningModule):
         # every step, and only the epoch figure is logged.
         self.train_accuracy.update(logits, y)
         self.train_loss.update(loss.detach(), weight=len(y))
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        if batch_idx == 0:
+            # Lightning keeps the logged torchmetrics object and computes it from its own state at
+            # the epoch's end: logging it once an epoch is enough. Every further call would only
+            # repeat Lightning's per-call bookkeeping (moving the metric to the device, comparing
+            # the call's settings), the largest part of its per-step overhead (docs/speed.md).
+            self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

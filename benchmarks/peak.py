@@ -1,0 +1,154 @@
+"""The device's measured peak: plain square matmuls (`torch.matmul`), float32 and bfloat16, the
+denominator of the benchmark's model FLOP utilisation (MFU). A measured peak rather than a
+datasheet's: it is what this machine, its thread count and its BLAS reach on the operation
+convolutions and dense layers come down to.
+
+The parent (`benchmarks.orchestrate`) calls `measure_peak`, which starts this module as a worker
+process of its own (`python -m benchmarks.peak SPEC.json OUT.json`), as the measurements are, so
+the parent imports no framework; only `gemm_peak`, in the worker, imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchmarks import REPO
+
+#: The GEMM peak each `train.precision` is held against (keys: fmnist.config.PRECISIONS).
+PEAK_DTYPE = {"float32": "float32", "bf16-mixed": "bfloat16"}
+#: n of the n x n matrices: on a small CPU 2048 runs near its peak in a fraction of a second; a
+#: GPU needs a larger one to keep its cores busy (a 2048 matmul is over before it is launched).
+MATRIX_SIZE = {"cpu": 2048, "cuda": 8192}
+WARMUP_MATMULS = 2
+TIMED_REPEATS = 5
+#: A repeat runs this long at least (several matmuls between synchronisations on a fast device).
+MIN_REPEAT_SECONDS = 0.05
+METHOD = (
+    "torch.matmul of two n x n matrices of random normal values, 2 n^3 FLOPs each; per dtype"
+    f" {WARMUP_MATMULS} warm-up matmuls, then {TIMED_REPEATS} timed repeats of as many matmuls as last"
+    f" {MIN_REPEAT_SECONDS} s (device synchronised); the peak is the best repeat, the median beside it;"
+    " the benchmark's device and torch thread count"
+)
+
+
+def _timed_gflops(torch, a, b, sync) -> dict[str, Any]:
+    for _ in range(WARMUP_MATMULS):
+        torch.matmul(a, b)
+    sync()
+    began = time.perf_counter()
+    torch.matmul(a, b)
+    sync()
+    one = time.perf_counter() - began
+    per_repeat = max(1, int(MIN_REPEAT_SECONDS / max(one, 1e-9)))
+    n = a.shape[0]
+    rates = []
+    for _ in range(TIMED_REPEATS):
+        began = time.perf_counter()
+        for _ in range(per_repeat):
+            torch.matmul(a, b)
+        sync()
+        rates.append(2.0 * n**3 * per_repeat / (time.perf_counter() - began) / 1e9)
+    return {
+        "gflops_per_second": max(rates),
+        "median_gflops_per_second": statistics.median(rates),
+        "repeats": TIMED_REPEATS,
+        "matmuls_per_repeat": per_repeat,
+    }
+
+
+def gemm_peak(spec: dict[str, Any]) -> dict[str, Any]:
+    """In the worker: the peak of each dtype of PEAK_DTYPE; a dtype that fails records its error."""
+    import torch
+
+    if spec.get("torch_threads"):
+        torch.set_num_threads(int(spec["torch_threads"]))
+    # The benchmark's float32 is the config's: TF32 only where it allows it (lightning_model.backend).
+    torch.set_float32_matmul_precision("high" if spec.get("allow_tf32") else "highest")
+    device = torch.device(spec["device"])
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: torch sees no CUDA device")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    n = spec["matrix_size"]
+    out: dict[str, Any] = {
+        "matrix_size": n,
+        "device": spec["device"],
+        "threads": torch.get_num_threads(),
+        "allow_tf32": bool(spec.get("allow_tf32")),
+        "method": METHOD,
+        "versions": {"torch": torch.__version__},
+    }
+    generator = torch.Generator(device=device).manual_seed(0)
+    for name in dict.fromkeys(PEAK_DTYPE.values()):
+        try:
+            dtype = getattr(torch, name)
+            a, b = (torch.randn(n, n, generator=generator, device=device).to(dtype) for _ in range(2))
+            out[name] = _timed_gflops(torch, a, b, sync)
+        except Exception as exc:  # one dtype the device cannot do leaves the other's peak
+            out[name] = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
+    return out
+
+
+def measure_peak(device: str, torch_threads: int | None, allow_tf32: bool, timeout: float) -> dict[str, Any]:
+    """In the parent: the GEMM peak from a worker process; never raises (a failure is recorded as
+    {"status": "error", "error": ...}, and the benchmark goes on without MFU)."""
+    spec = {
+        "device": device,
+        "torch_threads": torch_threads,
+        "allow_tf32": allow_tf32,
+        "matrix_size": MATRIX_SIZE[device],
+    }
+    env = dict(os.environ)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    with tempfile.TemporaryDirectory(prefix="fmnist-peak-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        cmd = [sys.executable, "-m", "benchmarks.peak", str(spec_path), str(out_path)]
+        began = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        except subprocess.TimeoutExpired:
+            return {"status": "error", "error": f"timed out after {timeout:.0f} s", "spec": spec}
+        if out_path.exists():
+            result = json.loads(out_path.read_text())
+        else:  # a crash before the worker could write
+            tail = (proc.stderr or "").strip().splitlines()[-3:]
+            result = {
+                "status": "error",
+                "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}",
+            }
+        result["process_wall_seconds"] = time.perf_counter() - began
+        return result
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """The worker's result for `spec`; never raises."""
+    try:
+        return {"status": "ok", **gemm_peak(spec)}
+    except Exception as exc:
+        return {
+            "status": "error",
+            "error": f"{type(exc).__name__}: {str(exc).strip()[:300]}",
+            "traceback": traceback.format_exc(limit=8),
+        }
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m benchmarks.peak SPEC.json OUT.json", file=sys.stderr)
+        return 2
+    Path(argv[1]).write_text(json.dumps(run(json.loads(Path(argv[0]).read_text()))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
