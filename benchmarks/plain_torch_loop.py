@@ -55,7 +55,10 @@ class PlainTraining:
             factor = lambda epoch: lr_at_epoch(t, epoch) / base  # noqa: E731
         self.schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         device_type = next(network.parameters()).device.type
-        self.autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=t.precision == "bf16-mixed")
+        # Lightning's MixedPrecision plugin autocasts without the weight-cast cache: the same here.
+        self.autocast = torch.autocast(
+            device_type, dtype=torch.bfloat16, enabled=t.precision == "bf16-mixed", cache_enabled=False
+        )
         self.watch = DivergenceWatch()
         self.epoch = self.batch_index = 0
         self.lr = optimizer.param_groups[0]["lr"]

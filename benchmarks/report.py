@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,21 @@ def mfu_note(measurements: Sequence[dict[str, Any]]) -> list[str]:
         " `MFU`: that over the plain-GEMM peak above of the variant's compute dtype (bf16 variants"
         " against bf16's), blank without it.",
     ]
+
+
+def allocator_line(measurements: Sequence[dict[str, Any]]) -> list[str]:
+    """How the torch workers' allocator was set up (fmnist.malloc), as one sentence, if recorded."""
+    settings = {json.dumps(m["malloc"], sort_keys=True) for m in measurements if m.get("malloc")}
+    if not settings:
+        return []
+    described = []
+    for text in sorted(settings):
+        setting = json.loads(text)
+        if "retain_bytes" in setting:
+            described.append(f"glibc keeping freed blocks up to {setting['retain_bytes'] / 2**20:,.0f} MiB in the heap")
+        else:
+            described.append(f"{setting['allocator']} ({setting.get('setting') or setting.get('reason')})")
+    return [f"Allocator of the torch workers (fmnist.malloc): {'; '.join(described)}."]
 
 
 def measurement_label(m: dict[str, Any]) -> str:
@@ -222,6 +238,7 @@ def markdown_report(result: dict[str, Any]) -> str:
             " runs first alternating), the median over the pairs with a distribution-free 90% interval"
             " for it (order statistics; five pairs at least). What each side runs: docs/speed.md.",
             *mfu_note(result["measurements"]),
+            *allocator_line(result["measurements"]),
         ]
     if tta := result.get("time_to_accuracy"):
         parts += [

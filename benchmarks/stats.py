@@ -87,6 +87,7 @@ def aggregate(m: Measurement, repeats: list[dict[str, Any]]) -> dict[str, Any]:
         "train_epoch_metrics": first.get("train_epoch_metrics"),
         "threads": first.get("threads"),
         "flags": first.get("flags"),
+        "malloc": first.get("malloc"),
         "versions": first.get("versions"),
         "per_repeat_train_images_per_s": [r["train"]["images_per_s"] for r in ok],
     }

@@ -73,3 +73,15 @@ def test_unrelated_tunables_do_not_count_as_an_allocator_setting():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("the setting is glibc's")
     assert retain_freed_memory(environ={"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"})["allocator"] == "glibc"
+
+
+def test_the_benchmark_report_says_how_the_torch_workers_allocated():
+    from benchmarks.report import allocator_line
+
+    kept = {"allocator": "glibc", "retain_bytes": RETAIN_BYTES}
+    user = {"allocator": "as configured by the user", "setting": "FMNIST_MALLOC"}
+    assert allocator_line([{"malloc": kept}, {"malloc": kept}, {}]) == [
+        "Allocator of the torch workers (fmnist.malloc): glibc keeping freed blocks up to 1,024 MiB in the heap."
+    ]
+    assert "as configured by the user (FMNIST_MALLOC)" in allocator_line([{"malloc": user}])[0]
+    assert allocator_line([{"runner": "keras"}]) == []
