@@ -47,8 +47,10 @@ compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG a
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
 	$(BIN)/fmnist parity --config $(CONFIG) --out reports/parity-$(basename $(notdir $(CONFIG)))
 
-benchmark: $(STAMP)  ## speed of both backends, their variants, and time to 91% on a fixed budget, 5 seeds each (about 1 h on 2 CPU cores) -> benchmarks/results/
-	$(BIN)/fmnist benchmark --config $(CONFIG) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 3 \
+BENCH_VARIANTS ?= eager,channels_last,bf16,channels_last+bf16,compile,tf,tf-bf16
+
+benchmark: $(STAMP)  ## speed of both backends, their variants (BENCH_VARIANTS), and time to 91% on a fixed budget, 5 seeds each (about 1 h 15 min on 2 CPU cores) -> benchmarks/results/
+	$(BIN)/fmnist benchmark --config $(CONFIG) --variants $(BENCH_VARIANTS) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 5 \
 		--time-to-accuracy 0.91 --time-to-accuracy-config configs/fast91.yaml --time-to-accuracy-seeds 0-4
 
 gpu-bundle: $(STAMP)  ## what the prepared GPU run needs there (Keras wheels, the data) -> gpu-bundle/ (docs/speed.md)

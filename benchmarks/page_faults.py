@@ -29,7 +29,9 @@ def measure(config_path: Path, batch_size: int, channels_last: bool, steps: int,
     from lightning_model.backend import configure_torch
     from lightning_model.module import FashionClassifier
 
-    config = with_overrides(load_config(config_path), {"train.channels_last": channels_last, "train.precision": "float32"})
+    config = with_overrides(
+        load_config(config_path), {"train.channels_last": channels_last, "train.precision": "float32"}
+    )
     allocator = configure_torch(config)
     plain = PlainTraining.from_module(FashionClassifier.from_config(config), steps_per_epoch=warmup + steps)
     x = torch.randint(0, 256, (batch_size, 1, 28, 28)).float()

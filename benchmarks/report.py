@@ -107,7 +107,7 @@ def allocator_line(measurements: Sequence[dict[str, Any]]) -> list[str]:
             described.append(f"glibc keeping freed blocks up to {setting['retain_bytes'] / 2**20:,.0f} MiB in the heap")
         else:
             described.append(f"{setting['allocator']} ({setting.get('setting') or setting.get('reason')})")
-    return [f"Allocator of the torch workers (fmnist.malloc): {'; '.join(described)}."]
+    return ["", f"Allocator of the torch workers (fmnist.malloc): {'; '.join(described)}."]
 
 
 def measurement_label(m: dict[str, Any]) -> str:

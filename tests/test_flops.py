@@ -28,11 +28,14 @@ def _counted(network: torch.nn.Module, images: int, backward: bool) -> int:
     return counter.get_total_flops()
 
 
-@pytest.fixture(params=["baseline", "improved", "strong", "bn_same_stride"])
+@pytest.fixture(params=["baseline", "improved", "strong", "bn_same_stride", "overhead"])
 def config(request, bn_same_stride_config):
-    """The published configs, and one with stride 2 and TF's asymmetric 'same' padding."""
+    """The published configs, one with stride 2 and TF's asymmetric 'same' padding, and the
+    benchmark's tiny network for Lightning's fixed cost."""
     if request.param == "bn_same_stride":
         return bn_same_stride_config
+    if request.param == "overhead":
+        return load_config(REPO / "benchmarks" / "configs" / "overhead.yaml")
     return load_config(REPO / "configs" / f"{request.param}.yaml")
 
 

@@ -81,7 +81,23 @@ def test_the_benchmark_report_says_how_the_torch_workers_allocated():
     kept = {"allocator": "glibc", "retain_bytes": RETAIN_BYTES}
     user = {"allocator": "as configured by the user", "setting": "FMNIST_MALLOC"}
     assert allocator_line([{"malloc": kept}, {"malloc": kept}, {}]) == [
+        "",
         "Allocator of the torch workers (fmnist.malloc): glibc keeping freed blocks up to 1,024 MiB in the heap."
     ]
-    assert "as configured by the user (FMNIST_MALLOC)" in allocator_line([{"malloc": user}])[0]
+    assert "as configured by the user (FMNIST_MALLOC)" in allocator_line([{"malloc": user}])[1]
     assert allocator_line([{"runner": "keras"}]) == []
+
+
+def test_the_page_fault_probe_measures_the_project_s_step(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.page_faults", "--batch-size", "16", "--steps", "3", "--warmup", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "FMNIST_MALLOC": "default"},
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["allocator"] == {"allocator": "as configured by the user", "setting": "FMNIST_MALLOC"}
+    assert result["batch_size"] == 16 and result["images_per_s"] > 0
+    assert result["minor_faults_per_image"] >= 0 and result["system_us_per_image"] >= 0
