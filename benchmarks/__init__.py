@@ -5,7 +5,10 @@ figures it writes (`benchmarks/results/`).
 The parent (`orchestrate`) imports no framework: it plans the measurements from the one variant
 table (`variants`), starts a worker process for each (`worker`, which hands it to
 `torch_runner` or `keras_runner`), and aggregates (`stats`) and reports (`report`) what they
-write back. `time_to_accuracy` and `inference` are the other two measurements.
+write back. `time_to_accuracy` (with `time_to_accuracy_summary`) and `inference` are the other
+two measurements; `peak` measures the device's GEMM peak for the MFU column; `page_faults` shows
+what the allocator costs a torch step; `configs/overhead.yaml` is the tiny network on which
+Lightning's fixed cost per step is measured (docs/speed.md).
 """
 
 from pathlib import Path

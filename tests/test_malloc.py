@@ -82,7 +82,7 @@ def test_the_benchmark_report_says_how_the_torch_workers_allocated():
     user = {"allocator": "as configured by the user", "setting": "FMNIST_MALLOC"}
     assert allocator_line([{"malloc": kept}, {"malloc": kept}, {}]) == [
         "",
-        "Allocator of the torch workers (fmnist.malloc): glibc keeping freed blocks up to 1,024 MiB in the heap."
+        "Allocator of the torch workers (fmnist.malloc): glibc keeping freed blocks up to 1,024 MiB in the heap.",
     ]
     assert "as configured by the user (FMNIST_MALLOC)" in allocator_line([{"malloc": user}])[1]
     assert allocator_line([{"runner": "keras"}]) == []
