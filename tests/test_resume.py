@@ -38,6 +38,9 @@ def _start_and_stop(backend: str, run_dir: Path, data_dir: Path, sig: int) -> su
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal, however the suite was started: a job a shell puts in the
+        # background inherits SIGINT ignored, and Python then installs no KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     checkpoint = run_dir / "checkpoints" / ("training_metadata.json" if backend == "keras" else "last.ckpt")
