@@ -11,20 +11,17 @@ Nothing here imports a framework: the parent only plans, starts workers, and agg
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import REPO
 from benchmarks.environment import hardware, keras_backend_missing, load_average, resolve_device, source_revision
 from benchmarks.outputs import results_dir, write_outputs
 from benchmarks.peak import measure_peak
+from benchmarks.spawn import run_spec
 from benchmarks.plan import BenchmarkError, Measurement, plan, run_order
 from benchmarks.report import peak_line
 from benchmarks.stats import add_mfu, add_paired_ratios, add_ratios, aggregate
@@ -46,32 +43,15 @@ def worker_env(m: Measurement) -> dict[str, str]:
 def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """One measurement in a fresh process; never raises (a failure is a result with its error)."""
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         env = worker_env(m)
         if spec["device"] == "cpu" and m.runner != "keras":  # Lightning's accelerator "auto" must not pick a GPU
             env["CUDA_VISIBLE_DEVICES"] = ""
         if lookup(m.variant).torch_compile:  # an empty compile cache: the warm-up is a first run's compilation
             env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor-cache")
             env["TRITON_CACHE_DIR"] = str(Path(tmp) / "triton-cache")
-        began = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-        except subprocess.TimeoutExpired:
-            return {"status": "error", "error": f"timed out after {timeout:.0f} s", "spec": spec}
-        wall = time.perf_counter() - began
-        if out_path.exists():
-            result = json.loads(out_path.read_text())
-        else:  # a crash (segfault, out of memory) before the worker could write
-            tail = (proc.stderr or "").strip().splitlines()[-3:]
-            result = {
-                "status": "error",
-                "spec": spec,
-                "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}",
-            }
-        result["process_wall_seconds"] = wall
-        return result
+        result = run_spec(WORKER_MODULE, spec, env, Path(tmp), timeout)
+    result.setdefault("spec", spec)  # the worker echoes it; a worker that never wrote could not
+    return result
 
 
 def run_benchmark(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks import REPO
+from benchmarks.spawn import run_spec
 
 #: The GEMM peak each `train.precision` is held against (keys: fmnist.config.PRECISIONS).
 PEAK_DTYPE = {"float32": "float32", "bf16-mixed": "bfloat16"}
@@ -110,24 +109,10 @@ def measure_peak(device: str, torch_threads: int | None, allow_tf32: bool, timeo
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     with tempfile.TemporaryDirectory(prefix="fmnist-peak-") as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "benchmarks.peak", str(spec_path), str(out_path)]
-        began = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-        except subprocess.TimeoutExpired:
-            return {"status": "error", "error": f"timed out after {timeout:.0f} s", "spec": spec}
-        if out_path.exists():
-            result = json.loads(out_path.read_text())
-        else:  # a crash before the worker could write
-            tail = (proc.stderr or "").strip().splitlines()[-3:]
-            result = {
-                "status": "error",
-                "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}",
-            }
-        result["process_wall_seconds"] = time.perf_counter() - began
-        return result
+        result = run_spec("benchmarks.peak", spec, env, Path(tmp), timeout)
+    if result.get("status") != "ok":
+        result.setdefault("spec", spec)
+    return result
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,6 @@ _STARTED_AT = time.time()  # the worker's first line, on the clock the parent re
 
 import json  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import traceback  # noqa: E402
@@ -32,7 +31,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks import REPO  # noqa: E402
+from benchmarks.spawn import run_spec  # noqa: E402
 from benchmarks.time_to_accuracy_summary import summarize  # noqa: E402
 
 WORKER_MODULE = "benchmarks.time_to_accuracy"
@@ -217,29 +216,11 @@ def _start_worker(spec: dict[str, Any], device: str) -> dict[str, Any]:
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(spec))
         started_at = time.time()
-        began = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", WORKER_MODULE, str(spec_path), str(out_path)],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - began
-        if out_path.exists():
-            row = json.loads(out_path.read_text())
-        else:  # a crash (segfault, out of memory) before the worker could write
-            tail = (proc.stderr or "").strip().splitlines()[-3:]
-            row = {
-                "backend": spec["backend"],
-                "seed": spec["seed"],
-                "status": "error",
-                "error": f"worker exited with code {proc.returncode}: {' / '.join(tail)[:400]}",
-            }
-    row.update({"target": spec["target"], "started_at": started_at, "process_wall_seconds": wall})
+        row = run_spec(WORKER_MODULE, spec, env, Path(tmp), timeout=None)
+    row.setdefault("backend", spec["backend"])
+    row.setdefault("seed", spec["seed"])
+    row.update({"target": spec["target"], "started_at": started_at})
     if row.get("status") == "ok":
         try:
             row["seconds"] = seconds_between(started_at, row["accuracy_known_at"])

@@ -382,7 +382,7 @@ def test_time_to_accuracy_through_the_cli_with_a_fake_worker(tmp_path, real_data
         )
         return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
 
-    monkeypatch.setattr(tta.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     out = tmp_path / "bench"
     code = main(
         [
