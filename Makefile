@@ -6,6 +6,12 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/baseline.yaml
 SEEDS ?= 0 1 2
 EPOCHS ?=
+# How `make compare` runs its trainings (docs/scale.md): JOBS=2 (two at once here, one core each),
+# EXECUTOR=ray (a local Ray instance, or RAY_ADDRESS=HOST:PORT of a cluster), THREADS per run.
+JOBS ?=
+EXECUTOR ?=
+RAY_ADDRESS ?=
+THREADS ?=
 TB_HOST ?= 127.0.0.1
 MODELS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
@@ -41,8 +47,9 @@ test-slow: $(STAMP)  ## only the slow tests: two-process trainings (Lightning DD
 test-all: $(STAMP)  ## run every test, the slow ones too
 	$(call PYTEST,-m '')
 
-compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report
-	$(BIN)/fmnist compare --config $(CONFIG) --out reports/$(basename $(notdir $(CONFIG))) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS))
+compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report (JOBS=2, EXECUTOR=ray: docs/scale.md)
+	$(BIN)/fmnist compare --config $(CONFIG) --out reports/$(basename $(notdir $(CONFIG))) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+		$(if $(JOBS),--jobs $(JOBS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) $(if $(THREADS),--threads $(THREADS))
 
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
 	$(BIN)/fmnist parity --config $(CONFIG) --out reports/parity-$(basename $(notdir $(CONFIG)))

@@ -76,10 +76,13 @@ def run_benchmark(
     throughput: bool = True,
     budget_seconds: float | None = None,
     log=print,
+    executor_choice: Any = None,
 ) -> dict[str, Any]:
     """budget_seconds: once this many seconds of measuring have passed, the measurements not yet
     started are recorded as skipped and the results written as usual (the GPU run's lease is
-    short: a partial second repeat beats no file at all). None: every measurement runs."""
+    short: a partial second repeat beats no file at all). None: every measurement runs.
+    executor_choice (`executors.ExecutorChoice`): how the time-to-accuracy runs run (serial by
+    default; the throughput measurements always run one at a time)."""
     from fmnist.config import load_config
     from fmnist.flops import train_flops_per_image
 
@@ -174,6 +177,7 @@ def run_benchmark(
             data_dir,
             device,
             log=log,
+            executor_choice=executor_choice,
         )
 
     versions: dict[str, str] = {}

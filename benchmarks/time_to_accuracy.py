@@ -21,7 +21,6 @@ _T0 = time.perf_counter()
 _STARTED_AT = time.time()  # the worker's first line, on the clock the parent reads too
 
 import json  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import traceback  # noqa: E402
@@ -31,7 +30,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.spawn import run_spec  # noqa: E402
+from executors import ExecutorChoice, Job, JobResult, open_executor  # noqa: E402
+from executors.job import IN, OUT  # noqa: E402
 from benchmarks.time_to_accuracy_summary import summarize  # noqa: E402
 
 WORKER_MODULE = "benchmarks.time_to_accuracy"
@@ -201,30 +201,37 @@ def run_order(backends: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, 
 
 
 def seconds_between(started_at: float, known_at: float) -> float:
-    """The run's seconds: the parent's time.time() just before it started the process to the
-    worker's once the final accuracy was known (the worker's own start is not trusted: interpreter
-    start-up comes before it)."""
+    """The run's seconds: the clock reading on the host that ran it just before it started the
+    process, to the worker's once the final accuracy was known (the worker's own start is not
+    trusted: interpreter start-up comes before it)."""
     seconds = known_at - started_at
     if seconds <= 0:
         raise ValueError(f"the accuracy known {seconds:.3f} s after the process started: the clock moved")
     return seconds
 
 
-def _start_worker(spec: dict[str, Any], device: str) -> dict[str, Any]:
-    """One run in a fresh process, timed from the parent's clock; never raises."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
-        started_at = time.time()
-        row = run_spec(WORKER_MODULE, spec, env, Path(tmp), timeout=None)
+def _row(result: JobResult, spec: dict[str, Any]) -> dict[str, Any]:
+    """One run's row from its job: the worker's out.json, timed from the job's start."""
+    out = result.job.out_dir / "out.json"
+    if out.is_file():
+        row = json.loads(out.read_text())
+    else:  # a crash (segfault, out of memory) before the worker could write
+        row = {"status": "error", "error": result.error or "the worker wrote no result"}
     row.setdefault("backend", spec["backend"])
     row.setdefault("seed", spec["seed"])
-    row.update({"target": spec["target"], "started_at": started_at})
+    row.update(
+        {
+            "target": spec["target"],
+            "started_at": result.started_at,
+            "process_wall_seconds": result.seconds,
+            "node": result.node,
+            "threads": result.job.threads,
+        }
+    )
     if row.get("status") == "ok":
         try:
-            row["seconds"] = seconds_between(started_at, row["accuracy_known_at"])
-            row["startup_seconds"] = row["worker_started_at"] - started_at
+            row["seconds"] = seconds_between(result.started_at, row["accuracy_known_at"])
+            row["startup_seconds"] = row["worker_started_at"] - result.started_at
         except ValueError as exc:
             row.update({"status": "error", "error": str(exc)})
         else:
@@ -241,43 +248,69 @@ def run_time_to_accuracy(
     data_dir: str | None,
     device: str,
     log=print,
+    executor_choice: ExecutorChoice | None = None,
 ) -> dict[str, Any]:
-    """Every (backend, seed) run in `run_order`; the per-backend summary beside the rows."""
+    """Every (backend, seed) run in `run_order`, on the executor chosen (serial by default: one
+    run at a time has the machine to itself); the per-backend summary beside the rows."""
     from fmnist.config import load_config
+    from fmnist.datasets import load_fashion_mnist
 
     epochs = max_epochs or load_config(config).train.epochs
     order = run_order(backends, seeds)
-    rows = []
-    for index, (backend, seed) in enumerate(order):
-        spec = {
-            "backend": backend,
-            "seed": seed,
-            "target": target,
-            "max_epochs": max_epochs,
-            "config": str(config),
-            "data_dir": data_dir,
-            "device": device,
-        }
-        log(
-            f"[benchmark] time to accuracy: {backend} seed {seed} (run {index + 1} of {len(order)}),"
-            f" {epochs} epochs, target {target:.2%}"
-        )
-        row = _start_worker(spec, device)
-        row["run_index"] = index
-        rows.append(row)
-        if row["status"] == "ok":
-            log(
-                f"[benchmark] {backend} seed {seed}: test accuracy {row['test_accuracy']:.2%}"
-                f" ({'reached' if row['reached'] else 'did not reach'} {target:.2%}) in {row['seconds']:.1f} s"
-                f" (training {row['train_seconds']:.1f} s, process wall {row['process_wall_seconds']:.1f} s)"
+    data = load_fashion_mnist(data_dir)
+    executor = open_executor(executor_choice or ExecutorChoice(), Path(data.data_dir).resolve(), data.sha256, log)
+    log(
+        f"[benchmark] time to accuracy: {len(order)} runs of {epochs} epochs, target {target:.2%}:"
+        f" {executor.describe()}"
+    )
+    with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
+        specs, jobs = [], []
+        for backend, seed in order:
+            # the data folder reaches the worker as FMNIST_DATA_DIR, set by the executor where it runs
+            spec = {
+                "backend": backend,
+                "seed": seed,
+                "target": target,
+                "max_epochs": max_epochs,
+                "config": str(Path(config).resolve()),
+                "data_dir": None,
+                "device": device,
+            }
+            env = {"TF_CPP_MIN_LOG_LEVEL": "2", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}
+            specs.append(spec)
+            jobs.append(
+                Job(
+                    name=f"{backend} seed {seed}",
+                    argv=("-m", WORKER_MODULE, f"{IN}/spec.json", f"{OUT}/out.json"),
+                    out_dir=Path(tmp) / f"{backend}-seed{seed}",
+                    threads=executor.threads,
+                    inputs={"spec.json": json.dumps(spec).encode()},
+                    env=env,
+                )
             )
-        else:
-            log(f"[benchmark] {backend} seed {seed}: error: {row.get('error')}")
+        try:
+            results = executor.run(jobs, Path(tmp) / "logs", "[benchmark]")
+        finally:
+            executor.close()
+        rows = []
+        for index, (result, spec) in enumerate(zip(results, specs)):
+            row = _row(result, spec)
+            row["run_index"] = index
+            rows.append(row)
+            if row["status"] == "ok":
+                log(
+                    f"[benchmark] {spec['backend']} seed {spec['seed']}: test accuracy {row['test_accuracy']:.2%}"
+                    f" ({'reached' if row['reached'] else 'did not reach'} {target:.2%}) in {row['seconds']:.1f} s"
+                    f" (training {row['train_seconds']:.1f} s, process wall {row['process_wall_seconds']:.1f} s)"
+                )
+            else:
+                log(f"[benchmark] {spec['backend']} seed {spec['seed']}: error: {row.get('error')}")
     return {
         "target": target,
         "config": str(config),
         "epochs": epochs,
         "seeds": list(seeds),
+        "executor": executor.describe(),
         "summary": summarize(rows, backends),
         "runs": rows,
     }
@@ -285,4 +318,5 @@ def run_time_to_accuracy(
 
 if __name__ == "__main__":
     spec_file, out_file = sys.argv[1:3]
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)  # the job's output folder
     Path(out_file).write_text(json.dumps(run(json.loads(Path(spec_file).read_text()))))

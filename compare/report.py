@@ -28,8 +28,9 @@ from fmnist.errors import FmnistError, RunDirError
 from fmnist.rundir import atomic_write_text, is_artifact, write_json
 
 RUNS_DIR = "runs"  # where `fmnist compare` trains, inside its --out folder
+LOGS_DIR = "logs"  # each training's console output while it runs (then moved into its run directory)
 #: What a compare report folder holds: all `--out` may already hold (a report is replaced by the new one).
-REPORT_ARTIFACTS = ("report.md", "report.html", "summary.json", *FIGURES.values(), RUNS_DIR)
+REPORT_ARTIFACTS = ("report.md", "report.html", "summary.json", *FIGURES.values(), RUNS_DIR, LOGS_DIR)
 
 
 def _check_images(test_images: np.ndarray | None, n: int) -> np.ndarray | None:

@@ -1,5 +1,6 @@
 """`fmnist compare`: train both backends for each seed, each in its own process, then report.
 
+Each training is a job on the executor the command chose (`executors`: serial, `--jobs N`, Ray).
 One process per training keeps the frameworks apart (no TensorFlow/torch import-order trap,
 no shared thread pools) and makes the comparison resumable. A run already in the --out folder
 is used only when it was made with what this compare asks for (the resolved config after
@@ -11,18 +12,18 @@ retrain it in place. Backends alternate within each seed, so drift of the machin
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from fmnist import BACKEND_NAMES, rundir
 from fmnist.config import Config, config_to_dict, with_overrides
+from compare.report import LOGS_DIR, RUNS_DIR
+from executors import Job, JobResult
+from executors.job import OUT
 from fmnist.errors import FmnistError
-
-RUNS_DIR = "runs"  # compare.report.RUNS_DIR: the report folder allows it
 
 
 def run_dir_for(out_dir: Path, backend: str, seed: int) -> Path:
@@ -127,6 +128,35 @@ def plan(
     return planned
 
 
+def finished_run_problems(run_dir: Path, requested: Mapping[str, Any]) -> list[str]:
+    """Why a run directory an executor brought back is not the finished run that was asked for
+    (empty: it is): checked at once, before it is accepted."""
+    info = rundir.read_run_info(run_dir)
+    if info is None:
+        return [f"it holds no valid {rundir.RUN_INFO_FILE}"]
+    diffs = differences(info, requested)
+    if diffs:
+        return [f"its {rundir.RUN_INFO_FILE} does not match the request ({diffs[0]})"]
+    if not (run_dir / rundir.TEST_METRICS_FILE).is_file():
+        return [f"it did not finish (no {rundir.TEST_METRICS_FILE})"]
+    return []
+
+
+def keep_log(result: JobResult) -> Path | None:
+    """A job's console output into its run directory (`console.log`, appended to earlier
+    attempts'), where the run directory holds a run; otherwise it stays in the logs folder.
+    Returns where it is now."""
+    log, run_dir = result.log, result.job.out_dir
+    if log is None or not log.is_file():
+        return None
+    if rundir.read_run_info(run_dir) is None:
+        return log
+    with (run_dir / rundir.CONSOLE_LOG_FILE).open("ab") as f:
+        f.write(log.read_bytes())
+    log.unlink()
+    return run_dir / rundir.CONSOLE_LOG_FILE
+
+
 def train_all(
     config_path: Path,
     seeds: Sequence[int],
@@ -135,24 +165,27 @@ def train_all(
     *,
     config: Config,
     data_sha256: Mapping[str, str],
-    data_dir: str | None = None,
+    executor: Any,
     rerun_stale: bool = False,
 ) -> list[Path]:
-    """Train, continue or reuse one run per backend and seed; returns the run directories.
+    """Train, continue or reuse one run per backend and seed on `executor` (`executors`);
+    returns the run directories. Every run that can train does; the failed ones are named, with
+    their logs, in one error at the end.
 
     `config`: the resolved config this compare asks for (overrides applied, seed aside), which
     `extra_args` (the same overrides as flags) make the training processes build too.
     """
     planned = plan(config, seeds, out_dir, data_sha256, rerun_stale)
-    data_args = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    jobs = []
     for run in planned:
         label = f"[compare] {run.backend} seed {run.seed}"
+        requested = requested_record(run.backend, with_overrides(config, {"seed": run.seed}), data_sha256)
         if run.action == "reuse":
             print(f"{label}: finished earlier with the same settings, reusing {run.run_dir}", flush=True)
             continue
         if run.action == "resume":
             print(f"{label}: unfinished run with the same settings, resuming {run.run_dir}", flush=True)
-            cmd = [sys.executable, "-m", "fmnist_cli", "train", "--resume", str(run.run_dir), *data_args]
+            argv = ["-m", "fmnist_cli", "train", "--resume", OUT]
         else:
             if run.action == "retrain":
                 print(
@@ -162,27 +195,44 @@ def train_all(
                 )
             else:
                 print(f"{label}: training into {run.run_dir}", flush=True)
-            cmd = [
-                sys.executable,
-                "-m",
-                "fmnist_cli",
-                "train",
-                "--backend",
-                run.backend,
-                "--config",
-                str(config_path),
-                "--seed",
-                str(run.seed),
-                "--run-dir",
-                str(run.run_dir),
-                *extra_args,
+            argv = [
+                *("-m", "fmnist_cli", "train", "--backend", run.backend, "--config", str(config_path)),
+                *("--seed", str(run.seed), "--run-dir", OUT, *extra_args),
             ]
             if run.action == "retrain":
-                cmd.append("--overwrite")  # removes that run's own files only (fmnist.rundir.RUN_ARTIFACTS)
-        code = subprocess.call(cmd)
-        if code != 0:
+                argv.append("--overwrite")  # removes that run's own files only (fmnist.rundir.RUN_ARTIFACTS)
+        jobs.append(
+            Job(
+                name=f"{run.backend} seed {run.seed}",
+                argv=tuple(argv),
+                out_dir=run.run_dir,
+                threads=executor.threads,
+                resumes=run.action == "resume",
+                check=partial(finished_run_problems, requested=requested),
+                owns=rundir.is_run_artifact,
+            )
+        )
+    if jobs:
+        print(f"[compare] {len(jobs)} run{'s' if len(jobs) != 1 else ''} to train: {executor.describe()}", flush=True)
+        try:
+            results = executor.run(jobs, out_dir / LOGS_DIR, "[compare]")
+        except KeyboardInterrupt:
+            print(
+                "[compare] interrupted: each unfinished run keeps its last finished epoch; run the same"
+                " command again to continue",
+                flush=True,
+            )
+            raise
+        failed = [(result, keep_log(result)) for result in results if not result.ok]
+        for result in results:
+            if result.ok:
+                keep_log(result)
+        if not failed and not any((out_dir / LOGS_DIR).iterdir()):
+            (out_dir / LOGS_DIR).rmdir()  # every log is in its run directory now
+        if failed:
+            named = "; ".join(f"{r.job.name} ({r.error}; log: {log})" for r, log in failed)
             raise FmnistError(
-                f"training {run.backend} seed {run.seed} failed (exit {code}); its log is above."
-                " Re-run the same command to continue: finished runs are reused, unfinished ones resumed"
+                f"{len(failed)} of {len(results)} runs failed: {named}. Run the same command again to"
+                " continue: finished runs are reused, unfinished ones resumed, the failed ones trained again"
             )
     return [run.run_dir for run in planned]

@@ -32,6 +32,7 @@ TEST_METRICS_FILE = "test_metrics.json"
 EVALUATION_FILE = "evaluation.json"
 PREDICTIONS_FILE = "test_predictions.npz"  # logits and labels: per-image agreement between backends
 SUMMARY_FILE = "summary.txt"
+CONSOLE_LOG_FILE = "console.log"  # what the training printed, where an executor of `fmnist compare` ran it
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"
@@ -56,6 +57,7 @@ RUN_ARTIFACTS = (
     EVALUATION_FILE,
     PREDICTIONS_FILE,
     SUMMARY_FILE,
+    CONSOLE_LOG_FILE,
     CURVES_FILE,
     CONFUSION_FILE,
     *MODEL_FILES.values(),

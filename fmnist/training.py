@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from fmnist import BACKEND_NAMES, __version__, console, distributed, rundir
+from fmnist.placement import placement
 from fmnist.backend_api import Backend, EpochReporter
 from fmnist.cpu_features import cpu_model
 from fmnist.config import Config, config_from_dict, config_to_dict, load_config, save_config
@@ -77,7 +78,8 @@ def train_run(
 
 def run_record(backend_name: str, config: Config, data: Any, status: str = "training") -> dict[str, Any]:
     """What `run.json` records: the backend and status, and the settings a run was made with (the
-    resolved config, seed, precision, the data files' SHA-256), which `fmnist compare` matches."""
+    resolved config, seed, precision, the data files' SHA-256), which `fmnist compare` matches;
+    beside them where and how it runs (`fmnist.placement`), which no request is matched against."""
     return {
         "backend": backend_name,
         "status": status,
@@ -85,6 +87,7 @@ def run_record(backend_name: str, config: Config, data: Any, status: str = "trai
         "precision": config.train.precision,
         "config": config_to_dict(config),
         "data_sha256": dict(data.sha256),
+        "placement": placement(),
     }
 
 
@@ -109,8 +112,31 @@ def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | N
         save_config(config_from_dict(info["config"]), run_dir / rundir.CONFIG_FILE)
     config = load_config(run_dir / rundir.CONFIG_FILE)
     distributed.check_strategy(info["backend"], config.train)
+    data = load_fashion_mnist(data_dir)
+    check_same_data(run_dir, info, data.sha256)  # before the framework's import: a refusal is quick
     backend = load_backend(info["backend"])
-    return _train(info["backend"], backend, config, run_dir, load_fashion_mnist(data_dir), resume=True)
+    if distributed.is_primary():
+        rundir.write_run_info(run_dir, {**info, "placement": placement()})  # where this attempt runs
+    return _train(info["backend"], backend, config, run_dir, data, resume=True)
+
+
+def check_same_data(run_dir: Path, info: dict[str, Any], sha256: dict[str, str]) -> None:
+    """Refuse to continue a run on other data than it started on: its first epochs and the rest
+    would have seen different images. A run from before data checksums were recorded is refused
+    too, since nothing says what it saw."""
+    recorded = info.get("data_sha256")
+    if not isinstance(recorded, dict) or not recorded:
+        raise RunDirError(
+            f"{run_dir / rundir.RUN_INFO_FILE} records no data checksums, so nothing says which data the"
+            " run started on; train it again instead of resuming"
+        )
+    for stem in sorted(set(recorded) | set(sha256)):
+        if recorded.get(stem) != sha256.get(stem):
+            raise RunDirError(
+                f"{run_dir} started on other data than is found now: {stem} SHA-256"
+                f" {str(recorded.get(stem))[:12]}... in the run, {str(sha256.get(stem))[:12]}... now;"
+                " point --data-dir (or FMNIST_DATA_DIR) at the data it started on, or train it again"
+            )
 
 
 def _train(

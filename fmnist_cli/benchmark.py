@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist_cli.options import add_config, add_data_dir, non_negative_int, positive_float, positive_int
+from fmnist_cli.options import (
+    add_config,
+    add_data_dir,
+    add_executor,
+    executor_choice,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from fmnist import BACKEND_NAMES
 
 SEEDS_FLAG = "--time-to-accuracy-seeds"
@@ -126,6 +134,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     bench.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per measurement process")
     add_data_dir(bench)
+    add_executor(bench)  # the --time-to-accuracy runs: serial, --jobs N or Ray
     bench.set_defaults(func=run_benchmark)
 
     infer = sub.add_parser(
@@ -190,6 +199,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         time_to_accuracy_seeds=seeds,
         throughput=not args.only_time_to_accuracy,
         log=_log,
+        executor_choice=executor_choice(args),
     )
     if result["measurements"]:
         print(markdown_table(result["measurements"]))

@@ -8,16 +8,19 @@ from pathlib import Path
 from fmnist_cli.options import (
     add_config,
     add_data_dir,
+    add_executor,
     add_limits,
     add_precision,
     config_overrides,
+    executor_choice,
     flag,
     non_negative_int,
     positive_int,
 )
 
-#: The flags `compare` hands on to each `fmnist train` it starts (the rest are compare's own).
-PASSED_ON = ("epochs", "precision", "limit_train", "limit_test", "data_dir")
+#: The flags `compare` hands on to each `fmnist train` it starts (the rest are compare's own; the
+#: data folder goes by FMNIST_DATA_DIR, which the executor sets on the host that trains).
+PASSED_ON = ("epochs", "precision", "limit_train", "limit_test")
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -27,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="train both backends over seeds and write a side-by-side report",
         description="Train Keras and Lightning for each seed (each in its own process),"
         " or reuse finished runs given with --runs, and write report.md, report.html,"
-        " figures and summary.json with an equivalence verdict.",
+        " figures and summary.json with an equivalence verdict. The trainings run one after"
+        " another, --jobs N at once on this machine, or as Ray tasks (--executor ray).",
     )
     add_config(compare)
     compare.add_argument(
@@ -45,18 +49,21 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         " after overrides, seed, precision, data); without it such runs stop the compare",
     )
     add_data_dir(compare)
+    add_executor(compare)
     compare.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from compare.report import build_report, check_report_dir
     from compare.runner import train_all
+    from executors import open_executor
     from fmnist.config import load_config, with_overrides
     from fmnist.datasets import load_fashion_mnist
 
     config = load_config(args.config)
     out = args.out or Path("reports") / config.name
     check_report_dir(out)  # before any training: --out must be new, empty or a compare report
+    choice = executor_choice(args)  # a contradiction among the flags, before the data loads
     data = load_fashion_mnist(args.data_dir)
     if args.runs:
         runs = args.runs
@@ -68,16 +75,22 @@ def run(args: argparse.Namespace) -> int:
             for arg in (flag(name), str(getattr(args, name)))
         ]
         requested = with_overrides(config, config_overrides(args))
-        runs = train_all(
-            args.config,
-            args.seeds or list(config.compare.seeds),
-            out,
-            extra,
-            config=requested,
-            data_sha256=data.sha256,
-            data_dir=args.data_dir,
-            rerun_stale=args.rerun_stale,
-        )
+        executor = open_executor(
+            choice, Path(data.data_dir).resolve(), data.sha256
+        )  # Ray unreachable: one line, nothing written
+        try:
+            runs = train_all(
+                args.config,
+                args.seeds or list(config.compare.seeds),
+                out,
+                extra,
+                config=requested,
+                data_sha256=data.sha256,
+                executor=executor,
+                rerun_stale=args.rerun_stale,
+            )
+        finally:
+            executor.close()
     summary = build_report(runs, out, test_images=data.test_images)
     print(summary["equivalence"]["verdict"])
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")

@@ -86,3 +86,37 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def flag(name: str) -> str:
     """`limit_train` -> `--limit-train`."""
     return "--" + name.replace("_", "-")
+
+
+def add_threads(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help=f"threads {what} (torch, TensorFlow, OpenMP); the thread count changes the last bits"
+        " of a training, so runs compared bit for bit need the same",
+    )
+
+
+def add_executor(parser: argparse.ArgumentParser) -> None:
+    """--executor, --jobs, --threads, --ray-address: how the independent runs of a command run."""
+    parser.add_argument(
+        "--executor",
+        choices=("serial", "jobs", "ray"),
+        help="serial: one run after another (default); jobs: --jobs runs at once on this machine, each"
+        " on its own cores; ray: each run a Ray task (a local instance, or --ray-address)",
+    )
+    parser.add_argument(
+        "--jobs", type=positive_int, help="runs at once on this machine (default 2 with --executor jobs)"
+    )
+    add_threads(parser, "per run (default: every core serially, the cores shared out with --jobs, 1 on Ray)")
+    parser.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="an existing Ray cluster (what `ray start --head` printed); without it, a local Ray instance",
+    )
+
+
+def executor_choice(args: argparse.Namespace):
+    from executors import ExecutorChoice
+
+    return ExecutorChoice.from_args(args.executor, args.jobs, args.threads, args.ray_address)

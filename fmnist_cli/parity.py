@@ -40,14 +40,47 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     parity.set_defaults(func=run)
 
 
+#: What `fmnist parity` writes into its results file, so that it replaces only files it wrote.
+WRITTEN_BY = "fmnist parity"
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse to replace a file `fmnist parity` did not write (someone's file of the same name in
+    --out). Its own: a JSON object marked `written_by`, or one from before the mark (its config,
+    precision, passed and checks)."""
+    import json
+
+    from fmnist.errors import FmnistError
+
+    if path.parent.exists() and not path.parent.is_dir():
+        raise FmnistError(f"--out {path.parent} exists and is not a folder")
+    if not path.exists():
+        return
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        found = None
+    ours = isinstance(found, dict) and (
+        found.get("written_by") == WRITTEN_BY or {"config", "precision", "passed", "checks"} <= found.keys()
+    )
+    if not ours or path.is_symlink() or not path.is_file():
+        raise FmnistError(
+            f"{path} exists and was not written by fmnist parity; refusing to replace it: choose another --out"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
-    import compare.parity as parity  # loads torch before TensorFlow
     from fmnist.config import load_config
+
+    config = load_config(args.config)
+    written = args.out / ("parity-bf16-mixed.json" if args.precision == "bf16-mixed" else "parity.json")
+    check_replaceable(written)  # before the frameworks load and the checks run
+
+    import compare.parity as parity  # loads torch before TensorFlow
     from fmnist.datasets import load_fashion_mnist
     from fmnist.rundir import write_json
     from fmnist.splits import make_splits
 
-    config = load_config(args.config)
     splits = make_splits(load_fashion_mnist(args.data_dir), config)
     if args.precision == "bf16-mixed":
         from compare.bf16_parity import format_layers, run_bf16_parity
@@ -59,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps,
             batch_size=config.train.batch_size,
         )
-        written = args.out / "parity-bf16-mixed.json"
         print(format_layers(result.layers), end="\n\n")
     else:
         result = parity.run_parity(
@@ -69,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps,
             batch_size=config.train.batch_size,
         )
-        written = args.out / "parity.json"
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(written, {"config": str(args.config), "precision": args.precision, **result.to_dict()})
+    check_replaceable(written)  # again: the checks took a while
+    write_json(
+        written, {"written_by": WRITTEN_BY, "config": str(args.config), "precision": args.precision, **result.to_dict()}
+    )
     print(parity.format_table(result))
     for note in result.notes:
         print(f"note: {note}")

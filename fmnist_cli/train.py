@@ -12,6 +12,7 @@ from fmnist_cli.options import (
     add_data_dir,
     add_limits,
     add_precision,
+    add_threads,
     config_overrides,
     flag,
     non_negative_int,
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     add_precision(train)
     train.add_argument("--seed", type=non_negative_int, help="override the seed (weights, dropout, batch order)")
     train.add_argument("--run-dir", type=Path, help="where to write (default: runs/<config>-<backend>-seed<N>-<time>)")
+    add_threads(train, "for this run (default: the frameworks' own, one per core)")
     add_data_dir(train)
     add_limits(train)
     train.add_argument(
@@ -97,6 +99,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run_train(args: argparse.Namespace) -> int:
     from fmnist import distributed
     from fmnist.config import load_config, with_overrides
+    from fmnist.placement import set_threads
+
+    if args.threads:
+        set_threads(args.threads)  # before any framework loads: their pools are sized at start-up
     from fmnist.rundir import default_run_dir
     from fmnist.training import format_summary, resume_run, train_run
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -344,45 +344,39 @@ def test_time_to_accuracy_through_the_cli_with_a_fake_worker(tmp_path, real_data
     """Every (backend, seed) is its own process, the backends alternating, the seed and the budget
     handed over; the seconds count from the parent's clock before the process started, not from the
     worker's own start; a crashed worker is a run that failed; benchmark.json, benchmark.md and the
-    console carry the summary and the rows."""
+    console carry the summary and the rows. The worker is a real process of a stand-in module."""
     import benchmarks.time_to_accuracy as tta
     from fmnist_cli.main import main
 
-    real_run, specs = subprocess.run, []
-    accuracy = {("keras", 0): 0.913, ("keras", 1): 0.905, ("keras", 2): 0.911, ("lightning", 0): 0.912}
-    accuracy[("lightning", 2)] = 0.900
-
-    def fake_run(cmd, **kwargs):
-        if cmd[1:3] != ["-m", tta.WORKER_MODULE]:
-            return real_run(cmd, **kwargs)
-        now = time.time()  # no earlier than the parent's reading
-        spec = json.loads(Path(cmd[3]).read_text())
-        specs.append(spec)
-        key = (spec["backend"], spec["seed"])
-        if key == ("lightning", 1):  # killed before it could write
-            return subprocess.CompletedProcess(cmd, -9, stdout="", stderr="loading\nKilled\n")
-        Path(cmd[4]).write_text(
-            json.dumps(
-                {
-                    "backend": spec["backend"],
-                    "seed": spec["seed"],
-                    "status": "ok",
-                    "test_accuracy": accuracy[key],
-                    "epochs": spec["max_epochs"],
-                    "max_epochs": spec["max_epochs"],
-                    "worker_started_at": now + 5.0,  # a late start of its own: not the clock's start
-                    "accuracy_known_at": now + 40.0 + spec["seed"],
-                    "import_seconds": 4.0,
-                    "data_seconds": 1.0,
-                    "build_seconds": 0.5,
-                    "train_seconds": 28.0,
-                    "test_eval_seconds": 1.5,
-                }
-            )
-        )
-        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    specs_log = tmp_path / "specs.jsonl"
+    (tmp_path / "fake_tta_worker.py").write_text(
+        f"""
+import json, os, signal, sys, time
+from pathlib import Path
+now = time.time()  # no earlier than the parent's reading
+spec_file, out_file = sys.argv[1:3]
+spec = json.loads(Path(spec_file).read_text())
+with open({str(specs_log)!r}, "a") as f:
+    f.write(json.dumps(spec) + "\\n")
+accuracy = {{("keras", 0): 0.913, ("keras", 1): 0.905, ("keras", 2): 0.911, ("lightning", 0): 0.912,
+            ("lightning", 2): 0.900}}
+key = (spec["backend"], spec["seed"])
+if key == ("lightning", 1):  # killed before it could write
+    print("loading", flush=True)
+    print("Killed", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+Path(out_file).write_text(json.dumps({{
+    "backend": spec["backend"], "seed": spec["seed"], "status": "ok", "test_accuracy": accuracy[key],
+    "epochs": spec["max_epochs"], "max_epochs": spec["max_epochs"],
+    "worker_started_at": now + 5.0,  # a late start of its own: not the clock's start
+    "accuracy_known_at": now + 40.0 + spec["seed"],
+    "import_seconds": 4.0, "data_seconds": 1.0, "build_seconds": 0.5, "train_seconds": 28.0,
+    "test_eval_seconds": 1.5}}))
+"""
+    )
+    monkeypatch.setattr(tta, "WORKER_MODULE", "fake_tta_worker")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(REPO)]))
     out = tmp_path / "bench"
     code = main(
         [
@@ -406,10 +400,12 @@ def test_time_to_accuracy_through_the_cli_with_a_fake_worker(tmp_path, real_data
     )
     console = capsys.readouterr()
     assert code == 0, console.err
+    specs = [json.loads(line) for line in specs_log.read_text().splitlines()]
     order = [("keras", 0), ("lightning", 0), ("keras", 1), ("lightning", 1), ("keras", 2), ("lightning", 2)]
     assert [(s["backend"], s["seed"]) for s in specs] == order
     assert {(s["max_epochs"], s["target"], s["device"]) for s in specs} == {(3, 0.91, "cpu")}
-    assert "[benchmark] time to accuracy: keras seed 1 (run 3 of 6), 3 epochs, target 91.00%" in console.err
+    assert "[benchmark] time to accuracy: 6 runs of 3 epochs, target 91.00%: serial on" in console.err
+    assert "[benchmark] keras seed 1: started on" in console.err and "[2 done, 1 running, 3 waiting]" in console.err
 
     data = json.loads((out / "benchmark.json").read_text())
     got = data["time_to_accuracy"]
@@ -423,7 +419,7 @@ def test_time_to_accuracy_through_the_cli_with_a_fake_worker(tmp_path, real_data
     assert first["accuracy_known_at"] - first["started_at"] == pytest.approx(first["seconds"])
     assert first["reached"] is True and got["runs"][2]["reached"] is False
     crashed = got["runs"][3]
-    assert crashed["status"] == "error" and "code -9" in crashed["error"] and "Killed" in crashed["error"]
+    assert crashed["status"] == "error" and "exit -9" in crashed["error"] and "Killed" in crashed["error"]
     keras, lightning = got["summary"]
     assert (keras["runs"], keras["reached"], keras["failed"]) == (3, 2, 0)
     assert keras["seconds"]["median"] == pytest.approx(41.0, abs=0.5)

@@ -26,6 +26,7 @@ import pytest
 from fmnist import rundir
 from fmnist.config import load_config, save_config, with_overrides
 from fmnist.errors import FmnistError, RunDirError
+from fmnist.datasets import FILES
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "configs" / "baseline.yaml"
@@ -426,7 +427,8 @@ def test_the_checkpoint_loader_refuses_a_payload(tmp_path):
 def test_resume_refuses_a_planted_checkpoint(fmnist_cli, one_line_error, tmp_path, real_data_dir):
     run_dir, marker = tmp_path / "sent-to-me", tmp_path / "ran"
     run_dir.mkdir()
-    rundir.write_run_info(run_dir, {"backend": "lightning", "status": "training"})
+    # the official files' checksums, as a run on them records: resume checks them first
+    rundir.write_run_info(run_dir, {"backend": "lightning", "status": "training", "data_sha256": dict(FILES)})
     save_config(_tiny_config(), run_dir / rundir.CONFIG_FILE)
     checkpoint = _planted_checkpoint(run_dir / "checkpoints" / "last.ckpt", marker)
     result = fmnist_cli("train", "--resume", str(run_dir), "--data-dir", str(real_data_dir))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = ("fmnist_cli", "benchmarks", "compare", "serving", "keras_model", "lightning_model", "fmnist")
+PROJECT = ("fmnist_cli", "benchmarks", "compare", "executors", "serving", "keras_model", "lightning_model", "fmnist")
 KERAS = {"keras", "tensorflow", "tf2onnx", "jax"}
 TORCH = {"torch", "lightning", "pytorch_lightning", "torchmetrics", "torchvision", "onnxscript"}
 #: package -> the project packages and frameworks it may import (lazy imports inside functions too).
@@ -19,9 +19,11 @@ ALLOWED = {
     "keras_model": ({"fmnist", "keras_model"}, KERAS),
     "lightning_model": ({"fmnist", "lightning_model"}, TORCH),
     "serving": ({"fmnist", "serving"}, set()),
-    "compare": ({"fmnist", "keras_model", "lightning_model", "compare"}, KERAS | TORCH),
+    # Runs jobs in fresh processes, here or on Ray nodes: never a framework itself.
+    "executors": ({"fmnist", "executors"}, set()),
+    "compare": ({"fmnist", "keras_model", "lightning_model", "compare", "executors"}, KERAS | TORCH),
     # benchmark-inference times the export `fmnist export` makes and checks (compare.export_check).
-    "benchmarks": ({"fmnist", "keras_model", "lightning_model", "compare", "benchmarks"}, KERAS | TORCH),
+    "benchmarks": ({"fmnist", "keras_model", "lightning_model", "compare", "benchmarks", "executors"}, KERAS | TORCH),
     "fmnist_cli": (set(PROJECT), set()),  # the command reaches frameworks only through the packages below
 }
 

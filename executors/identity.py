@@ -1,0 +1,49 @@
+"""Which code a host would run: the project's version, its git commit where it is a checkout, and
+a digest of its Python sources (uncommitted edits included). A Ray node whose project differs from
+the driver's would train something else under the same name, so it is refused by name."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import fmnist
+
+ROOT = Path(fmnist.__file__).resolve().parents[1]
+#: The packages whose code a training runs or that start it.
+PACKAGES = ("fmnist", "fmnist_cli", "keras_model", "lightning_model", "compare", "benchmarks", "executors")
+
+
+def source_digest(root: Path = ROOT) -> str:
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def git_commit(root: Path = ROOT) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def project_identity() -> dict[str, Any]:
+    return {"version": fmnist.__version__, "commit": git_commit(), "sources": source_digest()}
+
+
+def identity_differences(driver: dict[str, Any], node: dict[str, Any]) -> list[str]:
+    """What differs, as 'version 0.2.0 there, 0.1.0 here'; empty when the same project."""
+    names = {"version": "version", "commit": "commit", "sources": "Python sources (SHA-256)"}
+    out = []
+    for key, name in names.items():
+        if driver.get(key) != node.get(key):
+            there, here = (str(v)[:12] if key != "version" else str(v) for v in (node.get(key), driver.get(key)))
+            out.append(f"{name} {there} there, {here} here")
+    return out
