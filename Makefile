@@ -12,6 +12,7 @@ JOBS ?=
 EXECUTOR ?=
 RAY_ADDRESS ?=
 THREADS ?=
+OUT ?= reports/$(basename $(notdir $(CONFIG)))
 TB_HOST ?= 127.0.0.1
 MODELS ?=
 export FMNIST_DATA_DIR ?= $(abspath ../shared/data/fashion-mnist)
@@ -48,7 +49,7 @@ test-all: $(STAMP)  ## run every test, the slow ones too
 	$(call PYTEST,-m '')
 
 compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report (JOBS=2, EXECUTOR=ray: docs/scale.md)
-	$(BIN)/fmnist compare --config $(CONFIG) --out reports/$(basename $(notdir $(CONFIG))) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(BIN)/fmnist compare --config $(CONFIG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 		$(if $(JOBS),--jobs $(JOBS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) $(if $(THREADS),--threads $(THREADS))
 
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
