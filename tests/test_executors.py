@@ -329,3 +329,41 @@ def test_parity_refuses_to_replace_a_file_it_did_not_write(fmnist_cli, one_line_
     assert (out / "parity.json").read_text() == '{"my": "results"}'
     (out / "parity-bf16-mixed.json").write_text("not json")
     one_line_error(fmnist_cli("parity", "--out", str(out), "--precision", "bf16-mixed"), "was not written")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_job_resumably_and_a_rerun_finishes_them(fmnist_cli, real_data_dir, tmp_path):
+    """Ctrl-C reaches the compare alone (each job runs in a session of its own); the compare hands
+    it on, each run keeps its last finished epoch, and the same command continues both."""
+    out = tmp_path / "report"
+    args = [
+        *("compare", "--config", str(BASELINE), "--seeds", "0", "--epochs", "4", "--jobs", "2"),
+        *("--limit-train", "6000", "--limit-test", "300", "--data-dir", str(real_data_dir), "--out", str(out)),
+    ]
+    script = Path(sys.executable).parent / "fmnist"
+    proc = subprocess.Popen(
+        [str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    runs = [out / "runs" / f"{b}-seed0" for b in ("keras", "lightning")]
+    deadline = time.monotonic() + 300
+    while min(_epochs(r) for r in runs) < 1:  # both under way, an epoch done
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "interrupted: each unfinished run keeps its last finished epoch" in output
+    for run_dir in runs:
+        assert not (run_dir / rundir.TEST_METRICS_FILE).exists(), "interrupted too late"
+        assert 1 <= len(rundir.read_metrics(run_dir / "metrics.csv")) < 4
+    again = fmnist_cli(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("unfinished run with the same settings, resuming") == 2
+    for run_dir in runs:
+        assert [r["epoch"] for r in rundir.read_metrics(run_dir / "metrics.csv")] == [1, 2, 3, 4]
+        assert json.loads((run_dir / rundir.TEST_METRICS_FILE).read_text())["resumed"] is True
+
+
+def _epochs(run_dir: Path) -> int:
+    path = run_dir / rundir.METRICS_FILE
+    return len(rundir.read_metrics(path)) if path.exists() else 0
