@@ -35,6 +35,8 @@ from executors.job import IN, OUT  # noqa: E402
 from benchmarks.time_to_accuracy_summary import summarize  # noqa: E402
 
 WORKER_MODULE = "benchmarks.time_to_accuracy"
+#: The config's name beside the spec in a job's inputs; a relative spec["config"] is read from there.
+CONFIG_INPUT = "config.yaml"
 
 
 # ---------------------------------------------------------------------------------- the worker
@@ -263,6 +265,7 @@ def run_time_to_accuracy(
         f"[benchmark] time to accuracy: {len(order)} runs of {epochs} epochs, target {target:.2%}:"
         f" {executor.describe()}"
     )
+    config_bytes = Path(config).read_bytes()
     with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
         specs, jobs = [], []
         for backend, seed in order:
@@ -272,7 +275,7 @@ def run_time_to_accuracy(
                 "seed": seed,
                 "target": target,
                 "max_epochs": max_epochs,
-                "config": str(Path(config).resolve()),
+                "config": CONFIG_INPUT,  # beside the spec: the config travels with the job
                 "data_dir": None,
                 "device": device,
             }
@@ -284,7 +287,7 @@ def run_time_to_accuracy(
                     argv=("-m", WORKER_MODULE, f"{IN}/spec.json", f"{OUT}/out.json"),
                     out_dir=Path(tmp) / f"{backend}-seed{seed}",
                     threads=executor.threads,
-                    inputs={"spec.json": json.dumps(spec).encode()},
+                    inputs={"spec.json": json.dumps(spec).encode(), CONFIG_INPUT: config_bytes},
                     env=env,
                 )
             )
@@ -318,5 +321,7 @@ def run_time_to_accuracy(
 
 if __name__ == "__main__":
     spec_file, out_file = sys.argv[1:3]
+    spec = json.loads(Path(spec_file).read_text())
+    spec["config"] = str(Path(spec_file).parent / spec["config"])  # relative: beside the spec
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)  # the job's output folder
-    Path(out_file).write_text(json.dumps(run(json.loads(Path(spec_file).read_text()))))
+    Path(out_file).write_text(json.dumps(run(spec)))

@@ -22,7 +22,7 @@ from fmnist import BACKEND_NAMES, rundir
 from fmnist.config import Config, config_to_dict, with_overrides
 from compare.report import LOGS_DIR, RUNS_DIR
 from executors import Job, JobResult
-from executors.job import OUT
+from executors.job import IN, OUT
 from fmnist.errors import FmnistError
 
 
@@ -128,6 +128,10 @@ def plan(
     return planned
 
 
+#: The name the compare's config file has beside each job (`{in}/config.yaml`).
+CONFIG_INPUT = "config.yaml"
+
+
 def finished_run_problems(run_dir: Path, requested: Mapping[str, Any]) -> list[str]:
     """Why a run directory an executor brought back is not the finished run that was asked for
     (empty: it is): checked at once, before it is accepted."""
@@ -176,6 +180,7 @@ def train_all(
     `extra_args` (the same overrides as flags) make the training processes build too.
     """
     planned = plan(config, seeds, out_dir, data_sha256, rerun_stale)
+    config_bytes = Path(config_path).read_bytes()
     jobs = []
     for run in planned:
         label = f"[compare] {run.backend} seed {run.seed}"
@@ -196,7 +201,7 @@ def train_all(
             else:
                 print(f"{label}: training into {run.run_dir}", flush=True)
             argv = [
-                *("-m", "fmnist_cli", "train", "--backend", run.backend, "--config", str(config_path)),
+                *("-m", "fmnist_cli", "train", "--backend", run.backend, "--config", f"{IN}/{CONFIG_INPUT}"),
                 *("--seed", str(run.seed), "--run-dir", OUT, *extra_args),
             ]
             if run.action == "retrain":
@@ -207,6 +212,7 @@ def train_all(
                 argv=tuple(argv),
                 out_dir=run.run_dir,
                 threads=executor.threads,
+                inputs={CONFIG_INPUT: config_bytes},  # the config travels: a node may not have the file
                 resumes=run.action == "resume",
                 check=partial(finished_run_problems, requested=requested),
                 owns=rundir.is_run_artifact,

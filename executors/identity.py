@@ -1,6 +1,8 @@
-"""Which code a host would run: the project's version, its git commit where it is a checkout, and
-a digest of its Python sources (uncommitted edits included). A Ray node whose project differs from
-the driver's would train something else under the same name, so it is refused by name."""
+"""Which code a host would run: the project's version, a digest of its Python sources (so another
+commit, or an uncommitted edit, is seen) and, for the message, its git commit where it is a
+checkout. A Ray node whose project differs from the driver's would train something else under the
+same name, so it is refused by name. The commit alone decides nothing: a commit that changed only
+documentation trains the same, and a node installed from a wheel has none."""
 
 from __future__ import annotations
 
@@ -39,11 +41,15 @@ def project_identity() -> dict[str, Any]:
 
 
 def identity_differences(driver: dict[str, Any], node: dict[str, Any]) -> list[str]:
-    """What differs, as 'version 0.2.0 there, 0.1.0 here'; empty when the same project."""
-    names = {"version": "version", "commit": "commit", "sources": "Python sources (SHA-256)"}
+    """What differs, as 'version 0.2.0 there, 0.1.0 here'; empty when the same code. Where the
+    sources differ, the commits are named too."""
     out = []
-    for key, name in names.items():
-        if driver.get(key) != node.get(key):
-            there, here = (str(v)[:12] if key != "version" else str(v) for v in (node.get(key), driver.get(key)))
-            out.append(f"{name} {there} there, {here} here")
+    if driver.get("version") != node.get("version"):
+        out.append(f"version {node.get('version')} there, {driver.get('version')} here")
+    if driver.get("sources") != node.get("sources"):
+        out.append(
+            f"Python sources (SHA-256) {str(node.get('sources'))[:12]} there, {str(driver.get('sources'))[:12]} here"
+        )
+        if driver.get("commit") != node.get("commit"):
+            out.append(f"commit {str(node.get('commit'))[:12]} there, {str(driver.get('commit'))[:12]} here")
     return out

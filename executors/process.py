@@ -56,9 +56,11 @@ def start(
     log: Path,
     cpus: Sequence[int] | None = None,
     echo: bool = False,
+    cwd: Path | None = None,
 ) -> subprocess.Popen:
-    """`python *command`, its output appended to `log` (and, with `echo`, shown on this process's
-    stdout as it comes). Call `finished` once it has ended, before reading the log."""
+    """`python *command` in `cwd` (this process's by default), its output appended to `log` (and,
+    with `echo`, shown on this process's stdout as it comes). Call `finished` once it has ended,
+    before reading the log."""
     with Path(log).open("ab") as f:
         proc = subprocess.Popen(
             [sys.executable, *command],
@@ -68,6 +70,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=lambda: _child_setup(cpus),
+            cwd=cwd,
         )
     if echo:
         tee = threading.Thread(target=_tee, args=(proc.stdout, Path(log)), daemon=True)

@@ -38,7 +38,7 @@ def import_ray(local: bool):
         os.environ.setdefault(LOOPBACK_ENV, "0")  # read when Ray is imported
     try:
         import ray
-    except ModuleNotFoundError:
+    except ImportError:  # not installed, or an install that does not import
         raise FmnistError(
             "--executor ray needs Ray, which is not installed: pip install 'fmnist-parity[ray]'"
         ) from None
@@ -82,12 +82,18 @@ class RayExecutor:
                 logging_level="ERROR",
             )
         except Exception as exc:  # Ray's own errors: a version mismatch, a refused handshake...
+            where = f"the Ray cluster at {address}" if address else "a new local Ray instance"
             raise FmnistError(
-                f"cannot connect to the Ray cluster at {address or 'a new local instance'}: {reason(exc)}"
-            )
-        self.identity = project_identity()
-        self.nodes = self._check_nodes()
-        self.data = self.ray.put(pack_data(data_dir, data_sha256))  # once; Ray copies it to each node once
+                f"cannot connect to {where}: {reason(exc)} (a cluster with token authentication needs"
+                " RAY_AUTH_MODE=token and its token here too)"
+            ) from None
+        try:
+            self.identity = project_identity()
+            self.nodes = self._check_nodes()
+            self.data = self.ray.put(pack_data(data_dir, data_sha256))  # once; Ray copies it to each node once
+        except BaseException:
+            self.close()
+            raise
 
     def describe(self) -> str:
         where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
@@ -130,11 +136,9 @@ class RayExecutor:
         return nodes
 
     def run(self, jobs: Sequence[Job], log_dir: Path, prefix: str) -> list[JobResult]:
-        from ray.util.queue import Queue
-
         progress = Progress(len(jobs), prefix, self.log)
         log_dir.mkdir(parents=True, exist_ok=True)
-        events = Queue(actor_options={"num_cpus": 0})
+        events = self.ray.remote(num_cpus=0)(ray_tasks.StartEvents).remote()
         task = self.ray.remote(ray_tasks.run_job)
         pending = {}
         for job in jobs:
@@ -163,13 +167,12 @@ class RayExecutor:
                 self.ray.cancel(ref, force=True)
             raise
         finally:
-            events.shutdown(force=True)
+            self.ray.kill(events)
         return [results[i] for i in range(len(jobs))]
 
     def _drain(self, events: Any, jobs: Sequence[Job], progress: Progress) -> None:
         by_name = {job.name: job for job in jobs}
-        while not events.empty():
-            name, node = events.get_nowait()
+        for name, node in self.ray.get(events.take.remote()):
             progress.started(by_name[name], node)
 
     def _collect(self, ref: Any, job: Job, log_dir: Path) -> JobResult:
