@@ -5,7 +5,7 @@ set -u
 HERE=/work/recipe/docs/results/recipe-search
 cand=$1; backend=$2; shift 2
 CPU=$(grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //')
-[ -f $HERE/runs.csv ] || echo "candidate,backend,seed,epochs,val_accuracy,test_accuracy,train_seconds,cpu_seconds,process_seconds,threads,cpu_model" > $HERE/runs.csv
+[ -f $HERE/runs.csv ] || echo "candidate,backend,seed,epochs,val_accuracy,test_accuracy,train_seconds,cpu_seconds,process_seconds,epoch_seconds,threads,cpu_model" > $HERE/runs.csv
 for seed in "$@"; do
   if [ $(date -u +%H%M) -ge 0520 ]; then echo "past 05:20 UTC, not starting $cand $seed"; exit 0; fi
   rd=/work/recipe/runs/$cand-$backend-seed$seed
@@ -22,7 +22,7 @@ rows = list(csv.DictReader(open(f"{rd}/metrics.csv")))
 tm = json.load(open(f"{rd}/test_metrics.json"))
 print(",".join(map(str, [cand, backend, seed, len(rows), rows[-1]["val_accuracy"], tm["test_accuracy"],
       round(tm.get("train_seconds", float("nan")), 2), round(tm.get("cpu_seconds", float("nan")), 2),
-      round(float(t1) - float(t0), 2), 1, f'"{cpu}"'])))
+      round(float(t1) - float(t0), 2), round(sum(float(r["seconds"]) for r in rows), 2), 1, f'"{cpu}"'])))
 PY
   tail -1 $HERE/runs.csv
 done
