@@ -1,12 +1,25 @@
-"""make compare wall time: serial, JOBS=2, Ray on a two-node netns cluster (head 0 CPUs, worker 2)."""
-import json, subprocess, sys, time
-from pathlib import Path
-sys.path.insert(0, "/work/main/tests")
-from ray_cluster import Cluster, base_env
+"""How docs/scale.md's `make compare` wall times were measured: serial, JOBS=2, and Ray on a
+two-node cluster in network namespaces (tests/ray_cluster.py: head without CPUs, worker with 2),
+one after another, nothing else running. Run from the checkout as root:
 
-ROOT = Path("/tmp/scale")
-REPO = "/work/main"
-which = sys.argv[1:] or ["serial", "jobs2", "ray"]
+    .venv/bin/python docs/results/scale-2026-12-04/measure.py SCRATCH [serial] [jobs2] [ray] ...
+
+Each compare writes into SCRATCH/<name> (its log SCRATCH/<name>.log); the wall times go to
+SCRATCH/walls.json (recorded here with SCRATCH shown as <scratch>)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests"))
+from ray_cluster import Cluster, base_env  # noqa: E402
+
+ROOT = Path(sys.argv[1]).resolve()
+which = sys.argv[2:] or ["serial", "jobs2", "ray"]
+ROOT.mkdir(parents=True, exist_ok=True)
 walls = json.loads((ROOT / "walls.json").read_text()) if (ROOT / "walls.json").exists() else {}
 
 
