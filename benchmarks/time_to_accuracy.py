@@ -166,7 +166,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         overrides = {"train.epochs": spec["max_epochs"], "seed": spec["seed"]}
         config = with_overrides(load_config(spec["config"]), overrides)
         began = time.perf_counter()
-        splits = make_splits(load_fashion_mnist(spec.get("data_dir")), config)
+        splits = make_splits(load_fashion_mnist(), config)  # FMNIST_DATA_DIR, set by the executor
         data_seconds = time.perf_counter() - began
         final = _FinalTest(splits.test.labels.astype(np.int64))
         began = time.perf_counter()
@@ -269,14 +269,12 @@ def run_time_to_accuracy(
     with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
         specs, jobs = [], []
         for backend, seed in order:
-            # the data folder reaches the worker as FMNIST_DATA_DIR, set by the executor where it runs
             spec = {
                 "backend": backend,
                 "seed": seed,
                 "target": target,
                 "max_epochs": max_epochs,
                 "config": CONFIG_INPUT,  # beside the spec: the config travels with the job
-                "data_dir": None,
                 "device": device,
             }
             env = {"TF_CPP_MIN_LOG_LEVEL": "2", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}

@@ -229,10 +229,7 @@ def train_all(
                 flush=True,
             )
             raise
-        failed = [(result, keep_log(result)) for result in results if not result.ok]
-        for result in results:
-            if result.ok:
-                keep_log(result)
+        failed = [(result, log) for result, log in ((r, keep_log(r)) for r in results) if not result.ok]
         if not failed and not any((out_dir / LOGS_DIR).iterdir()):
             (out_dir / LOGS_DIR).rmdir()  # every log is in its run directory now
         if failed:

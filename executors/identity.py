@@ -33,7 +33,9 @@ def git_commit(root: Path = ROOT) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    if done.returncode != 0:  # not a checkout (a wheel install), or no git
+        return None
+    return done.stdout.strip() or None
 
 
 def project_identity() -> dict[str, Any]:

@@ -34,9 +34,6 @@ class Job:
     check: Callable[[Path], list[str]] | None = None
     owns: Callable[[str], bool] | None = None
 
-    def command(self, out: Path, inputs: Path) -> list[str]:
-        return fill(self.argv, out, inputs)
-
 
 def fill(argv: Sequence[str], out: Path, inputs: Path) -> list[str]:
     """A job's argv with its placeholders replaced by the folders of the host that runs it."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from executors import process
-from executors.job import Job, JobResult
+from executors.job import Job, JobResult, fill
 from executors.progress import Progress
 from fmnist.placement import usable_cpus
 from fmnist.rundir import safe_name
@@ -92,7 +92,7 @@ class LocalExecutor:
         log = log_dir / f"{safe_name(job.name)}.log"
         env = process.job_env(job.threads, self.name, self.node, self.data_dir, job.env)
         started_at = time.time()
-        command = job.command(job.out_dir, Path(inputs.name))
+        command = fill(job.argv, job.out_dir, Path(inputs.name))
         proc = process.start(command, env, log, self.cores[slot], echo=self.slots == 1)
         return proc, started_at, log, inputs
 

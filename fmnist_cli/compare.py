@@ -75,9 +75,8 @@ def run(args: argparse.Namespace) -> int:
             for arg in (flag(name), str(getattr(args, name)))
         ]
         requested = with_overrides(config, config_overrides(args))
-        executor = open_executor(
-            choice, Path(data.data_dir).resolve(), data.sha256
-        )  # Ray unreachable: one line, nothing written
+        # An unreachable Ray cluster is one line here, with nothing written.
+        executor = open_executor(choice, Path(data.data_dir).resolve(), data.sha256)
         try:
             runs = train_all(
                 args.config,

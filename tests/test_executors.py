@@ -302,6 +302,27 @@ def test_failed_runs_are_named_with_their_logs(fmnist_cli, one_line_error, real_
     assert not (out / "report.md").exists()
 
 
+@pytest.mark.parametrize("backend", ["keras", "lightning"])
+def test_the_thread_count_reaches_the_framework(backend, request, fmnist, real_data_dir, tmp_path):
+    """`--threads 1` is more than a record: the training computes differently from the same run
+    on every core (conftest's run, same settings), in the last bits, as the frameworks split their
+    sums by thread. Were the setting lost on the way, the two would be identical."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores to tell one thread from all")
+    reference = request.getfixturevalue(f"{backend}_run")
+    assert json.loads((reference / rundir.RUN_INFO_FILE).read_text())["placement"]["threads"] >= 2
+    run_dir = tmp_path / "one-thread"
+    fmnist(
+        *("train", "--backend", backend, "--config", str(BASELINE), "--epochs", "2", "--limit-train", "3000"),
+        *("--limit-test", "1000", "--data-dir", str(real_data_dir), "--run-dir", str(run_dir), "--threads", "1"),
+    )
+    assert json.loads((run_dir / rundir.RUN_INFO_FILE).read_text())["placement"]["threads"] == 1
+    ours, theirs = (rundir.read_metrics(d / rundir.METRICS_FILE) for d in (run_dir, reference))
+    assert [r["epoch"] for r in ours] == [r["epoch"] for r in theirs] == [1, 2]
+    assert [r["train_loss"] for r in ours] != [r["train_loss"] for r in theirs]
+    assert ours[-1]["train_loss"] == pytest.approx(theirs[-1]["train_loss"], rel=1e-3)  # the same training
+
+
 def test_resume_refuses_other_data_than_the_run_started_on(keras_run, fmnist_cli, one_line_error, tmp_path):
     import shutil
 
