@@ -69,7 +69,7 @@ def _keras(config, splits, final: _FinalTest) -> int:
     from fmnist.splits import to_float_nhwc
     from keras_model.backend import compile_model, seed_everything
     from keras_model.callbacks import ScheduledLearningRate
-    from keras_model.data import TrainBatches
+    from keras_model.data import TrainBatches, fit_input
     from keras_model.model import build_model
 
     seed_everything(config)
@@ -91,7 +91,7 @@ def _keras(config, splits, final: _FinalTest) -> int:
 
     final.fit_began = time.perf_counter()
     history = model.fit(
-        data,
+        fit_input(data),
         epochs=t.epochs,
         steps_per_epoch=data.batches_per_epoch,
         shuffle=False,

@@ -22,7 +22,7 @@ from keras_model.callbacks import (
     StopOnNonFinite,
     early_stopping,
 )
-from keras_model.data import EvalBatches, TrainBatches
+from keras_model.data import EvalBatches, TrainBatches, fit_input
 from keras_model.distribute import distribution_scope
 from keras_model.losses import training_loss  # also registers the smoothed loss, for load_model
 from keras_model.model import build_model
@@ -109,7 +109,7 @@ def fit(
     of different epochs; the order is already the shared per-epoch permutation.
     """
     return model.fit(
-        train_data,
+        fit_input(train_data),
         epochs=train_data.epochs,
         steps_per_epoch=train_data.batches_per_epoch,
         shuffle=False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import keras
 
@@ -58,6 +60,33 @@ class TrainBatches(keras.utils.PyDataset):
         if self.augment is not None:
             images = augment_batch(images, self.augment, self.seed, epoch, batch)
         return to_float_nhwc(images), self.split.labels[idx].astype(np.int32)
+
+
+#: Batches the training pipeline prepares ahead of the step that uses them.
+PREFETCH_BATCHES = 2
+
+
+def fit_input(batches: TrainBatches) -> Any:
+    """What `model.fit` reads `batches` through: the same batches, in the same order.
+
+    On TensorFlow, a tf.data pipeline over them with autotuning off, as Keras builds for a
+    PyDataset but for that one option. Autotuned (what Keras picks for a one-worker PyDataset),
+    the pipeline's model thread held fit's return 10-20 s after the last epoch whenever fit also
+    validated, in a process with one core (TensorFlow 2.21; measured in docs/speed.md). Keras turns
+    autotuning off itself only for several workers, whose enqueuer restarts at index 0 each epoch:
+    wrong for one sequence holding every epoch. Other Keras backends read the PyDataset as it is.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return batches
+    import tensorflow as tf
+
+    signature = tuple(tf.TensorSpec((None, *a.shape[1:]), a.dtype) for a in batches[0])
+    dataset = tf.data.Dataset.from_generator(
+        lambda: (batches[i] for i in range(len(batches))), output_signature=signature
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 class EvalBatches(keras.utils.PyDataset):

@@ -75,3 +75,17 @@ def test_keras_fit_consumes_batches_in_the_shared_order(baseline_config, tiny_im
     total = data.batches_per_epoch * 2
     # Keras reads a couple of batches first to learn their shapes; then every batch once, in order.
     assert data.seen[-total:] == list(range(total))
+
+
+def test_keras_fit_input_is_the_same_batches_without_autotuning(baseline_config, tiny_images):
+    """On TensorFlow fit reads the batches through tf.data with autotuning off: autotuned, its
+    model thread held fit's return 10-20 s after the last epoch on one core (docs/speed.md)."""
+    from keras_model.data import TrainBatches, fit_input
+
+    data = TrainBatches(Split(*tiny_images), batch_size=64, seed=0, epochs=2)
+    dataset = fit_input(data)
+    assert dataset.options().autotune.enabled is False
+    fed = list(dataset.as_numpy_iterator())
+    assert len(fed) == len(data)
+    for i, (x, y) in enumerate(fed):
+        assert np.array_equal(x, data[i][0]) and np.array_equal(y, data[i][1])
