@@ -27,7 +27,7 @@ import numpy as np
 
 from fmnist import CLASS_NAMES, __version__, rundir
 from fmnist.config import Config
-from fmnist.datasets import load_fashion_mnist
+from fmnist.datasets import load_test_split
 from fmnist.errors import FmnistError
 from fmnist.onnx_contract import finalize
 from fmnist.onnx_model import (
@@ -125,10 +125,10 @@ def export_run(
     if check_only is None and target.is_dir():  # --out FOLDER: the file goes inside
         target = target / EXPORT_FILE
     report = Path(report or target.parent / REPORT_FILE)
+    # All 10,000, whatever the run tested on; before the framework loads: a missing file is named at once.
+    images, labels = load_test_split(data_dir)
     module = exporter(backend)
     model = module.float32_model(run_dir)
-    data = load_fashion_mnist(data_dir)
-    images, labels = data.test_images, data.test_labels  # all 10,000, whatever the run tested on
     reference = {dtype: module.logits(model, images, dtype) for dtype in ("float32", "float64")}
     result: dict[str, Any] = {
         "backend": backend,

@@ -88,18 +88,7 @@ def load_fashion_mnist(
     arrays: dict[str, np.ndarray] = {}
     hashes: dict[str, str] = {}
     for stem, path in paths.items():
-        data = read_idx_bytes(path)
-        # The structure first: "truncated" or "wrong magic number" says more than a checksum does.
-        arrays[stem] = parse_idx(data, str(path), ndim=3 if "images" in stem else 1)
-        hashes[stem] = found = hashlib.sha256(data).hexdigest()
-        expected = checksums.get(stem) if checksums is not None else None
-        if expected is not None:
-            if found != expected.lower():
-                raise DataError(
-                    f"{path}: checksum mismatch: the uncompressed bytes should have SHA-256"
-                    f" {expected}, found {found}; delete the file to download it again, or"
-                    f" replace it with the official one"
-                )
+        arrays[stem], hashes[stem] = _read_verified(stem, path, checksums)
     for split, images_stem, labels_stem in _SPLITS:
         _check_split(split, arrays[images_stem], paths[images_stem], arrays[labels_stem], paths[labels_stem])
     return FashionMNIST(
@@ -110,6 +99,36 @@ def load_fashion_mnist(
         data_dir=folder,
         sha256=hashes,
     )
+
+
+def load_test_split(
+    data_dir: str | Path | None = None, checksums: Mapping[str, str] | None = FILES
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official test images and labels alone, verified and never downloaded: all that checking
+    a trained model needs (`fmnist export`, and `fmnist serve` on a run, which exports it). A
+    missing file is named, with where it was looked for. `checksums` as for `load_fashion_mnist`."""
+    folder, source = resolve_data_dir(data_dir)
+    split, images_stem, labels_stem = _SPLITS[1]
+    paths = {stem: _locate(stem, folder, source, False, checksums) for stem in (images_stem, labels_stem)}
+    images, labels = (_read_verified(stem, path, checksums)[0] for stem, path in paths.items())
+    _check_split(split, images, paths[images_stem], labels, paths[labels_stem])
+    return images, labels
+
+
+def _read_verified(stem: str, path: Path, checksums: Mapping[str, str] | None) -> tuple[np.ndarray, str]:
+    """The file's array and the SHA-256 of its uncompressed bytes, checked against `checksums`."""
+    data = read_idx_bytes(path)
+    # The structure first: "truncated" or "wrong magic number" says more than a checksum does.
+    array = parse_idx(data, str(path), ndim=3 if "images" in stem else 1)
+    found = hashlib.sha256(data).hexdigest()
+    expected = checksums.get(stem) if checksums is not None else None
+    if expected is not None and found != expected.lower():
+        raise DataError(
+            f"{path}: checksum mismatch: the uncompressed bytes should have SHA-256"
+            f" {expected}, found {found}; delete the file to download it again, or"
+            f" replace it with the official one"
+        )
+    return array, found
 
 
 def describe(data: FashionMNIST) -> str:
@@ -139,13 +158,16 @@ def _locate(stem: str, folder: Path, source: str, download: bool, checksums: Map
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
+    missing = f"Fashion-MNIST file {stem}.gz (or {stem}) not found in {folder} (from {source})"
+    if not download:
+        raise DataError(
+            f"{missing}; pass --data-dir DIR or set {DATA_DIR_ENV} to a folder holding it"
+            f" (`fmnist data` downloads the four files into {default_cache_dir()})"
+        )
     fix = (
         f"pass --data-dir DIR or set {DATA_DIR_ENV} to a folder holding the four Fashion-MNIST files,"
         f" or connect to the internet to download them into {default_cache_dir()}"
     )
-    missing = f"Fashion-MNIST file {stem}.gz (or {stem}) not found in {folder} (from {source})"
-    if not download:
-        raise DataError(f"{missing}; {fix}")
     from fmnist.download import download_file  # only needed when something is missing
 
     try:

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     export.add_argument("--format", choices=("onnx",), default="onnx", help="only onnx so far")
     export.add_argument("--out", type=Path, help="the .onnx file (default: RUN_DIR/model.onnx)")
     export.add_argument("--check", type=Path, metavar="ONNX", help="only check an existing export against the run")
-    add_data_dir(export)
+    add_data_dir(export, test_split_only=True)
     export.set_defaults(func=run)
 
 

@@ -61,10 +61,14 @@ def add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
 
 
-def add_data_dir(parser: argparse.ArgumentParser) -> None:
+def add_data_dir(parser: argparse.ArgumentParser, test_split_only: bool = False) -> None:
+    """test_split_only: the command reads the two test files and never downloads."""
     parser.add_argument(
         "--data-dir",
-        help="folder with the four Fashion-MNIST IDX files (default: $FMNIST_DATA_DIR,"
+        help="folder with the Fashion-MNIST test files t10k-*-ubyte.gz (default: $FMNIST_DATA_DIR, then the"
+        " user cache; never downloads: `fmnist data` does)"
+        if test_split_only
+        else "folder with the four Fashion-MNIST IDX files (default: $FMNIST_DATA_DIR,"
         " then the user cache, downloading there if missing)",
     )
 

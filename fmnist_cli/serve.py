@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--max-images", type=positive_int, default=64, help="images per request, 413 above (default: 64)"
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
-    add_data_dir(serve)
+    add_data_dir(serve, test_split_only=True)
     serve.set_defaults(func=run)
 
 

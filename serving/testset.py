@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from fmnist import CLASS_NAMES
-from fmnist.datasets import load_fashion_mnist, resolve_data_dir
+from fmnist.datasets import load_test_split, resolve_data_dir
 from fmnist.errors import FmnistError
 from fmnist.metrics import softmax
 from serving.models import ServedModel
@@ -69,10 +69,10 @@ def load_test_set(data_dir: str | None) -> tuple[FashionTestSet | None, str | No
     """The test set, or None and the one-line note the page shows instead."""
     folder, source = resolve_data_dir(data_dir)
     try:
-        data = load_fashion_mnist(data_dir, download=False)
+        images, labels = load_test_split(data_dir)
     except (FmnistError, OSError):
         return None, (
             f"No Fashion-MNIST test data in {folder} (from {source}): random test images and the"
             f" disagreement view are off; start the server with --data-dir or FMNIST_DATA_DIR to turn them on."
         )
-    return FashionTestSet(data.test_images, data.test_labels), None
+    return FashionTestSet(images, labels), None

@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist.datasets import FILES, FashionMNIST, default_cache_dir, describe, load_fashion_mnist, resolve_data_dir
+from fmnist.datasets import (
+    FILES,
+    FashionMNIST,
+    default_cache_dir,
+    describe,
+    load_fashion_mnist,
+    load_test_split,
+    resolve_data_dir,
+)
 from fmnist.errors import DataError
 from fmnist.idx import write_idx
 
@@ -120,6 +128,27 @@ def test_missing_file_without_download(monkeypatch: pytest.MonkeyPatch, tmp_path
         str(default_cache_dir()),
     ):
         assert part in message, message
+
+
+def test_the_test_split_alone_needs_only_its_two_files_and_never_downloads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import fmnist.download
+
+    monkeypatch.setattr(fmnist.download, "download_file", lambda *a, **k: pytest.fail("tried to download"))
+    arrays = tiny_arrays()
+    folder = tmp_path / "test-only"
+    sums = write_dataset(folder, {stem: a for stem, a in arrays.items() if stem.startswith("t10k")})
+    images, labels = load_test_split(folder, checksums=sums)
+    assert np.array_equal(images, arrays["t10k-images-idx3-ubyte"])
+    assert np.array_equal(labels, arrays["t10k-labels-idx1-ubyte"])
+    with pytest.raises(DataError, match="checksum mismatch"):  # the official checksums by default
+        load_test_split(folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError) as exc:
+        load_test_split(folder, checksums=sums)
+    for part in ("t10k-labels-idx1-ubyte.gz", str(folder), "(from --data-dir)", "fmnist data"):
+        assert part in str(exc.value), exc.value
 
 
 def test_missing_file_download_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

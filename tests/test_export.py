@@ -120,6 +120,19 @@ def test_a_failed_export_leaves_no_model_file(keras_run, real_data_dir, tmp_path
     assert json.loads((tmp_path / "export.json").read_text())["onnx"] is None
 
 
+def test_export_never_downloads_and_names_the_file_it_needs(keras_run, tmp_path, monkeypatch, capsys):
+    import fmnist.download
+
+    monkeypatch.setattr(fmnist.download, "download_file", lambda *a, **k: pytest.fail("tried to download"))
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(keras_run), "--out", str(out), "--data-dir", str(empty)]) == 2  # a usage error
+    err = capsys.readouterr().err
+    assert "t10k-images-idx3-ubyte.gz" in err and str(empty) in err, err
+    assert not out.exists() and list(tmp_path.iterdir()) == [empty]
+
+
 def test_a_bf16_run_exports_from_its_float32_weights(keras_run, real_data_dir, tmp_path):
     import keras
 
