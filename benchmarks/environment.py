@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+import numpy as np
+
 from benchmarks import REPO
 from benchmarks.plan import BenchmarkError
 from benchmarks.variants import lookup
@@ -111,3 +113,18 @@ def hardware() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def framework_versions(runner: str) -> dict[str, str]:
+    """The versions of what a measurement process loaded for `runner` (a torch runner, or keras on
+    KERAS_BACKEND), read from the modules it imported: nothing is imported here."""
+    found: dict[str, str] = {"python": sys.version.split()[0], "numpy": np.__version__}
+    mods = ("torch", "lightning", "torchmetrics") if runner != "keras" else ("keras",)
+    if runner == "keras":
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        mods += {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}.get(backend, ())
+    for name in mods:
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__version__", None):
+            found[name] = mod.__version__
+    return found

@@ -181,7 +181,7 @@ def run_benchmark(
         )
 
     versions: dict[str, str] = {}
-    for runs in results.values():
+    for runs in [*results.values(), (time_to_accuracy_result or {}).get("runs", [])]:
         for r in runs:
             versions.update(r.get("versions") or {})
     result = {

@@ -221,10 +221,13 @@ def markdown_report(result: dict[str, Any]) -> str:
         f"Device **{s['device']}**; CPU {hw['cpu_model']} ({hw['logical_cpus']} logical CPUs){gpu};"
         f" load average at start {env['load_average_start']}, at end {env.get('load_average_end', '?')}.",
         f"Versions: {versions}.",
-        f"Config `{s['config']}`; data: {s['data']}; {s['steps']} timed steps after {s['warmup']} warm-up"
-        f" steps, {s['repeats']} repeats (one fresh process per measurement and repeat, backends alternating);"
-        " figures are medians over repeats with (min–max).",
     ]
+    if result["measurements"]:  # not with --only-time-to-accuracy, whose section says what it ran
+        parts.append(
+            f"Config `{s['config']}`; data: {s['data']}; {s['steps']} timed steps after {s['warmup']} warm-up"
+            f" steps, {s['repeats']} repeats (one fresh process per measurement and repeat, backends alternating);"
+            " figures are medians over repeats with (min–max)."
+        )
     if result.get("peak"):
         parts.append(peak_line(result["peak"]))
     if result["measurements"]:

@@ -173,6 +173,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         epochs = (_lightning if spec["backend"] == "lightning" else _keras)(config, splits, final)
         if final.known_at is None:
             raise RuntimeError("training ended without its final test pass")
+        from benchmarks.environment import framework_versions  # after the clock: nothing timed loads it
+
+        out["versions"] = framework_versions(spec["backend"])
         out.update(
             {
                 "status": "ok",

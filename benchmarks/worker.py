@@ -17,7 +17,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 if os.environ.get("KERAS_BACKEND", "tensorflow") != "jax":
     try:  # torch (with dynamo) before anything can load TensorFlow: the other order crashes
@@ -26,22 +25,10 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "jax":
     except ImportError:
         pass
 
+from benchmarks.environment import framework_versions  # noqa: E402
 from benchmarks.measuring import peak_rss_mib  # noqa: E402
 from benchmarks.variants import variant_config, variant_for  # noqa: E402
 from fmnist.config import load_config  # noqa: E402
-
-
-def versions(runner: str) -> dict[str, str]:
-    found: dict[str, str] = {"python": sys.version.split()[0], "numpy": np.__version__}
-    mods = ("torch", "lightning", "torchmetrics") if runner != "keras" else ("keras",)
-    if runner == "keras":
-        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-        mods += {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}.get(backend, ())
-    for name in mods:
-        mod = sys.modules.get(name)
-        if mod is not None and getattr(mod, "__version__", None):
-            found[name] = mod.__version__
-    return found
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +51,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     result.setdefault("peak_memory_mib", peak_rss_mib())
     result.setdefault("peak_memory_kind", "process peak RSS (VmHWM)")
     result["process_rss_peak_mib"] = peak_rss_mib()
-    result["versions"] = versions(spec["runner"])
+    result["versions"] = framework_versions(spec["runner"])
     result["worker_seconds"] = time.perf_counter() - began
     return result
 

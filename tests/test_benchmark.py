@@ -481,3 +481,6 @@ def test_time_to_accuracy_real_workers_on_a_tiny_budget(tmp_path, real_data_dir)
         assert all(r[k] > 0 for k in (*parts, "test_eval_seconds")), r
         assert sum(r[k] for k in (*parts, "test_eval_seconds")) <= r["seconds"] + 0.5, r
     assert [s["runs"] for s in got["summary"]] == [1, 1]
+    versions = json.loads((out / "benchmark.json").read_text())["environment"]["versions"]
+    assert {"keras", "tensorflow", "torch", "lightning"} <= set(versions), versions
+    assert "timed steps" not in (out / "benchmark.md").read_text()  # no throughput was measured
