@@ -56,6 +56,9 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
     Under bf16 autocast the input is bfloat16; like Keras' BatchNormalization under a mixed
     policy, the statistics and the normalisation are computed in the running buffers' dtype
     (float32) and the result is cast back to the input's dtype.
+
+    Speed, same math: the batch statistics come from the normalisation's own pass (its saved mean
+    and 1/sqrt(var + eps)), not a second pass over the activations (docs/speed.md).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,9 +67,9 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
             x = x.to(self.running_mean.dtype)
         if not self.training:
             return super().forward(x).to(dtype)
-        out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        out, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
         with torch.no_grad():
-            var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+            var = (invstd.double().pow(-2) - self.eps).to(self.running_var.dtype)  # the biased batch variance
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var, self.momentum)
             self.num_batches_tracked.add_(1)
