@@ -69,7 +69,7 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x).to(dtype)
         out, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
         with torch.no_grad():
-            var = (invstd.double().pow(-2) - self.eps).to(self.running_var.dtype)  # the biased batch variance
+            var = invstd.pow(-2) - self.eps  # the biased batch variance, in the statistics' dtype
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var, self.momentum)
             self.num_batches_tracked.add_(1)
