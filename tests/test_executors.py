@@ -118,14 +118,17 @@ def test_a_check_refusing_the_output_fails_the_job(tmp_path):
 def test_stop_interrupts_a_job_like_ctrl_c_and_kills_one_that_ignores_it(tmp_path):
     polite = tmp_path / "polite"
     code = (
-        "import time, sys\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
+        "import time, sys\ntry:\n    print('ready', flush=True)\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
         f"    open({str(polite)!r}, 'w').write('saved'); sys.exit(130)"
     )
     stubborn = (
         "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)"
     )
-    procs = [process.start(["-c", c], dict(os.environ), tmp_path / f"{i}.log") for i, c in enumerate((code, stubborn))]
-    time.sleep(1.5)  # both started and waiting
+    logs = [tmp_path / f"{i}.log" for i in range(2)]
+    procs = [process.start(["-c", c], dict(os.environ), log) for c, log in zip((code, stubborn), logs)]
+    deadline = time.monotonic() + 30  # both started and waiting (slow to start on a loaded machine)
+    while not all("ready" in log.read_text() for log in logs) and time.monotonic() < deadline:
+        time.sleep(0.1)
     began = time.monotonic()
     process.stop(procs, grace=3)
     assert polite.read_text() == "saved" and procs[0].returncode == 130
