@@ -42,6 +42,10 @@ def job_env(
 
 def _child_setup(cpus: Sequence[int] | None) -> None:
     """Runs in the child between fork and exec."""
+    # stop() interrupts a job with SIGINT, as Ctrl-C would: a driver started in the background
+    # (`&`, nohup) has SIGINT ignored, which a child would inherit, and Python then never raises
+    # KeyboardInterrupt, so the job could not save its last epoch before being killed.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if cpus:
         os.sched_setaffinity(0, cpus)
     try:  # Linux: SIGKILL when the thread that started it ends
