@@ -71,7 +71,7 @@ def fit_input(batches: TrainBatches) -> Any:
 
     On TensorFlow, a tf.data pipeline over them with autotuning off, as Keras builds for a
     PyDataset but for that one option. Autotuned (what Keras picks for a one-worker PyDataset),
-    the pipeline's model thread held fit's return 10-20 s after the last epoch whenever fit also
+    the pipeline's model thread held fit's return 10-40 s after the last epoch whenever fit also
     validated, in a process with one core (TensorFlow 2.21; measured in docs/speed.md). Keras turns
     autotuning off itself only for several workers, whose enqueuer restarts at index 0 each epoch:
     wrong for one sequence holding every epoch. Other Keras backends read the PyDataset as it is.

@@ -79,7 +79,7 @@ def test_keras_fit_consumes_batches_in_the_shared_order(baseline_config, tiny_im
 
 def test_keras_fit_input_is_the_same_batches_without_autotuning(baseline_config, tiny_images):
     """On TensorFlow fit reads the batches through tf.data with autotuning off: autotuned, its
-    model thread held fit's return 10-20 s after the last epoch on one core (docs/speed.md)."""
+    model thread held fit's return 10-40 s after the last epoch on one core (docs/speed.md)."""
     from keras_model.data import TrainBatches, fit_input
 
     data = TrainBatches(Split(*tiny_images), batch_size=64, seed=0, epochs=2)
