@@ -125,7 +125,13 @@ def test_stop_interrupts_a_job_like_ctrl_c_and_kills_one_that_ignores_it(tmp_pat
         "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)"
     )
     logs = [tmp_path / f"{i}.log" for i in range(2)]
-    procs = [process.start(["-c", c], dict(os.environ), log) for c, log in zip((code, stubborn), logs)]
+    # Started as from a driver in the background (nohup, &), where SIGINT is ignored: the jobs must
+    # still take stop()'s Ctrl-C (they would inherit the ignore, and the polite one could not save).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        procs = [process.start(["-c", c], dict(os.environ), log) for c, log in zip((code, stubborn), logs)]
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 30  # both started and waiting (slow to start on a loaded machine)
     while not all("ready" in log.read_text() for log in logs) and time.monotonic() < deadline:
         time.sleep(0.1)
