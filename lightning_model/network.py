@@ -69,7 +69,9 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x).to(dtype)
         out, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
         with torch.no_grad():
-            var = invstd.pow(-2) - self.eps  # the biased batch variance, in the statistics' dtype
+            # The biased batch variance, in the statistics' dtype: off by a few float32 ulps of eps, so
+            # a constant channel's can round to just below zero (eps 0.013: -9e-10); never below.
+            var = (invstd.pow(-2) - self.eps).clamp_(min=0)
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var, self.momentum)
             self.num_batches_tracked.add_(1)

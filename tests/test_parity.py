@@ -91,6 +91,24 @@ def test_keras_exact_batch_norm_keeps_the_biased_running_variance():
     assert torch.allclose(out, expected)
 
 
+def test_keras_batch_norm_statistics_in_float32_match_a_direct_computation():
+    """The batch variance is recovered from the normalisation's 1/sqrt(var + eps), not computed
+    apart: in float32 it must still match var_mean closely, and a constant channel's is never
+    negative (with eps 0.013 the recovered value rounds to -9e-10)."""
+    import torch
+
+    from lightning_model.network import KerasBatchNorm2d
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 4, 7, 7) * torch.tensor([1.0, 30.0, 0.05, 0.0]).view(1, 4, 1, 1) + 2.0
+    bn = KerasBatchNorm2d(4, eps=0.013, momentum=1.0).train()  # momentum 1: the running stats are the batch's
+    bn(x)
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+    torch.testing.assert_close(bn.running_mean, mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, var, rtol=1e-4, atol=1e-8)
+    assert 0 <= bn.running_var[3] < 1e-8
+
+
 def test_table_shows_tolerances_to_three_digits():
     """A pass with the value just under its tolerance must read so: 0.00143 printed as 0.001
     beside 0.00138 once looked like a pass above the limit."""
