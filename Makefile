@@ -10,6 +10,8 @@ EPOCHS ?=
 # EXECUTOR=ray (a local Ray instance, or RAY_ADDRESS=HOST:PORT of a cluster), THREADS per run.
 JOBS ?=
 EXECUTOR ?=
+# The engines `make compare` trains (default keras,lightning): say BACKENDS=keras,keras-jax,keras-torch,lightning.
+BACKENDS ?=
 RAY_ADDRESS ?=
 THREADS ?=
 OUT ?= reports/$(basename $(notdir $(CONFIG)))
@@ -49,7 +51,7 @@ test-all: $(STAMP)  ## run every test, the slow ones too
 	$(call PYTEST,-m '')
 
 compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report (JOBS=2, EXECUTOR=ray: docs/scale.md)
-	$(BIN)/fmnist compare --config $(CONFIG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(BIN)/fmnist compare --config $(CONFIG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(BACKENDS),--backends $(BACKENDS)) \
 		$(if $(JOBS),--jobs $(JOBS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) $(if $(THREADS),--threads $(THREADS))
 
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG

@@ -37,7 +37,7 @@ Op = dict[str, Any]  # {"phase", "layer", "op", "inputs": [dtype, ...], "outputs
 
 
 def _frameworks():
-    from compare.parity import _frameworks as load
+    from compare.parity_frameworks import _frameworks as load
 
     return load()
 
@@ -49,16 +49,11 @@ def bf16_config(config: Config) -> Config:
 # ---------------------------------------------------------------- torch: ops as they dispatch
 
 
-def torch_autocast(torch: Any):
-    """Lightning's own bf16-mixed context on the CPU: what its Trainer wraps each step in."""
-    from lightning.pytorch.plugins.precision import MixedPrecision
-
-    return MixedPrecision("bf16-mixed", "cpu").forward_context()
-
-
 def torch_trace(config: Config, batch: int = 4) -> list[Op]:
     """One training step of the LightningModule (forward and loss under Lightning's autocast,
     backward, optimizer step), every aten op with its tensors' dtypes."""
+    from lightning_model.precision import autocast
+
     torch, _ = _frameworks()
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -95,7 +90,7 @@ def torch_trace(config: Config, batch: int = 4) -> list[Op]:
     y = torch.arange(batch) % 10
     try:
         with Log():
-            with torch_autocast(torch):
+            with autocast():
                 loss = module.loss(module(x), y)
             where.update(phase="backward", layer="")
             loss.backward()
@@ -334,6 +329,8 @@ def accumulation_experiments(seed: int = 0) -> list[dict[str, Any]]:
     """Each kernel a bf16 training step runs, fed bfloat16 numbers, in each framework as training
     runs it (Keras layers inside a tf.function, as model.fit; torch under Lightning's autocast):
     the share of outputs equal to the exact (float64) result rounded once to bfloat16."""
+    from lightning_model.precision import autocast
+
     torch, keras = _frameworks()
     import tensorflow as tf
 
@@ -385,7 +382,7 @@ def accumulation_experiments(seed: int = 0) -> list[dict[str, Any]]:
         cv.weight.copy_(torch.from_numpy(wk.transpose(3, 2, 0, 1).copy()))
         cv.bias.copy_(torch.from_numpy(bk))
     xin = torch.from_numpy(xi.transpose(0, 3, 1, 2).copy())
-    with torch_autocast(torch):
+    with autocast():
         td, tc = lin(torch.from_numpy(x)), cv(xin)
     td.backward(torch.from_numpy(g).bfloat16())
     tc.backward(torch.from_numpy(gi.transpose(0, 3, 1, 2).copy()).bfloat16())
@@ -432,6 +429,8 @@ def _experiment_row(name: str, keras_share: float, torch_share: float) -> dict[s
 
 def _normalisation_experiment(keras: Any, torch: Any, tf: Any, rng: np.random.Generator) -> dict[str, Any]:
     """The models' own first layer on all 256 pixel values: the value the first conv sees."""
+    from lightning_model.precision import autocast
+
     from fmnist.config import load_config
     from keras_model.model import build_model
     from lightning_model.network import build_network
@@ -442,7 +441,7 @@ def _normalisation_experiment(keras: Any, torch: Any, tf: Any, rng: np.random.Ge
     model, network = build_model(config), build_network(config)
     normalize = model.get_layer("normalize")
     k = tf.function(lambda x: tf.cast(tf.cast(normalize(x), tf.bfloat16), tf.float32))(pixels[..., None])[..., 0]
-    with torch_autocast(torch):
+    with autocast():
         t = network.normalize(torch.from_numpy(pixels[:, None])).bfloat16().float()[:, 0]
     exact = pixels.astype(np.float64) * (1 / config.data.std) - config.data.mean / config.data.std
     return _experiment_row(

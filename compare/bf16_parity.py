@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from compare.bf16_dtypes import _round_bf16, bf16_config, torch_autocast
-from compare.parity import ParityResult, compare_lockstep, lockstep, without_dropout
+from compare.bf16_dtypes import _round_bf16, bf16_config
+from compare.parity import ParityResult, call, compare_lockstep, lockstep_runs, without_dropout
+from compare.parity_checks import lockstep_batches
+from fmnist.engine_job import run_jobs
 from fmnist.architecture import LayerSpec, layer_plan
 from fmnist.config import Config, with_overrides
 from fmnist.cpu_features import bf16_kernels, cpu_model
@@ -99,7 +101,7 @@ def _keras_outputs(model: Any, pixels: np.ndarray) -> list[tuple[np.ndarray, str
 
 def _models(config: Config) -> dict[str, Any]:
     """Keras and torch models in bf16-mixed and float32, all four with the same weights."""
-    from compare.parity import _frameworks
+    from compare.parity_frameworks import _frameworks
     from compare.weight_transfer import copy_keras_to_torch
     from keras_model.model import build_model
     from lightning_model.network import build_network
@@ -131,6 +133,8 @@ def _torch_input(torch: Any, array: np.ndarray, dtype: str, channels_last: bool)
 def layer_by_layer(config: Config, pixels: np.ndarray, network: Any = None) -> list[dict[str, Any]]:
     """Check 1: each torch layer fed the Keras layer's input, outputs compared in bf16 ulps.
     `network`: a torch network to use instead of the transferred one (tests plant faults in it)."""
+    from lightning_model.precision import autocast
+
     import torch
 
     from lightning_model.network import ReLUAfterPool
@@ -156,7 +160,7 @@ def layer_by_layer(config: Config, pixels: np.ndarray, network: Any = None) -> l
                 }
             )
             continue
-        with torch.no_grad(), torch_autocast(torch):
+        with torch.no_grad(), autocast():
             t_out = module(_torch_input(torch, array, dtype, config.train.channels_last))
         t_dtype = str(t_out.dtype).removeprefix("torch.")
         share, ulps = ulp_difference(k_out, _to_keras_layout(t_out.float().numpy(), spec))
@@ -178,6 +182,8 @@ def layer_by_layer(config: Config, pixels: np.ndarray, network: Any = None) -> l
 def end_to_end(config: Config, pixels: np.ndarray) -> dict[str, Any]:
     """Check 2, and the per-layer drift it comes from: both frameworks from the same pixels, in
     bf16 and in float32; relative RMS difference per layer (Keras vs torch) in each precision."""
+    from lightning_model.precision import autocast
+
     import torch
 
     config = without_dropout(config)
@@ -197,7 +203,7 @@ def end_to_end(config: Config, pixels: np.ndarray) -> dict[str, Any]:
         try:
             with (
                 torch.no_grad(),
-                torch_autocast(torch) if precision == "bf16" else torch.autocast("cpu", enabled=False),
+                autocast() if precision == "bf16" else torch.autocast("cpu", enabled=False),
             ):
                 network(x)
         finally:
@@ -257,7 +263,7 @@ def run_bf16_parity(
 ) -> ParityResult:
     """Every bf16 check for one config; `train` gives the batches (the first `images` for the
     forward checks, the shared batch order for lockstep)."""
-    from compare.parity import _frameworks
+    from compare.parity_frameworks import _frameworks
 
     torch, _ = _frameworks()
     torch.set_float32_matmul_precision("highest")
@@ -284,8 +290,12 @@ def run_bf16_parity(
     )
 
     cfg = without_dropout(config)
-    low = lockstep(cfg, train, steps, batch_size, "float32")
-    high = lockstep(with_overrides(cfg, {"train.precision": "float32"}), train, steps, batch_size, "float32")
+    # Both engines here, in this process (torch loaded first): Keras' own initial draws.
+    pair = ("keras", "lightning")
+    start = run_jobs([("keras", [call("initial_weights", cfg)])], in_process=True)[0]["results"][0]
+    f32 = with_overrides(cfg, {"train.precision": "float32"})
+    batches = lockstep_batches(cfg, train, steps, batch_size)
+    low, high = lockstep_runs([(cfg, "float32"), (f32, "float32")], start, batches, pair, in_process=True)
     s = compare_lockstep(low, high, TOLERANCE, low="bf16", high="float32", running_noise=True)
     result.lockstep[config.train.optimizer.name] = s
     grads, loss = s["gradients"], s["loss"]
@@ -301,8 +311,8 @@ def run_bf16_parity(
         f"bf16 lockstep {config.train.optimizer.name}: loss over {steps} steps, max rel diff",
         loss["bf16_rel_diff"][worst_step],
         loss["bf16_allowed"][worst_step],
-        f"final loss Keras {loss['keras_bf16'][-1]:.5f} vs torch {loss['torch_bf16'][-1]:.5f}"
-        f" (float32: {high['keras_loss'][-1]:.5f})",
+        f"final loss Keras {loss['keras_bf16'][-1]:.5f} vs torch {loss['lightning_bf16'][-1]:.5f}"
+        f" (float32: {high['keras']['loss'][-1]:.5f})",
         passed=loss["bf16_pass"],
     )
     if "running_stats" in s:

@@ -189,7 +189,7 @@ def summary_line(result: dict[str, Any]) -> str:
 def transferred_onnx_parity(config: Config, keras_model: Any, images: np.ndarray, folder: Path) -> dict[str, Any]:
     """Copy the Keras model's weights into the torch network, export both, run both files in
     onnxruntime: same logits within the parity rule, identical predictions."""
-    from compare.parity import _frameworks
+    from compare.parity_frameworks import _frameworks
     from compare.weight_transfer import copy_keras_to_torch
 
     _frameworks()  # torch before TensorFlow

@@ -1,111 +1,139 @@
-"""`fmnist parity`: numerical proof that the Keras model and the torch network are the same math.
+"""`fmnist parity`: numerical proof that two engines (`fmnist.engines`) are the same math.
 
 Three checks, in float32 and float64 on CPU with TF32 off, none needing a full training:
 1. structure: per layer, output shape and parameter count equal;
-2. weight transfer both ways: logits on test images agree to 1e-5 in float64, and in float32 to
-   1e-5 or twice each framework's own float32 rounding, with identical predictions (batch-norm
-   running statistics included, inference mode);
-3. lockstep training: same initial weights, same batches, dropout off; the first step's
+2. weight transfer both ways: each engine's initial weights (batch-norm statistics randomised)
+   run in both give logits that agree to 1e-5 in float64, and in float32 to 1e-5 or twice each
+   engine's own float32 rounding, with identical predictions (inference mode);
+3. lockstep training: the same initial weights, the same batches, dropout off; the first step's
    gradients agree per tensor, and the per-step loss agrees over the first steps, for SGD with
-   momentum and for Adam (the torch side runs `KerasAdam`); with batch norm, the running
-   statistics after those steps agree too.
-Loads both frameworks in one process: torch (with torch._dynamo) is imported before TensorFlow.
-
-`run_parity` runs them all for one config. The parts: the checks (compare.parity_checks), what
-they report (parity_result), the tolerance rule (parity_tolerance), loading the frameworks
-(parity_frameworks).
+   momentum and for Adam (Lightning runs `KerasAdam`); with batch norm, the running statistics
+   after those steps agree too.
+Each engine runs in a process of its own (`fmnist.engine_job`): two Keras backends cannot share
+one. The parts: the checks (compare.parity_checks), what they report (parity_result), the
+tolerance rule (parity_tolerance).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from compare.parity_checks import check_structure, check_weight_transfer, lockstep, without_dropout
-from compare.parity_frameworks import _frameworks
+from compare.parity_checks import (
+    add_lockstep_checks,
+    check_structure,
+    check_weight_transfer,
+    lockstep_batches,
+    randomise_batch_norm,
+    without_dropout,
+)
 from compare.parity_result import ParityResult, format_table
 from compare.parity_tolerance import compare_lockstep, float32_allowed
-from fmnist.config import Config, OptimizerConfig, with_overrides
+from fmnist.config import Config, OptimizerConfig, config_to_dict, with_overrides
+from fmnist.engine_job import run_jobs
+from fmnist import engines as registry
+from fmnist.engines import DEFAULT_PAIR
 from fmnist.splits import Split
 
 #: Besides run_parity, what the command and compare.bf16_parity / export_check import from here.
 __all__ = [
     "ParityResult",
-    "_frameworks",
+    "call",
     "compare_lockstep",
     "float32_allowed",
     "format_table",
-    "lockstep",
+    "lockstep_runs",
     "run_parity",
     "without_dropout",
 ]
+DTYPES = ("float32", "float64")
+
+
+def call(fn: str, config: Config, **kwargs: Any) -> dict[str, Any]:
+    """One call of an engine job (`fmnist.engine_job`)."""
+    return {"fn": fn, "config": config_to_dict(config), "kwargs": kwargs}
+
+
+def lockstep_options(engine: str, pair: tuple[str, ...]) -> dict[str, Any]:
+    """What one engine's lockstep is told of the other: Lightning's Keras optimizer casts its
+    constants as Keras does on the partner's backend (through float32 only on TensorFlow; it shows
+    in float64 alone, docs/parity.md)."""
+    if registry.engine(engine).family != "lightning":
+        return {}
+    partners = [registry.engine(e).keras_backend for e in pair if e != engine]
+    return {"exact_casts": any(b not in (None, "tensorflow") for b in partners)}
+
+
+def lockstep_runs(
+    runs: list[tuple[Config, str]],
+    weights: dict[str, np.ndarray],
+    batches: tuple[list, list],
+    engines: tuple[str, ...],
+    in_process: bool = False,
+) -> list[dict[str, dict[str, Any]]]:
+    """Each (config, dtype) trained in lockstep by every engine from `weights` on `batches`:
+    per run, {engine: {"loss", "grads", "running"}}."""
+    images, labels = batches
+
+    def calls(e: str) -> list[dict[str, Any]]:
+        extra = lockstep_options(e, engines)
+        return [call("lockstep", c, weights=weights, images=images, labels=labels, dtype=d, **extra) for c, d in runs]
+
+    answers = run_jobs([(e, calls(e)) for e in engines], in_process)
+    return [{e: a["results"][i] for e, a in zip(engines, answers)} for i in range(len(runs))]
 
 
 def run_parity(
-    config: Config, images: np.ndarray, train: Split, steps: int = 10, batch_size: int = 128, sgd_lr: float = 0.01
+    config: Config,
+    images: np.ndarray,
+    train: Split,
+    steps: int = 10,
+    batch_size: int = 128,
+    sgd_lr: float = 0.01,
+    engines: tuple[str, str] = DEFAULT_PAIR,
+    in_process: bool = False,
 ) -> ParityResult:
-    """Every check for one config; `images` are test images for the transfer check.
+    """Every check for one config and two engines; `images` are test images for the transfer check.
 
     The checks compare the math at float32 and float64, so a bf16-mixed config is checked at
-    float32 (bfloat16's 8 bits of mantissa would hide every convention this checks)."""
+    float32 (bfloat16's 8 bits of mantissa would hide every convention this checks).
+    in_process: both engines in this process (those that can share one; tests plant faults so)."""
     if config.train.precision != "float32":
         config = with_overrides(config, {"train.precision": "float32"})
-    torch, keras = _frameworks()
-    torch.set_float32_matmul_precision("highest")
-    torch.backends.cudnn.allow_tf32 = False
+    a, b = engines
     result = ParityResult()
-    check_structure(config, result)
-    check_weight_transfer(config, images, result)
+    first = run_jobs([(e, [call("layer_table", config), call("initial_weights", config)]) for e in engines], in_process)
+    check_structure(config, {e: r["results"][0] for e, r in zip(engines, first)}, result)
+    drawn = {e: r["results"][1] for e, r in zip(engines, first)}
+    transfer = {e: randomise_batch_norm(config, drawn[e], config.seed + i) for i, e in enumerate(engines)}
+
     optimizers = {
         "sgd_momentum": OptimizerConfig(name="sgd", lr=sgd_lr, momentum=0.9),
         "adam": config.train.optimizer if config.train.optimizer.name == "adam" else OptimizerConfig(name="adam"),
     }
     if config.train.optimizer.name == "adamw":  # decoupled weight decay: Keras' AdamW vs KerasAdam's
         optimizers["adamw"] = config.train.optimizer
+    images_b, labels_b = lockstep_batches(config, train, steps, batch_size)
+    logit_calls = [call("logits", config, weights=transfer[s], images=images, dtype=d) for s in engines for d in DTYPES]
+    runs = [(without_dropout(config, opt), d) for opt in optimizers.values() for d in DTYPES]
+
+    def lockstep_calls(e: str) -> list[dict[str, Any]]:  # from the first engine's own draws
+        extra = lockstep_options(e, engines)
+        return [
+            call("lockstep", c, weights=drawn[a], images=images_b, labels=labels_b, dtype=d, **extra) for c, d in runs
+        ]
+
+    second = run_jobs([(e, logit_calls + lockstep_calls(e)) for e in engines], in_process)
+    results = {e: iter(r["results"]) for e, r in zip(engines, second)}
+    logits = {(src, e, d): next(results[e]) for src in engines for d in DTYPES for e in engines}
+    check_weight_transfer(logits, engines, result)
     tol = 1e-5
-    for label, opt in optimizers.items():
-        cfg = without_dropout(config, opt)
-        s = compare_lockstep(
-            lockstep(cfg, train, steps, batch_size, "float32"), lockstep(cfg, train, steps, batch_size, "float64"), tol
-        )
+    for label in optimizers:
+        run = {d: {e: next(results[e]) for e in engines} for d in DTYPES}
+        s = compare_lockstep(run["float32"], run["float64"], tol)
         result.lockstep[label] = s
-        grads, loss = s["gradients"], s["loss"]
-        result.add(
-            f"lockstep {label}, float64: step-0 gradients, max |diff|",
-            grads["float64_max_abs_diff"],
-            tol,
-            f"worst tensor {grads['float64_worst']}",
-        )
-        result.add(
-            f"lockstep {label}, float64: loss over {steps} steps, max rel diff", max(loss["float64_rel_diff"]), tol
-        )
-        result.add(
-            f"lockstep {label}, float32: step-0 gradients, max |diff|",
-            grads["float32_max_abs_diff"][grads["float32_worst"]],
-            grads["float32_allowed"],
-            f"worst tensor {grads['float32_worst']}",
-            passed=grads["float32_pass"],
-        )
-        worst_step = int(np.argmax(np.array(loss["float32_rel_diff"]) / np.array(loss["float32_allowed"])))
-        result.add(
-            f"lockstep {label}, float32: loss over {steps} steps, max rel diff",
-            loss["float32_rel_diff"][worst_step],
-            loss["float32_allowed"][worst_step],
-            f"final loss Keras {loss['keras_float32'][-1]:.6f} vs torch {loss['torch_float32'][-1]:.6f}",
-            passed=loss["float32_pass"],
-        )
-        if "running_stats" in s:
-            bn = s["running_stats"]
-            result.add(
-                f"lockstep {label}, float64: batch-norm running statistics, max |diff|",
-                bn["float64_max_abs_diff"],
-                tol,
-                f"worst {bn['float64_worst']}",
-            )
-            result.add(
-                f"lockstep {label}, float32: batch-norm running statistics, max |diff|",
-                bn["float32_max_abs_diff"][bn["float32_worst"]],
-                bn["float32_allowed"],
-                f"worst {bn['float32_worst']}",
-                passed=bn["float32_pass"],
-            )
+        add_lockstep_checks(result, label, s, engines, steps, tol)
+    for e, r in zip(engines, second):
+        result.notes.append(f"{e}: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))
     return result

@@ -26,38 +26,35 @@ def _rel(a: list[float], b: list[float]) -> list[float]:
 
 
 def compare_lockstep(
-    r32: dict[str, Any],
-    r64: dict[str, Any],
+    low_runs: dict[str, dict[str, Any]],
+    high_runs: dict[str, dict[str, Any]],
     tolerance: float = 1e-5,
     low: str = "float32",
     high: str = "float64",
     running_noise: bool = False,
 ) -> dict[str, Any]:
-    """Keras vs torch at float64 (the math) and at float32 (the math plus rounding).
+    """Two engines' lockstep runs (each {"loss", "grads", "running"}, by engine name, the same
+    two in both) at float64 (the math) and at float32 (the math plus rounding).
 
     In float64 the two must agree to `tolerance`: any convention mismatch (epsilon placement,
     momentum, biased variance) shows up far above it. In float32 the tolerance is `tolerance`
-    or twice the rounding error each framework makes against its own float64 run, whichever is
-    larger: batch norm's statistics over B*H*W values lose ~1e-4 in float32 in both frameworks,
+    or twice the rounding error each engine makes against its own float64 run, whichever is
+    larger: batch norm's statistics over B*H*W values lose ~1e-4 in float32 in every framework,
     and then only a difference beyond that noise would mean different math. `low` and `high`
     name the two precisions (compare.bf16_parity: bf16-mixed against float32, the same rule).
     running_noise: a step's loss tolerance uses the largest rounding reached by then (bf16
     trajectories drift apart chaotically, so a step where bf16 happens to meet float32 again
     says nothing about the size of the rounding).
     """
+    a, b = low_runs
+    lo_a, lo_b, hi_a, hi_b = low_runs[a], low_runs[b], high_runs[a], high_runs[b]
     summary: dict[str, Any] = {}
     for quantity, key in (("gradients", "grads"), ("running_stats", "running")):
-        if not r32[f"keras_{key}"]:
+        if not lo_a[key]:
             continue
-        diff64 = _max_diff(r64[f"keras_{key}"], r64[f"torch_{key}"])
-        diff32 = _max_diff(r32[f"keras_{key}"], r32[f"torch_{key}"])
-        noise = {
-            k: max(
-                _max_diff(r32[f"keras_{key}"], r64[f"keras_{key}"])[k],
-                _max_diff(r32[f"torch_{key}"], r64[f"torch_{key}"])[k],
-            )
-            for k in diff32
-        }
+        diff64 = _max_diff(hi_a[key], hi_b[key])
+        diff32 = _max_diff(lo_a[key], lo_b[key])
+        noise = {k: max(_max_diff(lo_a[key], hi_a[key])[k], _max_diff(lo_b[key], hi_b[key])[k]) for k in diff32}
         allowed = {k: float32_allowed(tolerance, noise[k]) for k in diff32}
         worst = max(diff32, key=lambda k: diff32[k] / allowed[k])
         summary[quantity] = {
@@ -69,21 +66,18 @@ def compare_lockstep(
             f"{low}_allowed": allowed[worst],
             f"{low}_pass": all(diff32[k] <= allowed[k] for k in diff32),
         }
-    rel64 = _rel(r64["keras_loss"], r64["torch_loss"])
-    rel32 = _rel(r32["keras_loss"], r32["torch_loss"])
-    noise = [
-        max(a, b)
-        for a, b in zip(_rel(r64["keras_loss"], r32["keras_loss"]), _rel(r64["torch_loss"], r32["torch_loss"]))
-    ]
+    rel64 = _rel(hi_a["loss"], hi_b["loss"])
+    rel32 = _rel(lo_a["loss"], lo_b["loss"])
+    noise = [max(x, y) for x, y in zip(_rel(hi_a["loss"], lo_a["loss"]), _rel(hi_b["loss"], lo_b["loss"]))]
     if running_noise:
         noise = np.maximum.accumulate(noise).tolist()
     allowed = [float32_allowed(tolerance, n) for n in noise]
     summary["loss"] = {
-        f"keras_{low}": r32["keras_loss"],
-        f"torch_{low}": r32["torch_loss"],
+        f"{a}_{low}": lo_a["loss"],
+        f"{b}_{low}": lo_b["loss"],
         f"{high}_rel_diff": rel64,
         f"{low}_rel_diff": rel32,
         f"{low}_allowed": allowed,
-        f"{low}_pass": all(d <= a for d, a in zip(rel32, allowed)),
+        f"{low}_pass": all(d <= x for d, x in zip(rel32, allowed)),
     }
     return summary

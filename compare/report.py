@@ -1,7 +1,8 @@
-"""One side-by-side report of Keras and Lightning runs: the verdict first, then its evidence.
+"""One side-by-side report of runs of two or more engines (Keras and Lightning, or Keras on
+several backends too): the verdict first, then its evidence.
 
-`build_report` reads finished run directories (both backends, one or more seeds each), refuses
-sets that cannot be compared (one backend only, mixed configs, different test sets), and writes
+`build_report` reads finished run directories (two engines or more, one or more seeds each), refuses
+sets that cannot be compared (one engine only, mixed configs, different test sets), and writes
 `summary.json` (every number), `report.md`, a self-contained `report.html` and four figures.
 Its parts: the runs (compare.report_runs), the numbers (report_numbers), the figures
 (report_figures), what the text says (report_text) and its markdown and HTML (report_render).
@@ -51,14 +52,16 @@ def _plain(value: Any) -> Any:
 
 
 def _disagreement_grid(groups: dict[str, list[Run]], images: np.ndarray | None, entry: dict[str, Any] | None) -> Any:
-    """The grid of the images the backends disagree on (summary entry `disagreements`), or None
+    """The grid of the images the lead pair of engines disagrees on (summary entry `disagreements`), or None
     when that entry says it is not drawn."""
-    pair = paired_runs(groups)
-    if entry is None or not entry["drawn"] or pair is None or images is None:
+    if entry is None or not entry["drawn"] or images is None:
         return None
-    k, l = pair
-    preds = {"keras": k.predictions, "lightning": l.predictions}
-    return plot_disagreements(images, k.labels, preds, entry["shown"], entry["seed"])
+    a, b = entry["engines"]
+    pair = paired_runs(groups, a, b)
+    if pair is None:
+        return None
+    x, y = pair
+    return plot_disagreements(images, x.labels, {a: x.predictions, b: y.predictions}, entry["shown"], entry["seed"])
 
 
 def check_report_dir(out_dir: Path) -> None:
@@ -79,13 +82,13 @@ def check_report_dir(out_dir: Path) -> None:
 
 
 def build_report(runs: Sequence[Path], out_dir: Path, test_images: np.ndarray | None = None) -> dict[str, Any]:
-    """Compare Keras and Lightning run directories; write summary.json, report.md/.html and figures.
+    """Compare run directories of two engines or more; write summary.json, report.md/.html and figures.
 
     `test_images` ([N, 28, 28] uint8, the test set in official order) enables the disagreement grid.
     Returns the summary (the content of summary.json).
     """
     if not runs:
-        raise FmnistError("no run directories given: pass the Keras and Lightning runs to compare")
+        raise FmnistError("no run directories given: pass the runs to compare (say a Keras and a Lightning run)")
     loaded = [load_run(Path(p)) for p in runs]
     check_comparable(loaded)
     images = _check_images(test_images, len(loaded[0].labels))

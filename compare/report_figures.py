@@ -12,9 +12,11 @@ import numpy as np
 
 from compare.report_numbers import CURVE_METRICS
 from compare.report_runs import LABELS
-from fmnist import BACKEND_NAMES, CLASS_NAMES
+from fmnist import CLASS_NAMES
 
-COLORS = {"keras": "#E66100", "lightning": "#5D3A9B"}  # orange / purple: apart for colour-blind readers
+#: Orange / purple for the original pair, apart for colour-blind readers; Keras' other backends in
+#: the Okabe-Ito palette's blue and bluish green.
+COLORS = {"keras": "#E66100", "keras-jax": "#0072B2", "keras-torch": "#009E73", "lightning": "#5D3A9B"}
 FIGURES = {
     "curves": "curves.png",
     "confusion": "confusion_matrices.png",
@@ -31,13 +33,13 @@ def _plt():
 
 
 def plot_curves(summary: dict[str, Any]):
-    """2x2 learning curves, both backends on the same axes: mean over seeds, min-max band."""
+    """2x2 learning curves, every engine on the same axes: mean over seeds, min-max band."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), sharex=True)
     for ax, metric in zip(axes.flat, CURVE_METRICS):
-        for b in BACKEND_NAMES:
+        for b in summary["engines"]:
             c = summary["backends"][b]["curves"]
             scale = 100 if "accuracy" in metric else 1
             mean, low, high = (np.array(c[metric][k]) * scale for k in ("mean", "min", "max"))
@@ -58,30 +60,38 @@ def plot_curves(summary: dict[str, Any]):
 
 
 def plot_confusions(summary: dict[str, Any]):
-    """Both confusion matrices on one colour scale, and Lightning − Keras on a diverging one."""
+    """Every engine's confusion matrix on one colour scale, and the lead pair's difference (b - a)
+    on a diverging one; three panels a row."""
     plt = _plt()
     from fmnist.plots import heatmap
 
-    cms = {b: np.array(summary["backends"][b]["confusion_matrix"], dtype=np.float64) for b in BACKEND_NAMES}
+    engines = summary["engines"]
+    a, b = summary["pairs"][0]["engines"]
+    cms = {e: np.array(summary["backends"][e]["confusion_matrix"], dtype=np.float64) for e in engines}
     vmax = max(cm.max() for cm in cms.values())
-    diff = cms["lightning"] - cms["keras"]
+    diff = cms[b] - cms[a]
     span = max(1.0, float(np.abs(diff).max()))
     how = "summed" if summary["confusion_aggregate"] == "sum" else "mean"
-    fig, axes = plt.subplots(1, 3, figsize=(24, 7.5))
-    for ax, b in zip(axes, BACKEND_NAMES):
+    panels = len(engines) + 1
+    cols = min(3, panels)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(8 * cols, 7.5 * rows), squeeze=False)
+    for ax in axes.flat[panels:]:
+        ax.axis("off")
+    for ax, e in zip(axes.flat, engines):
         heatmap(
             ax,
-            cms[b],
-            f"{LABELS[b]} ({how} over {len(summary['backends'][b]['seeds'])} seeds)",
+            cms[e],
+            f"{LABELS[e]} ({how} over {len(summary['backends'][e]['seeds'])} seeds)",
             annot_size=8,
             cmap="Blues",
             vmin=0,
             vmax=vmax,
         )
     heatmap(
-        axes[2],
+        axes.flat[len(engines)],
         diff,
-        "Lightning − Keras (red: Lightning more often; blank: same)",
+        f"{LABELS[b]} − {LABELS[a]} (red: {LABELS[b]} more often; blank: same)",
         hide_zeros=True,
         annot_size=8,
         cmap="RdBu_r",
@@ -97,20 +107,29 @@ def plot_per_class(summary: dict[str, Any]):
     """Grouped bars per class for precision, recall and F1 (mean over seeds, min-max as error bars)."""
     plt = _plt()
     fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True)
-    x, width = np.arange(len(CLASS_NAMES)), 0.38
+    engines = summary["engines"]
+    x, width = np.arange(len(CLASS_NAMES)), 0.76 / len(engines)
     for ax, metric in zip(axes, ("precision", "recall", "f1")):
         lowest = 1.0
-        for i, b in enumerate(BACKEND_NAMES):
+        for i, b in enumerate(engines):
             pc = summary["backends"][b]["per_class"]
             mean = np.array([pc[n][metric]["mean"] for n in CLASS_NAMES]) * 100
             low, high = (np.array([pc[n][metric][k] for n in CLASS_NAMES]) * 100 for k in ("min", "max"))
             spread = np.clip([mean - low, high - mean], 0, None)  # float rounding can dip below 0
-            ax.bar(x + (i - 0.5) * width, mean, width, yerr=spread, capsize=2, color=COLORS[b], label=LABELS[b])
+            ax.bar(
+                x + (i - (len(engines) - 1) / 2) * width,
+                mean,
+                width,
+                yerr=spread,
+                capsize=2,
+                color=COLORS[b],
+                label=LABELS[b],
+            )
             lowest = min(lowest, mean.min() / 100)
         ax.set(ylabel=f"{'F1' if metric == 'f1' else metric} (%)", ylim=(max(0.0, lowest - 0.1) * 100, 100))
         ax.grid(axis="y", alpha=0.3)
     axes[-1].set_xticks(x, CLASS_NAMES, rotation=30)
-    axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, frameon=False)
+    axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=len(engines), frameon=False)
     fig.suptitle(f"{summary['config']}: per-class scores, mean over seeds (error bars: lowest to highest seed)")
     fig.tight_layout()
     return fig
@@ -119,7 +138,8 @@ def plot_per_class(summary: dict[str, Any]):
 def plot_disagreements(
     images: np.ndarray, labels: np.ndarray, preds: dict[str, np.ndarray], indices: list[int], seed: int
 ):
-    """The test images one backend gets right and the other wrong: true label, both predictions."""
+    """The test images one of two engines gets right and the other wrong: true label, both
+    predictions (`preds`: engine -> predicted classes, the two in order)."""
     plt = _plt()
     cols = min(6, len(indices))
     rows = -(-len(indices) // cols)
@@ -128,11 +148,11 @@ def plot_disagreements(
         ax.axis("off")
     for ax, i in zip(axes.flat, indices):
         ax.imshow(images[i], cmap="gray_r")
-        marks = {b: "✓" if preds[b][i] == labels[i] else "✗" for b in BACKEND_NAMES}
+        marks = {b: "✓" if preds[b][i] == labels[i] else "✗" for b in preds}
         ax.set_title(
             f"#{i} true: {CLASS_NAMES[labels[i]]}\n"
-            + "\n".join(f"{LABELS[b]}: {CLASS_NAMES[preds[b][i]]} {marks[b]}" for b in BACKEND_NAMES),
+            + "\n".join(f"{LABELS[b]}: {CLASS_NAMES[preds[b][i]]} {marks[b]}" for b in preds),
             fontsize=8,
         )
-    fig.suptitle(f"Seed {seed}: images one backend gets right and the other wrong")
+    fig.suptitle(f"Seed {seed}: images one of {' and '.join(LABELS[b] for b in preds)} gets right, the other wrong")
     return fig

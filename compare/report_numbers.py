@@ -2,8 +2,8 @@
 figures are drawn from.
 
 Everything derived from predictions (accuracy, loss, confusion matrices, per-class scores) is
-recomputed here from each run's saved logits with the same numpy code for both backends, so the
-comparison cannot be skewed by how either framework computes its own metrics.
+recomputed here from each run's saved logits with the same numpy code for every engine, so the
+comparison cannot be skewed by how a framework computes its own metrics.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from compare.report_runs import Run, paired_runs
+from compare.report_runs import LABELS, Run, engine_pairs, paired_runs
 from compare.stats import mcnemar, prediction_agreement, tost_equivalence
-from fmnist import BACKEND_NAMES, CLASS_NAMES
+from fmnist import CLASS_NAMES
 from fmnist.metrics import confusion_matrix, cross_entropy, per_class_scores
 
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -103,23 +103,23 @@ def _backend_summary(runs: list[Run], aggregate: str) -> dict[str, Any]:
     }
 
 
-def _per_seed(groups: dict[str, list[Run]]) -> list[dict[str, Any]]:
-    """Image-by-image comparison of the two backends on each seed both ran."""
-    keras, lightning = ({r.seed: r for r in groups[b]} for b in BACKEND_NAMES)
+def _per_seed(groups: dict[str, list[Run]], a: str, b: str) -> list[dict[str, Any]]:
+    """Image-by-image comparison of engines a and b on each seed both ran."""
+    runs_a, runs_b = ({r.seed: r for r in groups[e]} for e in (a, b))
     rows = []
-    for seed in sorted(set(keras) & set(lightning)):
-        k, l = keras[seed], lightning[seed]
-        m = mcnemar(k.correct, l.correct)
+    for seed in sorted(set(runs_a) & set(runs_b)):
+        x, y = runs_a[seed], runs_b[seed]
+        m = mcnemar(x.correct, y.correct)
         rows.append(
             {
                 "seed": seed,
-                "keras_accuracy": float(k.correct.mean()),
-                "lightning_accuracy": float(l.correct.mean()),
-                "prediction_agreement": prediction_agreement(k.predictions, l.predictions),
+                f"{a}_accuracy": float(x.correct.mean()),
+                f"{b}_accuracy": float(y.correct.mean()),
+                "prediction_agreement": prediction_agreement(x.predictions, y.predictions),
                 "both_right": m["both_right"],
                 "both_wrong": m["both_wrong"],
-                "only_keras_right": m["only_a"],
-                "only_lightning_right": m["only_b"],
+                f"only_{a}_right": m["only_a"],
+                f"only_{b}_right": m["only_b"],
                 "mcnemar_p": m["p_value"],
             }
         )
@@ -137,44 +137,65 @@ def _disagreement_indices(k: Run, l: Run) -> list[int]:
 
 
 def disagreements(groups: dict[str, list[Run]], images_given: bool) -> dict[str, Any] | None:
-    """The images the backends disagree on, for the first seed both ran (None: they share no seed);
-    `drawn` says whether the report draws them (it can only with the test images)."""
-    pair = paired_runs(groups)
+    """The images the lead pair of engines disagrees on, for the first seed both ran (None: they
+    share no seed); `drawn` says whether the report draws them (it can only with the test images)."""
+    a, b = engine_pairs(groups)[0]
+    pair = paired_runs(groups, a, b)
     if pair is None:
         return None
-    k, l = pair
-    shown = _disagreement_indices(k, l)
+    x, y = pair
+    shown = _disagreement_indices(x, y)
     return {
-        "seed": k.seed,
-        "count": int((k.correct != l.correct).sum()),
-        "only_keras_right": int((k.correct & ~l.correct).sum()),
-        "only_lightning_right": int((~k.correct & l.correct).sum()),
+        "seed": x.seed,
+        "engines": [a, b],
+        "count": int((x.correct != y.correct).sum()),
+        f"only_{a}_right": int((x.correct & ~y.correct).sum()),
+        f"only_{b}_right": int((~x.correct & y.correct).sum()),
         "shown": shown,
         "drawn": images_given and bool(shown),
     }
 
 
+def _pair(groups: dict[str, list[Run]], backends: dict[str, Any], a: str, b: str, config: Any) -> dict[str, Any]:
+    """One pair of engines: the equivalence verdict over seeds (TOST, a - b) and the per-seed
+    image-by-image comparison (McNemar)."""
+    per_seed = _per_seed(groups, a, b)
+    return {
+        "engines": [a, b],
+        "equivalence": tost_equivalence(
+            backends[a]["test_accuracy"]["values"],
+            backends[b]["test_accuracy"]["values"],
+            config.compare.equivalence_margin,
+            config.compare.alpha,
+            labels=(LABELS[a], LABELS[b]),
+        ),
+        "per_seed": per_seed,
+        "mean_prediction_agreement": _stat([r["prediction_agreement"] for r in per_seed])["mean"],
+    }
+
+
 def summarize(groups: dict[str, list[Run]]) -> dict[str, Any]:
-    """The whole report as plain numbers: what summary.json holds and the text is rendered from."""
-    config = groups["keras"][0].config
-    aggregate = "sum" if len(groups["keras"]) == len(groups["lightning"]) else "mean"
-    backends = {b: _backend_summary(groups[b], aggregate) for b in BACKEND_NAMES}
-    per_seed = _per_seed(groups)
+    """The whole report as plain numbers: what summary.json holds and the text is rendered from.
+    Every pair of engines has its verdict (`pairs`); the lead pair's (the first: keras against
+    lightning when both ran) is also at the top level, where a two-engine report has it."""
+    first = next(iter(groups.values()))
+    config = first[0].config
+    aggregate = "sum" if len({len(runs) for runs in groups.values()}) == 1 else "mean"
+    backends = {e: _backend_summary(runs, aggregate) for e, runs in groups.items()}
+    pairs = [_pair(groups, backends, a, b, config) for a, b in engine_pairs(groups)]
+    lead = pairs[0]
     return {
         "config": config.name,
         "generated": dt.datetime.now().isoformat(timespec="seconds"),
         "epochs": config.train.epochs,
-        "test_images": int(len(groups["keras"][0].labels)),
+        "test_images": int(len(first[0].labels)),
         "margin": config.compare.equivalence_margin,
         "alpha": config.compare.alpha,
-        "equivalence": tost_equivalence(
-            backends["keras"]["test_accuracy"]["values"],
-            backends["lightning"]["test_accuracy"]["values"],
-            config.compare.equivalence_margin,
-            config.compare.alpha,
-        ),
+        "engines": list(groups),
+        "equivalence": lead["equivalence"],
         "confusion_aggregate": aggregate,
         "backends": backends,
-        "per_seed": per_seed,
-        "mean_prediction_agreement": _stat([r["prediction_agreement"] for r in per_seed])["mean"],
+        "per_seed": lead["per_seed"],
+        "mean_prediction_agreement": lead["mean_prediction_agreement"],
+        "pairs": pairs,
     }

@@ -10,7 +10,7 @@ def render_markdown(blocks: list[tuple]) -> str:
     """GitHub-flavoured markdown; images are referenced by file name, next to report.md."""
     out = []
     for kind, *args in blocks:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             out.append(f"{'#' * int(kind[1])} {args[0]}")
         elif kind == "p":
             out.append(args[0])
@@ -46,7 +46,7 @@ def render_html(blocks: list[tuple], images: dict[str, bytes]) -> str:
     e = html.escape
     body = []
     for kind, *args in blocks:
-        if kind in ("h1", "h2", "p"):
+        if kind in ("h1", "h2", "h3", "p"):
             body.append(f"<{kind}>{e(args[0])}</{kind}>")
         elif kind == "verdict":
             body.append(f'<p class="verdict {args[1]}">{e(args[0])}</p>')

@@ -1,8 +1,9 @@
 """The runs a compare report reads: loading a finished run directory, and refusing sets of runs
-whose comparison would mean nothing (one backend only, mixed configs, different test sets)."""
+whose comparison would mean nothing (one engine only, mixed configs, different test sets)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import BACKEND_NAMES
+from fmnist.engines import ENGINE_NAMES, ENGINES
 from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.rundir import (
@@ -24,7 +25,8 @@ from fmnist.rundir import (
     read_predictions,
 )
 
-LABELS = {"keras": "Keras", "lightning": "Lightning"}  # how the report names each backend
+#: How the report names each engine: the original pair by framework, Keras' other backends by theirs.
+LABELS = {name: "Keras" if name == "keras" else e.label for name, e in ENGINES.items()}
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ def load_run(path: Path) -> Run:
         if not (path / name).is_file():
             raise RunDirError(f"{path / name} not found: is {path} a finished run directory?")
     test = read_json(path / TEST_METRICS_FILE)
-    if test.get("backend") not in BACKEND_NAMES:
-        raise RunDirError(f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {BACKEND_NAMES}")
+    if test.get("backend") not in ENGINES:
+        raise RunDirError(
+            f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {', '.join(ENGINE_NAMES)}"
+        )
     logits, labels = read_predictions(path / PREDICTIONS_FILE)
     return Run(
         path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels
@@ -107,8 +111,10 @@ def check_comparable(runs: Sequence[Run]) -> None:
         if not np.array_equal(run.labels, first.labels):
             raise FmnistError(f"runs were tested on different images: {first.path} and {run.path} have other labels")
     present = {r.backend for r in runs}
-    if present != set(BACKEND_NAMES):
-        raise FmnistError(f"a comparison needs runs of both backends (keras and lightning); got only {sorted(present)}")
+    if len(present) < 2:
+        raise FmnistError(
+            f"a comparison needs runs of two engines or more (say keras and lightning); got only {sorted(present)}"
+        )
     seen: dict[tuple[str, int], Path] = {}
     for run in runs:
         key = (run.backend, run.seed)
@@ -118,14 +124,23 @@ def check_comparable(runs: Sequence[Run]) -> None:
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    """Runs per backend, sorted by seed."""
-    return {b: sorted((r for r in runs if r.backend == b), key=lambda r: r.seed) for b in BACKEND_NAMES}
+    """Runs per engine present, in the registry's order (`fmnist.engines`), sorted by seed."""
+    present = {r.backend for r in runs}
+    return {e: sorted((r for r in runs if r.backend == e), key=lambda r: r.seed) for e in ENGINE_NAMES if e in present}
 
 
-def paired_runs(groups: dict[str, list[Run]]) -> tuple[Run, Run] | None:
-    """The Keras and the Lightning run of the first seed both backends ran (None: no such seed)."""
-    common = sorted({r.seed for r in groups["keras"]} & {r.seed for r in groups["lightning"]})
+def engine_pairs(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
+    """Every pair of engines present; the first is the report's lead pair: the first engine
+    against the last (keras against lightning when both ran)."""
+    names = list(groups)
+    lead = (names[0], names[-1])
+    return [lead, *(p for p in itertools.combinations(names, 2) if p != lead)]
+
+
+def paired_runs(groups: dict[str, list[Run]], a: str, b: str) -> tuple[Run, Run] | None:
+    """The runs of engines a and b on the first seed both ran (None: no such seed)."""
+    common = sorted({r.seed for r in groups[a]} & {r.seed for r in groups[b]})
     if not common:
         return None
-    keras, lightning = (next(r for r in groups[b] if r.seed == common[0]) for b in BACKEND_NAMES)
-    return keras, lightning
+    first, second = (next(r for r in groups[e] if r.seed == common[0]) for e in (a, b))
+    return first, second

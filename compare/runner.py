@@ -1,4 +1,5 @@
-"""`fmnist compare`: train both backends for each seed, each in its own process, then report.
+"""`fmnist compare`: train every engine asked for (keras and lightning unless told) for each
+seed, each in its own process, then report.
 
 Each training is a job on the executor the command chose (`executors`: serial, `--jobs N`, Ray).
 One process per training keeps the frameworks apart (no TensorFlow/torch import-order trap,
@@ -7,7 +8,8 @@ is used only when it was made with what this compare asks for (the resolved conf
 overrides, backend, seed, precision, the data files' SHA-256, all recorded in its `run.json`):
 a finished one is reused, an unfinished one continued with `fmnist train --resume`. A run made
 with other settings stops the compare before anything trains, unless `--rerun-stale` says to
-retrain it in place. Backends alternate within each seed, so drift of the machine hits both alike.
+retrain it in place. The engines' order rotates from seed to seed, so drift of the machine hits
+them alike.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fmnist import BACKEND_NAMES, rundir
+from fmnist import rundir
+from fmnist.engines import DEFAULT_PAIR
 from fmnist.config import Config, config_to_dict, with_overrides
 from compare.report import LOGS_DIR, RUNS_DIR
 from executors import Job, JobResult
@@ -91,13 +94,19 @@ class PlannedRun:
 
 
 def plan(
-    config: Config, seeds: Sequence[int], out_dir: Path, data_sha256: Mapping[str, str], rerun_stale: bool = False
+    config: Config,
+    seeds: Sequence[int],
+    out_dir: Path,
+    data_sha256: Mapping[str, str],
+    rerun_stale: bool = False,
+    engines: Sequence[str] = DEFAULT_PAIR,
 ) -> list[PlannedRun]:
-    """What to do with each backend and seed, decided before anything trains. Refuses (one line)
+    """What to do with each engine and seed, decided before anything trains. Refuses (one line)
     a folder that is not a run, and runs made with other settings unless `rerun_stale`."""
     planned, stale = [], []
     for i, seed in enumerate(seeds):
-        order = BACKEND_NAMES if i % 2 == 0 else BACKEND_NAMES[::-1]
+        shift = i % len(engines)
+        order = [*engines[shift:], *engines[:shift]]
         for backend in order:
             run_dir = run_dir_for(out_dir, backend, seed)
             if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
@@ -171,15 +180,16 @@ def train_all(
     data_sha256: Mapping[str, str],
     executor: Any,
     rerun_stale: bool = False,
+    engines: Sequence[str] = DEFAULT_PAIR,
 ) -> list[Path]:
-    """Train, continue or reuse one run per backend and seed on `executor` (`executors`);
+    """Train, continue or reuse one run per engine and seed on `executor` (`executors`);
     returns the run directories. Every run that can train does; the failed ones are named, with
     their logs, in one error at the end.
 
     `config`: the resolved config this compare asks for (overrides applied, seed aside), which
     `extra_args` (the same overrides as flags) make the training processes build too.
     """
-    planned = plan(config, seeds, out_dir, data_sha256, rerun_stale)
+    planned = plan(config, seeds, out_dir, data_sha256, rerun_stale, engines)
     config_bytes = Path(config_path).read_bytes()
     jobs = []
     for run in planned:

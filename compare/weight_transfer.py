@@ -1,74 +1,13 @@
-"""Copy weights between the Keras model and the torch network, layer by layer, by name.
-
-Layouts differ in three places: conv kernels (Keras H, W, in, out; torch out, in, H, W), dense
-kernels (Keras in, out; torch out, in), and the first dense layer after Flatten, whose input
-order is H, W, C in Keras but C, H, W in torch, so its rows are permuted. Batch-norm running
-statistics are copied too, so inference-mode outputs match. The mapping itself is numpy only.
-"""
+"""Copy weights between a Keras model and a torch network in one process, layer by layer, by
+name, through the shared layout (`fmnist.weight_layout`): for the checks that hold both models
+side by side (bf16 parity, the export check)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from fmnist.architecture import LayerSpec, layer_plan
 from fmnist.config import Config
-
-
-def _flatten_inputs(plan: list[LayerSpec]) -> dict[str, tuple[int, int, int]]:
-    """Dense layers fed straight from Flatten, with the (C, H, W) shape they flatten."""
-    fed: dict[str, tuple[int, int, int]] = {}
-    for prev, layer in zip(plan, plan[1:]):
-        if prev.kind == "flatten" and layer.kind == "dense":
-            fed[layer.name] = prev.args["chw"]
-    return fed
-
-
-def keras_to_torch_arrays(config: Config, keras_weights: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """Keras `layer.get_weights()` per layer name -> a torch `state_dict` of numpy arrays."""
-    plan = layer_plan(config)
-    flat = _flatten_inputs(plan)
-    state: dict[str, np.ndarray] = {}
-    for layer in plan:
-        w = keras_weights.get(layer.name)
-        if layer.kind == "conv":
-            state[f"{layer.name}.weight"] = w[0].transpose(3, 2, 0, 1)
-            if layer.args["use_bias"]:
-                state[f"{layer.name}.bias"] = w[1]
-        elif layer.kind == "batch_norm":
-            for key, value in zip(("weight", "bias", "running_mean", "running_var"), w):
-                state[f"{layer.name}.{key}"] = value
-        elif layer.kind == "dense":
-            kernel = w[0]
-            if layer.name in flat:
-                c, h, wd = flat[layer.name]
-                kernel = kernel.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(c * h * wd, -1)
-            state[f"{layer.name}.weight"] = kernel.T
-            state[f"{layer.name}.bias"] = w[1]
-    return {k: np.ascontiguousarray(v) for k, v in state.items()}
-
-
-def torch_to_keras_arrays(config: Config, state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """A torch `state_dict` (numpy arrays) -> Keras `layer.set_weights()` lists per layer name."""
-    plan = layer_plan(config)
-    flat = _flatten_inputs(plan)
-    weights: dict[str, list[np.ndarray]] = {}
-    for layer in plan:
-        n = layer.name
-        if layer.kind == "conv":
-            weights[n] = [state[f"{n}.weight"].transpose(2, 3, 1, 0)]
-            if layer.args["use_bias"]:
-                weights[n].append(state[f"{n}.bias"])
-        elif layer.kind == "batch_norm":
-            weights[n] = [state[f"{n}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
-        elif layer.kind == "dense":
-            kernel = state[f"{n}.weight"].T
-            if n in flat:
-                c, h, wd = flat[n]
-                kernel = kernel.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(c * h * wd, -1)
-            weights[n] = [kernel, state[f"{n}.bias"]]
-    return {k: [np.ascontiguousarray(a) for a in v] for k, v in weights.items()}
+from fmnist.weight_layout import keras_to_torch_arrays, torch_to_keras_arrays
 
 
 def copy_keras_to_torch(config: Config, model: Any, network: Any) -> None:

@@ -18,8 +18,6 @@ CLASS_NAMES = (
     "Ankle boot",
 )
 NUM_CLASSES = len(CLASS_NAMES)
-#: The two backends, by the names the command, run directories and reports use.
-BACKEND_NAMES = ("keras", "lightning")
 IMAGE_SHAPE = (28, 28)
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""The contract between the core and a backend: what `train` gets and hands back.
+"""The contract between the core and an engine (`fmnist.engines`): what its `engine` module
+offers, what `train` gets and hands back.
 
 Kept apart from `fmnist.training` so a backend imports only this small module.
 """
@@ -42,6 +43,38 @@ class Backend(Protocol):
     def predict(self, run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray: ...
 
     def completed_epochs(self, run_dir: Path) -> int: ...
+
+
+class EngineModule(Backend, Protocol):
+    """`<package>.engine` of an engine, as `fmnist.engines.load` returns it: training and
+    prediction (above), and the steps parity needs, each a pure function of numpy in and out, so
+    the engine can run in a process of its own (`fmnist.engine_job`). Weights are in the shared
+    layout (`fmnist.weight_layout`); a `dtype` is "float32" or "float64", the numbers the model
+    computes with (under a bf16-mixed config, "float32" means its mixed policy)."""
+
+    def versions(self) -> dict[str, str]: ...
+
+    def layer_table(self, config: Config) -> list[dict]:
+        """Per layer of `fmnist.architecture.layer_plan`: name, output shape (H, W, C; or
+        units), trainable parameter count."""
+
+    def initial_weights(self, config: Config) -> dict[str, np.ndarray]:
+        """The engine's own initial weights at `config.seed`, float32."""
+
+    def logits(self, config: Config, weights: dict[str, np.ndarray], images: np.ndarray, dtype: str) -> np.ndarray:
+        """Inference-mode logits of raw test images (N x 28 x 28) with these weights."""
+
+    def lockstep(
+        self,
+        config: Config,
+        weights: dict[str, np.ndarray],
+        images: list[np.ndarray],
+        labels: list[np.ndarray],
+        dtype: str,
+    ) -> dict:
+        """Train from `weights` one step per batch with the config's optimizer, dropout as the
+        config says: {"loss": per step, "grads": the first batch's gradients (state left as it
+        was), "running": batch-norm running statistics after the last step}."""
 
 
 class EpochReporter:

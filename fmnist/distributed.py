@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from fmnist.config import TrainConfig
+from fmnist.engines import engine
 from fmnist.errors import ConfigError
 
 # Set by the first process before its framework launches the others, so that they find the
@@ -21,12 +22,18 @@ RUN_DIR_ENV = "FMNIST_SHARED_RUN_DIR"
 
 
 def check_strategy(backend: str, train: TrainConfig) -> None:
-    """Refuse a strategy the backend does not have before the run directory is made."""
-    if backend == "keras" and train.strategy == "ddp":
+    """Refuse a strategy the engine does not have before the run directory is made."""
+    spec = engine(backend)
+    if spec.family == "keras" and train.strategy == "ddp":
         raise ConfigError("train.strategy: 'ddp' is Lightning's; Keras uses 'mirrored' (or 'auto')")
-    if backend == "lightning" and train.strategy == "mirrored":
+    if spec.family == "lightning" and train.strategy == "mirrored":
         raise ConfigError("train.strategy: 'mirrored' is Keras' (tf.distribute); Lightning uses 'ddp' (or 'auto')")
-    if backend == "keras" and train.num_nodes > 1:
+    if spec.family == "keras" and train.devices > 1 and spec.keras_backend != "tensorflow":
+        raise ConfigError(
+            f"train.devices: {train.devices} devices with Keras need the TensorFlow backend"
+            f" (tf.distribute.MirroredStrategy): train them with --backend keras, not {backend}"
+        )
+    if spec.family == "keras" and train.num_nodes > 1:
         raise ConfigError(
             "train.num_nodes: the Keras backend trains on one machine; for several, see"
             " tf.distribute.MultiWorkerMirroredStrategy in the README ('More than one device')"

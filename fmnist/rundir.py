@@ -22,6 +22,7 @@ from typing import Any, SupportsFloat
 
 import numpy as np
 
+from fmnist.engines import ENGINES, MODEL_FILE_NAMES
 from fmnist.errors import RunDirError
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -40,7 +41,6 @@ CHECKPOINT_DIR = "checkpoints"  # the last finished epoch, for --resume; removed
 CPU_TIME_FILE = f"{CHECKPOINT_DIR}/cpu_seconds.json"  # CPU time of the attempts so far, summed on --resume
 RUN_INFO_FILE = "run.json"  # the run marker, written first: backend, status, the settings it was made with
 MIN_FREE_BYTES = 100 * 2**20  # checkpoints, model and logs of one run take well under this
-MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
 #: A finished run's results without its model, checkpoints and logs: what `fmnist compare --runs`
 #: reads, and a few hundred kB to keep (in a repository, say) where the run directory will not last.
 RESULT_FILES = (CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, PREDICTIONS_FILE)
@@ -60,7 +60,7 @@ RUN_ARTIFACTS = (
     CONSOLE_LOG_FILE,
     CURVES_FILE,
     CONFUSION_FILE,
-    *MODEL_FILES.values(),
+    *MODEL_FILE_NAMES,
     ONNX_FILE,
     EXPORT_REPORT_FILE,
     TENSORBOARD_DIR,
@@ -123,12 +123,12 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
 
 def read_run_info(run_dir: Path) -> dict[str, Any] | None:
     """The run marker (`run.json`) of a folder, or None when it has none a run of fmnist writes: a
-    JSON object naming one of the backends."""
+    JSON object naming one of the engines (`fmnist.engines`)."""
     try:
         info = json.loads((Path(run_dir) / RUN_INFO_FILE).read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    return info if isinstance(info, dict) and info.get("backend") in MODEL_FILES else None
+    return info if isinstance(info, dict) and info.get("backend") in ENGINES else None
 
 
 def is_artifact(name: str, artifacts: Iterable[str]) -> bool:
@@ -282,13 +282,15 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
 
 
 def backend_of(run_dir: Path) -> str:
-    """Which backend trained a run, from the model file it holds."""
-    for backend, name in MODEL_FILES.items():
-        if (Path(run_dir) / name).exists():
-            return backend
-    raise RunDirError(
-        f"{run_dir} holds no model ({' or '.join(MODEL_FILES.values())}): is it a finished run directory?"
-    )
+    """Which engine trained a run, as its `run.json` records (a model file does not say: every
+    Keras engine saves model.keras); the model file must be there too."""
+    info = read_run_info(run_dir)
+    if info is None:
+        raise RunDirError(f"{run_dir} holds no run of fmnist (no valid {RUN_INFO_FILE}): is it a run directory?")
+    model = Path(run_dir) / ENGINES[info["backend"]].model_file
+    if not model.exists():
+        raise RunDirError(f"{run_dir} holds no model ({model.name}): is it a finished run directory?")
+    return info["backend"]
 
 
 def check_model_archive(path: Path, what: str) -> None:

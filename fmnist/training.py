@@ -1,13 +1,12 @@
 """Backend-neutral orchestration of `fmnist train` and `fmnist evaluate`.
 
-A backend trains and predicts; everything a user compares across backends (data, splits, batch
-order, metrics, files, plots, TensorBoard tags) is done here once. Backends are imported by
-name, so this module never imports a framework itself.
+An engine (`fmnist.engines`) trains and predicts; everything a user compares across engines (data,
+splits, batch order, metrics, files, plots, TensorBoard tags) is done here once. Engines are
+loaded by name, so this module never imports a framework itself.
 """
 
 from __future__ import annotations
 
-import importlib
 import platform
 import shutil
 import time
@@ -16,37 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import BACKEND_NAMES, __version__, console, distributed, rundir
+from fmnist import __version__, console, distributed, engines, rundir
 from fmnist.placement import placement
 from fmnist.backend_api import Backend, EpochReporter
 from fmnist.cpu_features import cpu_model
 from fmnist.config import Config, config_from_dict, config_to_dict, load_config, save_config
 from fmnist.datasets import load_fashion_mnist
-from fmnist.errors import FmnistError, RunDirError
+from fmnist.errors import RunDirError
 from fmnist.metrics import test_metrics
 from fmnist.plots import figure_png, plot_confusion, plot_curves, plot_prediction_grid, save_figure
 from fmnist.splits import DataSplits, make_splits
 from fmnist.tensorboard_log import TensorBoardLog
 from fmnist.tta import flip_average_logits, flip_images
 
-#: backend name -> (its module, the pip extra that installs its framework)
-BACKENDS = {name: (f"{name}_model.backend", name) for name in BACKEND_NAMES}
-
 
 def load_backend(name: str) -> Backend:
-    """The backend's module (`keras_model.backend` or `lightning_model.backend`), imported on demand."""
-    if name not in BACKENDS:
-        raise FmnistError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}")
-    module, extra = BACKENDS[name]
-    try:
-        return importlib.import_module(module)  # type: ignore[return-value]
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("keras", "tensorflow", "torch", "lightning", "torchmetrics"):
-            raise FmnistError(
-                f"backend '{name}' needs {exc.name.split('.')[0]}, which is not installed:"
-                f" pip install 'fmnist-parity[{extra}]'"
-            ) from None
-        raise
+    """The engine's module, its framework set up and imported on demand (`fmnist.engines.load`)."""
+    return engines.load(name)  # type: ignore[return-value]
 
 
 def common_versions() -> dict[str, str]:
@@ -230,13 +215,22 @@ def write_figures(
     tensorboard.close()
 
 
-def evaluate_run(run_dir: Path, data_dir: str | None = None, tta: bool = False) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: Path, data_dir: str | None = None, tta: bool = False, engine: str | None = None
+) -> dict[str, Any]:
     """Re-load a run's saved model and measure it on the test set it was tested on; with `tta`,
-    also with flip test-time augmentation, under its own key (plain accuracy stays as it was)."""
+    also with flip test-time augmentation, under its own key (plain accuracy stays as it was).
+    engine: load it in this engine instead of its own (one of the same model format)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is not a directory")
-    backend_name = rundir.backend_of(run_dir)
+    trained_by = rundir.backend_of(run_dir)
+    backend_name = engine or trained_by
+    if engines.engine(backend_name).model_file != engines.engine(trained_by).model_file:
+        raise RunDirError(
+            f"{run_dir} was trained by {trained_by}; {backend_name} cannot load its"
+            f" {engines.engine(trained_by).model_file}: choose an engine of the same family"
+        )
     config = load_config(run_dir / rundir.CONFIG_FILE)
     backend = load_backend(backend_name)
     splits = make_splits(load_fashion_mnist(data_dir), config)
@@ -246,7 +240,13 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, tta: bool = False) 
         images = np.concatenate([images, flip_images(images)])
     logits = backend.predict(run_dir, images, config.train.eval_batch_size)
     metrics = test_metrics(logits[:n], splits.test.labels)
-    result = {"backend": backend_name, "run_dir": str(run_dir), **metrics, "seconds": time.perf_counter() - start}
+    result = {
+        "backend": backend_name,
+        "trained_by": trained_by,
+        "run_dir": str(run_dir),
+        **metrics,
+        "seconds": time.perf_counter() - start,
+    }
     if tta:
         result["flip_tta"] = test_metrics(flip_average_logits(logits[:n], logits[n:]), splits.test.labels)
     rundir.write_json(run_dir / rundir.EVALUATION_FILE, result)

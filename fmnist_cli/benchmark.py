@@ -15,7 +15,7 @@ from fmnist_cli.options import (
     positive_float,
     positive_int,
 )
-from fmnist import BACKEND_NAMES
+from fmnist.engines import DEFAULT_PAIR
 
 SEEDS_FLAG = "--time-to-accuracy-seeds"
 #: The seeds each backend trains with for --time-to-accuracy (the only place this default is written).
@@ -71,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     bench.add_argument(
         "--backend",
-        default=",".join(BACKEND_NAMES),
+        default=",".join(DEFAULT_PAIR),
         help="comma-separated: keras, lightning"
         " (lightning also runs the plain torch loop it is compared with; default: both)",
     )
@@ -180,7 +180,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     variants = parse_variants(args.variants)
     seeds = parse_seeds(args.time_to_accuracy_seeds)
     result = run_benchmark(
-        backends=parse_list(args.backend, BACKEND_NAMES, "--backend"),
+        backends=parse_list(args.backend, DEFAULT_PAIR, "--backend"),
         device=args.device,
         batch_sizes=parse_batch_sizes(args.batch_size),
         steps=args.steps,

@@ -1,10 +1,11 @@
-"""`fmnist compare`: both backends over seeds (or finished runs), and the side-by-side report."""
+"""`fmnist compare`: two engines or more over seeds (or finished runs), and the side-by-side report."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from fmnist.engines import DEFAULT_PAIR, ENGINE_NAMES
 from fmnist_cli.options import (
     add_config,
     add_data_dir,
@@ -27,13 +28,20 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     compare = sub.add_parser(
         "compare",
         parents=parents,
-        help="train both backends over seeds and write a side-by-side report",
-        description="Train Keras and Lightning for each seed (each in its own process),"
-        " or reuse finished runs given with --runs, and write report.md, report.html,"
-        " figures and summary.json with an equivalence verdict. The trainings run one after"
-        " another, --jobs N at once on this machine, or as Ray tasks (--executor ray).",
+        help="train two engines or more over seeds and write a side-by-side report",
+        description="Train Keras and Lightning (or the engines --backends names) for each seed,"
+        " each in its own process, or reuse finished runs given with --runs, and write report.md,"
+        " report.html, figures and summary.json with an equivalence verdict for every pair. The"
+        " trainings run one after another, --jobs N at once on this machine, or as Ray tasks"
+        " (--executor ray).",
     )
     add_config(compare)
+    compare.add_argument(
+        "--backends",
+        default=",".join(DEFAULT_PAIR),
+        help=f"the engines to train, comma-separated, two or more of {', '.join(ENGINE_NAMES)}"
+        f" (default: {','.join(DEFAULT_PAIR)})",
+    )
     compare.add_argument(
         "--seeds", type=non_negative_int, nargs="+", help="seeds (default: the config's compare.seeds)"
     )
@@ -59,8 +67,13 @@ def run(args: argparse.Namespace) -> int:
     from executors import open_executor
     from fmnist.config import load_config, with_overrides
     from fmnist.datasets import load_fashion_mnist
+    from fmnist.engines import parse_engines
+    from fmnist.errors import FmnistError
 
     config = load_config(args.config)
+    engines = parse_engines(args.backends)
+    if args.runs and args.backends != ",".join(DEFAULT_PAIR):
+        raise FmnistError("--backends names the engines to train; with --runs the runs say which they are")
     out = args.out or Path("reports") / config.name
     check_report_dir(out)  # before any training: --out must be new, empty or a compare report
     choice = executor_choice(args)  # a contradiction among the flags, before the data loads
@@ -87,10 +100,13 @@ def run(args: argparse.Namespace) -> int:
                 data_sha256=data.sha256,
                 executor=executor,
                 rerun_stale=args.rerun_stale,
+                engines=engines,
             )
         finally:
             executor.close()
     summary = build_report(runs, out, test_images=data.test_images)
-    print(summary["equivalence"]["verdict"])
+    for pair in summary["pairs"]:
+        prefix = f"{' vs '.join(pair['engines'])}: " if len(summary["pairs"]) > 1 else ""
+        print(prefix + pair["equivalence"]["verdict"])
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     return 0

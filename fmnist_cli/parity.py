@@ -7,19 +7,26 @@ from pathlib import Path
 
 from fmnist_cli.options import add_config, add_data_dir, positive_int
 from fmnist.config import PRECISIONS
+from fmnist.engines import DEFAULT_PAIR, ENGINE_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     parity = sub.add_parser(
         "parity",
         parents=parents,
-        help="check numerically that both backends are the same model",
+        help="check numerically that two engines are the same model",
         description="Structure, weight transfer both ways (logits to 1e-5) and lockstep"
         " training (gradients and losses over the first steps, SGD and Adam), float32 on"
         " CPU. Writes parity.json; exits 1 if a check fails. With --precision bf16-mixed:"
         " where the two round under bf16 (parity-bf16-mixed.json).",
     )
     add_config(parity)
+    parity.add_argument(
+        "--backends",
+        default=",".join(DEFAULT_PAIR),
+        help=f"the two engines to hold against each other, comma-separated, from {', '.join(ENGINE_NAMES)}"
+        f" (default: {','.join(DEFAULT_PAIR)}); each runs in a process of its own",
+    )
     parity.add_argument("--out", type=Path, default=Path("reports/parity"), help="folder for parity.json")
     parity.add_argument("--steps", type=positive_int, default=10, help="lockstep training steps (default: 10)")
     parity.add_argument(
@@ -72,11 +79,22 @@ def check_replaceable(path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from fmnist.config import load_config
 
+    from fmnist.engines import parse_engines
+    from fmnist.errors import FmnistError
+
     config = load_config(args.config)
+    engines = parse_engines(args.backends)
+    if len(engines) != 2:
+        raise FmnistError(f"--backends: parity holds two engines against each other, not {len(engines)}")
+    if args.precision == "bf16-mixed" and engines != DEFAULT_PAIR:
+        raise FmnistError(
+            "--precision bf16-mixed checks keras against lightning only so far (both in one process);"
+            f" got --backends {args.backends}"
+        )
     written = args.out / ("parity-bf16-mixed.json" if args.precision == "bf16-mixed" else "parity.json")
     check_replaceable(written)  # before the frameworks load and the checks run
 
-    import compare.parity as parity  # loads torch before TensorFlow
+    import compare.parity as parity
     from fmnist.datasets import load_fashion_mnist
     from fmnist.rundir import write_json
     from fmnist.splits import make_splits
@@ -100,11 +118,19 @@ def run(args: argparse.Namespace) -> int:
             splits.train,
             steps=args.steps,
             batch_size=config.train.batch_size,
+            engines=engines,
         )
     args.out.mkdir(parents=True, exist_ok=True)
     check_replaceable(written)  # again: the checks took a while
     write_json(
-        written, {"written_by": WRITTEN_BY, "config": str(args.config), "precision": args.precision, **result.to_dict()}
+        written,
+        {
+            "written_by": WRITTEN_BY,
+            "config": str(args.config),
+            "backends": list(engines),
+            "precision": args.precision,
+            **result.to_dict(),
+        },
     )
     print(parity.format_table(result))
     for note in result.notes:

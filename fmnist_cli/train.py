@@ -19,7 +19,7 @@ from fmnist_cli.options import (
     positive_float,
     positive_int,
 )
-from fmnist import BACKEND_NAMES
+from fmnist.engines import ENGINE_NAMES
 from fmnist.errors import FmnistError
 
 
@@ -31,7 +31,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         description="Train one backend and write config, metrics, plots, model and"
         " TensorBoard logs to a run directory.",
     )
-    train.add_argument("--backend", choices=BACKEND_NAMES, help="which framework trains (required unless --resume)")
+    train.add_argument(
+        "--backend",
+        choices=ENGINE_NAMES,
+        help="which engine trains: keras (on TensorFlow), keras-jax, keras-torch or lightning"
+        " (required unless --resume)",
+    )
     add_config(train)
     train.add_argument("--epochs", type=positive_int, help="override train.epochs")
     train.add_argument("--batch-size", type=positive_int, help="override train.batch_size")
@@ -77,6 +82,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument(
+        "--backend",
+        choices=ENGINE_NAMES,
+        help="load the model in this engine instead of the one that trained it: any Keras engine"
+        " loads any Keras run's model.keras (say a keras-jax run in keras, on TensorFlow)",
+    )
+    evaluate.add_argument(
         "--tta",
         choices=["flip"],
         help="also report test-time augmentation: the mean of the image's and its mirror's"
@@ -116,7 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = args.resume
     else:
         if not args.backend:
-            raise FmnistError("--backend is required (keras or lightning), unless --resume RUN_DIR")
+            raise FmnistError(f"--backend is required ({', '.join(ENGINE_NAMES)}), unless --resume RUN_DIR")
         config = with_overrides(load_config(args.config), overrides)
         run_dir = (
             args.run_dir
@@ -145,7 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from fmnist.training import evaluate_run, format_summary
 
-    result = evaluate_run(args.run_dir, data_dir=args.data_dir, tta=args.tta == "flip")
+    result = evaluate_run(args.run_dir, data_dir=args.data_dir, tta=args.tta == "flip", engine=args.backend)
     print(format_summary(result))
     if "flip_tta" in result:
         tta = result["flip_tta"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from fmnist import console, rundir
 from fmnist.config import Config
+from fmnist.engines import ENGINES
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits
@@ -28,6 +29,9 @@ from keras_model.losses import training_loss  # also registers the smoothed loss
 from keras_model.model import build_model
 
 
+MODEL_FILE = ENGINES["keras"].model_file  # the same for every Keras engine: one format, any backend loads it
+
+
 def seed_everything(config: Config) -> None:
     """Python, numpy and backend seeds; on TensorFlow also deterministic kernels (CPU reruns identical)."""
     keras.utils.set_random_seed(config.seed)
@@ -38,6 +42,13 @@ def seed_everything(config: Config) -> None:
             tf.config.experimental.enable_op_determinism()
         if not config.train.allow_tf32:
             tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def on_cpu() -> bool:
+    """Whether Keras computes on the CPU (keras.distribution lists devices on TensorFlow and JAX only)."""
+    if keras.backend.backend() == "torch":  # where Keras puts a new tensor: "cpu" or "cuda:0"
+        return str(keras.ops.convert_to_tensor(0.0).device).startswith("cpu")
+    return all(d.startswith("cpu") for d in keras.distribution.list_devices())
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
@@ -124,9 +135,7 @@ def train(
 ) -> TrainOutcome:
     scope = distribution_scope(config)  # first: TensorFlow's devices are fixed when it starts
     seed_everything(config)
-    warn_if_emulated_bf16(
-        config.train.precision, on_cpu=all(d.startswith("cpu") for d in keras.distribution.list_devices())
-    )
+    warn_if_emulated_bf16(config.train.precision, on_cpu=on_cpu())
     t = config.train
     with scope:
         model = compile_model(build_model(config), config)
@@ -157,7 +166,7 @@ def train(
         fit(model, train_data, val_data, callbacks)
     train_seconds = time.perf_counter() - start
     nan_guard.watch.raise_if_diverged()
-    with rundir.atomic_path(run_dir / rundir.MODEL_FILES["keras"]) as tmp:
+    with rundir.atomic_path(run_dir / MODEL_FILE) as tmp:
         model.save(tmp)
     logits = model.predict(EvalBatches(splits.test.images, None, t.eval_batch_size), verbose=0)
     return TrainOutcome(
@@ -170,10 +179,15 @@ def train(
 
 
 def load_model(run_dir: Path) -> keras.Model:
-    path = Path(run_dir) / rundir.MODEL_FILES["keras"]
+    """The run's model for inference, on whichever Keras backend this process runs.
+
+    Uncompiled: a model saved by Keras on torch names its optimizer's class in Keras' torch
+    backend, and compiling it from that record imports torch, on TensorFlow after TensorFlow (a
+    segfault, docs/parity.md); prediction and export need no optimizer."""
+    path = Path(run_dir) / MODEL_FILE
     rundir.check_model_archive(path, ".keras file")
     try:
-        return keras.saving.load_model(path, safe_mode=True)  # refuses lambdas: code in a model file
+        return keras.saving.load_model(path, compile=False, safe_mode=True)  # safe: refuses lambdas
     except Exception as exc:  # a truncated or foreign file fails deep inside the zip/h5 readers
         raise RunDirError(f"cannot load the Keras model {path}: {error_reason(exc)}") from None
 

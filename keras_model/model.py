@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from fmnist import IMAGE_SHAPE
 from fmnist.architecture import LayerSpec, layer_plan
@@ -23,8 +24,11 @@ def _layer(spec: LayerSpec, init: str, dtype: str | None) -> keras.layers.Layer:
         dtype = "float32"
     named = {"name": spec.name, "dtype": dtype}
     if spec.kind == "normalize":
-        # x * (1/std) + (-mean/std): the torch network does the same two float32 operations.
-        return keras.layers.Rescaling(scale=1.0 / a["std"], offset=-a["mean"] / a["std"], **named)
+        # x * (1/std) + (-mean/std): the torch network does the same two float32 operations. The
+        # constants are rounded to float32 here: TensorFlow's cast of a Python float goes through
+        # float32, JAX's and torch's do not, and in float64 parity they would differ by 2e-8.
+        scale, offset = float(np.float32(1.0 / a["std"])), float(np.float32(-a["mean"] / a["std"]))
+        return keras.layers.Rescaling(scale=scale, offset=offset, **named)
     if spec.kind == "conv":
         return keras.layers.Conv2D(
             a["filters"],

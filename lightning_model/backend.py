@@ -18,6 +18,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from fmnist import console, rundir
 from fmnist.config import Config
+from fmnist.engines import ENGINES
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.malloc import retain_freed_memory
 from fmnist.errors import RunDirError, reason as error_reason
@@ -48,6 +49,9 @@ logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").s
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "litlogger" not in record.getMessage()
 )
+
+
+MODEL_FILE = ENGINES["lightning"].model_file
 
 
 def configure_torch(config: Config) -> dict[str, Any]:
@@ -156,7 +160,7 @@ def train(
         raise
     train_seconds = time.perf_counter() - start
     nan_guard.watch.raise_if_diverged()
-    model_path = run_dir / rundir.MODEL_FILES["lightning"]
+    model_path = run_dir / MODEL_FILE
     if not trainer.is_global_zero:
         trainer.save_checkpoint(model_path)  # collective (a barrier); only rank 0 writes
         return None
@@ -184,7 +188,7 @@ def infer(module: FashionClassifier, loader: DataLoader) -> torch.Tensor:
 
 
 def load_module(run_dir: Path) -> FashionClassifier:
-    path = Path(run_dir) / rundir.MODEL_FILES["lightning"]
+    path = Path(run_dir) / MODEL_FILE
     if path.is_file():  # a damaged file, or a planted payload (weights_only), refused in one line
         load_checkpoint(path, "Lightning checkpoint")
     try:

@@ -12,6 +12,9 @@ by the same step's learning rate, decoupled from the gradient (Keras' `_apply_we
     w = w - (w * weight_decay) * lr
 in the parameter's precision, the decay rate rounded to float32 first as TensorFlow's cast of a
 Python float does. Biases and batch-norm scales are decayed too, as Keras does by default.
+
+That rounding (of the betas too, below) shows only in a float64 model, where Keras on JAX or
+torch casts exactly: `exact_casts=True` follows them (parity against those engines in float64).
 """
 
 from __future__ import annotations
@@ -22,14 +25,22 @@ import numpy as np
 import torch
 
 
-def _keras_step_size(lr: float, beta_1: float, beta_2: float, step: int, dtype: type = np.float32) -> float:
+def _cast(value: float, dtype: type, exact: bool) -> float:
+    """A Python float cast to the variable's type as Keras does: through float32 on TensorFlow."""
+    return float(dtype(value if exact else np.float32(value)))
+
+
+def _keras_step_size(
+    lr: float, beta_1: float, beta_2: float, step: int, dtype: type = np.float32, exact: bool = False
+) -> float:
     """lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) in the variable's precision, as Keras computes it.
 
-    Keras turns the betas into float32 tensors before casting them to the variable's type, so
-    even a float64 model uses 0.999 rounded to float32 (1.3e-5 off in 1 - beta_2) here.
+    Keras on TensorFlow turns the betas into float32 tensors before casting them to the
+    variable's type, so even a float64 model uses 0.999 rounded to float32 (1.3e-5 off in
+    1 - beta_2) here; `exact`: as Keras on JAX or torch, which cast them straight to float64.
     """
     one, t = dtype(1), dtype(step)
-    b1, b2 = dtype(np.float32(beta_1)), dtype(np.float32(beta_2))
+    b1, b2 = dtype(_cast(beta_1, dtype, exact)), dtype(_cast(beta_2, dtype, exact))
     return float(dtype(lr) * np.sqrt(one - b2**t) / (one - b1**t))
 
 
@@ -42,8 +53,10 @@ class KerasAdam(torch.optim.Optimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         weight_decay: float = 0.0,
+        exact_casts: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay))
+        defaults = dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay)
+        super().__init__(params, {**defaults, "exact_casts": exact_casts})
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -65,11 +78,12 @@ class KerasAdam(torch.optim.Optimizer):
                 state["step"] += 1
                 t = state["step"]
                 dtype = np.float64 if p.dtype == torch.float64 else np.float32
+                exact = group.get("exact_casts", False)
                 if wd:
                     # Both factors exactly representable in the parameter's type: torch multiplies
                     # in it, as TensorFlow does after its casts.
-                    p.sub_(p * float(dtype(np.float32(wd))) * float(dtype(group["lr"])))
-                alpha = _keras_step_size(group["lr"], b1, b2, t, dtype)
+                    p.sub_(p * _cast(wd, dtype, exact) * float(dtype(group["lr"])))
+                alpha = _keras_step_size(group["lr"], b1, b2, t, dtype, exact)
                 m, v, g = state["m"], state["v"], p.grad
                 m.add_((g - m) * (1 - b1))
                 v.add_((g * g - v) * (1 - b2))

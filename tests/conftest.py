@@ -47,7 +47,7 @@ def baseline_config():
     return load_config(REPO / "configs" / "baseline.yaml")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def bn_same_stride_config(baseline_config):
     """Batch norm, 'same' padding with stride 2 (asymmetric in TF), two convs in a block."""
     from fmnist.config import config_from_dict, config_to_dict

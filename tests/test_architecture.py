@@ -84,7 +84,7 @@ def test_weight_transfer_gives_the_same_logits(config, direction, tiny_images):
 
 def test_flatten_order_matters(baseline_config):
     """Copying the first dense kernel without the H,W,C -> C,H,W row permutation breaks parity."""
-    from compare.weight_transfer import keras_to_torch_arrays
+    from fmnist.weight_layout import keras_to_torch_arrays
 
     rng = np.random.default_rng(0)
     weights = {

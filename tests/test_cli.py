@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from fmnist import BACKEND_NAMES, rundir
+from fmnist import rundir
+from fmnist.engines import DEFAULT_PAIR
 from fmnist.rundir import METRICS_COLUMNS, RESULT_FILES
 
-BACKENDS = BACKEND_NAMES
+BACKENDS = DEFAULT_PAIR
 SMALL = ["--limit-train", "300", "--limit-test", "200", "--epochs", "2", "--batch-size", "64"]
 #: SMALL's runs reach 49% (Keras) and 55.5% (Lightning) on the 200 test images; chance is 10%.
 SMALL_FLOOR = 0.35
@@ -255,12 +256,13 @@ def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path, fmnist):
     )
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["passed"] is True and "PASSED" in result.stdout
+    assert report["backends"] == ["keras", "lightning"]
     assert {c["name"].split(":")[0] for c in report["checks"]} >= {
         "structure",
-        "weight transfer Keras -> torch, float32",
-        "weight transfer Keras -> torch, float64",
-        "weight transfer torch -> Keras, float32",
-        "weight transfer torch -> Keras, float64",
+        "weight transfer keras -> lightning, float32",
+        "weight transfer keras -> lightning, float64",
+        "weight transfer lightning -> keras, float32",
+        "weight transfer lightning -> keras, float64",
         "lockstep sgd_momentum, float32",
         "lockstep adam, float64",
     }
@@ -275,3 +277,17 @@ def test_lightning_live_bar_counts_epochs_from_one():
     bar = ProgressBar()
     bar._trainer = SimpleNamespace(max_epochs=15)
     assert [bar._get_train_description(e).strip() for e in (0, 14)] == ["Epoch 1/15", "Epoch 15/15"]
+
+
+def test_parity_refuses_a_pair_it_cannot_check(real_data_dir, tmp_path, fmnist_cli, one_line_error):
+    """Unknown engines, one engine, or bf16 on a pair other than keras and lightning: one line
+    each, before anything loads."""
+    for backends, extra, message in (
+        ("keras,flax", (), "unknown backend 'flax'"),
+        ("keras", (), "at least 2"),
+        ("keras,keras-jax,lightning", (), "two engines against each other, not 3"),
+        ("keras-jax,lightning", ("--precision", "bf16-mixed"), "keras against lightning only"),
+    ):
+        result = fmnist_cli("parity", "--backends", backends, *extra, "--out", str(tmp_path / "p"))
+        one_line_error(result, message)
+    assert not (tmp_path / "p").exists()

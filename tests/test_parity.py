@@ -1,16 +1,20 @@
-"""`fmnist parity` checks pass on the baseline and on a batch-norm config, and would fail if the
-backends' math differed (stock torch Adam, a wrong batch-norm momentum)."""
+"""`fmnist parity` checks pass on every config for every engine against Lightning, and would
+fail if the engines' math differed (stock torch Adam, a wrong batch-norm momentum or epsilon)."""
 
 from pathlib import Path
 
 import pytest
 
-from compare.parity import ParityResult, format_table, lockstep, run_parity, without_dropout
+from compare.parity import ParityResult, call, format_table, lockstep_runs, run_parity, without_dropout
+from compare.parity_checks import lockstep_batches
 from compare.parity_tolerance import _max_diff, _rel
 from fmnist.config import OptimizerConfig, config_from_dict, config_to_dict, load_config
+from fmnist.engine_job import run_jobs
 from fmnist.splits import Split
 
 REPO = Path(__file__).resolve().parents[1]
+CHECKS = {"baseline": 13, "batchnorm": 17, "fast": 13, "improved": 23, "strong": 23}
+PAIR = ("keras", "lightning")
 
 
 @pytest.fixture
@@ -19,17 +23,46 @@ def data(tiny_images):
     return images, Split(images, labels)
 
 
+def assert_passes(result, name):
+    failed = [c for c in result.checks if not c.passed]
+    assert not failed, failed
+    assert len(result.checks) >= CHECKS[name]
+    assert all(row["match"] for row in result.layers)
+
+
+# Keras on TensorFlow and Lightning share the test's process (torch was loaded first).
 # strong.yaml's lockstep in float64 takes the longest by far: the slow tier, which CI runs too.
 @pytest.mark.parametrize(
     "name", ["baseline", "batchnorm", "fast", "improved", pytest.param("strong", marks=pytest.mark.slow)]
 )
 def test_parity_passes(name, data):
     config = load_config(REPO / "configs" / f"{name}.yaml")
-    result = run_parity(config, data[0], data[1], steps=6, batch_size=32)
-    failed = [c for c in result.checks if not c.passed]
-    assert not failed, failed
-    assert len(result.checks) >= {"baseline": 13, "batchnorm": 17, "fast": 13, "improved": 23, "strong": 23}[name]
-    assert all(row["match"] for row in result.layers)
+    assert_passes(run_parity(config, data[0], data[1], steps=6, batch_size=32, in_process=True), name)
+
+
+# Keras on JAX and on torch, each in a process of its own (fmnist.engine_job), as the command runs
+# them: batch norm (where Keras' backends differed, docs/parity.md) in the default tier, every config
+# in the slow one.
+@pytest.mark.parametrize("engine", ["keras-jax", "keras-torch"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "batchnorm",
+        *(pytest.param(n, marks=pytest.mark.slow) for n in ("baseline", "fast", "improved", "strong")),
+    ],
+)
+def test_parity_passes_on_every_keras_engine(engine, name, data):
+    config = load_config(REPO / "configs" / f"{name}.yaml")
+    result = run_parity(config, data[0][:50], data[1], steps=4, batch_size=32, engines=(engine, "lightning"))
+    assert_passes(result, name)
+    assert any(f"keras_backend {engine.removeprefix('keras-')}" in n for n in result.notes), result.notes
+
+
+def _lockstep(config, train, steps, dtype):
+    """Both engines in this process (so a test can plant a fault), from Keras' own draws."""
+    weights = run_jobs([("keras", [call("initial_weights", config)])], in_process=True)[0]["results"][0]
+    batches = lockstep_batches(config, train, steps, 32)
+    return lockstep_runs([(config, dtype)], weights, batches, PAIR, in_process=True)[0]
 
 
 def test_lockstep_detects_stock_torch_adam(data, baseline_config, monkeypatch):
@@ -46,8 +79,8 @@ def test_lockstep_detects_stock_torch_adam(data, baseline_config, monkeypatch):
         ),
     )
     config = without_dropout(baseline_config, OptimizerConfig(name="adam", epsilon=1e-3))
-    run = lockstep(config, data[1], steps=6, batch_size=32, dtype="float64")
-    assert max(_rel(run["keras_loss"], run["torch_loss"])) > 1e-5
+    run = _lockstep(config, data[1], steps=6, dtype="float64")
+    assert max(_rel(run["keras"]["loss"], run["lightning"]["loss"])) > 1e-5
 
 
 def test_lockstep_detects_a_batch_norm_convention_mismatch(data, monkeypatch):
@@ -65,8 +98,8 @@ def test_lockstep_detects_a_batch_norm_convention_mismatch(data, monkeypatch):
         return module
 
     monkeypatch.setattr(network, "_module", wrong_momentum)
-    run = lockstep(config, data[1], steps=3, batch_size=32, dtype="float64")
-    assert max(_max_diff(run["keras_running"], run["torch_running"]).values()) > 1e-3
+    run = _lockstep(config, data[1], steps=3, dtype="float64")
+    assert max(_max_diff(run["keras"]["running"], run["lightning"]["running"]).values()) > 1e-3
 
 
 def test_result_fails_when_any_check_fails():
@@ -123,8 +156,6 @@ def test_weight_transfer_check_detects_a_batch_norm_epsilon_mismatch(data, monke
     float32 tolerance (scaled by rounding) must not absorb it."""
     import lightning_model.network as network
 
-    from compare.parity_checks import check_weight_transfer
-
     config = load_config(REPO / "configs" / "batchnorm.yaml")
     original = network._module
 
@@ -135,6 +166,6 @@ def test_weight_transfer_check_detects_a_batch_norm_epsilon_mismatch(data, monke
         return module
 
     monkeypatch.setattr(network, "_module", wrong_epsilon)
-    result = ParityResult()
-    check_weight_transfer(config, data[0][:50], result)
-    assert len(result.checks) == 4 and not any(c.passed for c in result.checks), result.checks
+    result = run_parity(config, data[0][:50], data[1], steps=1, batch_size=32, in_process=True)
+    transfer = [c for c in result.checks if c.name.startswith("weight transfer")]
+    assert len(transfer) == 4 and not any(c.passed for c in transfer), transfer

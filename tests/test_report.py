@@ -25,7 +25,12 @@ def _predictions(backend: str, seed: int) -> np.ndarray:
     """Right except on a few images; the backends share some mistakes and not others."""
     preds = LABELS.astype(np.int64).copy()
     shared = [3, 17, 42]  # both wrong
-    own = {"keras": [5, 11, 60 + seed], "lightning": [8, 23, 31, 70 + seed]}[backend]
+    own = {
+        "keras": [5, 11, 60 + seed],
+        "keras-jax": [5, 12, 61 + seed],
+        "keras-torch": [6, 11, 62 + seed],
+        "lightning": [8, 23, 31, 70 + seed],
+    }[backend]
     for i in shared + own:
         preds[i] = (LABELS[i] + 1 + seed) % 10
     return preds
@@ -160,7 +165,7 @@ def test_mixed_test_set_sizes_are_refused(runs, tmp_path):
 
 
 def test_one_backend_only_is_refused(runs, tmp_path):
-    with pytest.raises(FmnistError, match="both backends"):
+    with pytest.raises(FmnistError, match="two engines or more"):
         build_report(runs[:2], tmp_path / "out")
 
 
@@ -172,3 +177,28 @@ def test_one_seed_makes_no_equivalence_claim(runs, tmp_path):
     assert "No equivalence claim is possible with one seed per backend" in verdict
     assert "Keras 94.00%, Lightning 93.00%" in verdict  # the numbers are still given
     assert "test images were not given" in md and not (tmp_path / "out" / "disagreements.png").exists()
+
+
+def test_four_engines_make_one_report_with_a_verdict_per_pair(runs, tmp_path):
+    """Keras on TensorFlow, JAX and torch beside Lightning: every engine in the tables and figures,
+    every pair judged, keras against lightning leading."""
+    root = tmp_path / "more"
+    root.mkdir()
+    more = [make_run(root, b, s) for b in ("keras-jax", "keras-torch") for s in (0, 1)]
+    summary = build_report([*runs, *more], tmp_path / "out")
+    assert summary["engines"] == ["keras", "keras-jax", "keras-torch", "lightning"]
+    pairs = [tuple(p["engines"]) for p in summary["pairs"]]
+    assert pairs[0] == ("keras", "lightning") and len(set(pairs)) == 6
+    assert summary["equivalence"] == summary["pairs"][0]["equivalence"]
+    for pair in summary["pairs"]:
+        a, b = pair["engines"]
+        acc = {e: summary["backends"][e]["test_accuracy"]["mean"] for e in (a, b)}
+        assert pair["equivalence"]["diff"] == pytest.approx(acc[a] - acc[b])
+        assert [r["seed"] for r in pair["per_seed"]] == [0, 1]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.startswith("# Keras vs Keras (JAX) vs Keras (torch) vs Lightning on Fashion-MNIST")
+    table = md.split("### Every pair of engines", 1)[1].split("## ", 1)[0]
+    assert len([line for line in table.splitlines() if line.startswith("| Keras")]) == 6
+    assert "| Keras (JAX) − Keras (torch) |" in table
+    for name in ("curves.png", "confusion_matrices.png", "per_class.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 10_000

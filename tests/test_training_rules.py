@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from fmnist import rundir
+from fmnist.engines import ENGINES
 from fmnist.divergence import Divergence, DivergenceWatch, TrainingDiverged
 from fmnist.early_stopping import EarlyStoppingRule
 from fmnist.errors import RunDirError
@@ -331,7 +332,7 @@ def test_a_file_that_is_no_zip_archive_is_refused_in_one_line(tmp_path):
 def _damaged_run(tmp_path: Path, backend: str) -> Path:
     run_dir = tmp_path / backend
     (run_dir / rundir.CHECKPOINT_DIR).mkdir(parents=True)
-    (run_dir / rundir.MODEL_FILES[backend]).write_bytes(b"\x00" * 100)
+    (run_dir / ENGINES[backend].model_file).write_bytes(b"\x00" * 100)
     return run_dir
 
 

@@ -1,0 +1,109 @@
+"""Calls to one engine's module (`fmnist.backend_api.EngineModule`) in a process of its own, with
+numpy in and out through files: how a tool uses two engines that cannot share a process (two
+Keras backends; TensorFlow and torch). `python -m fmnist.engine_job ENGINE REQUEST RESULT` is the
+child's entry point.
+
+A call is {"fn": a contract function, "config": the config as a dict, "kwargs": ...}; arrays in
+kwargs and results travel in an .npz (no pickle: a file read is never code run), the rest as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmnist import engines
+from fmnist.config import config_from_dict
+from fmnist.errors import FmnistError
+
+#: The contract functions a job may call, each as fn(config, **kwargs).
+CALLS = ("layer_table", "initial_weights", "logits", "lockstep")
+_ARRAY = "__array__"
+_SKELETON = "__skeleton__"
+
+
+def _pack(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(tree, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = tree
+        return {_ARRAY: key}
+    if isinstance(tree, dict):
+        return {str(k): _pack(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_pack(v, arrays) for v in tree]
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
+def _unpack(tree: Any, arrays: Any) -> Any:
+    if isinstance(tree, dict):
+        if set(tree) == {_ARRAY}:
+            return arrays[tree[_ARRAY]]
+        return {k: _unpack(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_unpack(v, arrays) for v in tree]
+    return tree
+
+
+def write_tree(path: Path, tree: Any) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    skeleton = _pack(tree, arrays)
+    np.savez(path, **arrays, **{_SKELETON: np.array(json.dumps(skeleton))})
+
+
+def read_tree(path: Path) -> Any:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    return _unpack(json.loads(str(arrays.pop(_SKELETON))), arrays)
+
+
+def run_calls(engine: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """In this process: {"versions": the engine's, "results": one per call}."""
+    module = engines.load(engine)
+    results = []
+    for call in calls:
+        if call["fn"] not in CALLS:
+            raise FmnistError(f"an engine job calls one of {', '.join(CALLS)}, not {call['fn']!r}")
+        results.append(getattr(module, call["fn"])(config_from_dict(call["config"]), **call.get("kwargs", {})))
+    return {"versions": module.versions(), "results": results}
+
+
+def run_jobs(jobs: list[tuple[str, list[dict[str, Any]]]], in_process: bool = False) -> list[dict[str, Any]]:
+    """Each (engine, calls) in a child process of its own, all at once; their answers in order.
+    in_process: here, one after another (engines that can share a process, Lightning first since
+    TensorFlow must load after torch; tests use it to plant faults)."""
+    if in_process:
+        order = sorted(range(len(jobs)), key=lambda i: engines.engine(jobs[i][0]).family != "lightning")
+        done = {i: run_calls(*jobs[i]) for i in order}
+        return [done[i] for i in range(len(jobs))]
+    with tempfile.TemporaryDirectory(prefix="fmnist-engine-job-") as folder:
+        started = []
+        for i, (engine, calls) in enumerate(jobs):
+            request, result = Path(folder) / f"request-{i}.npz", Path(folder) / f"result-{i}.npz"
+            write_tree(request, calls)
+            command = [sys.executable, "-m", "fmnist.engine_job", engine, str(request), str(result)]
+            started.append((engine, result, subprocess.Popen(command, stderr=subprocess.PIPE, text=True)))
+        answers = []
+        for engine, result, process in started:
+            _, err = process.communicate()
+            if process.returncode != 0:
+                raise FmnistError(f"the {engine} engine's job failed (exit {process.returncode}):\n{err[-3000:]}")
+            answers.append(read_tree(result))
+        return answers
+
+
+def main(argv: list[str]) -> int:
+    engine, request, result = argv
+    write_tree(Path(result), run_calls(engine, read_tree(Path(request))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,141 @@
+"""The engine contract (`fmnist.backend_api.EngineModule`): one test body every engine passes, each
+engine in a process of its own as the tools run it (`fmnist.engine_job`); the registry's refusals;
+a run trained on Keras' JAX or torch backend loaded in plain Keras on TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compare.parity_checks import without_dropout
+from fmnist import engines
+from fmnist.architecture import layer_plan
+from fmnist.config import config_to_dict
+from fmnist.engine_job import run_jobs, write_tree
+from fmnist.errors import FmnistError
+
+STEPS, BATCH = 3, 16
+
+
+@pytest.fixture(scope="module")
+def answers(request):
+    """Every engine's answers to the same calls, on a network with batch norm and 'same' padding
+    with stride 2, all four engines at once."""
+    config = request.getfixturevalue("bn_same_stride_config")
+    rng = np.random.default_rng(0)  # as the tiny_images fixture, which is a test's own
+    images, labels = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8), np.arange(200, dtype=np.uint8) % 10
+    start = {  # Lightning's own draws, in the shared layout
+        k: np.asarray(v)
+        for k, v in run_jobs([("lightning", [_call("initial_weights", config)])])[0]["results"][0].items()
+    }
+    x = [images[i * BATCH : (i + 1) * BATCH] for i in range(STEPS)]
+    y = [labels[i * BATCH : (i + 1) * BATCH] for i in range(STEPS)]
+    calls = [
+        _call("layer_table", config),
+        _call("initial_weights", config),
+        _call("logits", config, weights=start, images=images[:40], dtype="float32"),
+        _call("lockstep", without_dropout(config), weights=start, images=x, labels=y, dtype="float32"),
+        _call("logits", config, weights=start, images=images[:40], dtype="float64"),
+    ]
+    found = run_jobs([(e, calls) for e in engines.ENGINE_NAMES])
+    return config, start, dict(zip(engines.ENGINE_NAMES, found))
+
+
+def _call(fn, config, **kwargs):
+    return {"fn": fn, "config": config_to_dict(config), "kwargs": kwargs}
+
+
+@pytest.mark.parametrize("engine", engines.ENGINE_NAMES)
+def test_every_engine_keeps_the_contract(engine, answers):
+    config, start, found = answers
+    table, weights, logits, steps, logits64 = found[engine]["results"]
+    plan = layer_plan(config)
+    assert [row["name"] for row in table] == [spec.name for spec in plan]
+    trainable = {k for k in start if k.endswith((".weight", ".bias"))}
+    running = {k for k in start if k.endswith(("running_mean", "running_var"))}
+    assert sum(row["params"] for row in table) == sum(start[k].size for k in trainable)
+    # Its own initial weights, in the one shared layout, float32, and not Lightning's draws.
+    assert trainable | running <= set(weights)
+    assert all(np.asarray(weights[k]).dtype == np.float32 for k in trainable | running)
+    if engine != "lightning":
+        assert not np.array_equal(weights["logits.weight"], start["logits.weight"])
+    # The same weights give the same function (parity proper is `fmnist parity`'s).
+    reference = found["lightning"]["results"][2]
+    assert logits.shape == (40, 10) and np.isfinite(logits).all()
+    np.testing.assert_allclose(logits, reference, atol=1e-4)
+    # In float64 the same math agrees to its rounding: no part of a model may quietly compute in
+    # float32 (Keras off TensorFlow demotes float64 unless told, docs/parity.md).
+    np.testing.assert_allclose(logits64, found["lightning"]["results"][4], rtol=0, atol=1e-12)
+    assert len(steps["loss"]) == STEPS and all(np.isfinite(steps["loss"]))
+    assert set(steps["grads"]) == trainable
+    assert set(steps["running"]) == running
+    np.testing.assert_allclose(steps["loss"], found["lightning"]["results"][3]["loss"], rtol=1e-3)
+    versions = found[engine]["versions"]
+    backend = engines.engine(engine).keras_backend
+    assert versions.get("keras_backend") == backend if backend else "torch" in versions
+
+
+def test_the_registry_names_every_engine_once_and_refuses_others():
+    assert engines.ENGINE_NAMES == ("keras", "keras-jax", "keras-torch", "lightning")
+    assert set(engines.DEFAULT_PAIR) <= set(engines.ENGINE_NAMES)
+    assert engines.parse_engines(" keras-jax,lightning ") == ("keras-jax", "lightning")
+    for text, message in (("keras,flax", "unknown backend 'flax'"), ("keras,keras", "twice"), ("keras", "at least 2")):
+        with pytest.raises(FmnistError, match=message):
+            engines.parse_engines(text)
+
+
+def test_one_keras_engine_per_process():
+    """Keras reads KERAS_BACKEND once: a second Keras engine in the same process is refused by
+    name, before anything runs on the wrong backend."""
+    code = (
+        "import keras_model\n"  # Keras on TensorFlow
+        "from fmnist import engines\n"
+        "from fmnist.errors import FmnistError\n"
+        "engines.load('keras')\n"
+        "try:\n"
+        "    engines.load('keras-jax')\n"
+        "except FmnistError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: engine 'keras-jax' needs Keras on jax" in done.stdout
+    assert "one Keras engine per process" in done.stdout
+
+
+def test_an_engine_job_refuses_a_call_outside_the_contract(tmp_path):
+    request, result = tmp_path / "request.npz", tmp_path / "result.npz"
+    write_tree(request, [{"fn": "train", "config": {}, "kwargs": {}}])
+    done = subprocess.run(
+        [sys.executable, "-m", "fmnist.engine_job", "lightning", str(request), str(result)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0 and "not 'train'" in done.stderr
+    assert not result.exists()
+
+
+@pytest.mark.parametrize("engine", ["keras-jax", "keras-torch"])
+def test_a_keras_run_of_another_backend_scores_the_same_in_plain_keras(engine, tmp_path, real_data_dir, fmnist):
+    """Trained on JAX or torch, loaded by Keras on TensorFlow (`fmnist evaluate --backend keras`):
+    the test accuracy the run reported, and its loss to float32 rounding."""
+    run_dir = tmp_path / engine
+    fmnist(
+        "train", "--backend", engine, "--epochs", "1", "--limit-train", "1000", "--limit-test", "500",
+        "--run-dir", str(run_dir), "--data-dir", str(real_data_dir),
+    )  # fmt: skip
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["backend"] == engine
+    reported = json.loads((run_dir / "test_metrics.json").read_text())
+    assert reported["versions"]["keras_backend"] == engine.removeprefix("keras-")
+    fmnist("evaluate", "--backend", "keras", str(run_dir), "--data-dir", str(real_data_dir))
+    evaluated = json.loads((run_dir / "evaluation.json").read_text())
+    assert (evaluated["backend"], evaluated["trained_by"]) == ("keras", engine)
+    assert reported["test_accuracy"] > 0.5  # it learned something: a real check, not chance (10%)
+    assert evaluated["test_accuracy"] == reported["test_accuracy"]
+    assert evaluated["test_loss"] == pytest.approx(reported["test_loss"], rel=1e-5)
