@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from compare.bf16_dtypes import _round_bf16, bf16_config
+from compare.bf16_accumulation import _round_bf16
+from compare.bf16_trace import bf16_config
 from compare.parity import ParityResult, call, compare_lockstep, lockstep_runs, without_dropout
 from compare.parity_checks import lockstep_batches
 from fmnist.engine_job import run_jobs

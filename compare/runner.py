@@ -6,7 +6,7 @@ One process per training keeps the frameworks apart (no TensorFlow/torch import-
 no shared thread pools) and makes the comparison resumable. A run already in the --out folder
 is used only when it was made with what this compare asks for (the resolved config after
 overrides, backend, seed, precision, the data files' SHA-256, all recorded in its `run.json`):
-a finished one is reused, an unfinished one continued with `fmnist train --resume`. A run made
+a finished one is reused, an unfinished one continued (`python -m fmnist.train_job resume`). A run made
 with other settings stops the compare before anything trains, unless `--rerun-stale` says to
 retrain it in place. The engines' order rotates from seed to seed, so drift of the machine hits
 them alike.
@@ -23,6 +23,7 @@ from typing import Any
 from fmnist import rundir
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.config import Config, config_to_dict, with_overrides
+from fmnist.config_io import config_yaml
 from compare.report import LOGS_DIR, RUNS_DIR
 from executors import Job, JobResult
 from executors.job import IN, OUT
@@ -171,10 +172,8 @@ def keep_log(result: JobResult) -> Path | None:
 
 
 def train_all(
-    config_path: Path,
     seeds: Sequence[int],
     out_dir: Path,
-    extra_args: Sequence[str] = (),
     *,
     config: Config,
     data_sha256: Mapping[str, str],
@@ -186,21 +185,21 @@ def train_all(
     returns the run directories. Every run that can train does; the failed ones are named, with
     their logs, in one error at the end.
 
-    `config`: the resolved config this compare asks for (overrides applied, seed aside), which
-    `extra_args` (the same overrides as flags) make the training processes build too.
+    `config`: the resolved config this compare asks for (overrides applied, seed aside); each job
+    gets it with its seed as its input file and trains it (`python -m fmnist.train_job`).
     """
     planned = plan(config, seeds, out_dir, data_sha256, rerun_stale, engines)
-    config_bytes = Path(config_path).read_bytes()
     jobs = []
     for run in planned:
         label = f"[compare] {run.backend} seed {run.seed}"
-        requested = requested_record(run.backend, with_overrides(config, {"seed": run.seed}), data_sha256)
+        run_config = with_overrides(config, {"seed": run.seed})
+        requested = requested_record(run.backend, run_config, data_sha256)
         if run.action == "reuse":
             print(f"{label}: finished earlier with the same settings, reusing {run.run_dir}", flush=True)
             continue
         if run.action == "resume":
             print(f"{label}: unfinished run with the same settings, resuming {run.run_dir}", flush=True)
-            argv = ["-m", "fmnist_cli", "train", "--resume", OUT]
+            argv = ["-m", "fmnist.train_job", "resume", OUT]
         else:
             if run.action == "retrain":
                 print(
@@ -210,10 +209,7 @@ def train_all(
                 )
             else:
                 print(f"{label}: training into {run.run_dir}", flush=True)
-            argv = [
-                *("-m", "fmnist_cli", "train", "--backend", run.backend, "--config", f"{IN}/{CONFIG_INPUT}"),
-                *("--seed", str(run.seed), "--run-dir", OUT, *extra_args),
-            ]
+            argv = ["-m", "fmnist.train_job", "train", run.backend, f"{IN}/{CONFIG_INPUT}", OUT]
             if run.action == "retrain":
                 argv.append("--overwrite")  # removes that run's own files only (fmnist.rundir.RUN_ARTIFACTS)
         jobs.append(
@@ -222,7 +218,7 @@ def train_all(
                 argv=tuple(argv),
                 out_dir=run.run_dir,
                 threads=executor.threads,
-                inputs={CONFIG_INPUT: config_bytes},  # the config travels: a node may not have the file
+                inputs={CONFIG_INPUT: config_yaml(run_config).encode()},  # a node may not have the file
                 resumes=run.action == "resume",
                 check=partial(finished_run_problems, requested=requested),
                 owns=rundir.is_run_artifact,

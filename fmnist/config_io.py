@@ -39,7 +39,12 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def config_yaml(config: Config) -> str:
+    """The resolved config as the YAML text `load_config` reads back to the same config."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
 def save_config(config: Config, path: Path) -> None:
     from fmnist.rundir import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    atomic_write_text(path, config_yaml(config))

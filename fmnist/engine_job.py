@@ -22,8 +22,9 @@ from fmnist import engines
 from fmnist.config import config_from_dict
 from fmnist.errors import FmnistError
 
-#: The contract functions a job may call, each as fn(config, **kwargs).
-CALLS = ("layer_table", "initial_weights", "logits", "lockstep")
+#: The contract functions a job may call, each as fn(config, **kwargs), or fn(**kwargs) for a
+#: call without a config (predict: a run directory holds its own).
+CALLS = ("layer_table", "initial_weights", "logits", "lockstep", "predict")
 _ARRAY = "__array__"
 _SKELETON = "__skeleton__"
 
@@ -71,7 +72,8 @@ def run_calls(engine: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
     for call in calls:
         if call["fn"] not in CALLS:
             raise FmnistError(f"an engine job calls one of {', '.join(CALLS)}, not {call['fn']!r}")
-        results.append(getattr(module, call["fn"])(config_from_dict(call["config"]), **call.get("kwargs", {})))
+        fn, kwargs = getattr(module, call["fn"]), call.get("kwargs", {})
+        results.append(fn(config_from_dict(call["config"]), **kwargs) if "config" in call else fn(**kwargs))
     return {"versions": module.versions(), "results": results}
 
 

@@ -100,6 +100,20 @@ def activate(name: str) -> Engine:
     return spec
 
 
+def clash(name: str) -> str | None:
+    """Why the engine cannot load in this process, given the frameworks already in it (None: it
+    can): another Keras backend (KERAS_BACKEND is read once), or torch after TensorFlow without
+    torch._dynamo first (its first optimizer step segfaults, and so does a model's first call)."""
+    spec = engine(name)
+    keras = sys.modules.get("keras")
+    if spec.keras_backend is not None and keras is not None and keras.backend.backend() != spec.keras_backend:
+        return f"this process runs Keras on {keras.backend.backend()}"
+    needs_torch = spec.family == "lightning" or spec.keras_backend == "torch"
+    if needs_torch and "tensorflow" in sys.modules and "torch._dynamo" not in sys.modules:
+        return "this process loaded TensorFlow before torch"
+    return None
+
+
 def load(name: str) -> ModuleType:
     """The engine's module (`<package>.engine`), with its framework set up and imported."""
     spec = activate(name)

@@ -1,5 +1,10 @@
 """Errors a user can fix. The CLI prints them as one line and exits non-zero, no traceback."""
 
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
 
 class FmnistError(Exception):
     """Base of every error caused by input (config, data, paths), not by a bug."""
@@ -22,3 +27,34 @@ def reason(exc: BaseException) -> str:
     library errors (zip, pickle, h5) are often multi-line or blank."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def exit_code(work: Callable[[], int], debug: bool = False) -> int:
+    """Run a command's work and turn what it raises into one stderr line and an exit code, as the
+    `fmnist` command and the job entry points (`fmnist.train_job`) report: an error a user can
+    fix exits 2, Ctrl-C 130, a bug 1 asking for --debug; `debug` raises instead."""
+    try:
+        return work()
+    except FmnistError as exc:
+        if debug:
+            raise
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fmnist: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # disk full, permissions, a vanished file: the user's to fix
+        if debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"fmnist: error: {exc.strerror or reason(exc)}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line by default, the traceback with --debug
+        if debug:
+            raise
+        print(
+            f"fmnist: internal error: {type(exc).__name__}: {reason(exc)}"
+            " (run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1

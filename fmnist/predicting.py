@@ -81,14 +81,22 @@ def open_classifier(model: Path) -> Classifier:
     if not model.is_dir():
         raise FmnistError(f"{model}: no such run directory or .onnx file")
     from fmnist.config import load_config
+    from fmnist.engines import clash
     from fmnist.training import load_backend
 
     backend_name = rundir.backend_of(model)  # RunDirError: a run directory without a model
     config = load_config(model / rundir.CONFIG_FILE)
 
     def logits(images: np.ndarray) -> np.ndarray:
-        backend = load_backend(backend_name)
-        return backend.predict(model, images, config.train.eval_batch_size)
+        batch = config.train.eval_batch_size
+        if clash(backend_name) is None:
+            return load_backend(backend_name).predict(model, images, batch)
+        # Another framework here already (a Keras run's model, say, then a Lightning run's): this
+        # engine predicts in a process of its own (fmnist.engine_job).
+        from fmnist.engine_job import run_jobs
+
+        call = {"fn": "predict", "kwargs": {"run_dir": str(model), "images": images, "batch_size": batch}}
+        return np.asarray(run_jobs([(backend_name, [call])])[0]["results"][0])
 
     return Classifier(f"{model} ({backend_name})", CLASS_NAMES, logits)
 

@@ -14,14 +14,9 @@ from fmnist_cli.options import (
     add_precision,
     config_overrides,
     executor_choice,
-    flag,
     non_negative_int,
     positive_int,
 )
-
-#: The flags `compare` hands on to each `fmnist train` it starts (the rest are compare's own; the
-#: data folder goes by FMNIST_DATA_DIR, which the executor sets on the host that trains).
-PASSED_ON = ("epochs", "precision", "limit_train", "limit_test")
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -81,21 +76,13 @@ def run(args: argparse.Namespace) -> int:
     if args.runs:
         runs = args.runs
     else:
-        extra = [
-            arg
-            for name in PASSED_ON
-            if getattr(args, name) is not None
-            for arg in (flag(name), str(getattr(args, name)))
-        ]
         requested = with_overrides(config, config_overrides(args))
         # An unreachable Ray cluster is one line here, with nothing written.
         executor = open_executor(choice, Path(data.data_dir).resolve(), data.sha256)
         try:
             runs = train_all(
-                args.config,
                 args.seeds or list(config.compare.seeds),
                 out,
-                extra,
                 config=requested,
                 data_sha256=data.sha256,
                 executor=executor,

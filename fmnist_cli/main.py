@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from fmnist_cli import benchmark, compare, export, parity, predict, serve, train
-from fmnist.errors import FmnistError, reason as error_reason
+from fmnist.errors import exit_code
 
 #: In the order `fmnist --help` lists them.
 COMMANDS = (train, parity, compare, benchmark, predict, export, serve)
@@ -34,31 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except FmnistError as exc:
-        if args.debug:
-            raise
-        print(f"fmnist: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("fmnist: interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:  # disk full, permissions, a vanished file: the user's to fix
-        if args.debug:
-            raise
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"fmnist: error: {exc.strerror or error_reason(exc)}{where}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug: one line by default, the traceback with --debug
-        if args.debug:
-            raise
-        print(
-            f"fmnist: internal error: {type(exc).__name__}: {error_reason(exc)}"
-            " (run again with --debug for the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return 1
+    return exit_code(lambda: args.func(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The models a server runs: exported .onnx files, or run directories exported first in a child
-process (`python -m fmnist_cli export`), so the serving process never loads TensorFlow or torch.
+process (`python -m compare.export_job`), so the serving process never loads TensorFlow or torch.
 
 Each model is one onnxruntime session, opened once at start-up (`fmnist.onnx_model.OnnxModel`
 checks the input/output contract) and shared by all requests: onnxruntime sessions are safe to
@@ -84,14 +84,15 @@ def resolve(path: Path, data_dir: str | None = None, log: Callable[[str], None] 
         return export
     if not finished.is_file():
         raise FmnistError(f"{path}: not a finished run directory (no {rundir.TEST_METRICS_FILE}) and no {EXPORT_FILE}")
-    log(f"exporting {path} to ONNX in a child process (fmnist export; the server itself loads no framework)...")
+    log(f"exporting {path} to ONNX in a child process (as fmnist export; the server itself loads no framework)...")
     export_in_child(path, data_dir)
     return export
 
 
 def export_in_child(run_dir: Path, data_dir: str | None = None) -> None:
-    """`fmnist export RUN_DIR` in a fresh Python process; its last line is the error if it fails."""
-    cmd = [sys.executable, "-m", "fmnist_cli", "export", str(run_dir), *(["--data-dir", data_dir] if data_dir else [])]
+    """The export job (`python -m compare.export_job RUN_DIR`, what `fmnist export RUN_DIR` does)
+    in a fresh Python process; its last line is the error if it fails."""
+    cmd = [sys.executable, "-m", "compare.export_job", str(run_dir), *(["--data-dir", data_dir] if data_dir else [])]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S)
     except subprocess.TimeoutExpired:

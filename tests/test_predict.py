@@ -187,3 +187,33 @@ def test_the_readme_figure_is_drawn_from_a_run(keras_run, real_data_dir, tmp_pat
     result = write_figure(keras_run, tmp_path / "figure.png", str(real_data_dir))
     assert len(result.predictions) == SHOWN and not result.failures
     assert Image.open(tmp_path / "figure.png").size[0] > 600
+
+
+def test_a_keras_run_then_a_lightning_run_in_one_process(keras_run, lightning_run, test_images, tmp_path):
+    """TensorFlow first, then torch, in one process segfaulted on the model's first call: the
+    second engine now predicts in a process of its own (fmnist.engines.clash), with the same logits."""
+    import subprocess
+    import sys
+
+    pngs = _save_pngs(test_images[:20], tmp_path / "pngs")
+    code = (
+        "import json, sys\n"
+        "from fmnist.predicting import predict_files\n"
+        "out = {}\n"
+        "for run in sys.argv[2:]:\n"
+        "    result = predict_files(run, [sys.argv[1]])\n"
+        "    assert not result.failures\n"
+        "    out[run] = [p.logits.tolist() for p in result.predictions]\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(pngs), str(keras_run), str(lightning_run)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    for run in (keras_run, lightning_run):
+        direct = np.stack([p.logits for p in predict_files(run, [pngs]).predictions])
+        np.testing.assert_allclose(np.array(found[str(run)]), direct, atol=1e-6)

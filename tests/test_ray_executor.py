@@ -172,7 +172,7 @@ def _training_processes(cluster) -> dict[int, list[str]]:
     found = {}
     for pid in cluster.worker_processes():
         argv = ray_cluster.cmdline(pid)
-        if "fmnist_cli" in argv and "train" in argv:
+        if "fmnist.train_job" in argv:
             found[pid] = argv
     return {pid: argv for pid, argv in found.items() if ray_cluster.parent(pid) not in found}
 
