@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.stats import percentile
-from fmnist import rundir
+from fmnist import engines, rundir
 from fmnist.datasets import load_fashion_mnist
 from fmnist.errors import FmnistError
 
@@ -75,8 +75,10 @@ def _runners(backend: str, run_dir: Path, onnx_path: Path, threads: int) -> dict
 
     session = OnnxModel(onnx_path, threads=threads).session
     runners: dict[str, Callable[[np.ndarray], Any]] = {"onnxruntime": lambda x: session.run(None, {INPUT_NAME: x})}
-    model = exporter(backend).float32_model(run_dir)
-    if backend == "keras":
+    family = engines.engine(backend).family
+    engines.activate("keras" if family == "keras" else backend)  # as the export: Keras runs on TensorFlow
+    model = exporter(family).float32_model(run_dir)
+    if family == "keras":
         runners["keras: model(x)"] = lambda x: model(x, training=False).numpy()
         runners["keras: predict_on_batch"] = model.predict_on_batch
     else:

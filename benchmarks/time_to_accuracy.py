@@ -6,10 +6,11 @@ least the target.
 
 Each worker trains as `fmnist train` does (the config's network, optimizer, per-epoch schedule,
 batch order, the project's own data pipeline and split), the seed replaced by the run's, without
-validation. Its seconds run from the parent's clock reading just before it starts the process to
-the worker's when the final test accuracy is known: interpreter start, imports, data loading,
-model building, training and the test pass, not the framework's teardown after it. The test pass
-runs in the framework's end-of-training hook, before that teardown. The worker's own clocks give
+validation: the engine's `fit_budget` (`fmnist.backend_api.EngineModule`). Its seconds run from
+the parent's clock reading just before it starts the process to the worker's when the final test
+accuracy is known: interpreter start, imports, data loading, model building, training and the
+test pass, not the framework's teardown after it. The test pass runs in the framework's
+end-of-training hook, before that teardown. The worker's own clocks give
 the breakdown; the parent also keeps the process's whole wall time.
 """
 
@@ -43,7 +44,8 @@ CONFIG_INPUT = "config.yaml"
 
 
 class _FinalTest:
-    """The one test pass, called from the framework's end-of-training hook."""
+    """The clock of one run: `start` just before fit, `measure` (the one test pass) from the
+    framework's end-of-training hook (the engine's `fit_budget` calls both)."""
 
     def __init__(self, labels: np.ndarray) -> None:
         self.labels = labels
@@ -52,6 +54,9 @@ class _FinalTest:
         self.test_eval_seconds = 0.0
         self.accuracy: float | None = None
         self.known_at: float | None = None  # time.time() once the accuracy is known
+
+    def start(self) -> None:
+        self.fit_began = time.perf_counter()
 
     def measure(self, predict: Callable[[], np.ndarray]) -> None:
         began = time.perf_counter()
@@ -62,101 +67,13 @@ class _FinalTest:
         self.test_eval_seconds = time.perf_counter() - began
 
 
-def _keras(config, splits, final: _FinalTest) -> int:
-    """Trains the whole budget; returns the epochs trained."""
-    import keras
-
-    from fmnist.splits import to_float_nhwc
-    from keras_model.backend import compile_model, seed_everything
-    from keras_model.callbacks import ScheduledLearningRate
-    from keras_model.data import TrainBatches, fit_input
-    from keras_model.model import build_model
-
-    seed_everything(config)
-    model = compile_model(build_model(config), config)
-    t = config.train
-    data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, augment=config.data.augment)
-
-    def predict() -> np.ndarray:
-        # predict_on_batch, not model.predict: a predict() inside fit leaves a tf.data pipeline
-        # whose teardown costs seconds.
-        x, size = to_float_nhwc(splits.test.images), t.eval_batch_size
-        return np.concatenate(
-            [np.asarray(model.predict_on_batch(x[i : i + size]), dtype=np.float32) for i in range(0, len(x), size)]
-        )
-
-    class FinalTest(keras.callbacks.Callback):
-        def on_train_end(self, logs=None):
-            final.measure(predict)
-
-    final.fit_began = time.perf_counter()
-    history = model.fit(
-        fit_input(data),
-        epochs=t.epochs,
-        steps_per_epoch=data.batches_per_epoch,
-        shuffle=False,
-        verbose=0,
-        callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), FinalTest()],
-    )
-    return len(history.epoch)
-
-
-def _lightning(config, splits, final: _FinalTest) -> int:
-    """Trains the whole budget; returns the epochs trained."""
-    import lightning as L
-    import torch
-
-    from lightning_model.backend import configure_torch
-    from lightning_model.data import FashionMNISTDataModule
-    from lightning_model.module import FashionClassifier
-
-    configure_torch(config)
-    module = FashionClassifier.from_config(config)
-    datamodule = FashionMNISTDataModule(config, splits=splits)
-
-    class FinalTest(L.Callback):
-        def on_train_end(self, trainer, pl_module):
-            final.measure(lambda: predict(trainer))
-
-    @torch.inference_mode()
-    def predict(trainer: L.Trainer) -> np.ndarray:
-        """In the trainer's precision (bf16 autocast under bf16-mixed), as `fmnist train`'s
-        prediction of the test set and as the Keras side's predict under its mixed policy."""
-        module.eval()  # on the training device still: the hook runs before Lightning's teardown
-        x = torch.from_numpy(splits.test.images).unsqueeze(1).float().to(module.device)
-        with trainer.precision_plugin.forward_context():
-            logits = [module(b) for b in x.split(config.train.eval_batch_size)]
-        return torch.cat(logits).float().cpu().numpy()
-
-    trainer = L.Trainer(
-        max_epochs=config.train.epochs,
-        accelerator="auto",
-        devices=1,
-        deterministic=config.train.deterministic,
-        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-        callbacks=[FinalTest()],
-    )
-    final.fit_began = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    return trainer.current_epoch
-
-
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """One (backend, seed) run in this process; never raises (a failure is a row with its error)."""
     out: dict[str, Any] = {"backend": spec["backend"], "seed": spec["seed"]}
     try:
-        if spec["backend"] == "lightning":
-            import lightning  # noqa: F401
-            import torch  # noqa: F401
-        else:
-            import keras_model  # noqa: F401  (TensorFlow's settings before Keras loads it)
+        from fmnist import engines
+
+        engine = engines.load(spec["backend"])  # the framework, set up as the engine runs it
         import_seconds = time.perf_counter() - _T0
         from fmnist.config import load_config, with_overrides
         from fmnist.datasets import load_fashion_mnist
@@ -170,7 +87,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         data_seconds = time.perf_counter() - began
         final = _FinalTest(splits.test.labels.astype(np.int64))
         began = time.perf_counter()
-        epochs = (_lightning if spec["backend"] == "lightning" else _keras)(config, splits, final)
+        epochs = engine.fit_budget(config, splits, final.start, final.measure)
         if final.known_at is None:
             raise RuntimeError("training ended without its final test pass")
         from benchmarks.environment import framework_versions  # after the clock: nothing timed loads it

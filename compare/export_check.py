@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import CLASS_NAMES, __version__, rundir
+from fmnist import CLASS_NAMES, __version__, engines, rundir
 from fmnist.config import Config
 from fmnist.datasets import load_test_split
 from fmnist.errors import FmnistError
@@ -55,7 +55,8 @@ class ExportCheckFailed(FmnistError):
 
 
 def exporter(backend: str) -> ModuleType:
-    """The backend's export module (a caller loading both frameworks imports torch first)."""
+    """The export module of a family of engines, "keras" or "lightning" (a caller loading both
+    frameworks imports torch first)."""
     missing = [name for name in NEEDS[backend] if importlib.util.find_spec(name) is None]
     if missing:
         raise FmnistError(f"exporting a {backend} run needs {', '.join(missing)}: pip install 'fmnist-parity[export]'")
@@ -127,7 +128,11 @@ def export_run(
     report = Path(report or target.parent / REPORT_FILE)
     # All 10,000, whatever the run tested on; before the framework loads: a missing file is named at once.
     images, labels = load_test_split(data_dir)
-    module = exporter(backend)
+    family = engines.engine(backend).family
+    # Keras' exporter is TensorFlow's (tf2onnx): a run of any Keras engine is exported on it (its
+    # .keras loads there), Lightning's with torch.onnx.
+    engines.activate("keras" if family == "keras" else backend)
+    module = exporter(family)
     model = module.float32_model(run_dir)
     reference = {dtype: module.logits(model, images, dtype) for dtype in ("float32", "float64")}
     result: dict[str, Any] = {

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 
 def _frameworks():
-    """torch first (with dynamo, which loads triton), then Keras: the other order segfaults."""
-    import torch
-    import torch._dynamo  # noqa: F401
+    """Lightning's engine first (torch with dynamo, which loads triton), then Keras' on TensorFlow:
+    the other order segfaults."""
+    from fmnist import engines
 
-    import keras_model  # noqa: F401  (imports Keras without TensorFlow's start-up notices)
+    engines.load("lightning")
+    engines.load("keras")  # Keras without TensorFlow's start-up notices
     import keras
+    import torch
 
     return torch, keras

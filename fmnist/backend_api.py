@@ -7,6 +7,7 @@ Kept apart from `fmnist.training` so a backend imports only this small module.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -53,6 +54,16 @@ class EngineModule(Backend, Protocol):
     computes with (under a bf16-mixed config, "float32" means its mixed policy)."""
 
     def versions(self) -> dict[str, str]: ...
+
+    def fit_budget(
+        self,
+        config: Config,
+        splits: DataSplits,
+        on_start: Callable[[], None],
+        on_trained: Callable[[Callable[[], np.ndarray]], None],
+    ) -> int:
+        """The whole epoch budget as `train` runs it, without validation or files (time to
+        accuracy): on_start() before fit, on_trained(test_logits) from the end-of-training hook."""
 
     def layer_table(self, config: Config) -> list[dict]:
         """Per layer of `fmnist.architecture.layer_plan`: name, output shape (H, W, C; or

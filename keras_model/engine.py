@@ -9,19 +9,23 @@ backend's autodiff (TensorFlow's tape, `jax.grad` over `stateless_call`, torch's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
 from fmnist.config import Config
+from fmnist.splits import DataSplits, to_float_nhwc
 from fmnist.weight_layout import keras_to_torch_arrays, torch_to_keras_arrays
-from keras_model.backend import compile_model, completed_epochs, predict, train, versions
+from keras_model.backend import compile_model, completed_epochs, predict, seed_everything, train, versions
+from keras_model.callbacks import ScheduledLearningRate
+from keras_model.data import TrainBatches, fit_input
 from keras_model.model import build_model
 
 __all__ = [
     "completed_epochs",
+    "fit_budget",
     "initial_weights",
     "layer_table",
     "lockstep",
@@ -166,3 +170,43 @@ def lockstep(
         state = shared_weights(config, model)
     out["running"] = {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
     return out
+
+
+def fit_budget(
+    config: Config,
+    splits: DataSplits,
+    on_start: Callable[[], None],
+    on_trained: Callable[[Callable[[], np.ndarray]], None],
+) -> int:
+    """The config's whole epoch budget as `train` runs it (network, optimizer, schedule, batch
+    order, augmentation), without validation, checkpoints or files: what a time-to-accuracy
+    measurement times. on_start() just before fit; on_trained(predict) from fit's end-of-training
+    hook, before the framework's teardown, with the test set's logits to hand. Returns the epochs
+    trained."""
+    seed_everything(config)
+    model = compile_model(build_model(config), config)
+    t = config.train
+    data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, augment=config.data.augment)
+
+    def test_logits() -> np.ndarray:
+        # predict_on_batch, not model.predict: a predict() inside fit leaves a tf.data pipeline
+        # whose teardown costs seconds.
+        x, size = to_float_nhwc(splits.test.images), t.eval_batch_size
+        return np.concatenate(
+            [np.asarray(model.predict_on_batch(x[i : i + size]), dtype=np.float32) for i in range(0, len(x), size)]
+        )
+
+    class Trained(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            on_trained(test_logits)
+
+    on_start()
+    history = model.fit(
+        fit_input(data),
+        epochs=t.epochs,
+        steps_per_epoch=data.batches_per_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), Trained()],
+    )
+    return len(history.epoch)

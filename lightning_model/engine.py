@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
 from typing import Any
+
+import lightning as L
 
 import numpy as np
 import torch
 import torch._dynamo  # noqa: F401  (before TensorFlow, should a process load both: the other order segfaults)
 
 from fmnist.config import Config
-from lightning_model.backend import completed_epochs, predict, train, versions
+from fmnist.splits import DataSplits
+from lightning_model.backend import completed_epochs, configure_torch, predict, train, versions
+from lightning_model.data import FashionMNISTDataModule
 from lightning_model.module import FashionClassifier
 from lightning_model.network import build_network
 from lightning_model.precision import autocast
 
 __all__ = [
     "completed_epochs",
+    "fit_budget",
     "initial_weights",
     "layer_table",
     "lockstep",
@@ -104,3 +110,51 @@ def lockstep(
         k: v.numpy().copy() for k, v in network.state_dict().items() if k.endswith(("running_mean", "running_var"))
     }
     return out
+
+
+def fit_budget(
+    config: Config,
+    splits: DataSplits,
+    on_start: Callable[[], None],
+    on_trained: Callable[[Callable[[], np.ndarray]], None],
+) -> int:
+    """The config's whole epoch budget as `train` runs it (the LightningModule, the data module's
+    batch order), without validation, checkpoints or files: what a time-to-accuracy measurement
+    times. on_start() just before fit; on_trained(predict) from the end-of-training hook, before
+    Lightning's teardown. Returns the epochs trained."""
+    configure_torch(config)
+    module = FashionClassifier.from_config(config)
+    datamodule = FashionMNISTDataModule(config, splits=splits)
+
+    @torch.inference_mode()
+    def test_logits(trainer: L.Trainer) -> np.ndarray:
+        """In the trainer's precision (bf16 autocast under bf16-mixed), as `fmnist train`'s
+        prediction of the test set and as the Keras side's predict under its mixed policy."""
+        module.eval()  # on the training device still: the hook runs before Lightning's teardown
+        x = torch.from_numpy(splits.test.images).unsqueeze(1).float().to(module.device)
+        with trainer.precision_plugin.forward_context():
+            logits = [module(b) for b in x.split(config.train.eval_batch_size)]
+        return torch.cat(logits).float().cpu().numpy()
+
+    class Trained(L.Callback):
+        def on_train_end(self, trainer, pl_module):
+            on_trained(lambda: test_logits(trainer))
+
+    trainer = L.Trainer(
+        max_epochs=config.train.epochs,
+        accelerator="auto",
+        devices=1,
+        deterministic=config.train.deterministic,
+        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        callbacks=[Trained()],
+    )
+    on_start()
+    trainer.fit(module, datamodule=datamodule)
+    return trainer.current_epoch

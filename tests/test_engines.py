@@ -139,3 +139,7 @@ def test_a_keras_run_of_another_backend_scores_the_same_in_plain_keras(engine, t
     assert reported["test_accuracy"] > 0.5  # it learned something: a real check, not chance (10%)
     assert evaluated["test_accuracy"] == reported["test_accuracy"]
     assert evaluated["test_loss"] == pytest.approx(reported["test_loss"], rel=1e-5)
+    if engine == "keras-torch":  # its .keras names Keras' torch optimizer: exported on TensorFlow all the same
+        fmnist("export", str(run_dir), "--data-dir", str(real_data_dir))
+        exported = json.loads((run_dir / "export.json").read_text())
+        assert exported["passed"] and exported["backend"] == engine

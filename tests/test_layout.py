@@ -39,11 +39,9 @@ NOT_YET_THROUGH_THE_CONTRACT = {
     "compare/bf16_parity.py",
     "compare/bf16_trace.py",
     "compare/export_check.py",
-    "compare/parity_frameworks.py",
     "benchmarks/keras_runner.py",
     "benchmarks/page_faults.py",
     "benchmarks/plain_torch_loop.py",
-    "benchmarks/time_to_accuracy.py",
     "benchmarks/torch_runner.py",
 }
 
