@@ -94,11 +94,20 @@ def model_summary(model: keras.Model, width: int = 100) -> str:
 
 
 def versions() -> dict[str, str]:
-    found = {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
-    if keras.backend.backend() == "tensorflow":
+    """Keras, its backend, and that backend's framework version (read from the installed package)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    backend = keras.backend.backend()
+    found = {"keras": keras.__version__, "keras_backend": backend}
+    if backend == "tensorflow":
         import tensorflow as tf
 
         found["tensorflow"] = tf.__version__
+    elif backend in ("jax", "torch"):
+        try:
+            found[backend] = version(backend)
+        except PackageNotFoundError:
+            pass
     return found
 
 
