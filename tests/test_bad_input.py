@@ -320,11 +320,13 @@ def test_evaluate_a_file(env, tmp_path):
 
 
 def test_evaluate_directory_without_model(env, tmp_path):
+    """A folder without run.json is no run (nothing guesses the engine from file names); one whose
+    run.json names an engine but lacks its model says which file is missing."""
     path = tmp_path / "empty-run"
     path.mkdir()
-    assert_clean_error(
-        fmnist(env, tmp_path, "evaluate", str(path)), str(path), "holds no model", "model.keras", "model.ckpt"
-    )
+    assert_clean_error(fmnist(env, tmp_path, "evaluate", str(path)), str(path), "holds no run of fmnist", "run.json")
+    (path / "run.json").write_text('{"backend": "keras-torch", "status": "finished"}')
+    assert_clean_error(fmnist(env, tmp_path, "evaluate", str(path)), str(path), "holds no model (model.keras)")
 
 
 # One check refuses all three (rundir.check_model_archive, tests/test_training_rules.py): the

@@ -259,6 +259,7 @@ def test_evaluate_refuses_a_planted_model(fmnist_cli, one_line_error, tmp_path, 
     run_dir, marker = tmp_path / "sent-to-me", tmp_path / "ran"
     run_dir.mkdir()
     save_config(_tiny_config(), run_dir / rundir.CONFIG_FILE)
+    rundir.write_run_info(run_dir, {"backend": "lightning", "status": "finished"})  # sent along, as a run has it
     model = _planted_checkpoint(run_dir / "model.ckpt", marker)
     result = fmnist_cli("evaluate", str(run_dir), "--data-dir", str(real_data_dir))
     one_line_error(result, str(model), "refusing to load it (weights_only)")

@@ -82,10 +82,13 @@ def test_a_model_compiled_with_smoothing_saves_and_loads(baseline_config, tmp_pa
     config = with_overrides(baseline_config, {"train.label_smoothing": 0.1})
     model = compile_model(build_model(config), config)
     model.save(tmp_path / "model.keras")
-    loaded = load_model(tmp_path)
+    # Compiled, as a user's own keras.saving.load_model does: the registered loss comes back.
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert isinstance(loaded.loss, SparseCrossentropyWithSmoothing) and loaded.loss.label_smoothing == 0.1
     x = np.zeros((2, 28, 28, 1), np.float32)
     assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    # The project's own loader, for prediction and export, loads it uncompiled: the same function.
+    assert np.array_equal(load_model(tmp_path).predict(x, verbose=0), model.predict(x, verbose=0))
     again = keras.losses.deserialize(keras.losses.serialize(loaded.loss))
     assert again.get_config() == loaded.loss.get_config()
 
