@@ -258,8 +258,10 @@ LONGER = ("--seeds", "0", "--epochs", "3", "--limit-train", "3000", "--limit-tes
 LONGER_RUNS = ["keras-seed0", "lightning-seed0"]
 
 
-def _run_dir_of(argv: list[str]) -> Path:
-    return Path(argv[argv.index("--run-dir") + 1])
+def _job_of(argv: list[str]) -> tuple[str, Path]:
+    """(engine, run directory) of a `python -m fmnist.train_job train ENGINE CONFIG RUN_DIR`."""
+    i = argv.index("fmnist.train_job")
+    return argv[i + 2], Path(argv[i + 4])
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -289,8 +291,8 @@ def test_a_training_or_ray_worker_killed_mid_run_fails_by_name_or_retries_never_
         deadline = time.monotonic() + 300
         while len(killed) < 2 and time.monotonic() < deadline and driver.poll() is None:
             for pid, argv in _training_processes(cluster).items():
-                backend = argv[argv.index("--backend") + 1]
-                if backend in killed or _epochs_done(_run_dir_of(argv)) < 1:
+                backend, run_dir = _job_of(argv)
+                if backend in killed or _epochs_done(run_dir) < 1:
                     continue
                 if backend == "keras":
                     victim, what = pid, "training"
