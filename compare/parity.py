@@ -30,8 +30,8 @@ from compare.parity_checks import (
 )
 from compare.parity_result import ParityResult, format_table
 from compare.parity_tolerance import compare_lockstep, float32_allowed
-from fmnist.config import Config, OptimizerConfig, config_to_dict, with_overrides
-from fmnist.engine_job import run_jobs
+from fmnist.config import Config, OptimizerConfig, with_overrides
+from fmnist.engine_job import call, run_jobs
 from fmnist import engines as registry
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.splits import Split
@@ -48,11 +48,6 @@ __all__ = [
     "without_dropout",
 ]
 DTYPES = ("float32", "float64")
-
-
-def call(fn: str, config: Config, **kwargs: Any) -> dict[str, Any]:
-    """One call of an engine job (`fmnist.engine_job`)."""
-    return {"fn": fn, "config": config_to_dict(config), "kwargs": kwargs}
 
 
 def lockstep_options(engine: str, pair: tuple[str, ...]) -> dict[str, Any]:

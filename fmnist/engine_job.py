@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmnist import engines
-from fmnist.config import config_from_dict
+from fmnist.config import Config, config_from_dict, config_to_dict
 from fmnist.errors import FmnistError
 
 #: The contract functions a job may call, each as fn(config, **kwargs), or fn(**kwargs) for a
@@ -27,6 +27,11 @@ from fmnist.errors import FmnistError
 CALLS = ("layer_table", "initial_weights", "logits", "lockstep", "predict")
 _ARRAY = "__array__"
 _SKELETON = "__skeleton__"
+
+
+def call(fn: str, config: Config | None = None, **kwargs: Any) -> dict[str, Any]:
+    """One call of a job: a contract function, the config it takes (none for predict), its arguments."""
+    return {"fn": fn, **({"config": config_to_dict(config)} if config is not None else {}), "kwargs": kwargs}
 
 
 def _pack(tree: Any, arrays: dict[str, np.ndarray]) -> Any:

@@ -93,10 +93,10 @@ def open_classifier(model: Path) -> Classifier:
             return load_backend(backend_name).predict(model, images, batch)
         # Another framework here already (a Keras run's model, say, then a Lightning run's): this
         # engine predicts in a process of its own (fmnist.engine_job).
-        from fmnist.engine_job import run_jobs
+        from fmnist.engine_job import call, run_jobs
 
-        call = {"fn": "predict", "kwargs": {"run_dir": str(model), "images": images, "batch_size": batch}}
-        return np.asarray(run_jobs([(backend_name, [call])])[0]["results"][0])
+        job = [call("predict", run_dir=str(model), images=images, batch_size=batch)]
+        return np.asarray(run_jobs([(backend_name, job)])[0]["results"][0])
 
     return Classifier(f"{model} ({backend_name})", CLASS_NAMES, logits)
 

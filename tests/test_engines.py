@@ -14,8 +14,7 @@ import pytest
 from compare.parity_checks import without_dropout
 from fmnist import engines
 from fmnist.architecture import layer_plan
-from fmnist.config import config_to_dict
-from fmnist.engine_job import run_jobs, write_tree
+from fmnist.engine_job import call, run_jobs, write_tree
 from fmnist.errors import FmnistError
 
 STEPS, BATCH = 3, 16
@@ -30,23 +29,19 @@ def answers(request):
     images, labels = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8), np.arange(200, dtype=np.uint8) % 10
     start = {  # Lightning's own draws, in the shared layout
         k: np.asarray(v)
-        for k, v in run_jobs([("lightning", [_call("initial_weights", config)])])[0]["results"][0].items()
+        for k, v in run_jobs([("lightning", [call("initial_weights", config)])])[0]["results"][0].items()
     }
     x = [images[i * BATCH : (i + 1) * BATCH] for i in range(STEPS)]
     y = [labels[i * BATCH : (i + 1) * BATCH] for i in range(STEPS)]
     calls = [
-        _call("layer_table", config),
-        _call("initial_weights", config),
-        _call("logits", config, weights=start, images=images[:40], dtype="float32"),
-        _call("lockstep", without_dropout(config), weights=start, images=x, labels=y, dtype="float32"),
-        _call("logits", config, weights=start, images=images[:40], dtype="float64"),
+        call("layer_table", config),
+        call("initial_weights", config),
+        call("logits", config, weights=start, images=images[:40], dtype="float32"),
+        call("lockstep", without_dropout(config), weights=start, images=x, labels=y, dtype="float32"),
+        call("logits", config, weights=start, images=images[:40], dtype="float64"),
     ]
     found = run_jobs([(e, calls) for e in engines.ENGINE_NAMES])
     return config, start, dict(zip(engines.ENGINE_NAMES, found))
-
-
-def _call(fn, config, **kwargs):
-    return {"fn": fn, "config": config_to_dict(config), "kwargs": kwargs}
 
 
 @pytest.mark.parametrize("engine", engines.ENGINE_NAMES)
