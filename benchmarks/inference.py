@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.stats import percentile
-from fmnist import engines, rundir
+from fmnist import rundir
 from fmnist.datasets import load_fashion_mnist
 from fmnist.errors import FmnistError
 
@@ -70,28 +70,13 @@ def time_calls(
 
 
 def _runners(backend: str, run_dir: Path, onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
-    from compare.export_check import exporter
+    from compare.export_check import export_engine
     from fmnist.onnx_model import INPUT_NAME, OnnxModel
 
     session = OnnxModel(onnx_path, threads=threads).session
     runners: dict[str, Callable[[np.ndarray], Any]] = {"onnxruntime": lambda x: session.run(None, {INPUT_NAME: x})}
-    family = engines.engine(backend).family
-    engines.activate("keras" if family == "keras" else backend)  # as the export: Keras runs on TensorFlow
-    model = exporter(family).float32_model(run_dir)
-    if family == "keras":
-        runners["keras: model(x)"] = lambda x: model(x, training=False).numpy()
-        runners["keras: predict_on_batch"] = model.predict_on_batch
-    else:
-        import torch
-
-        torch.set_num_threads(threads)
-
-        def forward(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return model(torch.from_numpy(x)).numpy()
-
-        runners["torch: inference_mode forward"] = forward
-    return runners
+    # as the export: a Keras run runs on TensorFlow
+    return {**runners, **export_engine(backend).inference_runners(run_dir, threads)}
 
 
 def time_predict(model: Path, folder: Path) -> dict[str, Any]:

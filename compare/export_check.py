@@ -1,15 +1,16 @@
 """`fmnist export`: a run's model to ONNX, proven to be the same model as the trained one.
 
-The framework's own exporter writes the file (`keras_model.export`, `lightning_model.export`);
-then onnxruntime runs it on all 10,000 test images against the framework's own model in float32
-with the same weights, and `fmnist parity`'s float32 rule decides: max |logit difference| within
+The engine writes the file with its framework's own exporter (the contract's `export_onnx`, from
+the run's weights in the shared layout); then onnxruntime runs it on all 10,000 test images
+against the engine's own float32 logits with the same weights (the contract's `logits`, also in
+float64 for the rounding allowance), and `fmnist parity`'s float32 rule decides: max |logit difference| within
 1e-5, or twice the framework's own float32 rounding (its float32 logits against float64 ones)
 if that is larger, and 100% identical predicted classes. `export.json` holds the figures; a
 failed check keeps no ONNX file under the output name.
 
-`transferred_onnx_parity` carries the parity claim through export: a Keras model's weights
-copied into the torch network (`compare.weight_transfer`), both exported, give the same logits
-in onnxruntime within the same rule.
+`transferred_onnx_parity` carries the parity claim through export: the same weights, in the
+shared layout, exported by a Keras engine and by Lightning, give the same logits in
+onnxruntime within the same rule.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fmnist import CLASS_NAMES, __version__, engines, rundir
-from fmnist.config import Config
+from fmnist.config import Config, load_config, with_overrides
 from fmnist.datasets import load_test_split
 from fmnist.errors import FmnistError
 from fmnist.onnx_contract import finalize
@@ -44,9 +45,9 @@ FORMATS = ("onnx",)
 TOLERANCE = 1e-5  # `fmnist parity`'s float32 logit tolerance, before its rounding allowance
 EXPORT_FILE = rundir.ONNX_FILE
 REPORT_FILE = rundir.EXPORT_REPORT_FILE
-EXPORTERS = {"keras": "keras_model.export", "lightning": "lightning_model.export"}
-#: What each exporter needs beyond its framework: tf2onnx runs under Keras' exporter, onnxscript
-#: under torch's; checked first, as the exporters only fail deep inside when they are missing.
+REFERENCE = "the engine's float32 model built from the run's weights (float32 policy, eval mode, no autocast)"
+#: What each family's exporter needs beyond its framework: tf2onnx runs under Keras' exporter,
+#: onnxscript under torch's; checked first, as the exporters only fail deep inside when they are missing.
 NEEDS = {"keras": ("onnx", "onnxruntime", "tf2onnx"), "lightning": ("onnx", "onnxruntime", "onnxscript")}
 
 
@@ -54,13 +55,20 @@ class ExportCheckFailed(FmnistError):
     """The exported file does not give the trained model's logits: the one line says by how much."""
 
 
-def exporter(backend: str) -> ModuleType:
-    """The export module of a family of engines, "keras" or "lightning" (a caller loading both
-    frameworks imports torch first)."""
-    missing = [name for name in NEEDS[backend] if importlib.util.find_spec(name) is None]
+def export_engine(backend: str) -> ModuleType:
+    """The engine that exports a run of `backend`: Keras' exporter is TensorFlow's (tf2onnx), so a
+    run of any Keras engine is exported by `keras` (its .keras loads there), Lightning's by
+    torch.onnx. A caller loading both families loads `lightning` first (torch before TensorFlow)."""
+    family = engines.engine(backend).family
+    missing = [name for name in NEEDS[family] if importlib.util.find_spec(name) is None]
     if missing:
-        raise FmnistError(f"exporting a {backend} run needs {', '.join(missing)}: pip install 'fmnist-parity[export]'")
-    return importlib.import_module(EXPORTERS[backend])
+        raise FmnistError(f"exporting a {family} run needs {', '.join(missing)}: pip install 'fmnist-parity[export]'")
+    return engines.load("keras" if family == "keras" else backend)
+
+
+def float32_config(run_dir: Path) -> Config:
+    """The run's config with float32 compute: what an export is, whatever precision trained it."""
+    return with_overrides(load_config(Path(run_dir) / rundir.CONFIG_FILE), {"train.precision": "float32"})
 
 
 def metadata(run_dir: Path, backend: str, reference: str) -> dict[str, str]:
@@ -128,19 +136,15 @@ def export_run(
     report = Path(report or target.parent / REPORT_FILE)
     # All 10,000, whatever the run tested on; before the framework loads: a missing file is named at once.
     images, labels = load_test_split(data_dir)
-    family = engines.engine(backend).family
-    # Keras' exporter is TensorFlow's (tf2onnx): a run of any Keras engine is exported on it (its
-    # .keras loads there), Lightning's with torch.onnx.
-    engines.activate("keras" if family == "keras" else backend)
-    module = exporter(family)
-    model = module.float32_model(run_dir)
-    reference = {dtype: module.logits(model, images, dtype) for dtype in ("float32", "float64")}
+    engine = export_engine(backend)
+    config, weights = float32_config(run_dir), engine.run_weights(run_dir)
+    reference = {dtype: engine.logits(config, weights, images, dtype) for dtype in ("float32", "float64")}
     result: dict[str, Any] = {
         "backend": backend,
         "run_dir": str(run_dir),
         "onnx": str(target),
         "format": "onnx",
-        "reference": module.REFERENCE,
+        "reference": REFERENCE,
         "export_precision": "float32",
         "run_precision": _run_precision(run_dir),
     }
@@ -150,8 +154,8 @@ def export_run(
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.partial.onnx")
         try:
-            module.export_onnx(model, tmp)
-            result.update(finalize(tmp, metadata(run_dir, backend, module.REFERENCE)))
+            engine.export_onnx(config, weights, tmp)
+            result.update(finalize(tmp, metadata(run_dir, backend, REFERENCE)))
             result["check"] = verify(tmp, images, labels, reference)
             result["sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
             if result["check"]["passed"]:
@@ -160,7 +164,7 @@ def export_run(
                 result["onnx"] = None
         finally:
             tmp.unlink(missing_ok=True)
-    result["versions"] = {**module.versions(), "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")}
+    result["versions"] = {**engine.export_versions(), "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")}
     result["passed"] = result["check"]["passed"]
     # The file names only: a report is published beside its results, where this machine's paths mean nothing.
     rundir.write_json(
@@ -172,8 +176,6 @@ def export_run(
 
 
 def _run_precision(run_dir: Path) -> str:
-    from fmnist.config import load_config
-
     return load_config(run_dir / rundir.CONFIG_FILE).train.precision
 
 
@@ -191,37 +193,29 @@ def summary_line(result: dict[str, Any]) -> str:
     )
 
 
-def transferred_onnx_parity(config: Config, keras_model: Any, images: np.ndarray, folder: Path) -> dict[str, Any]:
-    """Copy the Keras model's weights into the torch network, export both, run both files in
-    onnxruntime: same logits within the parity rule, identical predictions."""
-    from compare.parity_frameworks import _frameworks
-    from compare.weight_transfer import copy_keras_to_torch
-
-    _frameworks()  # torch before TensorFlow
-    keras_export, torch_export = exporter("keras"), exporter("lightning")
-    from lightning_model import build_network
-
-    network = build_network(config).eval()
-    copy_keras_to_torch(config, keras_model, network)
-    torch_model = torch_export.PixelsNHWC(network).eval()
+def transferred_onnx_parity(
+    config: Config, weights: dict[str, np.ndarray], images: np.ndarray, folder: Path
+) -> dict[str, Any]:
+    """The same weights (shared layout, say a Keras run's) exported by Keras and by Lightning, both
+    files run in onnxruntime: the same logits within the parity rule, identical predictions."""
+    exporters = {backend: export_engine(backend) for backend in ("lightning", "keras")}  # torch first
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"keras": folder / "keras.onnx", "lightning": folder / "lightning.onnx"}
-    keras_export.export_onnx(keras_model, paths["keras"])
-    torch_export.export_onnx(torch_model, paths["lightning"])
-    for backend, path in paths.items():
+    paths = {backend: folder / f"{backend}.onnx" for backend in exporters}
+    for backend, engine in exporters.items():
+        engine.export_onnx(config, weights, paths[backend])
         finalize(
-            path,
+            paths[backend],
             {
                 META_BACKEND: backend,
                 META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)),
                 META_CONTRACT: CONTRACT,
-                "weights": "transferred from the Keras model",
+                "weights": "the same, shared layout",
             },
         )
     logits = {b: OnnxModel(p).logits(images) for b, p in paths.items()}
     rounding = max(
-        float(np.abs(m.logits(model, images, "float32") - m.logits(model, images, "float64")).max())
-        for m, model in ((keras_export, keras_model), (torch_export, torch_model))
+        float(np.abs(e.logits(config, weights, images, "float32") - e.logits(config, weights, images, "float64")).max())
+        for e in exporters.values()
     )
     return {
         **compare_logits(logits["lightning"], logits["keras"].astype(np.float64), rounding),

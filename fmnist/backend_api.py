@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -86,6 +86,21 @@ class EngineModule(Backend, Protocol):
         """Train from `weights` one step per batch with the config's optimizer, dropout as the
         config says: {"loss": per step, "grads": the first batch's gradients (state left as it
         was), "running": batch-norm running statistics after the last step}."""
+
+    def run_weights(self, run_dir: Path) -> dict[str, np.ndarray]:
+        """A run's trained weights in the shared layout, float32 (what `export_onnx` and
+        `logits` take: an export is checked against the same weights in the engine)."""
+
+    def export_onnx(self, config: Config, weights: dict[str, np.ndarray], path: Path) -> None:
+        """The config's network with these weights, float32, written to ONNX by the framework's
+        own exporter: input `pixels` [N, 28, 28, 1] raw, dynamic batch (`fmnist.onnx_model`)."""
+
+    def export_versions(self) -> dict[str, str]:
+        """The framework and exporter versions an export report records."""
+
+    def inference_runners(self, run_dir: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
+        """In-process only (not an engine job): the run's float32 model as the framework's users
+        call it, by name, on NHWC float32 pixels; what `fmnist benchmark-inference` times."""
 
 
 class EpochReporter:

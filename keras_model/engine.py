@@ -17,20 +17,25 @@ import numpy as np
 
 from fmnist.config import Config
 from fmnist.splits import DataSplits, to_float_nhwc
-from fmnist.weight_layout import keras_to_torch_arrays, torch_to_keras_arrays
+from fmnist.weight_layout import keras_to_torch_arrays
 from keras_model.backend import compile_model, completed_epochs, predict, seed_everything, train, versions
 from keras_model.callbacks import ScheduledLearningRate
 from keras_model.data import TrainBatches, fit_input
-from keras_model.model import build_model
+from keras_model.export import export_onnx, export_versions, inference_runners, run_weights
+from keras_model.model import build_model, set_shared_weights, shared_weights
 
 __all__ = [
     "completed_epochs",
+    "export_onnx",
+    "export_versions",
     "fit_budget",
+    "inference_runners",
     "initial_weights",
     "layer_table",
     "lockstep",
     "logits",
     "predict",
+    "run_weights",
     "train",
     "versions",
 ]
@@ -69,16 +74,6 @@ def float_type(dtype: str) -> Iterator[None]:
             import jax
 
             jax.config.update("jax_enable_x64", x64)
-
-
-def shared_weights(config: Config, model: keras.Model) -> dict[str, np.ndarray]:
-    return keras_to_torch_arrays(config, {layer.name: layer.get_weights() for layer in model.layers})
-
-
-def set_shared_weights(config: Config, model: keras.Model, weights: dict[str, np.ndarray]) -> None:
-    for name, values in torch_to_keras_arrays(config, weights).items():
-        layer = model.get_layer(name)
-        layer.set_weights([v.astype(w.dtype) for v, w in zip(values, layer.get_weights())])
 
 
 def layer_table(config: Config) -> list[dict[str, Any]]:

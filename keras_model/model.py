@@ -8,6 +8,7 @@ import numpy as np
 from fmnist import IMAGE_SHAPE
 from fmnist.architecture import LayerSpec, layer_plan
 from fmnist.config import Config
+from fmnist.weight_layout import keras_to_torch_arrays, torch_to_keras_arrays
 
 
 #: Layers that compute in float32 under the mixed_bfloat16 policy, as the torch network does under
@@ -64,3 +65,14 @@ def build_model(config: Config) -> keras.Model:
     dtype = "mixed_bfloat16" if config.train.precision == "bf16-mixed" else None
     layers = [_layer(spec, config.model.init, dtype) for spec in layer_plan(config)]
     return keras.Sequential([keras.Input(shape=(*IMAGE_SHAPE, 1), name="pixels"), *layers], name=config.name)
+
+
+def shared_weights(config: Config, model: keras.Model) -> dict[str, np.ndarray]:
+    """The model's weights in the shared layout (`fmnist.weight_layout`): what crosses engines."""
+    return keras_to_torch_arrays(config, {layer.name: layer.get_weights() for layer in model.layers})
+
+
+def set_shared_weights(config: Config, model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+    for name, values in torch_to_keras_arrays(config, weights).items():
+        layer = model.get_layer(name)
+        layer.set_weights([v.astype(w.dtype) for v, w in zip(values, layer.get_weights())])

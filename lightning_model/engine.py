@@ -20,29 +20,25 @@ from fmnist.splits import DataSplits
 from lightning_model.backend import completed_epochs, configure_torch, predict, train, versions
 from lightning_model.data import FashionMNISTDataModule
 from lightning_model.module import FashionClassifier
-from lightning_model.network import build_network
+from lightning_model.export import export_onnx, export_versions, inference_runners, run_weights
+from lightning_model.network import build_network, load_shared_weights
 from lightning_model.precision import autocast
 
 __all__ = [
     "completed_epochs",
+    "export_onnx",
+    "export_versions",
     "fit_budget",
+    "inference_runners",
     "initial_weights",
     "layer_table",
     "lockstep",
     "logits",
     "predict",
+    "run_weights",
     "train",
     "versions",
 ]
-
-
-def _load(network: torch.nn.Module, weights: dict[str, np.ndarray], dtype: str) -> torch.nn.Module:
-    state = network.state_dict()
-    for key, value in weights.items():
-        if tuple(state[key].shape) != value.shape:
-            raise ValueError(f"{key}: torch shape {tuple(state[key].shape)} vs shared-layout shape {value.shape}")
-    network.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=False)
-    return network.to(getattr(torch, dtype))
 
 
 def layer_table(config: Config) -> list[dict[str, Any]]:
@@ -64,7 +60,7 @@ def initial_weights(config: Config) -> dict[str, np.ndarray]:
 
 
 def logits(config: Config, weights: dict[str, np.ndarray], images: np.ndarray, dtype: str) -> np.ndarray:
-    network = _load(build_network(config).eval(), weights, dtype)
+    network = load_shared_weights(build_network(config).eval(), weights, dtype)
     with torch.no_grad():
         return network(torch.from_numpy(images.astype(dtype)[:, None])).numpy().astype(np.float64)
 
@@ -83,7 +79,7 @@ def lockstep(
     TensorFlow (`lightning_model.optim`; it shows in float64 only)."""
     torch.set_float32_matmul_precision("highest")
     module = FashionClassifier.from_config(config)
-    network = _load(module.network.train(), weights, dtype)
+    network = load_shared_weights(module.network.train(), weights, dtype)
     optimizer = module.configure_optimizers()["optimizer"]
     for group in optimizer.param_groups:
         if "exact_casts" in group:

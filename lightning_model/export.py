@@ -1,30 +1,32 @@
-"""A Lightning run's network to ONNX with torch's own exporter (`torch.onnx.export`, its default
-dynamo path, which needs onnxscript), and the float32 reference it is checked against.
+"""The `lightning` engine's part of the export contract (`fmnist.backend_api.EngineModule`): the
+network built from weights in the shared layout, written to ONNX with torch's own exporter
+(`torch.onnx.export`, its default dynamo path, which needs onnxscript), and the run's network as
+torch runs it for inference timing.
 
 The export takes the same input as the Keras export, NHWC [N, 28, 28, 1] raw pixels: a thin
 module permutes to the network's NCHW first, and the exporter records that permute in the graph.
 The export is float32: the network's parameters are float32 in every precision (bf16-mixed only
-autocasts the compute), and outside a Trainer there is no autocast, so the loaded network run
-as it is is the float32 reference.
+autocasts the compute), and outside a Trainer there is no autocast.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from fmnist import IMAGE_SHAPE
+from fmnist.config import Config
 from fmnist.onnx_model import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
 from lightning_model.backend import load_module
+from lightning_model.network import build_network, load_shared_weights
 
-REFERENCE = "the torch network of the run's checkpoint, float32 weights, eval mode, no autocast"
-PREDICT_BATCH = 500
 EXAMPLE_BATCH = 2  # the traced example; the batch dimension is exported as dynamic
 # The exporter's registry says, on every export, that torchvision's operators are skipped: not ours.
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -41,14 +43,19 @@ class PixelsNHWC(nn.Module):
         return self.network(pixels.permute(0, 3, 1, 2))
 
 
-def float32_model(run_dir: Path) -> PixelsNHWC:
-    """The run's network (loaded by the backend's loader), float32, in eval mode."""
-    module = load_module(run_dir)
-    network = module.network.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-    return PixelsNHWC(network).eval()
+def run_weights(run_dir: Path) -> dict[str, np.ndarray]:
+    """The run's trained weights (loaded by the backend's loader), shared layout: the state dict."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in load_module(run_dir).network.state_dict().items()}
 
 
-def export_onnx(model: PixelsNHWC, path: Path) -> None:
+def float32_model(config: Config, weights: dict[str, np.ndarray]) -> PixelsNHWC:
+    """The config's network with these weights, float32, in eval mode, behind the NHWC input."""
+    return PixelsNHWC(load_shared_weights(build_network(config), weights, "float32")).eval()
+
+
+def export_onnx(config: Config, weights: dict[str, np.ndarray], path: Path) -> None:
+    """torch's exporter, input `pixels` (NHWC) with a dynamic batch, output `logits`."""
+    model = float32_model(config, weights)
     example = torch.zeros(EXAMPLE_BATCH, *IMAGE_SHAPE, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
@@ -66,16 +73,19 @@ def export_onnx(model: PixelsNHWC, path: Path) -> None:
         )
 
 
-@torch.inference_mode()
-def logits(model: PixelsNHWC, images: np.ndarray, dtype: str = "float32") -> np.ndarray:
-    """The model's logits for raw [N, 28, 28] pixels, in float32 or float64 (a float64 copy)."""
-    if dtype != "float32":
-        model = copy.deepcopy(model).to(getattr(torch, dtype))
-    x = torch.from_numpy(np.asarray(images, dtype=dtype).reshape(-1, *IMAGE_SHAPE, 1))
-    return torch.cat([model(x[i : i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]).double().numpy()
+def inference_runners(run_dir: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
+    """The run's float32 network called as torch users call it, on NHWC float32 pixels."""
+    model = PixelsNHWC(load_module(run_dir).network.float().to(memory_format=torch.contiguous_format)).eval()
+    torch.set_num_threads(threads)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return {"torch: inference_mode forward": forward}
 
 
-def versions() -> dict[str, str]:
+def export_versions() -> dict[str, str]:
     import lightning
     import onnxscript
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -172,3 +173,14 @@ def build_network(config: Config) -> nn.Sequential:
     network = nn.Sequential(OrderedDict(_modules(layer_plan(config))))
     init_weights(network, config.model.init)
     return network
+
+
+def load_shared_weights(network: nn.Module, weights: dict[str, np.ndarray], dtype: str) -> nn.Module:
+    """Weights in the shared layout (`fmnist.weight_layout`: the state dict's names and shapes)
+    into the network, cast to `dtype`; a shape that differs is named."""
+    state = network.state_dict()
+    for key, value in weights.items():
+        if tuple(state[key].shape) != value.shape:
+            raise ValueError(f"{key}: torch shape {tuple(state[key].shape)} vs shared-layout shape {value.shape}")
+    network.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=False)
+    return network.to(getattr(torch, dtype))

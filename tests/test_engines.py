@@ -138,3 +138,29 @@ def test_a_keras_run_of_another_backend_scores_the_same_in_plain_keras(engine, t
         fmnist("export", str(run_dir), "--data-dir", str(real_data_dir))
         exported = json.loads((run_dir / "export.json").read_text())
         assert exported["passed"] and exported["backend"] == engine
+
+
+def test_every_engine_module_offers_the_whole_contract():
+    """Read statically (no framework loads): each `<package>.engine` lists in `__all__` every
+    function of `fmnist.backend_api.EngineModule` and of the `Backend` it extends."""
+    import ast
+    from pathlib import Path
+
+    def tree(module: str) -> ast.Module:
+        return ast.parse((Path(__file__).parents[1] / f"{module.replace('.', '/')}.py").read_text())
+
+    contract = {
+        fn.name
+        for cls in tree("fmnist.backend_api").body
+        if isinstance(cls, ast.ClassDef) and cls.name in ("Backend", "EngineModule")
+        for fn in cls.body
+        if isinstance(fn, ast.FunctionDef)
+    }
+    assert {"train", "logits", "lockstep", "export_onnx", "run_weights"} <= contract
+    for package in {engines.engine(name).package for name in engines.ENGINE_NAMES}:
+        (listed,) = [
+            ast.literal_eval(node.value)
+            for node in tree(f"{package}.engine").body
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets)
+        ]
+        assert contract <= set(listed), f"{package}.engine lacks {sorted(contract - set(listed))}"

@@ -156,12 +156,10 @@ def test_a_bf16_run_exports_from_its_float32_weights(keras_run, real_data_dir, t
 
 
 def test_transferred_weights_give_the_same_onnx_logits(keras_run, test_images, tmp_path):
-    from compare.export_check import transferred_onnx_parity
-    from fmnist.config import load_config
-    from keras_model.export import float32_model
+    from compare.export_check import export_engine, float32_config, transferred_onnx_parity
 
-    config = load_config(keras_run / "config.yaml")
-    result = transferred_onnx_parity(config, float32_model(keras_run), test_images[:2000], tmp_path)
+    weights = export_engine("keras").run_weights(keras_run)  # trained: batch-norm statistics too
+    result = transferred_onnx_parity(float32_config(keras_run), weights, test_images[:2000], tmp_path)
     assert result["passed"], result
     assert result["identical_predictions"] == 2000 and result["max_abs_logit_diff"] <= result["allowed"]
     metas = [{p.key: p.value for p in onnx.load(result["files"][b]).metadata_props} for b in ("keras", "lightning")]
