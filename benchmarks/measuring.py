@@ -1,5 +1,6 @@
-"""What the throughput runners (`torch_runner`, `keras_runner`) share, so both measure alike:
-the images, the batch order, the step clock's arithmetic and the memory readings.
+"""What every throughput measurement shares, whichever engine's loop it times (`worker`, through
+`fmnist.backend_api.EngineModule.throughput`), so all measure alike: the images, the batch
+order, the step clock and its arithmetic, and the memory readings.
 
 Timing: a timestamp after every step, taken after device synchronisation; the first `warmup`
 steps (which include tracing and compilation) are reported apart; throughput is timed images
@@ -9,6 +10,7 @@ pipeline between steps is counted.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,28 @@ def timing_from_stamps(start: float, stamps: list[float], warmup: int, batch_siz
         "warmup_seconds": (stamps[warmup - 1] - start) if warmup else 0.0,
         "first_step_seconds": stamps[0] - start,
     }
+
+
+class Stamps:
+    """The step clock an engine's loop reads (`fmnist.backend_api.StepClock`): the memory before
+    the run, and per phase the time just before the first step and after each step."""
+
+    def __init__(self) -> None:
+        self.rss_before: float | None = None
+        self.starts: dict[str, float] = {}
+        self.stamps: dict[str, list[float]] = {"train": [], "inference": []}
+
+    def ready(self) -> None:
+        self.rss_before = rss_mib()
+
+    def start(self, phase: str) -> None:
+        self.starts[phase] = time.perf_counter()
+
+    def stamp(self, phase: str) -> None:
+        self.stamps[phase].append(time.perf_counter())
+
+    def timing(self, phase: str, warmup: int, batch_size: int) -> dict[str, Any]:
+        """`timing_from_stamps` of the phase."""
+        if phase not in self.starts:
+            raise RuntimeError(f"the engine's loop never started its {phase} phase")
+        return timing_from_stamps(self.starts[phase], self.stamps[phase], warmup, batch_size)

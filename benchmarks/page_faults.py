@@ -6,8 +6,9 @@ image of the project's plain training loop, in this process's allocator setting.
 
 The first runs as `fmnist train` does (`fmnist.malloc`: glibc keeps freed memory); the second
 leaves glibc as it is. docs/speed.md ("Where torch's time went") has the figures. The step is
-`benchmarks.plain_torch_loop.PlainTraining` on the config's network, random pixels and labels
-(the allocator does not care what the numbers are), one JSON line out.
+the engine's `fixed_batch_steps` (`fmnist.backend_api.EngineModule`; for `lightning`, the default,
+the plain torch loop `lightning_model.plain_loop.PlainTraining`) on the config's network, random
+pixels and labels (the allocator does not care what the numbers are), one JSON line out.
 """
 
 from __future__ import annotations
@@ -19,36 +20,29 @@ import time
 from pathlib import Path
 
 from benchmarks import REPO
+from fmnist import engines
+from fmnist.config import load_config, with_overrides
 
 
-def measure(config_path: Path, batch_size: int, channels_last: bool, steps: int, warmup: int) -> dict:
-    import torch
-
-    from benchmarks.plain_torch_loop import PlainTraining
-    from fmnist.config import load_config, with_overrides
-    from lightning_model.backend import configure_torch
-    from lightning_model.module import FashionClassifier
-
+def measure(
+    config_path: Path, batch_size: int, channels_last: bool, steps: int, warmup: int, engine: str = "lightning"
+) -> dict:
     config = with_overrides(
         load_config(config_path), {"train.channels_last": channels_last, "train.precision": "float32"}
     )
-    allocator = configure_torch(config)
-    plain = PlainTraining.from_module(FashionClassifier.from_config(config), steps_per_epoch=warmup + steps)
-    x = torch.randint(0, 256, (batch_size, 1, 28, 28)).float()
-    y = torch.randint(0, 10, (batch_size,))
-    plain.start_epoch(0)
+    step, facts = engines.load(engine).fixed_batch_steps(config, batch_size, steps_per_epoch=warmup + steps)
     for _ in range(warmup):
-        plain.step(x, y)
+        step()
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(steps):
-        plain.step(x, y)
+        step()
     seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
     images = steps * batch_size
     return {
         "batch_size": batch_size,
         "channels_last": channels_last,
-        "threads": torch.get_num_threads(),
-        "allocator": allocator,
+        "threads": facts["threads"],
+        "allocator": facts["allocator"],
         "images_per_s": images / seconds,
         "minor_faults_per_image": (after.ru_minflt - before.ru_minflt) / images,
         "system_us_per_image": (after.ru_stime - before.ru_stime) / images * 1e6,
@@ -62,8 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--engine", choices=engines.ENGINE_NAMES, default="lightning", help="whose training step")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.config, args.batch_size, args.channels_last, args.steps, args.warmup)))
+    result = measure(args.config, args.batch_size, args.channels_last, args.steps, args.warmup, args.engine)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmnist.config import Config, with_overrides
+from fmnist.engines import ENGINES
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ class Variant:
     torch_compile: bool = False  # torch.compile the network
     default: bool = True  # measured when --variants is not given
     gpu: bool = False  # measured by the prepared GPU run (benchmarks.gpu_run)
+
+    @property
+    def engine(self) -> str:
+        """The engine (`fmnist.engines`) whose step loops measure it: Keras on its backend, or Lightning."""
+        if self.keras_backend is None:
+            return "lightning"
+        return next(e.name for e in ENGINES.values() if e.keras_backend == self.keras_backend)
 
     @property
     def overrides(self) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 `benchmarks.orchestrate` starts one of these per (runner, variant, batch size, repeat), so each
 framework has the process to itself (no TensorFlow/torch import-order trap, no shared thread
 pools, a fresh peak-memory counter). The spec says what to measure; the result (or the error)
-is written as JSON to OUT.json. The runner measures: `keras` in `keras_runner`, `lightning` and
-`plain torch` in `torch_runner`; the variant's settings come from `variants`.
+is written as JSON to OUT.json. The variant's settings come from `variants`; the engine it names
+(`fmnist.engines`) runs the runner's step loop (`EngineModule.throughput`: Keras' fit/predict,
+Lightning's Trainer, or the plain torch loop Lightning is measured against) over the batches
+chosen here, reading this side's clock (`measuring.Stamps`) around every step.
 """
 
 from __future__ import annotations
@@ -26,9 +28,37 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "jax":
         pass
 
 from benchmarks.environment import framework_versions  # noqa: E402
-from benchmarks.measuring import peak_rss_mib  # noqa: E402
-from benchmarks.variants import variant_config, variant_for  # noqa: E402
-from fmnist.config import load_config  # noqa: E402
+from benchmarks.measuring import Stamps, batch_order, peak_rss_mib, training_images  # noqa: E402
+from benchmarks.variants import Variant, variant_config, variant_for  # noqa: E402
+from fmnist import engines  # noqa: E402
+from fmnist.backend_api import SpeedRun  # noqa: E402
+from fmnist.config import Config, load_config  # noqa: E402
+
+
+def measure(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str, Any]:
+    """Training and inference timings of `spec`'s runner on the variant's engine."""
+    engine = engines.load(variant.engine)
+    split, data_note = training_images(spec, config)
+    bs, warmup = spec["batch_size"], spec["warmup"]
+    run = SpeedRun(
+        loop=spec["runner"],
+        split=split,
+        order=batch_order(len(split), bs, warmup + spec["steps"], config.seed),
+        device=spec["device"],
+        threads=spec.get("tf_threads" if spec["runner"] == "keras" else "torch_threads"),
+        jit_compile=variant.jit_compile,
+        torch_compile=variant.torch_compile,
+    )
+    clock = Stamps()
+    out = engine.throughput(config, run, clock)
+    resident = out.pop("resident_on", None)
+    return {
+        "train": clock.timing("train", warmup, bs),
+        "inference": clock.timing("inference", warmup, bs),
+        "data": data_note if resident is None else f"{data_note}, resident on {resident}",
+        "rss_before_mib": clock.rss_before,
+        **out,
+    }
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -38,10 +68,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         variant = variant_for(spec["runner"], spec["variant"])  # refuses what the table lacks
         config = variant_config(load_config(spec["config"]), variant.name)
-        if spec["runner"] == "keras":
-            from benchmarks.keras_runner import measure_keras as measure
-        else:
-            from benchmarks.torch_runner import measure_torch as measure
         result.update(measure(spec, config, variant))
         result["status"] = "ok"
     except Exception as exc:  # recorded, never fatal: the benchmark goes on with the others

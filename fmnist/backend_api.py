@@ -20,7 +20,7 @@ from fmnist.tensorboard_log import TensorBoardLog
 
 if TYPE_CHECKING:
     from fmnist.config import Config
-    from fmnist.splits import DataSplits
+    from fmnist.splits import DataSplits, Split
 
 
 @dataclass
@@ -32,6 +32,34 @@ class TrainOutcome:
     summary: str
     train_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpeedRun:
+    """One throughput measurement an engine's `throughput` runs, framework-free so the benchmark
+    (`benchmarks.worker`) decides the work and the engine only how its framework does it."""
+
+    loop: str  # the loop timed: "keras" (fit/predict), "lightning" (the Trainer) or "plain torch"
+    split: Split  # the training images (uint8 N x 28 x 28) and labels the batches index
+    order: list[np.ndarray]  # every batch, warm-up first, as indices into `split`; full batches only
+    device: str  # "cpu" or "cuda"; the engine refuses "cuda" where its framework sees no GPU
+    threads: int | None = None  # the framework's intra-op threads; None: its default
+    jit_compile: bool | None = None  # Keras' jit_compile; None: what compile_model chose
+    torch_compile: bool = False  # torch.compile the network (the torch loops)
+
+
+class StepClock(Protocol):
+    """The benchmark's clock, read by an engine's step loop (`EngineModule.throughput`): the
+    engine waits for the device before each call, so the time read covers the step's work."""
+
+    def ready(self) -> None:
+        """Data (and, where the loop builds it first, the model) in place: the memory baseline."""
+
+    def start(self, phase: str) -> None:
+        """Just before the first step of `phase` ("train" or "inference")."""
+
+    def stamp(self, phase: str) -> None:
+        """After each step of `phase`, once the device has finished it."""
 
 
 class Backend(Protocol):
@@ -101,6 +129,23 @@ class EngineModule(Backend, Protocol):
     def inference_runners(self, run_dir: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
         """In-process only (not an engine job): the run's float32 model as the framework's users
         call it, by name, on NHWC float32 pixels; what `fmnist benchmark-inference` times."""
+
+    def throughput(self, config: Config, run: SpeedRun, clock: StepClock) -> dict[str, Any]:
+        """In-process only (`benchmarks.worker`, one framework per process): `run.loop` trains one
+        epoch of exactly `run.order`'s batches, then infers on them, reading `clock` around every
+        step, as `fmnist train` would with this config. The loop, the device synchronisation and
+        the framework's settings are the engine's; the clock, the batches and what the times mean
+        are the benchmark's. Returns what only the framework knows: final_loss, flags, threads,
+        and where it has them the device's peak memory, the allocator and the epoch's metrics."""
+
+    def fixed_batch_steps(
+        self, config: Config, batch_size: int, steps_per_epoch: int
+    ) -> tuple[Callable[[], Any], dict[str, Any]]:
+        """In-process only (`benchmarks.page_faults`): one training step of the engine's own loop
+        (Lightning's: the plain torch loop it is measured against), on one random batch drawn at
+        the config's seed, as a callable the caller repeats and times; and the settings it ran
+        under ({"threads": ..., "allocator": ...}). What a step costs the allocator, no data in
+        the way."""
 
 
 class EpochReporter:

@@ -1,9 +1,10 @@
 """The Keras engines (`keras`, `keras-jax`, `keras-torch`: one code, the backend KERAS_BACKEND
 names, set by `fmnist.engines`) behind the contract of `fmnist.backend_api.EngineModule`.
 
-Training and prediction are `keras_model.backend`'s; here are the steps parity needs. Everything
-but the gradient is Keras' own API and runs on any backend; the gradient of one batch is each
-backend's autodiff (TensorFlow's tape, `jax.grad` over `stateless_call`, torch's backward).
+Training and prediction are `keras_model.backend`'s, the benchmark's step loops
+`keras_model.speed`'s; here are the steps parity needs. Everything but the gradient is Keras' own
+API and runs on any backend; the gradient of one batch is each backend's autodiff (TensorFlow's
+tape, `jax.grad` over `stateless_call`, torch's backward).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from keras_model.callbacks import ScheduledLearningRate
 from keras_model.data import TrainBatches, fit_input
 from keras_model.export import export_onnx, export_versions, inference_runners, run_weights
 from keras_model.model import build_model, set_shared_weights, shared_weights
+from keras_model.speed import fixed_batch_steps, throughput
 
 __all__ = [
     "completed_epochs",
     "export_onnx",
     "export_versions",
     "fit_budget",
+    "fixed_batch_steps",
     "inference_runners",
     "initial_weights",
     "layer_table",
@@ -36,6 +39,7 @@ __all__ = [
     "logits",
     "predict",
     "run_weights",
+    "throughput",
     "train",
     "versions",
 ]

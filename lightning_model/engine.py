@@ -1,6 +1,7 @@
 """The `lightning` engine behind the contract of `fmnist.backend_api.EngineModule`: training and
-prediction are `lightning_model.backend`'s; here are the steps parity needs, on the plain network
-and the LightningModule's own loss and optimizer."""
+prediction are `lightning_model.backend`'s, the benchmark's step loops `lightning_model.speed`'s;
+here are the steps parity needs, on the plain network and the LightningModule's own loss and
+optimizer."""
 
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ from lightning_model.module import FashionClassifier
 from lightning_model.export import export_onnx, export_versions, inference_runners, run_weights
 from lightning_model.network import build_network, load_shared_weights
 from lightning_model.precision import autocast
+from lightning_model.speed import fixed_batch_steps, throughput
 
 __all__ = [
     "completed_epochs",
     "export_onnx",
     "export_versions",
     "fit_budget",
+    "fixed_batch_steps",
     "inference_runners",
     "initial_weights",
     "layer_table",
@@ -36,6 +39,7 @@ __all__ = [
     "logits",
     "predict",
     "run_weights",
+    "throughput",
     "train",
     "versions",
 ]

@@ -39,13 +39,13 @@ def test_device_resident_batches_are_the_host_loaders_batches(tiny_images, chann
     import torch
 
     from benchmarks.measuring import batch_order
-    from benchmarks.torch_runner import DeviceBatches
     from fmnist.splits import Split, to_float_nhwc
     from lightning_model.data import BatchDataset
+    from lightning_model.speed import DeviceBatches
 
     split = Split(*tiny_images)
     order = batch_order(len(split), 32, 8, seed=3)  # 6 full batches an epoch: the order wraps into a second
-    batches = DeviceBatches(torch, split, order, torch.device("cpu"), channels_last=channels_last)
+    batches = DeviceBatches(split, order, torch.device("cpu"), channels_last=channels_last)
     host = BatchDataset(split)
     assert len(batches) == 8 and batches.images.dtype == torch.uint8  # kept as uint8 where it lives
     for i, idx in enumerate(order):
@@ -88,7 +88,7 @@ _JAX_RUN = """
 import json, os
 os.environ["KERAS_BACKEND"] = "jax"
 from benchmarks.worker import run
-from benchmarks.keras_runner import _keras_sync, _jax_wait
+from keras_model.speed import device_sync, jax_wait
 spec = {"runner": "keras", "device": "cpu", "batch_size": 32, "steps": 2, "warmup": 1,
         "config": "configs/baseline.yaml", "data": "synthetic", "data_dir": None, "torch_threads": None, "repeat": 0}
 out = {"jax-bf16": run({**spec, "variant": "jax-bf16"})}
@@ -96,9 +96,9 @@ out["cuda"] = run({**spec, "variant": "jax", "device": "cuda"})
 import jax.numpy as jnp
 class Model:
     _jax_state = {"trainable_variables": [jnp.ones(3) * 2]}
-_jax_wait(Model())
-_jax_wait(object())  # outside fit/predict there is no state to wait for
-out["sync_on_gpu_is_jax_wait"] = _keras_sync("jax", "cuda") is _jax_wait
+jax_wait(Model())
+jax_wait(object())  # outside fit/predict there is no state to wait for
+out["sync_on_gpu_is_jax_wait"] = device_sync("jax", "cuda") is jax_wait
 print("RESULT" + json.dumps(out))
 """
 

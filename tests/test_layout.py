@@ -34,16 +34,12 @@ MODULE_NAME = re.compile(r"(keras_model|lightning_model)(\.\w+)*")
 TOOLS = ("compare", "benchmarks", "serving", "fmnist_cli")
 #: Tool files that still import a backend module themselves instead of going through the engine
 #: contract (`fmnist.engines`, `fmnist.backend_api.EngineModule`): the bf16 checks and the export
-#: check hold Keras and torch models side by side in one process, the benchmark runners time the
-#: frameworks' own loops. This list only shrinks (docs/architecture.md, "Not yet through the contract").
+#: check hold Keras and torch models side by side in one process. This list only shrinks
+#: (docs/architecture.md, "Not yet through the contract").
 NOT_YET_THROUGH_THE_CONTRACT = {
     "compare/bf16_accumulation.py",
     "compare/bf16_parity.py",
     "compare/bf16_trace.py",
-    "benchmarks/keras_runner.py",
-    "benchmarks/page_faults.py",
-    "benchmarks/plain_torch_loop.py",
-    "benchmarks/torch_runner.py",
 }
 
 

@@ -2,7 +2,7 @@
 step, as Lightning's own parity tests (`tests/parity_pytorch` in its repository) compare a
 LightningModule with plain PyTorch: the Trainer, callbacks and logging add no math of their own.
 
-The plain loop is the benchmark's (`benchmarks.plain_torch_loop.PlainTraining`), so what this file
+The plain loop is the benchmark's (`lightning_model.plain_loop.PlainTraining`), so what this file
 proves holds for Lightning's reference in `fmnist benchmark`: the same initial weights, the shared
 batch order and augmentation, dropout reseeded from (seed, epoch), label-smoothed cross-entropy,
 Keras-exact AdamW with decoupled weight decay, the one-cycle learning rate of every step, and the
@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.plain_torch_loop import PlainTraining
 from fmnist.config import load_config, with_overrides
 from fmnist.datasets import load_fashion_mnist
 from fmnist.splits import make_splits, num_batches
 from lightning_model.backend import configure_torch, make_trainer
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
+from lightning_model.plain_loop import PlainTraining
 
 REPO = Path(__file__).resolve().parents[1]
 

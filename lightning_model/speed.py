@@ -1,41 +1,38 @@
-"""The torch side of a benchmark measurement, in a worker process (`benchmarks.worker`):
+"""The `lightning` engine's step loops for the benchmark (`throughput`, `fixed_batch_steps` of
+`fmnist.backend_api.EngineModule`), in the benchmark's worker process:
 
 - `lightning`:   `fmnist train`'s Trainer (`lightning_model.backend.make_trainer`) with the
                  callbacks it trains with, `.fit` and `.predict` of `FashionClassifier.from_config(config)`.
-- `plain torch`: `benchmarks.plain_torch_loop.PlainTraining`, the module's training step as a plain
+- `plain torch`: `lightning_model.plain_loop.PlainTraining`, the module's training step as a plain
                  loop (the same loss, optimizer, schedule, metrics and checks), on the network and
                  optimizer the module builds, over the very same batches: Lightning's reference.
 
-docs/speed.md ("What the two torch runners do") defines both.
+docs/speed.md ("What the two torch runners do") defines both. The clock, the batch order and
+what the times mean are the benchmark's; here are the loops and the device synchronisation.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from typing import Any, Callable
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
+import torch
+from torch.utils.data import DataLoader
 
-from benchmarks.measuring import batch_order, rss_mib, timing_from_stamps, training_images
-from benchmarks.variants import Variant
+from fmnist.backend_api import SpeedRun, StepClock
 from fmnist.config import Config
 from fmnist.splits import Split
+from lightning_model.backend import configure_torch, make_trainer, training_callbacks
+from lightning_model.module import FashionClassifier
+from lightning_model.plain_loop import PlainTraining
 
-
-def _torch_setup(spec: dict[str, Any], config: Config):
-    import torch
-
-    from lightning_model.backend import configure_torch
-
-    malloc = configure_torch(config)  # seeds, TF32 setting, allocator, as `fmnist train` does
-    if spec.get("torch_threads"):
-        torch.set_num_threads(int(spec["torch_threads"]))
-    if spec["device"] == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: torch sees no CUDA device")
-    device = torch.device(spec["device"])
-    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    return torch, device, sync, malloc
+Timings = dict[str, Any]
 
 
 class DeviceBatches:
@@ -44,8 +41,7 @@ class DeviceBatches:
     loader is in the loop. On CPU this is the project's own `BatchDataset` work (index,
     unsqueeze, float), and yields the very same tensors (tests/test_gpu_path.py)."""
 
-    def __init__(self, torch, split: Split, order: list[np.ndarray], device, channels_last: bool) -> None:
-        self.torch = torch
+    def __init__(self, split: Split, order: list[np.ndarray], device: torch.device, channels_last: bool) -> None:
         self.images = torch.from_numpy(split.images).to(device)
         self.labels = torch.from_numpy(split.labels.astype(np.int64)).to(device)
         self.order = [torch.from_numpy(o).to(device) for o in order]
@@ -54,17 +50,15 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.order)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.order[i]
         x = self.images[idx].unsqueeze(1).float()
         if self.channels_last:
-            x = x.contiguous(memory_format=self.torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
         return x, self.labels[idx]
 
 
-def _torch_loader(torch, batches: DeviceBatches, seed: int):
-    from torch.utils.data import DataLoader
-
+def _loader(batches: Sequence[tuple[torch.Tensor, torch.Tensor]], seed: int) -> DataLoader:
     # batch_size=None: each item is a whole batch already. A generator of its own, as in
     # lightning_model.data: a new iterator then draws nothing from torch's global generator, so
     # dropout's masks do not depend on when each side creates it.
@@ -72,24 +66,26 @@ def _torch_loader(torch, batches: DeviceBatches, seed: int):
     return DataLoader(batches, batch_size=None, shuffle=False, num_workers=0, generator=generator)
 
 
-def measure_torch(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str, Any]:
-    """Training and inference timings of `spec`'s runner ("lightning" or "plain torch")."""
-    torch, device, sync, malloc = _torch_setup(spec, config)
-    split, data_note = training_images(spec, config)
-    bs, warmup, steps = spec["batch_size"], spec["warmup"], spec["steps"]
-    order = batch_order(len(split), bs, warmup + steps, config.seed)
-    batches = DeviceBatches(torch, split, order, device, channels_last=config.train.channels_last)
+def throughput(config: Config, run: SpeedRun, clock: StepClock) -> dict[str, Any]:
+    """`run.loop` ("lightning" or "plain torch") timed by `clock`: see the module's docstring."""
+    malloc = configure_torch(config)  # seeds, TF32 setting, allocator, as `fmnist train` does
+    if run.threads:
+        torch.set_num_threads(int(run.threads))
+    if run.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: torch sees no CUDA device")
+    device = torch.device(run.device)
+    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    batches = DeviceBatches(run.split, run.order, device, channels_last=config.train.channels_last)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    rss_before = rss_mib()
+    clock.ready()
 
-    if spec["runner"] == "lightning":
-        train, infer, extra = _lightning_run(torch, spec, config, variant, batches, sync)
+    if run.loop == "lightning":
+        out = _lightning_run(config, run, batches, sync, clock)
     else:
-        train, infer, extra = _plain_run(torch, spec, config, variant, batches, device, sync)
-    out = {"train": train, "inference": infer, "data": data_note, "rss_before_mib": rss_before, **extra}
+        out = _plain_run(config, run, batches, device, sync, clock)
     if device.type == "cuda":
-        out["data"] = f"{data_note}, resident on {batches.images.device}"
+        out["resident_on"] = str(batches.images.device)
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
         out["peak_memory_kind"] = "torch.cuda.max_memory_allocated"
     out["malloc"] = malloc
@@ -102,106 +98,104 @@ def measure_torch(spec: dict[str, Any], config: Config, variant: Variant) -> dic
     return out
 
 
-def _compiled(torch, network, variant: Variant):
-    return torch.compile(network) if variant.torch_compile else network
+def _compiled(network: torch.nn.Module, run: SpeedRun) -> torch.nn.Module:
+    return torch.compile(network) if run.torch_compile else network
 
 
-def _plain_run(torch, spec, config, variant: Variant, batches, device, sync):
-    from benchmarks.plain_torch_loop import PlainTraining
-    from lightning_model.module import FashionClassifier
-
+def _plain_run(
+    config: Config,
+    run: SpeedRun,
+    batches: DeviceBatches,
+    device: torch.device,
+    sync: Callable[[], None],
+    clock: StepClock,
+) -> dict[str, Any]:
     if config.train.deterministic and device.type == "cuda":
         # cuBLAS refuses deterministic mode without a fixed workspace; Lightning's Trainer sets the same.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(config.train.deterministic)  # as Lightning's Trainer(deterministic=...)
     module = FashionClassifier.from_config(config).to(device)
-    module.network = _compiled(torch, module.network, variant)
+    module.network = _compiled(module.network, run)
     plain = PlainTraining.from_module(module, steps_per_epoch=len(batches))
     network = plain.network
-    loader = _torch_loader(torch, batches, config.seed)
-    warmup = spec["warmup"]
+    loader = _loader(batches, config.seed)
 
-    stamps: list[float] = []
     sync()
-    start = time.perf_counter()
+    clock.start("train")
     plain.start_epoch(0)
     for x, y in loader:
         loss = plain.step(x, y)
         sync()
-        stamps.append(time.perf_counter())
-    train = timing_from_stamps(start, stamps, warmup, spec["batch_size"])
+        clock.stamp("train")
     epoch_metrics = plain.end_epoch()  # after the timed steps, as Lightning's epoch end
     final_loss = float(loss.detach())
     if not np.isfinite(final_loss):
         raise RuntimeError(f"the training loss became {final_loss}")
 
     network.eval()
-    stamps = []
     sync()
-    start = time.perf_counter()
+    clock.start("inference")
     with torch.inference_mode(), plain.autocast:
         for x, _ in loader:
             network(x)
             sync()
-            stamps.append(time.perf_counter())
-    infer = timing_from_stamps(start, stamps, warmup, spec["batch_size"])
-    return train, infer, {"final_loss": final_loss, "train_epoch_metrics": epoch_metrics}
+            clock.stamp("inference")
+    return {"final_loss": final_loss, "train_epoch_metrics": epoch_metrics}
 
 
-def _lightning_run(torch, spec, config, variant: Variant, batches, sync):
+def _lightning_run(
+    config: Config, run: SpeedRun, batches: DeviceBatches, sync: Callable[[], None], clock: StepClock
+) -> dict[str, Any]:
     """The Trainer `fmnist train` builds (`make_trainer`), with the callbacks `lightning_model.backend.train`
     gives it, in its order, and the module's logging and torchmetrics; the progress bar as off a
     terminal (the worker's stdout is a pipe). Only the epoch count differs: one epoch of exactly the
     batches measured. The epoch's end (validation on one batch, the metrics row, early stopping,
     the checkpoint) comes after the last timed step."""
-    import tempfile
-    import warnings
-    from pathlib import Path
-
-    import lightning as L
-
-    from lightning_model.backend import make_trainer, training_callbacks
-    from lightning_model.module import FashionClassifier
-
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|GPU available but not used).*")
 
-    class StepClock(L.Callback):
-        def __init__(self) -> None:
-            self.train: list[float] = []
-            self.predict: list[float] = []
-
+    class StepClockCallback(L.Callback):
         def on_train_batch_end(self, *args, **kwargs) -> None:
             sync()
-            self.train.append(time.perf_counter())
+            clock.stamp("train")
 
         def on_predict_batch_end(self, *args, **kwargs) -> None:
             sync()
-            self.predict.append(time.perf_counter())
+            clock.stamp("inference")
 
-    warmup = spec["warmup"]
     module = FashionClassifier.from_config(config)
-    module.network = _compiled(torch, module.network, variant)
-    clock = StepClock()
+    module.network = _compiled(module.network, run)
     rows: list[dict[str, float]] = []  # the metrics row EpochReport hands to the core's reporter
     x0, y0 = batches[0]
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-run-") as tmp:
         run_dir = Path(tmp)
         nan_guard, callbacks = training_callbacks(config, run_dir, rows.append)
-        trainer = make_trainer(config, run_dir, [*callbacks, clock])
+        trainer = make_trainer(config, run_dir, [*callbacks, StepClockCallback()])
         trainer.fit_loop.max_epochs = 1  # the loader holds exactly the warm-up and timed batches
-        if trainer.strategy.root_device.type != spec["device"]:
-            raise RuntimeError(f"--device {spec['device']}: Lightning chose {trainer.strategy.root_device}")
-        loader = _torch_loader(torch, batches, config.seed)
+        if trainer.strategy.root_device.type != run.device:
+            raise RuntimeError(f"--device {run.device}: Lightning chose {trainer.strategy.root_device}")
+        loader = _loader(batches, config.seed)
         sync()
-        start = time.perf_counter()
-        one_batch = _torch_loader(torch, [(x0, y0)], config.seed)  # validation, after the timed steps
+        clock.start("train")
+        one_batch = _loader([(x0, y0)], config.seed)  # validation, after the timed steps
         trainer.fit(module, train_dataloaders=loader, val_dataloaders=one_batch)
-        train = timing_from_stamps(start, clock.train, warmup, spec["batch_size"])
         nan_guard.watch.raise_if_diverged()
         sync()
-        start = time.perf_counter()
+        clock.start("inference")
         trainer.predict(module, dataloaders=loader, return_predictions=False)
-        infer = timing_from_stamps(start, clock.predict, warmup, spec["batch_size"])
     loss = trainer.callback_metrics.get("train/loss")
     epoch = {"loss": rows[-1]["train_loss"], "accuracy": rows[-1]["train_accuracy"]} if rows else None
-    return train, infer, {"final_loss": None if loss is None else float(loss), "train_epoch_metrics": epoch}
+    return {"final_loss": None if loss is None else float(loss), "train_epoch_metrics": epoch}
+
+
+def fixed_batch_steps(
+    config: Config, batch_size: int, steps_per_epoch: int
+) -> tuple[Callable[[], torch.Tensor], dict[str, Any]]:
+    """The plain loop's training step (`PlainTraining`, as `fmnist train` sets torch up: its
+    allocator setting included) on the config's network and one batch of random pixels and labels
+    (the allocator does not care what the numbers are); steps_per_epoch: the schedule's unit."""
+    allocator = configure_torch(config)
+    plain = PlainTraining.from_module(FashionClassifier.from_config(config), steps_per_epoch=steps_per_epoch)
+    x = torch.randint(0, 256, (batch_size, 1, 28, 28)).float()
+    y = torch.randint(0, 10, (batch_size,))
+    plain.start_epoch(0)
+    return (lambda: plain.step(x, y)), {"threads": torch.get_num_threads(), "allocator": allocator}

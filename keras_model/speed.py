@@ -1,35 +1,32 @@
-"""The Keras side of a benchmark measurement, in a worker process (`benchmarks.worker`):
-`model.fit` / `model.predict` of `keras_model.build_model(config)` over the very batches the
-torch runners get, on the Keras backend named by KERAS_BACKEND (set by the parent from the
-variant table)."""
+"""The Keras engines' step loops for the benchmark (`throughput`, `fixed_batch_steps` of
+`fmnist.backend_api.EngineModule`), in the benchmark's worker process: `model.fit` /
+`model.predict` of `keras_model.build_model(config)` over the very batches the torch loops get,
+on the Keras backend the engine set (KERAS_BACKEND). The clock, the batch order and what the
+times mean are the benchmark's; here are the loops and the device synchronisation.
+"""
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
+import keras
 import numpy as np
 
-from benchmarks.measuring import batch_order, rss_mib, timing_from_stamps, training_images
-from benchmarks.variants import Variant
+from fmnist.backend_api import SpeedRun, StepClock
 from fmnist.config import Config
+from fmnist.splits import to_float_nhwc
+from keras_model.backend import compile_model, seed_everything
+from keras_model.data import EvalBatches
+from keras_model.model import build_model
 
 
-def measure_keras(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str, Any]:
-    """Training and inference timings of Keras on the worker's backend."""
-    import keras_model  # noqa: F401  (TensorFlow's settings before it loads)
-    import keras
-
-    from keras_model.backend import compile_model
-    from fmnist.splits import to_float_nhwc
-    from keras_model.data import EvalBatches
-    from keras_model.model import build_model
-
+def throughput(config: Config, run: SpeedRun, clock: StepClock) -> dict[str, Any]:
+    """Training (one `fit` epoch of `run.order`'s batches) and inference (`predict` on them) of
+    Keras on this process's backend, timed by `clock`."""
     backend = keras.backend.backend()
-    if backend != variant.keras_backend:
-        raise RuntimeError(
-            f"variant {variant.name!r} runs on Keras' {variant.keras_backend}, this process on {backend}"
-        )
     keras.utils.set_random_seed(config.seed)
     flags: dict[str, Any] = {}
     if backend == "tensorflow":
@@ -37,34 +34,30 @@ def measure_keras(spec: dict[str, Any], config: Config, variant: Variant) -> dic
 
         # XLA refuses TensorFlow's op determinism (Keras then silently drops jit_compile), so the
         # XLA variant runs without it; every other variant keeps the config's setting.
-        deterministic = config.train.deterministic and variant.jit_compile is not True
+        deterministic = config.train.deterministic and run.jit_compile is not True
         if deterministic:
             tf.config.experimental.enable_op_determinism()
         if not config.train.allow_tf32:
             tf.config.experimental.enable_tensor_float_32_execution(False)
-        if spec.get("tf_threads"):
-            tf.config.threading.set_intra_op_parallelism_threads(int(spec["tf_threads"]))
-            tf.config.threading.set_inter_op_parallelism_threads(int(spec["tf_threads"]))
+        if run.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(int(run.threads))
+            tf.config.threading.set_inter_op_parallelism_threads(int(run.threads))
         flags["op_determinism"] = deterministic
-        if spec["device"] == "cuda" and not tf.config.list_physical_devices("GPU"):
+        if run.device == "cuda" and not tf.config.list_physical_devices("GPU"):
             raise RuntimeError("--device cuda: TensorFlow sees no GPU (tensorflow-cpu is installed?)")
-    if spec["device"] == "cuda":
+    if run.device == "cuda":
         _require_gpu(backend)  # else Keras would quietly measure the CPU
 
-    split, data_note = training_images(spec, config)
-    bs, warmup, steps = spec["batch_size"], spec["warmup"], spec["steps"]
-    total = warmup + steps
+    split, order = run.split, run.order
     model = build_model(config)
     compile_model(model, config)
-    if variant.jit_compile is not None:
-        model.jit_compile = variant.jit_compile
+    if run.jit_compile is not None:
+        model.jit_compile = run.jit_compile
     flags["jit_compile"] = bool(model.jit_compile)
     flags["dtype_policy"] = model.layers[-1].dtype_policy.name
 
-    order = batch_order(len(split), bs, total, config.seed)
-
     class Batches(keras.utils.PyDataset):
-        """The very batches the torch runners get, built as `keras_model.data.TrainBatches` does
+        """The very batches the torch loops get, built as `keras_model.data.TrainBatches` does
         (index the uint8 images, float32 NHWC, int32 labels), full batches only."""
 
         def __init__(self) -> None:
@@ -77,68 +70,57 @@ def measure_keras(spec: dict[str, Any], config: Config, variant: Variant) -> dic
             idx = order[i]
             return to_float_nhwc(split.images[idx]), split.labels[idx].astype(np.int32)
 
-    train_data = Batches()
-    sync = _keras_sync(backend, spec["device"])
+    sync = device_sync(backend, run.device)
 
-    class StepClock(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.train: list[float] = []
-            self.predict: list[float] = []
-
+    class StepClockCallback(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None) -> None:
             sync(self.model)
-            self.train.append(time.perf_counter())
+            clock.stamp("train")
 
         def on_predict_batch_end(self, batch, logs=None) -> None:
             sync(self.model)
-            self.predict.append(time.perf_counter())
+            clock.stamp("inference")
 
-    clock = StepClock()
-    rss_before = rss_mib()
-    start = time.perf_counter()
-    history = model.fit(train_data, epochs=1, steps_per_epoch=total, shuffle=False, callbacks=[clock], verbose=0)
-    train = timing_from_stamps(start, clock.train, warmup, bs)
+    stamps = StepClockCallback()
+    clock.ready()
+    clock.start("train")
+    history = model.fit(Batches(), epochs=1, steps_per_epoch=len(order), shuffle=False, callbacks=[stamps], verbose=0)
     loss = float(history.history["loss"][-1])
     if not np.isfinite(loss):
         raise RuntimeError(f"the training loss became {loss}")
 
-    eval_data = EvalBatches(split.images[np.concatenate(order)], None, bs)
-    start = time.perf_counter()
-    model.predict(eval_data, callbacks=[clock], verbose=0)
-    infer = timing_from_stamps(start, clock.predict, warmup, bs)
+    eval_data = EvalBatches(split.images[np.concatenate(order)], None, len(order[0]))
+    clock.start("inference")
+    model.predict(eval_data, callbacks=[stamps], verbose=0)
 
-    out: dict[str, Any] = {
-        "train": train,
-        "inference": infer,
-        "data": data_note,
-        "rss_before_mib": rss_before,
-        "final_loss": loss,
-        "flags": flags,
-        "threads": _keras_threads(backend),
-    }
-    peak = _keras_device_peak(backend, spec["device"])
+    out: dict[str, Any] = {"final_loss": loss, "flags": flags, "threads": _keras_threads(backend)}
+    peak = _keras_device_peak(backend, run.device)
     if peak is not None:
         out["peak_memory_mib"], out["peak_memory_kind"] = peak
     return out
 
 
-def _keras_sync(backend: str, device: str) -> Callable[[Any], None]:
+def device_sync(backend: str, device: str) -> Callable[[Any], None]:
     """What the step clock calls, with the model, before it reads the time: waits for the step's
     device work. On CPU nothing: the callback list has already turned the step's logs into
     Python numbers, which waits for them."""
     if device != "cuda":
         return lambda model: None
     if backend == "torch":
-        import torch
-
+        torch = _keras_torch()
         return lambda model: torch.cuda.synchronize()
     if backend == "jax":
-        return _jax_wait
+        return jax_wait
     return lambda model: None  # TensorFlow: the callback's logs are fetched to numpy, which waits
 
 
-def _jax_wait(model: Any) -> None:
+def _keras_torch() -> ModuleType:
+    """The torch Keras computes with (KERAS_BACKEND=torch), as Keras imported it: the Keras side
+    never imports torch itself (tests/test_layout.py), it asks the one its backend runs on."""
+    return sys.modules["torch"]
+
+
+def jax_wait(model: Any) -> None:
     """Blocks until the JAX step has finished on the device. JAX dispatches asynchronously, and
     during fit/predict Keras holds the updated weights and optimizer state in `model._jax_state`
     (they reach the variables only at the end of the epoch): waiting for all of it waits for the
@@ -158,8 +140,7 @@ def _require_gpu(backend: str) -> None:
                 f"--device cuda: JAX runs on {jax.default_backend()} (no CUDA plugin for jax installed?)"
             )
     elif backend == "torch":
-        import torch
-
+        torch = _keras_torch()
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda: torch sees no CUDA device")
 
@@ -174,8 +155,7 @@ def _keras_threads(backend: str) -> dict[str, Any]:
             "note": "0 = TensorFlow's default (all logical CPUs)",
         }
     if backend == "torch":
-        import torch
-
+        torch = _keras_torch()
         return {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
     return {}
 
@@ -189,8 +169,7 @@ def _keras_device_peak(backend: str, device: str) -> tuple[float, str] | None:
 
             return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, "tf get_memory_info peak"
         if backend == "torch":
-            import torch
-
+            torch = _keras_torch()
             return torch.cuda.max_memory_allocated() / 2**20, "torch.cuda.max_memory_allocated"
         if backend == "jax":
             import jax
@@ -201,3 +180,21 @@ def _keras_device_peak(backend: str, device: str) -> tuple[float, str] | None:
     except Exception:
         return None
     return None
+
+
+def fixed_batch_steps(
+    config: Config, batch_size: int, steps_per_epoch: int
+) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """`train_on_batch` of the compiled model (the step `fit` runs) on one batch of random pixels
+    and labels; steps_per_epoch is unused: the schedule is a fit callback, and the allocator does
+    not care what the learning rate is. Keras leaves the allocator as it is (no `fmnist.malloc`)."""
+    seed_everything(config)
+    model = compile_model(build_model(config), config)
+    rng = np.random.default_rng(config.seed)
+    x = to_float_nhwc(rng.integers(0, 256, size=(batch_size, 28, 28), dtype=np.uint8))
+    y = rng.integers(0, 10, size=batch_size).astype(np.int32)
+    facts = {
+        "threads": _keras_threads(keras.backend.backend()),
+        "allocator": {"allocator": "as the process found it (Keras sets none)"},
+    }
+    return (lambda: model.train_on_batch(x, y)), facts

@@ -10,10 +10,11 @@ learning rate of `fmnist.schedules` through a LambdaLR stepped after every step
 (`schedule.per_step`) or every epoch, and the core's non-finite-loss check of every step (the
 project's `StopOnNonFinite`). Each epoch reseeds dropout from (seed, epoch), as the module does.
 
-Two users: the benchmark's `plain torch` runner (Lightning's overhead is Lightning's images/s over
-this loop's), and tests/test_lightning_vs_plain_torch.py, which holds this loop to the same loss
-at every step, the same weights and the same epoch metrics as the project's Lightning training:
-the reference does the same work, not less.
+Users: the benchmark's `plain torch` loop and the page-fault probe, through the engine's
+`throughput` and `fixed_batch_steps` (`lightning_model.speed`; Lightning's overhead is Lightning's
+images/s over this loop's), and tests/test_lightning_vs_plain_torch.py, which holds this loop to
+the same loss at every step, the same weights and the same epoch metrics as the project's
+Lightning training: the reference does the same work, not less.
 """
 
 from __future__ import annotations
