@@ -7,9 +7,7 @@ times mean are the benchmark's; here are the loops and the device synchronisatio
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import keras
@@ -107,17 +105,12 @@ def device_sync(backend: str, device: str) -> Callable[[Any], None]:
     if device != "cuda":
         return lambda model: None
     if backend == "torch":
-        torch = _keras_torch()
+        import torch  # Keras' backend here: loaded already
+
         return lambda model: torch.cuda.synchronize()
     if backend == "jax":
         return jax_wait
     return lambda model: None  # TensorFlow: the callback's logs are fetched to numpy, which waits
-
-
-def _keras_torch() -> ModuleType:
-    """The torch Keras computes with (KERAS_BACKEND=torch), as Keras imported it: the Keras side
-    never imports torch itself (tests/test_layout.py), it asks the one its backend runs on."""
-    return sys.modules["torch"]
 
 
 def jax_wait(model: Any) -> None:
@@ -140,7 +133,8 @@ def _require_gpu(backend: str) -> None:
                 f"--device cuda: JAX runs on {jax.default_backend()} (no CUDA plugin for jax installed?)"
             )
     elif backend == "torch":
-        torch = _keras_torch()
+        import torch
+
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda: torch sees no CUDA device")
 
@@ -155,7 +149,8 @@ def _keras_threads(backend: str) -> dict[str, Any]:
             "note": "0 = TensorFlow's default (all logical CPUs)",
         }
     if backend == "torch":
-        torch = _keras_torch()
+        import torch
+
         return {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
     return {}
 
@@ -169,7 +164,8 @@ def _keras_device_peak(backend: str, device: str) -> tuple[float, str] | None:
 
             return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, "tf get_memory_info peak"
         if backend == "torch":
-            torch = _keras_torch()
+            import torch
+
             return torch.cuda.max_memory_allocated() / 2**20, "torch.cuda.max_memory_allocated"
         if backend == "jax":
             import jax

@@ -17,7 +17,9 @@ TORCH = {"torch", "lightning", "pytorch_lightning", "torchmetrics", "torchvision
 #: package -> the project packages and frameworks it may import (lazy imports inside functions too).
 ALLOWED = {
     "fmnist": ({"fmnist"}, set()),
-    "keras_model": ({"fmnist", "keras_model"}, KERAS),
+    # torch too, as the backend of Keras on torch (`keras-torch`): imported only where
+    # keras.backend.backend() == "torch", so a TensorFlow process never loads it after TensorFlow.
+    "keras_model": ({"fmnist", "keras_model"}, KERAS | {"torch"}),
     "lightning_model": ({"fmnist", "lightning_model"}, TORCH),
     "serving": ({"fmnist", "serving"}, set()),
     # Runs jobs in fresh processes, here or on Ray nodes: never a framework itself.
