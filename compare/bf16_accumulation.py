@@ -1,6 +1,9 @@
 """What no op log shows, how a kernel accumulates and where it rounds, found by experiment: the
 share of a kernel's bfloat16 outputs equal to the exact result rounded once to bfloat16 (near 1:
-float32 accumulation and one rounding; far below: bfloat16 accumulation, or a second rounding)."""
+float32 accumulation and one rounding; far below: bfloat16 accumulation, or a second rounding).
+
+The numbers are drawn here, each engine runs its kernels on them (the contract's `bf16_kernels`,
+in a process of its own), and the exact results are computed here in float64 numpy."""
 
 from __future__ import annotations
 
@@ -8,182 +11,133 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from compare.bf16_trace import _frameworks, bf16_config
+from compare.bf16_trace import bf16_config
+from fmnist.config import Config, load_config
+from fmnist.engine_job import call
 
 #: A kernel whose outputs equal the once-rounded exact result this often accumulates in float32
 #: and rounds once: different float32 summation orders straddle a bfloat16 rounding boundary for
 #: well under 1% of outputs (about sqrt(K) * 2^-24 / 2^-9 for K terms), while a bfloat16
 #: accumulator or a second rounding changes 25-90% of them (both measured in docs/parity.md).
 ONE_ROUNDING_SHARE = 0.99
+#: The dropout rates of the project's configs, whose kept share and mean a bf16 model must keep.
+DROPOUT_RATES = (0.1, 0.2)
+#: The config whose input normalisation is measured (it has batch norm and dropout, as the table).
+PROBE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "improved.yaml"
 
 
-def _round_bf16(a: np.ndarray) -> np.ndarray:
-    """Round to the nearest bfloat16 (ties to even), returned as float32."""
-    import torch
-
-    return torch.from_numpy(np.array(a, np.float32)).bfloat16().float().numpy()
+def round_bf16(a: Any) -> np.ndarray:
+    """Round to float32, then to the nearest bfloat16 (ties to even), returned as float32: the
+    bits as every framework's cast sets them."""
+    bits = np.array(a, np.float32).view(np.uint32)
+    rounded = (bits.astype(np.uint64) + 0x7FFF + ((bits >> 16) & 1)).astype(np.uint32) & np.uint32(0xFFFF0000)
+    return np.where(np.isnan(bits.view(np.float32)), bits.view(np.float32), rounded.view(np.float32))
 
 
 def _share_once_rounded(out: Any, exact: np.ndarray) -> float:
-    return float((np.asarray(out, np.float32) == _round_bf16(exact)).mean())
+    return float((np.asarray(out, np.float32) == round_bf16(exact)).mean())
 
 
-def accumulation_experiments(seed: int = 0) -> list[dict[str, Any]]:
-    """Each kernel a bf16 training step runs, fed bfloat16 numbers, in each framework as training
-    runs it (Keras layers inside a tf.function, as model.fit; torch under Lightning's autocast):
-    the share of outputs equal to the exact (float64) result rounded once to bfloat16."""
-    from lightning_model.precision import autocast
-
-    torch, keras = _frameworks()
-    import tensorflow as tf
-
+def kernel_inputs(seed: int = 0) -> dict[str, np.ndarray]:
+    """bfloat16-valued numbers for every kernel (so both frameworks start exact): a dense layer of
+    1024 inputs, a 3x3 conv of 32 channels, the gradients fed back, all 256 pixel values, and
+    activations for dropout."""
     rng = np.random.default_rng(seed)
-    bf = lambda a: _round_bf16(a)  # noqa: E731  bfloat16-valued inputs, so both start exact
-    x, w, b = (
-        bf(rng.standard_normal((128, 1024))),
-        bf(rng.standard_normal((1024, 64)) * 0.03),
-        bf(rng.standard_normal(64) * 0.1),
-    )
-    g = bf(rng.standard_normal((128, 64)))
-    xi, wk, bk = (
-        bf(rng.standard_normal((8, 14, 14, 32))),
-        bf(rng.standard_normal((3, 3, 32, 64)) * 0.05),
-        bf(rng.standard_normal(64) * 0.1),
-    )
-    gi = bf(rng.standard_normal((8, 14, 14, 64)))
-    out = []
-
-    # Keras: a Dense and a Conv2D layer under mixed_bfloat16, forward and gradients in one tf.function.
-    dense = keras.layers.Dense(64, dtype="mixed_bfloat16")
-    conv = keras.layers.Conv2D(64, 3, padding="same", dtype="mixed_bfloat16")
-    dense.build((None, 1024))
-    conv.build((None, 14, 14, 32))
-    dense.set_weights([w, b])
-    conv.set_weights([wk, bk])
-
-    @tf.function
-    def keras_step(x, g, xi, gi):
-        with tf.GradientTape(persistent=True) as tape:
-            yd, yc = dense(x), conv(xi)
-            loss_d = tf.reduce_sum(tf.cast(yd, tf.float32) * g)
-            loss_c = tf.reduce_sum(tf.cast(yc, tf.float32) * gi)
-        return (
-            yd,
-            yc,
-            tape.gradient(loss_d, dense.bias),
-            tape.gradient(loss_c, conv.kernel),
-            tape.gradient(loss_c, conv.bias),
-        )
-
-    kd, kc, kdb, kck, kcb = (np.asarray(tf.cast(t, tf.float32)) for t in keras_step(x, g, xi, gi))
-
-    # torch: the same numbers through nn.Linear / nn.Conv2d under Lightning's autocast.
-    lin, cv = torch.nn.Linear(1024, 64), torch.nn.Conv2d(32, 64, 3, padding=1)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w.T.copy()))
-        lin.bias.copy_(torch.from_numpy(b))
-        cv.weight.copy_(torch.from_numpy(wk.transpose(3, 2, 0, 1).copy()))
-        cv.bias.copy_(torch.from_numpy(bk))
-    xin = torch.from_numpy(xi.transpose(0, 3, 1, 2).copy())
-    with autocast():
-        td, tc = lin(torch.from_numpy(x)), cv(xin)
-    td.backward(torch.from_numpy(g).bfloat16())
-    tc.backward(torch.from_numpy(gi.transpose(0, 3, 1, 2).copy()).bfloat16())
-    nhwc = lambda t: t.detach().float().permute(0, 2, 3, 1).numpy()  # noqa: E731
-
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    conv64 = tf.nn.conv2d(xi.astype(np.float64), wk.astype(np.float64), 1, "SAME").numpy()
-    filt64 = tf.raw_ops.Conv2DBackpropFilter(
-        input=xi.astype(np.float64),
-        filter_sizes=[3, 3, 32, 64],
-        out_backprop=gi.astype(np.float64),
-        strides=[1, 1, 1, 1],
-        padding="SAME",
-    ).numpy()
-    cases = [
-        ("dense forward, bias add included (1024 terms)", kd, td.detach().float().numpy(), x64 @ w64 + b),
-        ("conv forward, bias add included (3x3x32 terms)", kc, nhwc(tc), conv64 + bk),
-        ("conv weight gradient (8x14x14 terms)", kck, cv.weight.grad.permute(2, 3, 1, 0).numpy(), filt64),
-        ("dense bias gradient (sum over 128 images)", kdb, lin.bias.grad.numpy(), g.astype(np.float64).sum(0)),
-        (
-            "conv bias gradient (sum over 8x14x14 positions)",
-            kcb,
-            cv.bias.grad.numpy(),
-            gi.astype(np.float64).sum((0, 1, 2)),
-        ),
-    ]
-    for name, k, t, exact in cases:
-        out.append(_experiment_row(name, _share_once_rounded(k, exact), _share_once_rounded(t, exact)))
-    out.append(_normalisation_experiment(keras, torch, tf, rng))
-    out.extend(_dropout_experiments(keras, torch, tf))
-    return out
+    arrays = {
+        "dense_input": rng.standard_normal((128, 1024)),
+        "dense_kernel": rng.standard_normal((1024, 64)) * 0.03,
+        "dense_bias": rng.standard_normal(64) * 0.1,
+        "dense_grad": rng.standard_normal((128, 64)),
+        "conv_input": rng.standard_normal((8, 14, 14, 32)),
+        "conv_kernel": rng.standard_normal((3, 3, 32, 64)) * 0.05,
+        "conv_bias": rng.standard_normal(64) * 0.1,
+        "conv_grad": rng.standard_normal((8, 14, 14, 64)),
+    }
+    arrays = {k: round_bf16(v) for k, v in arrays.items()}
+    arrays["pixels"] = np.tile(np.arange(256, dtype=np.float32), 4).reshape(1, 32, 32)[:, :28, :28].copy()
+    arrays["dropout_input"] = round_bf16(np.random.default_rng(1).uniform(1, 2, (1000, 1000)))
+    return arrays
 
 
-def _experiment_row(name: str, keras_share: float, torch_share: float) -> dict[str, Any]:
-    verdict = lambda s: "float32, one rounding" if s >= ONE_ROUNDING_SHARE else "bfloat16 or two roundings"  # noqa: E731
+def probe_config() -> Config:
+    return bf16_config(load_config(PROBE_CONFIG))
+
+
+def kernel_call(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The engine job's call that runs every kernel on `arrays`."""
+    return call("bf16_kernels", probe_config(), arrays=arrays, dropout_rates=list(DROPOUT_RATES))
+
+
+def _windows(x: np.ndarray, size: int) -> np.ndarray:
+    """'same'-padded, stride-1 size x size windows of NHWC x: N, H, W, C, size, size."""
+    pad = ((0, 0), (size // 2, size - 1 - size // 2), (size // 2, size - 1 - size // 2), (0, 0))
+    return sliding_window_view(np.pad(x, pad), (size, size), axis=(1, 2))
+
+
+def exact_results(arrays: dict[str, np.ndarray], config: Config) -> dict[str, np.ndarray]:
+    """What each kernel computes, in float64: the reference each engine's bfloat16 numbers are held to."""
+    f64 = {k: v.astype(np.float64) for k, v in arrays.items()}
+    windows = _windows(f64["conv_input"], f64["conv_kernel"].shape[0])
     return {
-        "experiment": name,
-        "keras_share": round(keras_share, 4),
-        "torch_share": round(torch_share, 4),
-        "keras": verdict(keras_share),
-        "torch": verdict(torch_share),
+        "dense": f64["dense_input"] @ f64["dense_kernel"] + arrays["dense_bias"],
+        "conv": np.einsum("nhwcij,ijco->nhwo", windows, f64["conv_kernel"]) + arrays["conv_bias"],
+        "conv_kernel_grad": np.einsum("nhwcij,nhwo->ijco", windows, f64["conv_grad"]),
+        "dense_bias_grad": f64["dense_grad"].sum(0),
+        "conv_bias_grad": f64["conv_grad"].sum((0, 1, 2)),
+        "normalize": f64["pixels"] * (1 / config.data.std) - config.data.mean / config.data.std,
     }
 
 
-def _normalisation_experiment(keras: Any, torch: Any, tf: Any, rng: np.random.Generator) -> dict[str, Any]:
-    """The models' own first layer on all 256 pixel values: the value the first conv sees."""
-    from lightning_model.precision import autocast
-
-    from fmnist.config import load_config
-    from keras_model.model import build_model
-    from lightning_model.network import build_network
-
-    root = Path(__file__).resolve().parents[1]
-    config = bf16_config(load_config(root / "configs" / "improved.yaml"))
-    pixels = np.tile(np.arange(256, dtype=np.float32), 4).reshape(1, 32, 32)[:, :28, :28]
-    model, network = build_model(config), build_network(config)
-    normalize = model.get_layer("normalize")
-    k = tf.function(lambda x: tf.cast(tf.cast(normalize(x), tf.bfloat16), tf.float32))(pixels[..., None])[..., 0]
-    with autocast():
-        t = network.normalize(torch.from_numpy(pixels[:, None])).bfloat16().float()[:, 0]
-    exact = pixels.astype(np.float64) * (1 / config.data.std) - config.data.mean / config.data.std
-    return _experiment_row(
-        "input normalisation (first conv's input)",
-        _share_once_rounded(np.asarray(k), exact),
-        _share_once_rounded(t.numpy(), exact),
-    )
+#: (experiment, the kernel's result) in the order a training step runs them.
+KERNELS = (
+    ("dense forward, bias add included (1024 terms)", "dense"),
+    ("conv forward, bias add included (3x3x32 terms)", "conv"),
+    ("conv weight gradient (8x14x14 terms)", "conv_kernel_grad"),
+    ("dense bias gradient (sum over 128 images)", "dense_bias_grad"),
+    ("conv bias gradient (sum over 8x14x14 positions)", "conv_bias_grad"),
+    ("input normalisation (first conv's input)", "normalize"),
+)
 
 
-def _dropout_experiments(keras: Any, torch: Any, tf: Any) -> list[dict[str, Any]]:
-    """The share of units a bf16 model's dropout keeps, and mean(output) / mean(input) on random
-    bfloat16 activations, as the next layer sees them (expected: 1 - rate, and 1 within 0.0015,
-    4 standard errors of a million units)."""
-    from keras_model.model import FLOAT32_IN_MIXED_PRECISION
-    from lightning_model.network import Float32Dropout
+def _verdict(share: float | None, unavailable: str | None, out: Any = None) -> str:
+    if share is None:
+        return f"not measured: {unavailable}"
+    if share >= ONE_ROUNDING_SHARE:
+        return "float32, one rounding"
+    if out is not None and _share_once_rounded(out, out) < ONE_ROUNDING_SHARE:  # excess precision (XLA)
+        return "float32, not rounded to bfloat16"
+    return "bfloat16 or two roundings"
 
+
+def experiments(arrays: dict[str, np.ndarray], found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each kernel's share of outputs equal to the exact result rounded once, per side ("keras",
+    "torch": each engine's `bf16_kernels` answer); then dropout's kept share and mean out over
+    mean in on bfloat16 activations, as the next layer sees them (expected: 1 - rate, and 1
+    within 0.0015, 4 standard errors of a million units). A side that could not run them says why."""
+    exact = exact_results(arrays, probe_config())
+    why = {side: answer.get("unavailable") for side, answer in found.items()}
     rows = []
-    x = _round_bf16(np.random.default_rng(1).uniform(1, 2, (1000, 1000)))
-    for rate in (0.1, 0.2):
-        dtype = "float32" if "dropout" in FLOAT32_IN_MIXED_PRECISION else "mixed_bfloat16"
-        layer = keras.layers.Dropout(rate, dtype=dtype, seed=1)
-        k = np.asarray(
-            tf.function(
-                lambda v: tf.cast(tf.cast(layer(tf.cast(v, tf.bfloat16), training=True), tf.bfloat16), tf.float32)
-            )(x)
+    for name, key in KERNELS:
+        shares = {s: None if why[s] else _share_once_rounded(a[key], exact[key]) for s, a in found.items()}
+        row: dict[str, Any] = {"experiment": name}
+        row.update({f"{s}_share": None if v is None else round(v, 4) for s, v in shares.items()})
+        row.update(
+            {s: _verdict(v, why[s], None if why[s] else a[key]) for (s, v), a in zip(shares.items(), found.values())}
         )
-        torch.manual_seed(1)
-        t = Float32Dropout(rate).train()(torch.from_numpy(x).bfloat16()).float().numpy()
-        kept, ratio = (
-            {"keras": (k > 0).mean(), "torch": (t > 0).mean()},
-            {"keras": k.mean() / x.mean(), "torch": t.mean() / x.mean()},
-        )
-        row: dict[str, Any] = {
-            "experiment": f"dropout rate {rate}: kept share / mean out over mean in (expected {1 - rate:g} / 1)"
-        }
-        for fw in ("keras", "torch"):
-            row[f"{fw}_share"] = round(float(kept[fw]), 4)
-            row[fw] = f"{kept[fw]:.4f} / {ratio[fw]:.4f}"
-            row[f"{fw}_unbiased"] = bool(abs(ratio[fw] - 1) < 0.0015)
+        rows.append(row)
+    x = arrays["dropout_input"]
+    for rate in DROPOUT_RATES:
+        row = {"experiment": f"dropout rate {rate}: kept share / mean out over mean in (expected {1 - rate:g} / 1)"}
+        for side, answer in found.items():
+            if why[side]:
+                row.update({f"{side}_share": None, side: _verdict(None, why[side]), f"{side}_unbiased": None})
+                continue
+            out = answer[f"dropout_{rate:g}"]
+            kept, ratio = (out > 0).mean(), out.mean() / x.mean()
+            row[f"{side}_share"] = round(float(kept), 4)
+            row[side] = f"{kept:.4f} / {ratio:.4f}"
+            row[f"{side}_unbiased"] = bool(abs(ratio - 1) < 0.0015)
         rows.append(row)
     return rows

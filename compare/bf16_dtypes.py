@@ -1,6 +1,7 @@
 """What each framework computes in which dtype under its bf16 mixed policy, seen on live tensors:
 the op logs (compare.bf16_trace), the table rows picked from them (compare.bf16_table) and the
-accumulation experiments (compare.bf16_accumulation), put together. The committed table
+accumulation experiments (compare.bf16_accumulation), put together; each engine measures in a
+process of its own (`fmnist.engine_job`), this module only reads the numbers. The committed table
 (`bf16_dtype_table.json`) is what a test compares these with; it holds one table per kind of CPU
 (`fmnist.cpu_features.bf16_kernels`), since which kernels run, and so how they round, depends on
 whether the CPU has AVX-512.
@@ -12,21 +13,52 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compare.bf16_accumulation import accumulation_experiments
+from compare.bf16_accumulation import experiments, kernel_call, kernel_inputs
 from compare.bf16_table import dtype_rows
-from compare.bf16_trace import keras_trace, torch_trace
+from compare.bf16_trace import trace_call
 from fmnist.config import Config
 from fmnist.cpu_features import bf16_kernels, cpu_model
+from fmnist.engine_job import run_jobs
+from fmnist.engines import DEFAULT_PAIR, ENGINES
+
+LABELS = {name: e.label for name, e in ENGINES.items()}
 
 TABLE_FILE = Path(__file__).with_name("bf16_dtype_table.json")
 #: The configs the committed table covers: batch norm and dropout (improved), conv biases (fast).
 TABLE_CONFIGS = ("improved", "fast")
 
 
-def measure(config: Config) -> dict[str, Any]:
-    """The live table: dtype rows from both traces, and the accumulation experiments."""
-    rows = dtype_rows(config, keras_trace(config), torch_trace(config))
-    return {"config": config.name, "cpu": cpu_model(), "rows": rows, "experiments": accumulation_experiments()}
+def measure(config: Config, engines: tuple[str, str] = DEFAULT_PAIR, in_process: bool = False) -> dict[str, Any]:
+    """The live table of two engines (a Keras one, then Lightning): dtype rows from both op logs,
+    and the accumulation experiments. in_process: both engines in this process (tests plant faults so)."""
+    arrays = kernel_inputs()
+    answers = run_jobs([(e, probe_calls(config, arrays)) for e in engines], in_process)
+    return table(config, engines, arrays, [a["results"] for a in answers])
+
+
+def probe_calls(config: Config, arrays: dict[str, Any]) -> list[dict[str, Any]]:
+    """An engine job's calls for its half of the table: the op log, then the kernels."""
+    return [trace_call(config), kernel_call(arrays)]
+
+
+def table(config: Config, engines: tuple[str, str], arrays: dict[str, Any], answers: list[list[Any]]) -> dict[str, Any]:
+    """The table from each engine's answers to `probe_calls` (the last two of its results);
+    "notes" says, one line each, what an engine could not measure and why."""
+    (trace_a, kernels_a), (trace_b, kernels_b) = (a[-2:] for a in answers)
+    found = {
+        "config": config.name,
+        "cpu": cpu_model(),
+        "rows": dtype_rows(config, trace_a, trace_b),
+        "experiments": experiments(arrays, {"keras": kernels_a, "torch": kernels_b}),
+    }
+    if engines != DEFAULT_PAIR:
+        found["engines"] = list(engines)
+    notes = [
+        f"{e}: {answer['unavailable']}"
+        for e, answer in zip(engines * 2, (trace_a, trace_b, kernels_a, kernels_b))
+        if answer.get("unavailable")
+    ]
+    return {**found, "notes": notes} if notes else found
 
 
 def comparable(table: dict[str, Any]) -> dict[str, Any]:
@@ -49,17 +81,20 @@ def load_committed(config_name: str, kind: str | None = None) -> dict[str, Any] 
 
 
 def markdown(table: dict[str, Any]) -> str:
-    lines = ["| quantity | Keras (mixed_bfloat16) | Lightning (bf16-mixed) |", "|---|---|---|"]
+    first = table.get("engines", DEFAULT_PAIR)[0]
+    lines = [f"| quantity | {LABELS.get(first, first)}, mixed_bfloat16 | Lightning, bf16-mixed |", "|---|---|---|"]
     lines += [f"| {r['quantity']} | {r['keras']} | {r['torch']} |" for r in table["rows"]]
-    lines += ["", "| experiment (bfloat16 inputs) | Keras | Lightning |", "|---|---|---|"]
+    lines += ["", f"| experiment (bfloat16 inputs) | {LABELS.get(first, first)} | Lightning |", "|---|---|---|"]
+    share = lambda e, side: "" if e[f"{side}_share"] is None else f"{e[f'{side}_share']:.4f} "  # noqa: E731
     for e in table["experiments"]:
         if e["experiment"].startswith("dropout"):
             lines.append(f"| {e['experiment']} | {e['keras']} | {e['torch']} |")
         else:
             lines.append(
                 f"| {e['experiment']}: share equal to the exact result rounded once | "
-                f"{e['keras_share']:.4f} ({e['keras']}) | {e['torch_share']:.4f} ({e['torch']}) |"
+                f"{share(e, 'keras')}({e['keras']}) | {share(e, 'torch')}({e['torch']}) |"
             )
+    lines += [f"\nnote: {n}" for n in table.get("notes", [])]
     return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
 """`fmnist parity --precision bf16-mixed`: do the two frameworks round in the same places?
 
-Both networks get the same weights and the same batch, each in its own bf16 mixed policy (Keras
-`mixed_bfloat16` inside a tf.function, as `model.fit` runs it; torch under Lightning's bf16-mixed
-autocast), dropout off. Three checks, each with its tolerance derived from bfloat16's 8-bit
-significand (7 bits stored; one unit in the last place, ulp, is 2^-7 of the value's power of two):
+Both networks get the same weights and the same batch, each in its own bf16 mixed policy (a Keras
+engine's `mixed_bfloat16`, on TensorFlow inside a tf.function as `model.fit` runs it; torch under
+Lightning's bf16-mixed autocast), dropout off; each engine in a process of its own, answering the
+contract's bf16 calls (`fmnist.engine_job`), this module only judging the numbers. Three checks,
+each with its tolerance derived from bfloat16's 8-bit significand (7 bits stored; one unit in the
+last place, ulp, is 2^-7 of the value's power of two):
 
 1. per layer, layer by layer: every torch layer is fed the Keras layer's own input, so a layer's
    difference is that layer's alone. Two kernels that accumulate in float32 and round once to
@@ -23,19 +25,20 @@ significand (7 bits stored; one unit in the last place, ulp, is 2^-7 of the valu
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 
-from compare.bf16_accumulation import _round_bf16
+from compare.bf16_accumulation import kernel_inputs, round_bf16
+from compare.bf16_dtypes import probe_calls, table
 from compare.bf16_trace import bf16_config
-from compare.parity import ParityResult, call, compare_lockstep, lockstep_runs, without_dropout
-from compare.parity_checks import lockstep_batches
+from compare.parity import ParityResult, call, compare_lockstep, lockstep_calls, without_dropout
+from compare.parity_checks import add_rounded_checks, lockstep_batches
 from fmnist.engine_job import run_jobs
-from fmnist.architecture import LayerSpec, layer_plan
+from fmnist.architecture import layer_plan
 from fmnist.config import Config, with_overrides
 from fmnist.cpu_features import bf16_kernels, cpu_model
+from fmnist.engines import DEFAULT_PAIR
 from fmnist.splits import Split
 
 #: Share of a layer's outputs allowed to differ (by one ulp) between the frameworks; see above.
@@ -56,7 +59,7 @@ def ulp_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     the element's magnitude, or at the layer's RMS where the element is smaller: near zero an
     ulp shrinks without limit, and a float32 cancellation (batch norm's x - mean, computed in
     another order) would count as thousands of them."""
-    a, b = _round_bf16(a).astype(np.float64), _round_bf16(b).astype(np.float64)
+    a, b = round_bf16(a).astype(np.float64), round_bf16(b).astype(np.float64)
     if not a.size:
         return 0.0, 0.0
     diff = np.abs(a - b)
@@ -66,112 +69,53 @@ def ulp_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float((ulps >= 1).mean()), float(ulps.max())
 
 
-def _to_torch_layout(array: np.ndarray, spec: LayerSpec) -> np.ndarray:
-    """A Keras layer output as the torch network lays it out: NCHW, or C, H, W flatten order."""
-    if array.ndim == 4:
-        return array.transpose(0, 3, 1, 2)
-    if spec.kind == "flatten":
-        c, h, w = spec.args["chw"]
-        return array.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(array), -1)
-    return array
+Chain = list[dict[str, Any]]  # an engine's `bf16_layer_outputs`: {"name", "output", "dtype", "note"} per layer
 
 
-def _to_keras_layout(array: np.ndarray, spec: LayerSpec) -> np.ndarray:
-    if array.ndim == 4:
-        return array.transpose(0, 2, 3, 1)
-    if spec.kind == "flatten":
-        c, h, w = spec.args["chw"]
-        return array.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(array), -1)
-    return array
+def _outputs_call(config: Config, weights: dict[str, np.ndarray], pixels: np.ndarray, partner: Chain | None = None):
+    """An engine job's call for every layer's output, chained, or fed the partner's chain."""
+    fed = {} if partner is None else {
+        "partner_outputs": [r["output"] for r in partner],
+        "partner_dtypes": [r["dtype"] for r in partner],
+    }  # fmt: skip
+    return call("bf16_layer_outputs", config, weights=weights, pixels=pixels, **fed)
 
 
-def _keras_outputs(model: Any, pixels: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    """Every layer's output (as float32 numbers) and its dtype, in one tf.function, training mode."""
-    import tensorflow as tf
-
-    @tf.function
-    def run(x):
-        outs = []
-        for layer in model.layers:
-            x = layer(x, training=True)
-            outs.append(x)
-        return outs
-
-    return [(np.asarray(tf.cast(o, tf.float32)), o.dtype.name) for o in run(pixels[..., None])]
+def _first(engine: str, calls: list[dict[str, Any]], in_process: bool) -> list[Any]:
+    return run_jobs([(engine, calls)], in_process)[0]["results"]
 
 
-def _models(config: Config) -> dict[str, Any]:
-    """Keras and torch models in bf16-mixed and float32, all four with the same weights."""
-    from compare.parity_frameworks import _frameworks
-    from compare.weight_transfer import copy_keras_to_torch
-    from keras_model.model import build_model
-    from lightning_model.network import build_network
-
-    torch, keras = _frameworks()
-    keras.utils.set_random_seed(config.seed)
-    bf16, f32 = bf16_config(config), with_overrides(config, {"train.precision": "float32"})
-    keras_bf16, keras_f32 = build_model(bf16), build_model(f32)
-    keras_f32.set_weights(keras_bf16.get_weights())
-    network = build_network(bf16).train()
-    copy_keras_to_torch(config, keras_bf16, network)
-    if config.train.channels_last:  # as the LightningModule lays it out
-        network = network.to(memory_format=torch.channels_last)
-    return {
-        "keras_bf16": keras_bf16,
-        "keras_f32": keras_f32,
-        "torch_bf16": network,
-        "torch_f32": copy.deepcopy(network),
-    }
-
-
-def _torch_input(torch: Any, array: np.ndarray, dtype: str, channels_last: bool):
-    tensor = torch.from_numpy(np.array(array, order="C")).to(getattr(torch, dtype))
-    if tensor.dim() == 4 and channels_last:
-        tensor = tensor.contiguous(memory_format=torch.channels_last)
-    return tensor
-
-
-def layer_by_layer(config: Config, pixels: np.ndarray, network: Any = None) -> list[dict[str, Any]]:
-    """Check 1: each torch layer fed the Keras layer's input, outputs compared in bf16 ulps.
-    `network`: a torch network to use instead of the transferred one (tests plant faults in it)."""
-    from lightning_model.precision import autocast
-
-    import torch
-
-    from lightning_model.network import ReLUAfterPool
-
-    config = without_dropout(config)
-    models = _models(config)
-    network = network if network is not None else models["torch_bf16"]
-    plan = layer_plan(config)
-    keras_out = _keras_outputs(models["keras_bf16"], pixels)
+def layer_by_layer(
+    config: Config,
+    pixels: np.ndarray,
+    engines: tuple[str, str] = DEFAULT_PAIR,
+    in_process: bool = False,
+    weights: dict[str, np.ndarray] | None = None,
+    chained: Chain | None = None,
+) -> list[dict[str, Any]]:
+    """Check 1: each layer of the second engine fed the first engine's input to that layer,
+    outputs compared in bf16 ulps. `weights`: the first engine's initial draws unless given;
+    `chained`: the first engine's own chain, if already run. in_process: both engines here
+    (tests plant faults so)."""
+    config = without_dropout(bf16_config(config))
+    if weights is None:
+        weights = _first(engines[0], [call("initial_weights", config)], in_process)[0]
+    if chained is None:
+        chained = _first(engines[0], [_outputs_call(config, weights, pixels)], in_process)[0]
+    fed = _first(engines[1], [_outputs_call(config, weights, pixels, chained)], in_process)[0]
     rows = []
-    previous: tuple[np.ndarray, str] = (pixels[:, None].astype(np.float32), "float32")
-    for spec, (name, module), (k_out, k_dtype) in zip(plan, network.named_children(), keras_out):
-        array, dtype = previous
-        previous = (_to_torch_layout(k_out, spec), k_dtype)
-        if isinstance(module, ReLUAfterPool):  # torch applies this ReLU after the pool: compared there
-            rows.append(
-                {
-                    "layer": name,
-                    "kind": spec.kind,
-                    "compared": False,
-                    "keras_dtype": k_dtype,
-                    "note": "applied after the max-pool in torch (exact): compared there",
-                }
-            )
+    for spec, k, t in zip(layer_plan(config), chained, fed):
+        row = {"layer": spec.name, "kind": spec.kind}
+        if t["note"]:  # nothing of its own to compare (torch's ReLU applied after the pool)
+            rows.append({**row, "compared": False, "keras_dtype": k["dtype"], "note": t["note"]})
             continue
-        with torch.no_grad(), autocast():
-            t_out = module(_torch_input(torch, array, dtype, config.train.channels_last))
-        t_dtype = str(t_out.dtype).removeprefix("torch.")
-        share, ulps = ulp_difference(k_out, _to_keras_layout(t_out.float().numpy(), spec))
+        share, ulps = ulp_difference(k["output"], t["output"])
         rows.append(
             {
-                "layer": name,
-                "kind": spec.kind,
+                **row,
                 "compared": True,
-                "keras_dtype": k_dtype,
-                "torch_dtype": t_dtype,
+                "keras_dtype": k["dtype"],
+                "torch_dtype": t["dtype"],
                 "share_differing": share,
                 "max_ulps": ulps,
                 "passed": share <= LAYER_SHARE and ulps <= LAYER_ULPS,
@@ -180,60 +124,30 @@ def layer_by_layer(config: Config, pixels: np.ndarray, network: Any = None) -> l
     return rows
 
 
-def end_to_end(config: Config, pixels: np.ndarray) -> dict[str, Any]:
-    """Check 2, and the per-layer drift it comes from: both frameworks from the same pixels, in
-    bf16 and in float32; relative RMS difference per layer (Keras vs torch) in each precision."""
-    from lightning_model.precision import autocast
-
-    import torch
-
-    config = without_dropout(config)
-    models = _models(config)
-    plan = layer_plan(config)
+def end_to_end(config: Config, chains: dict[str, dict[str, Chain]]) -> dict[str, Any]:
+    """Check 2, and the per-layer drift it comes from: both engines' chains from the same pixels
+    (`chains[engine][precision]`, precision "bf16" or "f32", the first engine first); relative
+    RMS difference per layer (first vs second) in each precision."""
+    (ka, a), (kb, b) = chains.items()
     out: dict[str, Any] = {"layers": []}
-    per_precision = {}
-    for precision in ("bf16", "f32"):
-        keras_outs = [o for o, _ in _keras_outputs(models[f"keras_{precision}"], pixels)]
-        captured: list[np.ndarray] = []
-        network = models[f"torch_{precision}"]
-        hooks = [
-            m.register_forward_hook(lambda _m, _i, o: captured.append(o.detach().float().numpy()))
-            for _, m in network.named_children()
-        ]
-        x = _torch_input(torch, pixels[:, None].astype(np.float32), "float32", config.train.channels_last)
-        try:
-            with (
-                torch.no_grad(),
-                autocast() if precision == "bf16" else torch.autocast("cpu", enabled=False),
-            ):
-                network(x)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        per_precision[precision] = (keras_outs, [_to_keras_layout(c, s) for c, s in zip(captured, plan)])
-    from lightning_model.network import ReLUAfterPool
-
-    deferred = {name for name, m in models["torch_bf16"].named_children() if isinstance(m, ReLUAfterPool)}
-    for i, spec in enumerate(plan):
+    for i, spec in enumerate(layer_plan(config)):
         row: dict[str, Any] = {"layer": spec.name}
-        if spec.name in deferred:  # torch's ReLU there runs after the pool: not comparable here
+        if any(chains[e][p][i]["note"] for e in chains for p in ("bf16", "f32")):  # not comparable here
             out["layers"].append({**row, "bf16_rel_rms": None, "f32_rel_rms": None})
             continue
-        for precision, (k, t) in per_precision.items():
-            ref = np.sqrt(np.mean(per_precision["f32"][0][i].astype(np.float64) ** 2)) or 1.0
-            row[f"{precision}_rel_rms"] = float(np.sqrt(np.mean((k[i].astype(np.float64) - t[i]) ** 2)) / ref)
+        ref = np.sqrt(np.mean(a["f32"][i]["output"].astype(np.float64) ** 2)) or 1.0
+        for precision in ("bf16", "f32"):
+            k, t = a[precision][i]["output"], b[precision][i]["output"]
+            row[f"{precision}_rel_rms"] = float(np.sqrt(np.mean((k.astype(np.float64) - t) ** 2)) / ref)
         out["layers"].append(row)
-    (kb, tb), (kf, tf32) = (
-        (per_precision["bf16"][0][-1], per_precision["bf16"][1][-1]),
-        (per_precision["f32"][0][-1], per_precision["f32"][1][-1]),
-    )
-    own = max(float(np.abs(kb - kf).max()), float(np.abs(tb - tf32).max()))
+    (kb16, tb16), (kf, tf32) = ((a[p][-1]["output"], b[p][-1]["output"]) for p in ("bf16", "f32"))
+    own = max(float(np.abs(kb16 - kf).max()), float(np.abs(tb16 - tf32).max()))
     out["logits"] = {
-        "max_abs_diff": float(np.abs(kb - tb).max()),
+        "max_abs_diff": float(np.abs(kb16 - tb16).max()),
         "own_rounding": own,
         "allowed": 2 * own,
-        "same_predictions": int((kb.argmax(1) == tb.argmax(1)).sum()),
-        "images": len(pixels),
+        "same_predictions": int((kb16.argmax(1) == tb16.argmax(1)).sum()),
+        "images": len(kb16),
     }
     return out
 
@@ -260,14 +174,17 @@ def add_layer_check(result: ParityResult, rows: list[dict[str, Any]], images: in
 
 
 def run_bf16_parity(
-    config: Config, train: Split, images: int = 128, steps: int = 10, batch_size: int = 128
+    config: Config,
+    train: Split,
+    images: int = 128,
+    steps: int = 10,
+    batch_size: int = 128,
+    engines: tuple[str, str] = DEFAULT_PAIR,
+    in_process: bool = False,
 ) -> ParityResult:
-    """Every bf16 check for one config; `train` gives the batches (the first `images` for the
-    forward checks, the shared batch order for lockstep)."""
-    from compare.parity_frameworks import _frameworks
-
-    torch, _ = _frameworks()
-    torch.set_float32_matmul_precision("highest")
+    """Every bf16 check for one config and two engines (a Keras one, then Lightning), each in a
+    process of its own; `train` gives the batches (the first `images` for the forward checks, the
+    shared batch order for lockstep). in_process: both here (tests plant faults so)."""
     config = bf16_config(config)
     result = ParityResult()
     kernels = bf16_kernels()
@@ -275,11 +192,35 @@ def run_bf16_parity(
     if kernels == "no_avx512":
         result.notes.append(FALLBACK_NOTE.format(model=cpu_model()))
     pixels = train.images[:images].astype(np.float32)
+    cfg = without_dropout(config)
+    f32 = with_overrides(cfg, {"train.precision": "float32"})
+    # The first engine's own initial draws, then in one job per engine: every layer's output in
+    # bf16 and float32, lockstep bf16 and float32, its half of the dtype table; then the second
+    # fed the first's outputs.
+    arrays = kernel_inputs()
+    start = _first(engines[0], [call("initial_weights", cfg)], in_process)[0]
+    batches = lockstep_batches(cfg, train, steps, batch_size)
+    runs = [(cfg, "float32"), (f32, "float32")]
+    jobs = [
+        (
+            e,
+            [
+                _outputs_call(cfg, start, pixels),
+                _outputs_call(f32, start, pixels),
+                *lockstep_calls(e, runs, start, batches, engines),
+                *probe_calls(config, arrays),  # last: the op log sets TensorFlow's deterministic kernels
+            ],
+        )
+        for e in engines
+    ]
+    answers = run_jobs(jobs, in_process)
+    chains = {e: {"bf16": r["results"][0], "f32": r["results"][1]} for e, r in zip(engines, answers)}
+    low, high = ({e: r["results"][i] for e, r in zip(engines, answers)} for i in (2, 3))
 
-    rows = layer_by_layer(config, pixels)
+    rows = layer_by_layer(cfg, pixels, engines, in_process, weights=start, chained=chains[engines[0]]["bf16"])
     add_layer_check(result, rows, len(pixels))
 
-    e2e = end_to_end(config, pixels)
+    e2e = end_to_end(cfg, chains)
     result.lockstep["end_to_end"] = e2e
     logits = e2e["logits"]
     result.add(
@@ -290,41 +231,21 @@ def run_bf16_parity(
         f" {logits['images']} identical predictions",
     )
 
-    cfg = without_dropout(config)
-    # Both engines here, in this process (torch loaded first): Keras' own initial draws.
-    pair = ("keras", "lightning")
-    start = run_jobs([("keras", [call("initial_weights", cfg)])], in_process=True)[0]["results"][0]
-    f32 = with_overrides(cfg, {"train.precision": "float32"})
-    batches = lockstep_batches(cfg, train, steps, batch_size)
-    low, high = lockstep_runs([(cfg, "float32"), (f32, "float32")], start, batches, pair, in_process=True)
+    name = config.train.optimizer.name
     s = compare_lockstep(low, high, TOLERANCE, low="bf16", high="float32", running_noise=True)
-    result.lockstep[config.train.optimizer.name] = s
-    grads, loss = s["gradients"], s["loss"]
-    result.add(
-        f"bf16 lockstep {config.train.optimizer.name}: step-0 gradients, max |diff|",
-        grads["bf16_max_abs_diff"][grads["bf16_worst"]],
-        grads["bf16_allowed"],
-        f"worst tensor {grads['bf16_worst']}; allowed: 2x own bf16 rounding",
-        passed=grads["bf16_pass"],
+    result.lockstep[name] = s
+    a, b = engines
+    final = (
+        f"final loss Keras {s['loss'][f'{a}_bf16'][-1]:.5f} vs torch {s['loss'][f'{b}_bf16'][-1]:.5f}"
+        f" (float32: {high[a]['loss'][-1]:.5f})"
     )
-    worst_step = int(np.argmax(np.array(loss["bf16_rel_diff"]) / np.array(loss["bf16_allowed"])))
-    result.add(
-        f"bf16 lockstep {config.train.optimizer.name}: loss over {steps} steps, max rel diff",
-        loss["bf16_rel_diff"][worst_step],
-        loss["bf16_allowed"][worst_step],
-        f"final loss Keras {loss['keras_bf16'][-1]:.5f} vs torch {loss['lightning_bf16'][-1]:.5f}"
-        f" (float32: {high['keras']['loss'][-1]:.5f})",
-        passed=loss["bf16_pass"],
+    add_rounded_checks(
+        result, s, "bf16", f"bf16 lockstep {name}: {{what}}", steps, final, "; allowed: 2x own bf16 rounding"
     )
-    if "running_stats" in s:
-        bn = s["running_stats"]
-        result.add(
-            f"bf16 lockstep {config.train.optimizer.name}: batch-norm running statistics, max |diff|",
-            bn["bf16_max_abs_diff"][bn["bf16_worst"]],
-            bn["bf16_allowed"],
-            f"worst {bn['bf16_worst']}",
-            passed=bn["bf16_pass"],
-        )
+    result.dtypes = table(config, engines, arrays, [r["results"] for r in answers])
+    result.notes.extend(result.dtypes.get("notes", []))
+    for e, r in zip(engines, answers):
+        result.notes.append(f"{e}: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))
     return result
 
 

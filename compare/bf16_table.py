@@ -1,9 +1,12 @@
-"""The bf16 dtype table: each row picks the ops it is about from both frameworks' logs
-(compare.bf16_trace) and says which dtypes they compute in."""
+"""The bf16 dtype table: each row picks the ops it is about from both engines' logs
+(compare.bf16_trace) and says which dtypes they compute in. A row has one rule per op vocabulary
+(whose op names a log holds: TensorFlow's graph ops for Keras on TensorFlow, jaxpr primitives for
+Keras on JAX, aten ops for Lightning and, composed differently, for Keras on torch)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from compare.bf16_trace import Op
 from fmnist.config import Config
@@ -20,7 +23,7 @@ def _pick(
     kinds: dict[str, str],
     phase: str,
     op_names: tuple[str, ...],
-    kind: str | None = None,
+    kind: str | tuple[str, ...] | None = None,
     show: Callable[[Op], str] = lambda o: o["outputs"][0],
 ) -> str:
     """The distinct dtypes of the matching ops, or 'none' when no op matches."""
@@ -29,7 +32,7 @@ def _pick(
         for o in ops
         if o["phase"] == phase
         and o["op"] in op_names
-        and (kind is None or kinds.get(o["layer"]) == kind or o["layer"] == kind)
+        and (kind is None or {kinds.get(o["layer"]), o["layer"]} & ({kind} if isinstance(kind, str) else set(kind)))
         and any(d.startswith(("float", "bfloat")) for d in o["outputs"] + o["inputs"])
         and (v := show(o)) is not None
     ]
@@ -45,6 +48,12 @@ def _cast(o: Op) -> str:
     return o["inputs"][0] + " -> " + o["outputs"][0]
 
 
+def _float_cast(o: Op) -> str | None:
+    """A cast from one float type to another (not a count made a float, nor a no-op cast)."""
+    changes = o["inputs"][0] != o["outputs"][0] and o["inputs"][0].startswith(("float", "bfloat"))
+    return _cast(o) if changes else None
+
+
 def _second_input(o: Op) -> str:
     return o["inputs"][1] + " -> " + o["outputs"][0]
 
@@ -58,114 +67,198 @@ def _torch_conv_bias(o: Op) -> str | None:
     return o["inputs"][2] + " -> " + o["outputs"][0] if len(o["inputs"]) > 2 else None
 
 
-#: (row, Keras ops, torch ops): phase, op names, layer kind, what to show. The rows follow the
-#: order a training step runs.
-ROWS: list[tuple[str, tuple, tuple]] = [
+TF, TORCH, JAX, KERAS_TORCH = "tensorflow", "torch", "jax", "keras-torch"
+#: The op vocabularies the rows read.
+VOCABULARIES = (TF, TORCH, JAX, KERAS_TORCH)
+_OPTIMIZER = ("sub", "add", "mul", "div", "sqrt", "rsub", "pow", "square")
+#: (row, {vocabulary: (phase, op names, layer kind or name, what to show)}). The rows follow the
+#: order a training step runs. A log without layer names for backward ops (aten ops run by
+#: autograd) is read by op name alone there.
+ROWS: list[tuple[str, dict[str, tuple]]] = [
     (
         "input normalisation (x * scale + offset)",
-        ("forward", ("Mul", "AddV2"), "normalize"),
-        ("forward", ("mul", "add"), "normalize"),
+        {
+            TF: ("forward", ("Mul", "AddV2"), "normalize"),
+            TORCH: ("forward", ("mul", "add"), "normalize"),
+            JAX: ("forward", ("mul", "add"), "normalize"),
+            KERAS_TORCH: ("forward", ("mul", "add"), "normalize"),
+        },
     ),
     (
         "conv: input x weight -> output",
-        ("forward", ("Conv2D",), "conv", _float_inputs),
-        ("forward", ("convolution",), "conv", _torch_conv),
+        {
+            TF: ("forward", ("Conv2D",), "conv", _float_inputs),
+            TORCH: ("forward", ("convolution",), "conv", _torch_conv),
+            JAX: ("forward", ("conv_general_dilated",), "conv", _float_inputs),
+            KERAS_TORCH: ("forward", ("convolution",), "conv", _torch_conv),
+        },
     ),
     (
         "conv bias add: bias -> output",
-        ("forward", ("BiasAdd",), "conv", _second_input),
-        ("forward", ("convolution",), "conv", _torch_conv_bias),
+        {
+            TF: ("forward", ("BiasAdd",), "conv", _second_input),
+            TORCH: ("forward", ("convolution",), "conv", _torch_conv_bias),
+            JAX: ("forward", ("add",), "conv", _second_input),
+            KERAS_TORCH: ("forward", ("add",), "conv", _second_input),
+        },
     ),
     (
         "batch norm: statistics and normalisation",
-        ("forward", ("Mean", "SquaredDifference"), "batch_norm"),
-        ("forward", ("native_batch_norm", "var_mean"), "batch_norm"),
+        {
+            TF: ("forward", ("Mean", "SquaredDifference"), "batch_norm"),
+            TORCH: ("forward", ("native_batch_norm", "var_mean"), "batch_norm"),
+            JAX: ("forward", ("reduce_sum", "square", "rsqrt"), "batch_norm"),
+            KERAS_TORCH: ("forward", ("mean", "pow", "rsqrt_"), "batch_norm"),
+        },
     ),
     (
         "batch norm: running-statistics update",
-        ("forward", ("AssignVariableOp",), "batch_norm", lambda o: o["inputs"][1]),
-        ("forward", ("lerp_",), "batch_norm"),
+        {
+            TF: ("forward", ("AssignVariableOp",), "batch_norm", lambda o: o["inputs"][1]),
+            TORCH: ("forward", ("lerp_",), "batch_norm"),
+            JAX: ("forward", ("mul", "add"), "batch_norm"),  # the new state, returned by the step
+            KERAS_TORCH: ("forward", ("mul_", "add_"), "batch_norm"),
+        },
     ),
     (
         "batch norm: casts in and out",
-        ("forward", ("Cast",), "batch_norm", _cast),
-        ("forward", ("_to_copy",), "batch_norm", _cast),
+        {
+            TF: ("forward", ("Cast",), "batch_norm", _cast),
+            TORCH: ("forward", ("_to_copy",), "batch_norm", _cast),
+            JAX: ("forward", ("convert_element_type",), "batch_norm", _float_cast),
+            KERAS_TORCH: ("forward", ("_to_copy",), "batch_norm", _cast),
+        },
     ),
     (
         "ReLU and max-pool",
-        ("forward", ("Relu", "MaxPool"), None),
-        ("forward", ("relu", "relu_", "max_pool2d_with_indices"), None),
+        {
+            TF: ("forward", ("Relu", "MaxPool"), None),
+            TORCH: ("forward", ("relu", "relu_", "max_pool2d_with_indices"), None),
+            JAX: ("forward", ("max", "reduce_window_max"), ("relu", "max_pool")),
+            KERAS_TORCH: ("forward", ("relu", "max_pool2d_with_indices"), None),
+        },
     ),
     (
         "dropout: random draws",
-        ("forward", ("StatelessRandomUniformV2",), "dropout"),
-        ("forward", ("bernoulli_",), "dropout"),
+        {
+            TF: ("forward", ("StatelessRandomUniformV2",), "dropout"),
+            TORCH: ("forward", ("bernoulli_",), "dropout"),
+            JAX: ("forward", ("bitcast_convert_type",), "dropout"),  # random bits made uniform floats
+            KERAS_TORCH: ("forward", ("bernoulli_",), "dropout"),
+        },
     ),
     (
         "dropout: scaling and masking",
-        ("forward", ("Mul", "SelectV2"), "dropout"),
-        ("forward", ("mul", "div_"), "dropout"),
+        {
+            TF: ("forward", ("Mul", "SelectV2"), "dropout"),
+            TORCH: ("forward", ("mul", "div_"), "dropout"),
+            JAX: ("forward", ("div", "select_n"), "dropout"),
+            KERAS_TORCH: ("forward", ("mul", "div_"), "dropout"),
+        },
     ),
     (
         "dense: input x weight -> output",
-        ("forward", ("MatMul",), "dense", _float_inputs),
-        ("forward", ("addmm", "mm"), "dense", lambda o: _float_inputs({**o, "inputs": o["inputs"][1:]})),
+        {
+            TF: ("forward", ("MatMul",), "dense", _float_inputs),
+            TORCH: ("forward", ("addmm", "mm"), "dense", lambda o: _float_inputs({**o, "inputs": o["inputs"][1:]})),
+            JAX: ("forward", ("dot_general",), "dense", _float_inputs),
+            KERAS_TORCH: ("forward", ("mm", "matmul"), "dense", _float_inputs),
+        },
     ),
     (
         "dense bias add: bias -> output",
-        ("forward", ("BiasAdd",), "dense", _second_input),
-        ("forward", ("addmm",), "dense", _cast),
+        {
+            TF: ("forward", ("BiasAdd",), "dense", _second_input),
+            TORCH: ("forward", ("addmm",), "dense", _cast),
+            JAX: ("forward", ("add",), "dense", _second_input),
+            KERAS_TORCH: ("forward", ("add",), "dense", _second_input),
+        },
     ),
-    # Keras: matched by op type alone (the loss's name scope varies with what the process built
-    # before); with deterministic kernels TensorFlow computes it as LogSoftmax and a gather.
+    # Keras on TensorFlow: matched by op type alone (the loss's name scope varies with what the
+    # process built before); with deterministic kernels TensorFlow computes it as LogSoftmax and a gather.
     (
         "softmax and loss",
-        (
-            "forward",
-            ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits", "LogSoftmax"),
-            None,
-            lambda o: _float_inputs({**o, "inputs": o["inputs"][:1]}),
-        ),
-        ("forward", ("_log_softmax",), "loss", _float_inputs),
+        {
+            TF: (
+                "forward",
+                ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits", "LogSoftmax"),
+                None,
+                lambda o: _float_inputs({**o, "inputs": o["inputs"][:1]}),
+            ),
+            TORCH: ("forward", ("_log_softmax",), "loss", _float_inputs),
+            JAX: ("forward", ("reduce_max", "exp", "log"), "loss", _float_inputs),
+            KERAS_TORCH: ("forward", ("_log_softmax",), "loss", _float_inputs),
+        },
     ),
     (
         "gradient: activations (conv, dense)",
-        ("backward", ("Conv2DBackpropInput", "MatMul"), None),
-        ("backward", ("convolution_backward", "mm"), None),
+        {
+            TF: ("backward", ("Conv2DBackpropInput", "MatMul"), None),
+            TORCH: ("backward", ("convolution_backward", "mm"), None),
+            JAX: ("backward", ("conv_general_dilated", "dot_general"), None),
+            KERAS_TORCH: ("backward", ("convolution_backward", "mm"), None),
+        },
     ),
     (
         "gradient: conv weights, as computed",
-        ("backward", ("Conv2DBackpropFilter",), None),
-        ("backward", ("convolution_backward",), None, lambda o: o["outputs"][-1]),
+        {
+            TF: ("backward", ("Conv2DBackpropFilter",), None),
+            TORCH: ("backward", ("convolution_backward",), None, lambda o: o["outputs"][-1]),
+            JAX: ("backward", ("conv_general_dilated",), "conv"),
+            KERAS_TORCH: ("backward", ("convolution_backward",), None, lambda o: o["outputs"][-1]),
+        },
     ),
-    ("gradient: biases, as computed", ("backward", ("BiasAddGrad",), None), ("backward", ("sum",), None)),
+    (
+        "gradient: biases, as computed",
+        {
+            TF: ("backward", ("BiasAddGrad",), None),
+            TORCH: ("backward", ("sum",), None),
+            JAX: ("backward", ("reduce_sum",), ("conv", "dense")),
+            KERAS_TORCH: (
+                "backward",
+                ("sum",),
+                None,
+                lambda o: o["outputs"][0] if o["inputs"][0] == "bfloat16" else None,
+            ),
+        },
+    ),
     (
         "gradient: batch norm",
-        ("backward", ("Sum", "Mul", "RsqrtGrad"), "batch_norm"),
-        ("backward", ("native_batch_norm_backward",), None),
+        {
+            TF: ("backward", ("Sum", "Mul", "RsqrtGrad"), "batch_norm"),
+            TORCH: ("backward", ("native_batch_norm_backward",), None),
+            JAX: ("backward", ("mul", "reduce_sum"), "batch_norm"),
+            # unnamed backward ops: the float32 ones between the casts around batch norm
+            KERAS_TORCH: ("backward", ("pow",), None),
+        },
     ),
     (
         "optimizer update (weights and moments)",
-        (
-            "optimizer",
-            ("AssignSubVariableOp", "AssignVariableOp", "AssignAddVariableOp"),
-            None,
-            lambda o: o["inputs"][-1],
-        ),
-        ("optimizer", ("sub_", "add_", "mul_", "addcmul_", "lerp_", "div", "sqrt"), None),
+        {
+            TF: (
+                "optimizer",
+                ("AssignSubVariableOp", "AssignVariableOp", "AssignAddVariableOp"),
+                None,
+                lambda o: o["inputs"][-1],
+            ),
+            TORCH: ("optimizer", ("sub_", "add_", "mul_", "addcmul_", "lerp_", "div", "sqrt"), None),
+            JAX: ("optimizer", _OPTIMIZER, None),
+            KERAS_TORCH: ("optimizer", (*_OPTIMIZER, *(f"_foreach_{o}" for o in ("mul", "add", "sqrt", "div"))), None),
+        },
     ),
 ]
 
 
-def dtype_rows(config: Config, keras_ops: list[Op], torch_ops: list[Op]) -> list[dict[str, str]]:
+def dtype_rows(config: Config, first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, str]]:
+    """The table's rows from two engines' logs (`bf16_trace` answers: the Keras engine's, then
+    Lightning's), as {"quantity", "keras", "torch"}; a log the engine could not give, or in a
+    vocabulary no rule reads, fills its column with why."""
     kinds = _kinds(config)
-    rows = []
-    for name, keras_rule, torch_rule in ROWS:
-        rows.append(
-            {
-                "quantity": name,
-                "keras": _pick(keras_ops, kinds, *keras_rule),
-                "torch": _pick(torch_ops, kinds, *torch_rule),
-            }
-        )
-    return rows
+
+    def cell(trace: dict[str, Any], row: tuple) -> str:
+        if trace.get("unavailable"):
+            return "not measured"
+        rule = row[1].get(trace["vocabulary"])
+        return _pick(trace["ops"], kinds, *rule) if rule else f"no rule for {trace['vocabulary']} ops"
+
+    return [{"quantity": row[0], "keras": cell(first, row), "torch": cell(second, row)} for row in ROWS]

@@ -43,6 +43,7 @@ __all__ = [
     "compare_lockstep",
     "float32_allowed",
     "format_table",
+    "lockstep_calls",
     "lockstep_runs",
     "run_parity",
     "without_dropout",
@@ -60,6 +61,19 @@ def lockstep_options(engine: str, pair: tuple[str, ...]) -> dict[str, Any]:
     return {"exact_casts": any(b not in (None, "tensorflow") for b in partners)}
 
 
+def lockstep_calls(
+    engine: str,
+    runs: list[tuple[Config, str]],
+    weights: dict[str, np.ndarray],
+    batches: tuple[list, list],
+    engines: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """One engine's lockstep calls, one per (config, dtype), for a job that may do more."""
+    images, labels = batches
+    extra = lockstep_options(engine, engines)
+    return [call("lockstep", c, weights=weights, images=images, labels=labels, dtype=d, **extra) for c, d in runs]
+
+
 def lockstep_runs(
     runs: list[tuple[Config, str]],
     weights: dict[str, np.ndarray],
@@ -69,13 +83,7 @@ def lockstep_runs(
 ) -> list[dict[str, dict[str, Any]]]:
     """Each (config, dtype) trained in lockstep by every engine from `weights` on `batches`:
     per run, {engine: {"loss", "grads", "running"}}."""
-    images, labels = batches
-
-    def calls(e: str) -> list[dict[str, Any]]:
-        extra = lockstep_options(e, engines)
-        return [call("lockstep", c, weights=weights, images=images, labels=labels, dtype=d, **extra) for c, d in runs]
-
-    answers = run_jobs([(e, calls(e)) for e in engines], in_process)
+    answers = run_jobs([(e, lockstep_calls(e, runs, weights, batches, engines)) for e in engines], in_process)
     return [{e: a["results"][i] for e, a in zip(engines, answers)} for i in range(len(runs))]
 
 

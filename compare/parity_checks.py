@@ -110,46 +110,69 @@ def check_weight_transfer(
         )
 
 
-def add_lockstep_checks(
-    result: ParityResult, label: str, s: dict[str, Any], engines: tuple[str, str], steps: int, tol: float
+def add_rounded_checks(
+    result: ParityResult, s: dict[str, Any], low: str, name: str, steps: int, loss_detail: str, grads_note: str = ""
 ) -> None:
-    """The float64 and float32 lines of one optimizer's lockstep (`compare_lockstep`'s summary)."""
-    a, b = engines
+    """The lines of one lockstep comparison (`compare_lockstep`'s summary) at its lower precision
+    `low` (float32 against float64, or bf16 against float32): step-0 gradients, the loss per step
+    and the batch-norm running statistics, each against twice the engines' own rounding. `name`
+    holds `{what}`, the quantity; the loss line shows the step furthest beyond its allowance."""
     grads, loss = s["gradients"], s["loss"]
+    worst = grads[f"{low}_worst"]
     result.add(
-        f"lockstep {label}, float64: step-0 gradients, max |diff|",
-        grads["float64_max_abs_diff"],
-        tol,
-        f"worst tensor {grads['float64_worst']}",
+        name.format(what="step-0 gradients, max |diff|"),
+        grads[f"{low}_max_abs_diff"][worst],
+        grads[f"{low}_allowed"],
+        f"worst tensor {worst}{grads_note}",
+        passed=grads[f"{low}_pass"],
     )
-    result.add(f"lockstep {label}, float64: loss over {steps} steps, max rel diff", max(loss["float64_rel_diff"]), tol)
+    worst_step = int(np.argmax(np.array(loss[f"{low}_rel_diff"]) / np.array(loss[f"{low}_allowed"])))
     result.add(
-        f"lockstep {label}, float32: step-0 gradients, max |diff|",
-        grads["float32_max_abs_diff"][grads["float32_worst"]],
-        grads["float32_allowed"],
-        f"worst tensor {grads['float32_worst']}",
-        passed=grads["float32_pass"],
-    )
-    worst_step = int(np.argmax(np.array(loss["float32_rel_diff"]) / np.array(loss["float32_allowed"])))
-    result.add(
-        f"lockstep {label}, float32: loss over {steps} steps, max rel diff",
-        loss["float32_rel_diff"][worst_step],
-        loss["float32_allowed"][worst_step],
-        f"final loss {a} {loss[f'{a}_float32'][-1]:.6f} vs {b} {loss[f'{b}_float32'][-1]:.6f}",
-        passed=loss["float32_pass"],
+        name.format(what=f"loss over {steps} steps, max rel diff"),
+        loss[f"{low}_rel_diff"][worst_step],
+        loss[f"{low}_allowed"][worst_step],
+        loss_detail,
+        passed=loss[f"{low}_pass"],
     )
     if "running_stats" in s:
         bn = s["running_stats"]
         result.add(
-            f"lockstep {label}, float64: batch-norm running statistics, max |diff|",
-            bn["float64_max_abs_diff"],
-            tol,
-            f"worst {bn['float64_worst']}",
+            name.format(what="batch-norm running statistics, max |diff|"),
+            bn[f"{low}_max_abs_diff"][bn[f"{low}_worst"]],
+            bn[f"{low}_allowed"],
+            f"worst {bn[f'{low}_worst']}",
+            passed=bn[f"{low}_pass"],
         )
+
+
+def add_lockstep_checks(
+    result: ParityResult,
+    label: str,
+    s: dict[str, Any],
+    engines: tuple[str, str],
+    steps: int,
+    tol: float,
+    low: str = "float32",
+    high: str = "float64",
+) -> None:
+    """The lines of one optimizer's lockstep (`compare_lockstep`'s summary): at `high`, the math,
+    to `tol`; at `low`, the math plus rounding (`add_rounded_checks`)."""
+    a, b = engines
+    grads, loss = s["gradients"], s["loss"]
+    result.add(
+        f"lockstep {label}, {high}: step-0 gradients, max |diff|",
+        grads[f"{high}_max_abs_diff"],
+        tol,
+        f"worst tensor {grads[f'{high}_worst']}",
+    )
+    result.add(f"lockstep {label}, {high}: loss over {steps} steps, max rel diff", max(loss[f"{high}_rel_diff"]), tol)
+    if "running_stats" in s:
+        bn = s["running_stats"]
         result.add(
-            f"lockstep {label}, float32: batch-norm running statistics, max |diff|",
-            bn["float32_max_abs_diff"][bn["float32_worst"]],
-            bn["float32_allowed"],
-            f"worst {bn['float32_worst']}",
-            passed=bn["float32_pass"],
+            f"lockstep {label}, {high}: batch-norm running statistics, max |diff|",
+            bn[f"{high}_max_abs_diff"],
+            tol,
+            f"worst {bn[f'{high}_worst']}",
         )
+    final = f"final loss {a} {loss[f'{a}_{low}'][-1]:.6f} vs {b} {loss[f'{b}_{low}'][-1]:.6f}"
+    add_rounded_checks(result, s, low, f"lockstep {label}, {low}: {{what}}", steps, final)

@@ -26,6 +26,7 @@ class ParityResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     lockstep: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what a reader needs beside the checks (printed after them)
+    dtypes: dict[str, Any] = field(default_factory=dict)  # bf16: where each engine rounds (compare.bf16_dtypes)
 
     @property
     def passed(self) -> bool:
@@ -42,6 +43,7 @@ class ParityResult:
             "layers": self.layers,
             "lockstep": _plain(self.lockstep),
             "notes": self.notes,
+            **({"dtypes": self.dtypes} if self.dtypes else {}),
         }
 
 

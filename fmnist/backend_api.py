@@ -115,6 +115,36 @@ class EngineModule(Backend, Protocol):
         config says: {"loss": per step, "grads": the first batch's gradients (state left as it
         was), "running": batch-norm running statistics after the last step}."""
 
+    def bf16_trace(self, config: Config, batch: int) -> dict[str, Any]:
+        """One training step of a bf16-mixed config on `batch` random images, as the engine's
+        training runs it, every op the framework runs with its tensors' dtypes: {"vocabulary":
+        whose op names ("tensorflow", "jax", "torch", "keras-torch"), "ops": [{"phase": forward, backward or
+        optimizer, "layer", "op", "inputs": [dtype, ...], "outputs": [dtype, ...]}]}, plus
+        "unavailable": why, where the engine cannot log them. Where each framework rounds is read
+        from live tensors, not documentation (compare.bf16_table)."""
+
+    def bf16_layer_outputs(
+        self,
+        config: Config,
+        weights: dict[str, np.ndarray],
+        pixels: np.ndarray,
+        partner_outputs: list[np.ndarray] | None = None,
+        partner_dtypes: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per layer of the plan, training mode, under the config's precision (bf16-mixed or
+        float32): {"name", "output": float32 numbers, NHWC (flatten: H, W, C order), "dtype" the
+        layer computed it in, "note": why it is not comparable, or None}. Chained from raw
+        `pixels` (N x 28 x 28); or each layer fed the other engine's output of the layer before,
+        in its dtype (`partner_outputs`, `partner_dtypes`: that engine's chained answer), so a
+        layer's difference is that layer's alone."""
+
+    def bf16_kernels(self, config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float]) -> dict[str, Any]:
+        """The kernels a bf16 training step runs, fed bfloat16-valued `arrays` (compare.
+        bf16_accumulation names them), as the engine's training runs them: dense and conv
+        forward, their weight and bias gradients, the config's input normalisation, dropout at
+        each rate; float32 results, NHWC and HWIO. How a kernel accumulates shows only in its
+        numbers. {"unavailable": why} where the engine cannot run them."""
+
     def run_weights(self, run_dir: Path) -> dict[str, np.ndarray]:
         """A run's trained weights in the shared layout, float32 (what `export_onnx` and
         `logits` take: an export is checked against the same weights in the engine)."""

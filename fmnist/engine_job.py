@@ -24,7 +24,16 @@ from fmnist.errors import FmnistError
 
 #: The contract functions a job may call, each as fn(config, **kwargs), or fn(**kwargs) for a
 #: call without a config (predict: a run directory holds its own).
-CALLS = ("layer_table", "initial_weights", "logits", "lockstep", "predict")
+CALLS = (
+    "layer_table",
+    "initial_weights",
+    "logits",
+    "lockstep",
+    "predict",
+    "bf16_trace",
+    "bf16_layer_outputs",
+    "bf16_kernels",
+)
 _ARRAY = "__array__"
 _SKELETON = "__skeleton__"
 

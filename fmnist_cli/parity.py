@@ -79,17 +79,17 @@ def check_replaceable(path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from fmnist.config import load_config
 
-    from fmnist.engines import parse_engines
+    from fmnist.engines import engine, parse_engines
     from fmnist.errors import FmnistError
 
     config = load_config(args.config)
     engines = parse_engines(args.backends)
     if len(engines) != 2:
         raise FmnistError(f"--backends: parity holds two engines against each other, not {len(engines)}")
-    if args.precision == "bf16-mixed" and engines != DEFAULT_PAIR:
+    if args.precision == "bf16-mixed" and (engine(engines[0]).family, engines[1]) != ("keras", "lightning"):
         raise FmnistError(
-            "--precision bf16-mixed checks keras against lightning only so far (both in one process);"
-            f" got --backends {args.backends}"
+            "--precision bf16-mixed holds a Keras engine against lightning, in that order (the dtype table"
+            f" has a column for each); got --backends {args.backends}"
         )
     written = args.out / ("parity-bf16-mixed.json" if args.precision == "bf16-mixed" else "parity.json")
     check_replaceable(written)  # before the frameworks load and the checks run
@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     splits = make_splits(load_fashion_mnist(args.data_dir), config)
     if args.precision == "bf16-mixed":
+        from compare.bf16_dtypes import markdown
         from compare.bf16_parity import format_layers, run_bf16_parity
 
         result = run_bf16_parity(
@@ -109,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
             images=args.images or config.train.batch_size,
             steps=args.steps,
             batch_size=config.train.batch_size,
+            engines=engines,
         )
         print(format_layers(result.layers), end="\n\n")
+        print(markdown(result.dtypes), end="\n\n")
     else:
         result = parity.run_parity(
             config,

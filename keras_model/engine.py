@@ -22,11 +22,15 @@ from fmnist.weight_layout import keras_to_torch_arrays
 from keras_model.backend import compile_model, completed_epochs, predict, seed_everything, train, versions
 from keras_model.callbacks import ScheduledLearningRate
 from keras_model.data import TrainBatches, fit_input
+from keras_model.bf16_probe import bf16_kernels, bf16_layer_outputs, bf16_trace
 from keras_model.export import export_onnx, export_versions, inference_runners, run_weights
 from keras_model.model import build_model, set_shared_weights, shared_weights
 from keras_model.speed import fixed_batch_steps, throughput
 
 __all__ = [
+    "bf16_kernels",
+    "bf16_layer_outputs",
+    "bf16_trace",
     "completed_epochs",
     "export_onnx",
     "export_versions",

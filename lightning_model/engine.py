@@ -21,12 +21,16 @@ from fmnist.splits import DataSplits
 from lightning_model.backend import completed_epochs, configure_torch, predict, train, versions
 from lightning_model.data import FashionMNISTDataModule
 from lightning_model.module import FashionClassifier
+from lightning_model.bf16_probe import bf16_kernels, bf16_layer_outputs, bf16_trace
 from lightning_model.export import export_onnx, export_versions, inference_runners, run_weights
 from lightning_model.network import build_network, load_shared_weights
 from lightning_model.precision import autocast
 from lightning_model.speed import fixed_batch_steps, throughput
 
 __all__ = [
+    "bf16_kernels",
+    "bf16_layer_outputs",
+    "bf16_trace",
     "completed_epochs",
     "export_onnx",
     "export_versions",

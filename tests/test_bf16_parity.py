@@ -83,11 +83,12 @@ def test_bf16_parity_on_a_small_batch_holds_where_the_cpu_has_avx512(improved, t
     assert any("no AVX-512" in n and "docs/parity.md" in n for n in result.notes)
 
 
-def _layer_check(config, train, network=None) -> ParityResult:
+def _layer_check(config, train) -> ParityResult:
+    """Check 1 through the engine contract (`bf16_layer_outputs` by engine job), both engines in
+    this process, so a fault planted in a backend module shows."""
     result = ParityResult()
-    bf16_parity.add_layer_check(
-        result, bf16_parity.layer_by_layer(config, train.images[:32].astype(np.float32), network), 32
-    )
+    pixels = train.images[:32].astype(np.float32)
+    bf16_parity.add_layer_check(result, bf16_parity.layer_by_layer(config, pixels, in_process=True), 32)
     return result
 
 
@@ -143,3 +144,93 @@ def test_cli_bf16_parity_exit_code_and_report(real_data_dir, tmp_path, capsys):
     assert report["notes"][0].startswith("cpu: ")
     assert ("no AVX-512" in capsys.readouterr().out) != PARITY_HOLDS
     assert {r["layer"] for r in report["layers"]} >= {"normalize", "dense1", "logits"}
+
+
+def test_round_bf16_rounds_as_the_frameworks_cast():
+    """compare's numpy rounding (the judge loads no framework) against torch's own cast, ties included."""
+    import torch
+
+    from compare.bf16_accumulation import round_bf16
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.standard_normal(100_000) * 10.0 ** rng.integers(-6, 6, 100_000), [0.0, -0.0]])
+    ties = (np.arange(1, 2001, dtype=np.uint32) << 16 | 0x8000).view(np.float32)  # exactly halfway
+    for a in (values.astype(np.float32), ties):
+        expected = torch.from_numpy(a).bfloat16().float().numpy()
+        np.testing.assert_array_equal(round_bf16(a).view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.fixture(scope="module")
+def probes():
+    """Every engine's answers to the bf16 probes of the contract, each in a process of its own:
+    the op log of one step, each layer's output from Lightning's initial weights, the kernels."""
+    from compare.bf16_accumulation import kernel_call, kernel_inputs
+    from compare.bf16_trace import bf16_config, trace_call
+    from compare.parity import call, without_dropout
+    from fmnist import engines
+    from fmnist.engine_job import run_jobs
+
+    config = without_dropout(bf16_config(load_config(REPO / "configs" / "fast.yaml")))
+    weights = run_jobs([("lightning", [call("initial_weights", config)])], in_process=True)[0]["results"][0]
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 28, 28)).astype(np.float32)
+    arrays = kernel_inputs()
+    calls = [
+        trace_call(config, batch=2),
+        call("bf16_layer_outputs", config, weights=weights, pixels=pixels),
+        kernel_call(arrays),
+    ]
+    found = run_jobs([(e, calls) for e in engines.ENGINE_NAMES])
+    return config, arrays, dict(zip(engines.ENGINE_NAMES, (f["results"] for f in found)))
+
+
+@pytest.mark.parametrize("engine", ["keras", "keras-jax", "keras-torch", "lightning"])
+def test_every_engine_answers_the_bf16_probes(engine, probes):
+    """The contract's bf16 functions: an op log in a vocabulary the table reads, or one line why
+    not; every layer's output in the shared layout and its dtype (bfloat16 compute, float32
+    islands where the policy puts them); kernels whose numbers the experiments read, or why not."""
+    from compare.bf16_accumulation import KERNELS, experiments
+    from compare.bf16_table import VOCABULARIES, dtype_rows
+    from fmnist.architecture import layer_plan
+
+    config, arrays, found = probes
+    trace, layers, kernels = found[engine]
+    if trace.get("unavailable"):
+        assert trace["ops"] == [] and engine in ("keras-jax", "keras-torch") and "\n" not in trace["unavailable"]
+    else:
+        assert trace["vocabulary"] in VOCABULARIES and trace["ops"]
+        assert {"forward", "backward", "optimizer"} <= {o["phase"] for o in trace["ops"]}
+        rows = {r["quantity"]: r["keras"] for r in dtype_rows(config, trace, trace)}
+        assert rows["conv: input x weight -> output"] == "bfloat16 x bfloat16 -> bfloat16"
+        assert rows["input normalisation (x * scale + offset)"] == "float32"
+        assert rows["optimizer update (weights and moments)"] == "float32"
+    plan = layer_plan(config)
+    assert [r["name"] for r in layers] == [s.name for s in plan]
+    reference = found["lightning"][1]
+    for spec, row, ref in zip(plan, layers, reference):
+        assert row["output"].shape == ref["output"].shape and row["output"].dtype == np.float32, spec.name
+        assert row["dtype"] == ("float32" if spec.kind == "normalize" else "bfloat16"), spec.name
+    # The same weights give the same function, to bf16 rounding (parity proper is the checks').
+    np.testing.assert_allclose(layers[-1]["output"], reference[-1]["output"], atol=0.1)
+    if kernels.get("unavailable"):
+        assert engine in ("keras-jax", "keras-torch") and "\n" not in kernels["unavailable"]
+    else:
+        assert {key for _, key in KERNELS} <= set(kernels)
+        assert kernels["dense"].shape == (len(arrays["dense_input"]), arrays["dense_kernel"].shape[1])
+        verdicts = {e["experiment"]: e["keras"] for e in experiments(arrays, {"keras": kernels})}
+        assert verdicts["input normalisation (first conv's input)"] == "float32, one rounding"
+
+
+@pytest.mark.slow
+def test_bf16_parity_holds_keras_on_jax_against_lightning_and_records_where_each_rounds(improved, train):
+    """Another Keras engine through the same engine jobs: the checks run, and the dtype table and
+    the kernel experiments say where each engine rounds (on JAX, XLA keeps the conv weight
+    gradient in float32: docs/parity.md, "bf16 on every Keras engine")."""
+    result = bf16_parity.run_bf16_parity(
+        improved, train, images=32, steps=3, batch_size=32, engines=("keras-jax", "lightning")
+    )
+    assert [r["layer"] for r in result.layers if r["compared"]][:2] == ["normalize", "block1_conv1"]
+    if PARITY_HOLDS:
+        assert result.passed, [c for c in result.checks if not c.passed]
+    assert result.dtypes["engines"] == ["keras-jax", "lightning"] and "notes" not in result.dtypes
+    assert all("no rule" not in r["keras"] for r in result.dtypes["rows"])
+    assert any(n.startswith("keras-jax: ") for n in result.notes)

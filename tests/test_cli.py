@@ -280,13 +280,14 @@ def test_lightning_live_bar_counts_epochs_from_one():
 
 
 def test_parity_refuses_a_pair_it_cannot_check(real_data_dir, tmp_path, fmnist_cli, one_line_error):
-    """Unknown engines, one engine, or bf16 on a pair other than keras and lightning: one line
-    each, before anything loads."""
+    """Unknown engines, one engine, or bf16 on a pair other than a Keras engine and lightning: one
+    line each, before anything loads."""
     for backends, extra, message in (
         ("keras,flax", (), "unknown backend 'flax'"),
         ("keras", (), "at least 2"),
         ("keras,keras-jax,lightning", (), "two engines against each other, not 3"),
-        ("keras-jax,lightning", ("--precision", "bf16-mixed"), "keras against lightning only"),
+        ("lightning,keras-jax", ("--precision", "bf16-mixed"), "a Keras engine against lightning, in that order"),
+        ("keras,keras-jax", ("--precision", "bf16-mixed"), "a Keras engine against lightning, in that order"),
     ):
         result = fmnist_cli("parity", "--backends", backends, *extra, "--out", str(tmp_path / "p"))
         one_line_error(result, message)
