@@ -134,7 +134,7 @@ def _module(spec: LayerSpec) -> nn.Module:
     if spec.kind == "dropout":
         return Float32Dropout(a["rate"])
     if spec.kind == "flatten":
-        return nn.Flatten()  # C, H, W order; compare.weight_transfer maps Keras' H, W, C
+        return nn.Flatten()  # C, H, W order; fmnist.weight_layout maps Keras' H, W, C
     if spec.kind == "dense":
         return nn.Linear(a["in_features"], a["units"])
     raise ValueError(f"unknown layer kind {spec.kind!r}")

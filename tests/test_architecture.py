@@ -60,16 +60,17 @@ def _random_bn_statistics(network):
 
 @pytest.mark.parametrize("direction", ["keras_to_torch", "torch_to_keras"])
 def test_weight_transfer_gives_the_same_logits(config, direction, tiny_images):
-    from compare.weight_transfer import copy_keras_to_torch, copy_torch_to_keras
     from keras_model import build_model
+    from keras_model.model import set_shared_weights, shared_weights
     from lightning_model import build_network
+    from lightning_model.network import load_shared_weights
 
     model, network = build_model(config), build_network(config).eval()
     if direction == "keras_to_torch":
-        copy_keras_to_torch(config, model, network)
+        load_shared_weights(network, shared_weights(config, model), "float32")
     else:
         _random_bn_statistics(network)
-        copy_torch_to_keras(config, network, model)
+        set_shared_weights(config, model, {k: v.numpy() for k, v in network.state_dict().items()})
     images = tiny_images[0].astype(np.float32)
     keras_logits = np.asarray(model(images[..., None], training=False))
     with torch.no_grad():

@@ -24,9 +24,10 @@ ALLOWED = {
     "serving": ({"fmnist", "serving"}, set()),
     # Runs jobs in fresh processes, here or on Ray nodes: never a framework itself.
     "executors": ({"fmnist", "executors"}, set()),
-    "compare": ({"fmnist", "keras_model", "lightning_model", "compare", "executors"}, KERAS | TORCH),
+    # The tools reach an engine only through the contract (fmnist.engines), never a backend module.
+    "compare": ({"fmnist", "compare", "executors"}, KERAS | TORCH),
     # benchmark-inference times the export `fmnist export` makes and checks (compare.export_check).
-    "benchmarks": ({"fmnist", "keras_model", "lightning_model", "compare", "benchmarks", "executors"}, KERAS | TORCH),
+    "benchmarks": ({"fmnist", "compare", "benchmarks", "executors"}, KERAS | TORCH),
     # The command reaches frameworks only through the packages below, and engines only by name
     # (fmnist.engines), never a backend module.
     "fmnist_cli": (set(PROJECT) - {"keras_model", "lightning_model"}, set()),
@@ -34,10 +35,6 @@ ALLOWED = {
 BACKENDS = {"keras_model", "lightning_model"}
 MODULE_NAME = re.compile(r"(keras_model|lightning_model)(\.\w+)*")
 TOOLS = ("compare", "benchmarks", "serving", "fmnist_cli")
-#: Tool files that still import a backend module themselves instead of going through the engine
-#: contract (`fmnist.engines`, `fmnist.backend_api.EngineModule`). Empty now (the bf16 checks were
-#: the last); it only shrinks (docs/architecture.md, "Not yet through the contract").
-NOT_YET_THROUGH_THE_CONTRACT: set[str] = set()
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -98,15 +95,15 @@ def backend_imports(path: Path) -> set[str]:
 
 
 def test_tools_reach_the_engines_only_through_the_contract():
+    """By import or by a module name in a string: the contract (`fmnist.engines`,
+    `fmnist.backend_api.EngineModule`) is the only way in (docs/architecture.md)."""
     wrong = sorted(
-        rel
+        str(path.relative_to(REPO))
         for package in TOOLS
         for path in (REPO / package).rglob("*.py")
-        if backend_imports(path) and (rel := str(path.relative_to(REPO))) not in NOT_YET_THROUGH_THE_CONTRACT
+        if backend_imports(path)
     )
     assert not wrong, f"tools importing a backend module instead of fmnist.engines: {wrong}"
-    stale = sorted(p for p in NOT_YET_THROUGH_THE_CONTRACT if not backend_imports(REPO / p))
-    assert not stale, f"through the contract now: drop them from NOT_YET_THROUGH_THE_CONTRACT: {stale}"
 
 
 def test_a_planted_backend_import_in_a_tool_is_caught(tmp_path):
@@ -114,7 +111,6 @@ def test_a_planted_backend_import_in_a_tool_is_caught(tmp_path):
     planted.parent.mkdir()
     planted.write_text("def f():\n    from keras_model.model import build_model\n    return build_model\n")
     assert backend_imports(planted) == {"keras_model"}
-    assert "compare/shortcut.py" not in NOT_YET_THROUGH_THE_CONTRACT
     planted.write_text('import importlib\n\nEXPORT = importlib.import_module("lightning_model.export")\n')
     assert backend_imports(planted) == {"lightning_model"}
 
