@@ -68,6 +68,7 @@ def test_committed_tables_cover_every_cpu_kind_with_the_same_dtypes():
         assert verdicts[1]["dense forward, bias add included (1024 terms)"] == "bfloat16 or two roundings"
 
 
+@pytest.mark.slow  # the default tier runs the same path through the command (test_cli_bf16_parity_...)
 def test_bf16_parity_on_a_small_batch_holds_where_the_cpu_has_avx512(improved, train):
     """On AVX-512 every check passes; without it the layer check fails at a conv or dense layer
     (not at a float32 island) and the result says why."""
