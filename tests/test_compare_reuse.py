@@ -111,6 +111,7 @@ def test_compare_plan_refuses_a_run_folder_holding_no_run(tmp_path):
     assert (folder / "notes.md").read_text() == "mine"
 
 
+@pytest.mark.slow  # 60 s of real trainings; the plan's refusals are unit-tested above in the default tier
 def test_compare_refuses_stale_runs_and_retrains_them_with_rerun_stale(
     fmnist_cli, one_line_error, tmp_path, real_data_dir
 ):
