@@ -21,6 +21,7 @@ from keras_model.callbacks import (
     RestoreDropoutState,
     ScheduledLearningRate,
     StopOnNonFinite,
+    WholeBackup,
     early_stopping,
 )
 from keras_model.data import EvalBatches, TrainBatches, fit_input
@@ -165,7 +166,7 @@ def train(
         *([stopper] if stopper is not None else []),  # before the checkpoint too: its state is saved with it
         # Restores weights, optimizer state, dropout generator state and the epoch counter from
         # the last finished epoch; the checkpoint stays until the run's files are all written.
-        keras.callbacks.BackupAndRestore(str(run_dir / rundir.CHECKPOINT_DIR), delete_checkpoint=False),
+        WholeBackup(str(run_dir / rundir.CHECKPOINT_DIR), delete_checkpoint=False),
         RestoreDropoutState(),
     ]
     start = time.perf_counter()

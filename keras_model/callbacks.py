@@ -13,11 +13,22 @@ from fmnist.config import TrainConfig
 from fmnist.divergence import DivergenceWatch
 from fmnist.early_stopping import EarlyStoppingRule
 from fmnist.errors import RunDirError, reason as error_reason
+from fmnist.interrupts import sigint_held
 from fmnist.schedules import lr_at_step
 
 
 def _learning_rate(model: keras.Model) -> np.ndarray:
     return keras.ops.convert_to_numpy(model.optimizer.learning_rate)
+
+
+class WholeBackup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore whose checkpoint is written whole: Ctrl-C during the write (the
+    weights file, then the epoch it belongs to) takes effect once both are on disk. Interrupted
+    inside it, a resume found a half-written weights file and could not load it."""
+
+    def _save_model(self) -> None:
+        with sigint_held():
+            super()._save_model()
 
 
 class EpochReport(keras.callbacks.Callback):

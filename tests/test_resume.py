@@ -124,3 +124,32 @@ def test_nan_loss_stops_with_epoch_and_step(backend, real_data_dir, tmp_path, fm
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("fmnist: error: training diverged: the loss became nan at epoch 1, step ")
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_during_the_checkpoint_write_takes_effect_once_it_is_whole(baseline_config, tmp_path, monkeypatch):
+    """Ctrl-C landing while Keras writes the epoch's checkpoint (weights, then the epoch number):
+    both files are written before the KeyboardInterrupt (a half-written weights file made the
+    resume fail with 'objects could not be loaded')."""
+    import os
+
+    import keras
+
+    from keras_model.backend import compile_model
+    from keras_model.callbacks import WholeBackup
+    from keras_model.model import build_model
+
+    model = compile_model(build_model(baseline_config), baseline_config)
+    backup = WholeBackup(str(tmp_path), delete_checkpoint=False)
+    backup.set_model(model)
+    write = keras.Model.save_weights
+
+    def interrupted_write(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives as the weights start to be written
+        write(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(0)
+    assert (tmp_path / "latest.weights.h5").is_file()
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
