@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks import REPO
 from benchmarks.environment import gpu_name
-from benchmarks.outputs import RESULT_FILES, results_dir
+from benchmarks.outputs import RESULT_FILES, results_dir, shown
 from benchmarks.plan import BenchmarkError, parse_batch_sizes, parse_variants
 from benchmarks.variants import gpu_names
 from fmnist.errors import FmnistError
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     gpu = gpu_name() if args.device == "cuda" else None
     folder = results_folder(args.results_root, args.device, now, gpu)
     log = Log(args.copy_to / LOG_NAME if args.copy_to else None)
-    log(f"[gpu_run] {gpu or args.device}; results -> {folder}; budget {args.budget:.0f} s")
+    log(f"[gpu_run] {gpu or args.device}; results -> {shown(folder)}; budget {args.budget:.0f} s")
     result = run_benchmark(
         backends=["keras", "lightning"],
         device=args.device,
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["out"] = folder
     if args.copy_to:
         copied = copy_results(folder, args.copy_to)
-        log(f"[gpu_run] copied {', '.join(p.name for p in copied)} to {args.copy_to / folder.name}")
+        log(f"[gpu_run] copied {', '.join(p.name for p in copied)} to {folder.name}/ beside this log")
     log(f"[gpu_run] done in {time.perf_counter() - log.began:.0f} s")
     return result
 

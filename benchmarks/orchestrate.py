@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.environment import hardware, keras_backend_missing, load_average, resolve_device, source_revision
-from benchmarks.outputs import results_dir, write_outputs
+from benchmarks.outputs import results_dir, shown, write_outputs
 from benchmarks.peak import measure_peak
 from benchmarks.spawn import run_spec
 from benchmarks.plan import BenchmarkError, Measurement, plan, run_order
@@ -221,5 +221,5 @@ def run_benchmark(
     }
     write_outputs(result, out)
     written = ["benchmark.json", "benchmark.md"] + (["benchmark.png"] if aggregated else [])
-    log(f"[benchmark] written: {', '.join(str(out / name) for name in written)}")
+    log(f"[benchmark] written: {', '.join(written)} in {shown(out)}")
     return result

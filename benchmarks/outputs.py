@@ -14,6 +14,17 @@ from benchmarks.plan import BenchmarkError
 RESULT_FILES = ("benchmark.json", "benchmark.md", "benchmark.png")
 
 
+def shown(path: Path) -> str:
+    """A path as a log shows it: relative to the working directory (the checkout) when inside it,
+    else the folder's name alone. The GPU run's log is published beside its results, where the
+    paths of the machine that wrote it mean nothing."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
+
+
 def default_out_dir(device: str, now: dt.datetime) -> Path:
     return Path("benchmarks") / "results" / f"{now:%Y-%m-%d}-{'gpu' if device == 'cuda' else 'cpu'}"
 

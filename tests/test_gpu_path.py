@@ -228,6 +228,14 @@ def test_the_gpu_run_measures_its_plan_and_copies_the_results_and_log_out(tmp_pa
     assert "GPU NVIDIA H200" in (copied / "benchmark.md").read_text()
     log = (out / gpu_run.LOG_NAME).read_text()
     assert "[benchmark] a progress line" in log and "copied benchmark.json, benchmark.md" in log
+    assert str(tmp_path) not in log  # published beside the results: no paths of the machine that ran it
+
+
+def test_a_published_log_shows_paths_inside_the_checkout_relative_and_others_by_name(tmp_path):
+    from benchmarks.outputs import shown
+
+    assert shown(Path.cwd() / "benchmarks" / "results" / "x") == str(Path("benchmarks", "results", "x"))
+    assert shown(tmp_path / "elsewhere") == "elsewhere"
 
 
 def test_outside_a_checkout_the_bundle_names_the_commit_measured(monkeypatch):
