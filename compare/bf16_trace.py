@@ -1,8 +1,9 @@
 """The op logs: what each engine computes in which dtype under its bf16 mixed policy, seen on live
 tensors, no documentation. Each engine logs one training step itself (the contract's
 `bf16_trace`, in a process of its own): Lightning's aten ops as they dispatch inside its own
-bf16-mixed autocast context, Keras' ops as TensorFlow traces `model.train_step` in a tf.function,
-as `model.fit` runs it. compare.bf16_table picks its rows from the logs."""
+bf16-mixed autocast context; Keras' ops as its backend runs `model.fit`'s step: TensorFlow's graph
+of `model.train_step` in a tf.function, the jaxpr of it on JAX, the aten ops of
+`train_on_batch` on torch. compare.bf16_table picks its rows from the logs."""
 
 from __future__ import annotations
 

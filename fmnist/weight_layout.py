@@ -5,7 +5,8 @@ shapes, as numpy arrays. Engines export to it and import from it, so weights mov
 Keras lays three things out differently: conv kernels (Keras H, W, in, out; torch out, in, H, W),
 dense kernels (Keras in, out; torch out, in), and the first dense layer after Flatten, whose input
 order is H, W, C in Keras but C, H, W in torch, so its rows are permuted. Batch-norm running
-statistics travel too, so inference-mode outputs match. Numpy only.
+statistics travel too, so inference-mode outputs match. Layer outputs have a shared layout too
+(NHWC, and H, W, C flatten order), for the checks that compare them layer by layer. Numpy only.
 """
 
 from __future__ import annotations
@@ -69,3 +70,16 @@ def torch_to_keras_arrays(config: Config, state: dict[str, np.ndarray]) -> dict[
                 kernel = kernel.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(c * h * wd, -1)
             weights[n] = [kernel, state[f"{n}.bias"]]
     return {k: [np.ascontiguousarray(a) for a in v] for k, v in weights.items()}
+
+
+def activation(array: np.ndarray, spec: LayerSpec, layout: str) -> np.ndarray:
+    """A layer's output moved to `layout`: "torch" (NCHW; C, H, W flatten order) from the shared
+    layout, or "shared" (NHWC; H, W, C flatten order) from torch's."""
+    axes = (0, 3, 1, 2) if layout == "torch" else (0, 2, 3, 1)
+    if array.ndim == 4:
+        return array.transpose(axes)
+    if spec.kind == "flatten":
+        c, h, w = spec.args["chw"]
+        source = (h, w, c) if layout == "torch" else (c, h, w)
+        return array.reshape(-1, *source).transpose(axes).reshape(len(array), -1)
+    return array

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from fmnist.config import Config
+from fmnist.op_log import op_record
 from keras_model.backend import compile_model, seed_everything
 from keras_model.model import FLOAT32_IN_MIXED_PRECISION, build_model, set_shared_weights
 
@@ -156,13 +157,6 @@ def _torch_trace(config: Config, batch: int) -> dict[str, Any]:
     model.train_on_batch(x, y)  # built, optimizer and metrics variables made: the next step is a plain one
     layers, optimizer, ops = {layer.name for layer in model.layers}, model.optimizer.name, []
 
-    def dtypes(value: Any) -> list[str]:
-        if isinstance(value, torch.Tensor):
-            return [str(value.dtype).removeprefix("torch.")]
-        if isinstance(value, (list, tuple)):
-            return [d for v in value for d in dtypes(v)]
-        return []
-
     class Log(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
@@ -170,15 +164,7 @@ def _torch_trace(config: Config, batch: int) -> dict[str, Any]:
             phase, layer = _where(scopes, layers, optimizer)
             if torch._C._current_autograd_node() is not None:
                 phase = "backward"
-            ops.append(
-                {
-                    "phase": phase,
-                    "layer": layer,
-                    "op": str(func.overloadpacket.__name__),
-                    "inputs": dtypes(list(args)),
-                    "outputs": dtypes(out),
-                }
-            )
+            ops.append(op_record({"phase": phase, "layer": layer}, func, args, out))
             return out
 
     with Log():

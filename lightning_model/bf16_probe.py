@@ -13,22 +13,16 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fmnist.architecture import LayerSpec, layer_plan
+from fmnist.architecture import layer_plan
 from fmnist.config import Config
+from fmnist.op_log import op_record
+from fmnist.weight_layout import activation
 from lightning_model.module import FashionClassifier
 from lightning_model.network import Float32Dropout, ReLUAfterPool, build_network, load_shared_weights
 from lightning_model.precision import autocast
 
 #: Said of a ReLU slot whose ReLU the max-pool applies (`ReLUAfterPool`): nothing of its own to compare.
 DEFERRED_RELU = "applied after the max-pool in torch (exact): compared there"
-
-
-def _dtype_names(value: Any) -> list[str]:
-    if isinstance(value, torch.Tensor):
-        return [str(value.dtype).removeprefix("torch.")]
-    if isinstance(value, (list, tuple)):
-        return [d for v in value for d in _dtype_names(v)]
-    return []
 
 
 class OpLog(TorchDispatchMode):
@@ -40,14 +34,7 @@ class OpLog(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        self.ops.append(
-            {
-                **self.where,
-                "op": str(func.overloadpacket.__name__),
-                "inputs": _dtype_names(list(args)),
-                "outputs": _dtype_names(out),
-            }
-        )
+        self.ops.append(op_record(self.where, func, args, out))
         return out
 
 
@@ -78,26 +65,6 @@ def bf16_trace(config: Config, batch: int) -> dict[str, Any]:
         for hook in hooks:
             hook.remove()
     return {"vocabulary": "torch", "ops": log.ops}
-
-
-def _to_torch_layout(array: np.ndarray, spec: LayerSpec) -> np.ndarray:
-    """A layer output in the shared layout (NHWC; H, W, C flatten order) as the torch network
-    lays it out: NCHW, or C, H, W flatten order."""
-    if array.ndim == 4:
-        return array.transpose(0, 3, 1, 2)
-    if spec.kind == "flatten":
-        c, h, w = spec.args["chw"]
-        return array.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(array), -1)
-    return array
-
-
-def _to_shared_layout(array: np.ndarray, spec: LayerSpec) -> np.ndarray:
-    if array.ndim == 4:
-        return array.transpose(0, 2, 3, 1)
-    if spec.kind == "flatten":
-        c, h, w = spec.args["chw"]
-        return array.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(array), -1)
-    return array
 
 
 def _tensor(array: np.ndarray, dtype: str, channels_last: bool) -> torch.Tensor:
@@ -133,13 +100,14 @@ def bf16_layer_outputs(
                 rows.append({"name": name, "output": None, "dtype": "", "note": DEFERRED_RELU})
                 continue
             if i:
-                x = _tensor(_to_torch_layout(partner_outputs[i - 1], plan[i - 1]), partner_dtypes[i - 1], channels_last)
+                fed = activation(partner_outputs[i - 1], plan[i - 1], "torch")
+                x = _tensor(fed, partner_dtypes[i - 1], channels_last)
         with torch.no_grad(), context():
             x = module(x)
         rows.append(
             {
                 "name": name,
-                "output": _to_shared_layout(x.float().numpy(), spec),
+                "output": activation(x.float().numpy(), spec, "shared"),
                 "dtype": str(x.dtype).removeprefix("torch."),
                 "note": DEFERRED_RELU if deferred else None,
             }
