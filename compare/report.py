@@ -81,15 +81,22 @@ def check_report_dir(out_dir: Path) -> None:
         )
 
 
-def build_report(runs: Sequence[Path], out_dir: Path, test_images: np.ndarray | None = None) -> dict[str, Any]:
+def build_report(
+    runs: Sequence[Path],
+    out_dir: Path,
+    test_images: np.ndarray | None = None,
+    test_labels: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Compare run directories of two engines or more; write summary.json, report.md/.html and figures.
 
-    `test_images` ([N, 28, 28] uint8, the test set in official order) enables the disagreement grid.
+    `test_images` ([N, 28, 28] uint8, the test set in official order) enables the disagreement grid;
+    `test_labels` (the same order) are what runs whose predictions keep only a digest of their
+    labels were scored against: a run's result files hold no copy of the data.
     Returns the summary (the content of summary.json).
     """
     if not runs:
         raise FmnistError("no run directories given: pass the runs to compare (say a Keras and a Lightning run)")
-    loaded = [load_run(Path(p)) for p in runs]
+    loaded = [load_run(Path(p), test_labels) for p in runs]
     check_comparable(loaded)
     images = _check_images(test_images, len(loaded[0].labels))
     groups = group_runs(loaded)

@@ -54,8 +54,10 @@ class Run:
         return self.predictions == self.labels
 
 
-def load_run(path: Path) -> Run:
-    """Read a run directory; a missing or foreign file is a one-line FmnistError, not a traceback."""
+def load_run(path: Path, test_labels: np.ndarray | None = None) -> Run:
+    """Read a run directory; a missing or foreign file is a one-line FmnistError, not a traceback.
+    test_labels: the official test labels, for predictions that keep only their digest
+    (`fmnist.rundir.read_predictions`)."""
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path} is not a run directory")
@@ -67,7 +69,7 @@ def load_run(path: Path) -> Run:
         raise RunDirError(
             f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {', '.join(ENGINE_NAMES)}"
         )
-    logits, labels = read_predictions(path / PREDICTIONS_FILE)
+    logits, labels = read_predictions(path / PREDICTIONS_FILE, test_labels)
     return Run(
         path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels
     )

@@ -8,6 +8,7 @@ epoch, so a crash keeps every finished epoch.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
 TEST_METRICS_FILE = "test_metrics.json"
 EVALUATION_FILE = "evaluation.json"
-PREDICTIONS_FILE = "test_predictions.npz"  # logits and labels: per-image agreement between backends
+PREDICTIONS_FILE = "test_predictions.npz"  # logits and a digest of their labels: per-image agreement between engines
 SUMMARY_FILE = "summary.txt"
 CONSOLE_LOG_FILE = "console.log"  # what the training printed, where an executor of `fmnist compare` ran it
 CURVES_FILE = "curves.png"
@@ -196,18 +197,55 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def labels_digest(labels: np.ndarray) -> str:
+    """SHA-256 of test labels as uint8: what a predictions file keeps of the labels it was scored on."""
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.uint8).tobytes()).hexdigest()
+
+
 def write_predictions(path: Path, logits: np.ndarray, labels: np.ndarray) -> None:
+    """The test logits and a digest of the labels they were scored on, not the labels: the labels
+    are the dataset's (which is not ours to publish), so a run's result files may be committed,
+    and a report reads the labels from the data again (`read_predictions`)."""
     with atomic_path(path) as tmp:
         with tmp.open("wb") as f:
-            np.savez_compressed(f, logits=logits.astype(np.float32), labels=labels)
+            np.savez_compressed(f, logits=logits.astype(np.float32), labels_sha256=np.array(labels_digest(labels)))
 
 
-def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _open_predictions(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:  # arrays only: a results file runs no code
-            return data["logits"], data["labels"]
-    except ValueError as exc:  # an object array (a pickle) or a damaged file
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as exc:  # an object array (a pickle), a damaged or foreign file
         raise RunDirError(f"{path} does not hold plain logits and labels ({exc}); refusing to read it") from None
+    if "logits" not in arrays:
+        raise RunDirError(f"{path} holds no logits: not a run's predictions")
+    return arrays
+
+
+def read_logits(path: Path) -> np.ndarray:
+    """A run's test logits alone (no labels needed)."""
+    return _open_predictions(path)["logits"]
+
+
+def read_predictions(path: Path, test_labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The logits and their labels. A file written before the digest holds the labels itself; one
+    with the digest takes the first N of `test_labels` (the official test set, in order), checked
+    against it, so a report never pairs logits with other labels than they were scored on."""
+    arrays = _open_predictions(path)
+    logits = arrays["logits"]
+    if "labels" in arrays:
+        return logits, arrays["labels"]
+    if "labels_sha256" not in arrays:
+        raise RunDirError(f"{path} holds logits but neither labels nor their digest; refusing to read it")
+    if test_labels is None:
+        raise RunDirError(f"{path} keeps a digest of its labels, not the labels: the test set is needed to read it")
+    labels = np.asarray(test_labels)[: len(logits)]
+    if len(labels) != len(logits) or labels_digest(labels) != str(arrays["labels_sha256"]):
+        raise RunDirError(
+            f"{path} was scored on other test labels than the first {len(logits)} of the data given"
+            " (another data set, or another order): point --data-dir at the data it was tested on"
+        )
+    return logits, labels
 
 
 def read_json(path: Path) -> dict[str, Any]:

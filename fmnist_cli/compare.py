@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             executor.close()
-    summary = build_report(runs, out, test_images=data.test_images)
+    summary = build_report(runs, out, test_images=data.test_images, test_labels=data.test_labels)
     for pair in summary["pairs"]:
         prefix = f"{' vs '.join(pair['engines'])}: " if len(summary["pairs"]) > 1 else ""
         print(prefix + pair["equivalence"]["verdict"])

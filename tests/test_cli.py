@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fmnist import rundir
@@ -222,20 +224,40 @@ def test_data_command_says_where_the_data_is(real_data_dir, fmnist):
     assert str(real_data_dir) in fmnist("data", "--data-dir", str(real_data_dir)).stdout
 
 
-def test_compare_reports_on_existing_runs(runs, real_data_dir, tmp_path, fmnist):
-    """On runs kept as their RESULT_FILES alone (no model, checkpoints or logs), as the README says."""
-    kept = {}
+def _git(*args: str, cwd: Path) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def test_compare_reports_on_result_files_committed_and_cloned(runs, real_data_dir, tmp_path, fmnist):
+    """Runs kept as their RESULT_FILES alone (no model, checkpoints or logs), committed under
+    docs/results/ with the project's .gitignore, rebuild their report from a fresh clone: nothing
+    the report needs is ignored, and the predictions hold no copy of the test labels."""
+    repo = tmp_path / "repo"
+    kept = repo / "docs" / "results" / "smoke" / "runs"
     for backend in BACKENDS:
-        kept[backend] = tmp_path / "kept" / backend
-        kept[backend].mkdir(parents=True)
+        (kept / backend).mkdir(parents=True)
         for name in RESULT_FILES:
-            shutil.copy2(runs[backend] / name, kept[backend] / name)
+            shutil.copy2(runs[backend] / name, kept / backend / name)
+    shutil.copy2(Path(__file__).resolve().parents[1] / ".gitignore", repo / ".gitignore")
+    _git("init", "-q", cwd=repo)
+    _git("add", "-A", cwd=repo)
+    _git("commit", "-q", "-m", "runs", cwd=repo)
+    clone = tmp_path / "clone"
+    _git("clone", "-q", str(repo), str(clone), cwd=tmp_path)
+    tracked = set(_git("ls-files", cwd=clone).split())
+    for backend in BACKENDS:
+        for name in RESULT_FILES:
+            assert f"docs/results/smoke/runs/{backend}/{name}" in tracked, (backend, name)
+        with np.load(clone / "docs/results/smoke/runs" / backend / rundir.PREDICTIONS_FILE) as data:
+            assert "labels" not in data.files and "logits" in data.files
     out = tmp_path / "report"
+    cloned = clone / "docs" / "results" / "smoke" / "runs"
     result = fmnist(
         "compare",
         "--runs",
-        str(kept["keras"]),
-        str(kept["lightning"]),
+        str(cloned / "keras"),
+        str(cloned / "lightning"),
         "--out",
         str(out),
         "--data-dir",

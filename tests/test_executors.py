@@ -272,7 +272,7 @@ def _compare(fmnist_cli, data_dir: Path, out: Path, *extra: str, config: Path = 
 def _results(run_dir: Path) -> dict:
     metrics = [{k: v for k, v in row.items() if k != "seconds"} for row in rundir.read_metrics(run_dir / "metrics.csv")]
     test = json.loads((run_dir / rundir.TEST_METRICS_FILE).read_text())
-    logits, _ = rundir.read_predictions(run_dir / rundir.PREDICTIONS_FILE)
+    logits = rundir.read_logits(run_dir / rundir.PREDICTIONS_FILE)
     kept = ("test_accuracy", "test_loss", "confusion_matrix", "per_class")
     return {"metrics": metrics, "test": {k: test[k] for k in kept}, "logits": logits.tobytes()}
 

@@ -376,7 +376,7 @@ def test_an_interrupted_compare_resumes_its_partial_run(fmnist_cli, tmp_path, re
         assert [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(a)] == [
             {k: v for k, v in r.items() if k != "seconds"} for r in _rows(b)
         ]
-        logits = [rundir.read_predictions(d / rundir.PREDICTIONS_FILE)[0] for d in (a, b)]
+        logits = [rundir.read_logits(d / rundir.PREDICTIONS_FILE) for d in (a, b)]
         assert np.array_equal(*logits)  # bit-identical test predictions
     summaries = [json.loads((root / "summary.json").read_text()) for root in (tmp_path / "straight", out)]
     for backend in ("keras", "lightning"):

@@ -47,7 +47,7 @@ def test_test_images_as_png_give_evaluates_logits(backend, request, test_images,
     # what `fmnist evaluate` computes: the backend's predict on the raw test images
     batch = load_config(run_dir / rundir.CONFIG_FILE).train.eval_batch_size
     np.testing.assert_array_equal(logits, load_backend(backend).predict(run_dir, images, batch))
-    trained, _ = rundir.read_predictions(run_dir / rundir.PREDICTIONS_FILE)  # the run's own test logits
+    trained = rundir.read_logits(run_dir / rundir.PREDICTIONS_FILE)  # the run's own test logits
     np.testing.assert_allclose(logits, trained[:200], atol=1e-5)
     assert [p.class_name for p in result.predictions] == [CLASS_NAMES[k] for k in trained[:200].argmax(1)]
 
@@ -55,7 +55,7 @@ def test_test_images_as_png_give_evaluates_logits(backend, request, test_images,
 def test_synthetic_photos_keep_the_class_of_their_original(keras_run, test_images, tmp_path, capsys):
     from fmnist import rundir
 
-    trained, _ = rundir.read_predictions(keras_run / rundir.PREDICTIONS_FILE)
+    trained = rundir.read_logits(keras_run / rundir.PREDICTIONS_FILE)
     write_photos(test_images[:SYNTHETIC_PHOTOS], tmp_path / "photos", seed=0)
     assert main(["predict", str(keras_run), str(tmp_path / "photos"), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -42,7 +42,7 @@ def _results(run_dir: Path) -> dict:
     its logits to the last bit."""
     metrics = [{k: v for k, v in row.items() if k != "seconds"} for row in rundir.read_metrics(run_dir / "metrics.csv")]
     test = json.loads((run_dir / rundir.TEST_METRICS_FILE).read_text())
-    logits, _ = rundir.read_predictions(run_dir / rundir.PREDICTIONS_FILE)
+    logits = rundir.read_logits(run_dir / rundir.PREDICTIONS_FILE)
     kept = ("test_accuracy", "test_loss", "confusion_matrix", "per_class")
     return {"metrics": metrics, "test": {k: test[k] for k in kept}, "logits": logits.tobytes()}
 

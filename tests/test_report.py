@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ def runs(tmp_path_factory) -> list[Path]:
 def report(runs, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("report")
     images = np.random.default_rng(0).integers(0, 256, (N, 28, 28), dtype=np.uint8)
-    return out, build_report(runs, out, test_images=images)
+    return out, build_report(runs, out, test_images=images, test_labels=LABELS)
 
 
 def test_every_file_is_written(report):
@@ -155,22 +156,22 @@ def test_html_embeds_every_image_as_a_data_uri(report):
 def test_mixed_configs_are_refused(runs, tmp_path):
     odd = make_run(tmp_path, "lightning", 2, {"train.batch_size": 64})
     with pytest.raises(FmnistError, match=r"mix configs.*train\.batch_size \(128 vs 64\)"):
-        build_report([*runs, odd], tmp_path / "out")
+        build_report([*runs, odd], tmp_path / "out", test_labels=LABELS)
 
 
 def test_mixed_test_set_sizes_are_refused(runs, tmp_path):
     short = make_run(tmp_path, "lightning", 2, n=90)
     with pytest.raises(FmnistError, match="test-set sizes"):
-        build_report([*runs, short], tmp_path / "out")
+        build_report([*runs, short], tmp_path / "out", test_labels=LABELS)
 
 
 def test_one_backend_only_is_refused(runs, tmp_path):
     with pytest.raises(FmnistError, match="two engines or more"):
-        build_report(runs[:2], tmp_path / "out")
+        build_report(runs[:2], tmp_path / "out", test_labels=LABELS)
 
 
 def test_one_seed_makes_no_equivalence_claim(runs, tmp_path):
-    summary = build_report([runs[0], runs[2]], tmp_path / "out")
+    summary = build_report([runs[0], runs[2]], tmp_path / "out", test_labels=LABELS)
     assert summary["equivalence"]["equivalent"] is None
     md = (tmp_path / "out" / "report.md").read_text()
     verdict = md.split("## Verdict", 1)[1].split("## ", 1)[0]
@@ -185,7 +186,7 @@ def test_four_engines_make_one_report_with_a_verdict_per_pair(runs, tmp_path):
     root = tmp_path / "more"
     root.mkdir()
     more = [make_run(root, b, s) for b in ("keras-jax", "keras-torch") for s in (0, 1)]
-    summary = build_report([*runs, *more], tmp_path / "out")
+    summary = build_report([*runs, *more], tmp_path / "out", test_labels=LABELS)
     assert summary["engines"] == ["keras", "keras-jax", "keras-torch", "lightning"]
     pairs = [tuple(p["engines"]) for p in summary["pairs"]]
     assert pairs[0] == ("keras", "lightning") and len(set(pairs)) == 6
@@ -202,3 +203,31 @@ def test_four_engines_make_one_report_with_a_verdict_per_pair(runs, tmp_path):
     assert "| Keras (JAX) − Keras (torch) |" in table
     for name in ("curves.png", "confusion_matrices.png", "per_class.png"):
         assert (tmp_path / "out" / name).stat().st_size > 10_000
+
+
+def test_predictions_keep_a_digest_of_their_labels_and_take_them_from_the_data(runs, tmp_path):
+    """A run's predictions hold no labels (they may be committed); the report takes the test set's
+    own, and refuses labels other than those the logits were scored on."""
+    with np.load(runs[0] / "test_predictions.npz") as data:
+        assert "labels" not in data.files
+    with pytest.raises(FmnistError, match="the test set is needed"):
+        build_report(runs, tmp_path / "a")
+    other = LABELS.copy()
+    other[7] = (other[7] + 1) % 10
+    with pytest.raises(FmnistError, match="other test labels"):
+        build_report(runs, tmp_path / "b", test_labels=other)
+    more = np.concatenate([LABELS, LABELS])  # the full test set: its first N are the runs'
+    summary = build_report(runs, tmp_path / "c", test_labels=more)
+    assert len(summary["backends"]["keras"]["test_accuracy"]["values"]) == 2
+
+
+def test_predictions_written_with_their_labels_still_load(runs, tmp_path):
+    """Runs from before the digest hold the labels themselves, and report without the data."""
+    old = []
+    for run in runs:
+        copy = tmp_path / run.name
+        shutil.copytree(run, copy)
+        logits = np.load(run / "test_predictions.npz")["logits"]
+        np.savez_compressed(copy / "test_predictions.npz", logits=logits, labels=LABELS[: len(logits)])
+        old.append(copy)
+    assert len(build_report(old, tmp_path / "out")["backends"]["lightning"]["test_accuracy"]["values"]) == 2
