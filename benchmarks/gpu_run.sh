@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU run (docs/speed.md, "GPU: the prepared run"), on the GPU machine, with the
+# The prepared GPU run (docs/speed.md, "Running it on a GPU"), on the GPU machine, with the
 # bundle built here by `python -m benchmarks.gpu_bundle` carried beside the working tree:
 #
 #   bash benchmarks/gpu_run.sh [options of python -m benchmarks.gpu_run]
@@ -7,7 +7,7 @@
 # Installs Keras and the two packages it lacks there from the bundle's wheels, offline, into a
 # folder of its own on PYTHONPATH (the image's torch, Lightning and JAX stay as they are), reads
 # the data from the bundle, and runs the GPU plan: results in benchmarks/results/<date>-gpu-<gpu>/
-# and, where the device tool sets $OUT, copied there with the log. Nothing is fetched or built.
+# and, where $OUT is set, copied there with the log. Nothing is fetched or built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -45,7 +45,7 @@ MEMORY_GROWTH_LIMIT = 0.10
 DEFAULT_MAX_SECONDS = 900.0  # the whole test, whatever the machine: then it stops and says so
 DISTINCT_IMAGES = 1000
 BOUNDARY = "fmnist-loadtest-boundary"
-# The targets on 2 CPU cores (reported beside the figures, never asserted).
+# The project's targets on 2 CPU cores (reported beside the figures, never asserted).
 TARGETS = {"p50_ms_c1": 10.0, "rps_c16": 300.0, "p99_ms_c16": 100.0, "rss_mb": 400.0}
 RESULTS_ROOT = Path("benchmarks/results")
 
@@ -312,7 +312,7 @@ def markdown(result: dict[str, Any]) -> str:
         + ", ".join(f"{k.replace('_', ' ')} {'yes' if v else 'NO'}" for k, v in result["checks"].items())
         + ".",
         "",
-        "Targets on 2 CPU cores (the issue's; reported, not asserted): p50 under"
+        "Targets on 2 CPU cores (the project's; reported, not asserted): p50 under"
         f" {TARGETS['p50_ms_c1']:.0f} ms at concurrency 1; at 16, at least {TARGETS['rps_c16']:.0f} requests/s"
         f" with p99 under {TARGETS['p99_ms_c16']:.0f} ms; under {TARGETS['rss_mb']:.0f} MB per server process.",
     ]

@@ -17,7 +17,7 @@ from fmnist.datasets import load_fashion_mnist
 from fmnist.predicting import predict_files
 from fmnist.synthetic_photos import write_photos
 
-MIN_SYNTHETIC_AGREEMENT = 0.90  # the bar: the class of the original 28x28 image
+MIN_SYNTHETIC_AGREEMENT = 0.90  # the project's bar: the class of the original 28x28 image
 SYNTHETIC_PHOTOS = 300
 
 
