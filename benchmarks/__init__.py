@@ -4,7 +4,7 @@ figures it writes (`benchmarks/results/`).
 
 The parent (`orchestrate`) imports no framework: it plans the measurements from the one variant
 table (`variants`), starts a worker process for each (`worker`, which has the variant's engine run
-its step loop, `fmnist.backend_api.EngineModule.throughput`), and aggregates (`stats`) and reports (`report`) what they
+its step loop, `fmnist.capabilities.Speed.throughput`), and aggregates (`stats`) and reports (`report`) what they
 write back. `time_to_accuracy` (with `time_to_accuracy_summary`) and `inference` are the other
 two measurements; `peak` measures the device's GEMM peak for the MFU column; `page_faults` shows
 what the allocator costs a torch step; `configs/overhead.yaml` is the tiny network on which

@@ -76,7 +76,7 @@ def _runners(backend: str, run_dir: Path, onnx_path: Path, threads: int) -> dict
     session = OnnxModel(onnx_path, threads=threads).session
     runners: dict[str, Callable[[np.ndarray], Any]] = {"onnxruntime": lambda x: session.run(None, {INPUT_NAME: x})}
     # as the export: a Keras run runs on TensorFlow
-    return {**runners, **export_engine(backend).inference_runners(run_dir, threads)}
+    return {**runners, **export_engine(backend).export.inference_runners(run_dir, threads)}
 
 
 def time_predict(model: Path, folder: Path) -> dict[str, Any]:

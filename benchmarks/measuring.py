@@ -1,5 +1,5 @@
 """What every throughput measurement shares, whichever engine's loop it times (`worker`, through
-`fmnist.backend_api.EngineModule.throughput`), so all measure alike: the images, the batch
+`fmnist.capabilities.Speed.throughput`), so all measure alike: the images, the batch
 order, the step clock and its arithmetic, and the memory readings.
 
 Timing: a timestamp after every step, taken after device synchronisation; the first `warmup`
@@ -99,7 +99,7 @@ def timing_from_stamps(start: float, stamps: list[float], warmup: int, batch_siz
 
 
 class Stamps:
-    """The step clock an engine's loop reads (`fmnist.backend_api.StepClock`): the memory before
+    """The step clock an engine's loop reads (`fmnist.capabilities.StepClock`): the memory before
     the run, and per phase the time just before the first step and after each step."""
 
     def __init__(self) -> None:

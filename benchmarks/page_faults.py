@@ -6,7 +6,7 @@ image of the project's plain training loop, in this process's allocator setting.
 
 The first runs as `fmnist train` does (`fmnist.malloc`: glibc keeps freed memory); the second
 leaves glibc as it is. docs/speed.md ("Where torch's time went") has the figures. The step is
-the engine's `fixed_batch_steps` (`fmnist.backend_api.EngineModule`; for `lightning`, the default,
+the engine's `fixed_batch_steps` (`fmnist.capabilities.Speed`; for `lightning`, the default,
 the plain torch loop `lightning_model.plain_loop.PlainTraining`) on the config's network, random
 pixels and labels (the allocator does not care what the numbers are), one JSON line out.
 """
@@ -30,7 +30,7 @@ def measure(
     config = with_overrides(
         load_config(config_path), {"train.channels_last": channels_last, "train.precision": "float32"}
     )
-    step, facts = engines.load(engine).fixed_batch_steps(config, batch_size, steps_per_epoch=warmup + steps)
+    step, facts = engines.engine(engine).capability("speed").fixed_batch_steps(config, batch_size, steps_per_epoch=warmup + steps)
     for _ in range(warmup):
         step()
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    parser.add_argument("--engine", choices=engines.ENGINE_NAMES, default="lightning", help="whose training step")
+    parser.add_argument("--engine", choices=engines.names(), default="lightning", help="whose training step")
     args = parser.parse_args(argv)
     result = measure(args.config, args.batch_size, args.channels_last, args.steps, args.warmup, args.engine)
     print(json.dumps(result))

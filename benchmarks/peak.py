@@ -70,7 +70,7 @@ def gemm_peak(spec: dict[str, Any]) -> dict[str, Any]:
 
     if spec.get("torch_threads"):
         torch.set_num_threads(int(spec["torch_threads"]))
-    # The benchmark's float32 is the config's: TF32 only where it allows it (lightning_model.backend).
+    # The benchmark's float32 is the config's: TF32 only where it allows it (lightning_model.training).
     torch.set_float32_matmul_precision("high" if spec.get("allow_tf32") else "highest")
     device = torch.device(spec["device"])
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -6,7 +6,7 @@ least the target.
 
 Each worker trains as `fmnist train` does (the config's network, optimizer, per-epoch schedule,
 batch order, the project's own data pipeline and split), the seed replaced by the run's, without
-validation: the engine's `fit_budget` (`fmnist.backend_api.EngineModule`). Its seconds run from
+validation: the engine's `fit_budget` (`fmnist.capabilities.Training`). Its seconds run from
 the parent's clock reading just before it starts the process to the worker's when the final test
 accuracy is known: interpreter start, imports, data loading, model building, training and the
 test pass, not the framework's teardown after it. The test pass runs in the framework's
@@ -73,7 +73,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         from fmnist import engines
 
-        engine = engines.load(spec["backend"])  # the framework, set up as the engine runs it
+        engine = engines.engine(spec["backend"]).capability("training")  # the framework, set up as the engine runs it
         import_seconds = time.perf_counter() - _T0
         from fmnist.config import load_config, with_overrides
         from fmnist.datasets import load_fashion_mnist

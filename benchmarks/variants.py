@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmnist.config import Config, with_overrides
-from fmnist.engines import ENGINES
+from fmnist import engines
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,12 @@ class Variant:
 
     @property
     def engine(self) -> str:
-        """The engine (`fmnist.engines`) whose step loops measure it: Keras on its backend, or Lightning."""
-        if self.keras_backend is None:
-            return "lightning"
-        return next(e.name for e in ENGINES.values() if e.keras_backend == self.keras_backend)
+        """The engine (`fmnist.engines`) whose step loops measure it: the one declaring it among
+        its `speed_variants`."""
+        for spec in engines.all_engines():
+            if self.name in spec.speed_variants:
+                return spec.name
+        raise ValueError(f"no installed engine runs the variant {self.name!r}")
 
     @property
     def overrides(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 framework has the process to itself (no TensorFlow/torch import-order trap, no shared thread
 pools, a fresh peak-memory counter). The spec says what to measure; the result (or the error)
 is written as JSON to OUT.json. The variant's settings come from `variants`; the engine it names
-(`fmnist.engines`) runs the runner's step loop (`EngineModule.throughput`: Keras' fit/predict,
+(`fmnist.engines`) runs the runner's step loop (`fmnist.capabilities.Speed.throughput`: Keras' fit/predict,
 Lightning's Trainer, or the plain torch loop Lightning is measured against) over the batches
 chosen here, reading this side's clock (`measuring.Stamps`) around every step.
 """
@@ -31,13 +31,13 @@ from benchmarks.environment import framework_versions  # noqa: E402
 from benchmarks.measuring import Stamps, batch_order, peak_rss_mib, training_images  # noqa: E402
 from benchmarks.variants import Variant, variant_config, variant_for  # noqa: E402
 from fmnist import engines  # noqa: E402
-from fmnist.backend_api import SpeedRun  # noqa: E402
+from fmnist.capabilities import SpeedRun  # noqa: E402
 from fmnist.config import Config, load_config  # noqa: E402
 
 
 def measure(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str, Any]:
     """Training and inference timings of `spec`'s runner on the variant's engine."""
-    engine = engines.load(variant.engine)
+    engine = engines.engine(variant.engine).capability("speed")
     split, data_note = training_images(spec, config)
     bs, warmup = spec["batch_size"], spec["warmup"]
     run = SpeedRun(

@@ -19,9 +19,8 @@ from compare.bf16_trace import trace_call
 from fmnist.config import Config
 from fmnist.cpu_features import bf16_kernels, cpu_model
 from fmnist.engine_job import run_jobs
-from fmnist.engines import DEFAULT_PAIR, ENGINES
-
-LABELS = {name: e.label for name, e in ENGINES.items()}
+from compare.report_runs import LABELS
+from fmnist.engines import DEFAULT_PAIR
 
 TABLE_FILE = Path(__file__).with_name("bf16_dtype_table.json")
 #: The configs the committed table covers: batch norm and dropout (improved), conv biases (fast).
@@ -81,10 +80,12 @@ def load_committed(config_name: str, kind: str | None = None) -> dict[str, Any] 
 
 
 def markdown(table: dict[str, Any]) -> str:
-    first = table.get("engines", DEFAULT_PAIR)[0]
-    lines = [f"| quantity | {LABELS.get(first, first)}, mixed_bfloat16 | Lightning, bf16-mixed |", "|---|---|---|"]
+    """The table as markdown; its columns are the two engines in order (in the JSON, "keras" is the
+    first engine's column and "torch" the second's, the names of the pair it was first made for)."""
+    first, second = (LABELS[e] for e in table.get("engines", DEFAULT_PAIR))
+    lines = [f"| quantity | {first}, bf16 mixed | {second}, bf16 mixed |", "|---|---|---|"]
     lines += [f"| {r['quantity']} | {r['keras']} | {r['torch']} |" for r in table["rows"]]
-    lines += ["", f"| experiment (bfloat16 inputs) | {LABELS.get(first, first)} | Lightning |", "|---|---|---|"]
+    lines += ["", f"| experiment (bfloat16 inputs) | {first} | {second} |", "|---|---|---|"]
     share = lambda e, side: "" if e[f"{side}_share"] is None else f"{e[f'{side}_share']:.4f} "  # noqa: E731
     for e in table["experiments"]:
         if e["experiment"].startswith("dropout"):

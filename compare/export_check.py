@@ -21,7 +21,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from types import ModuleType
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,24 +46,33 @@ TOLERANCE = 1e-5  # `fmnist parity`'s float32 logit tolerance, before its roundi
 EXPORT_FILE = rundir.ONNX_FILE
 REPORT_FILE = rundir.EXPORT_REPORT_FILE
 REFERENCE = "the engine's float32 model built from the run's weights (float32 policy, eval mode, no autocast)"
-#: What each family's exporter needs beyond its framework: tf2onnx runs under Keras' exporter,
-#: onnxscript under torch's; checked first, as the exporters only fail deep inside when they are missing.
-NEEDS = {"keras": ("onnx", "onnxruntime", "tf2onnx"), "lightning": ("onnx", "onnxruntime", "onnxscript")}
 
 
 class ExportCheckFailed(FmnistError):
     """The exported file does not give the trained model's logits: the one line says by how much."""
 
 
-def export_engine(backend: str) -> ModuleType:
-    """The engine that exports a run of `backend`: Keras' exporter is TensorFlow's (tf2onnx), so a
-    run of any Keras engine is exported by `keras` (its .keras loads there), Lightning's by
-    torch.onnx. A caller loading both families loads `lightning` first (torch before TensorFlow)."""
-    family = engines.engine(backend).family
-    missing = [name for name in NEEDS[family] if importlib.util.find_spec(name) is None]
+@dataclass(frozen=True)
+class Exporting:
+    """The engine that exports a run: its export capability, and its parity capability for the
+    reference logits the export is checked against (the same weights in the same framework)."""
+
+    name: str
+    export: Any
+    parity: Any
+
+
+def export_engine(name: str) -> Exporting:
+    """The engine that exports a run of engine `name` (itself, or the one it declares: a Keras run
+    on JAX or torch is exported on TensorFlow, where its .keras loads). What its exporter needs is
+    checked first, as exporters only fail deep inside when something is missing. A caller loading
+    two of them loads the one with modules to import first first (torch before TensorFlow)."""
+    spec = engines.exporter(name)
+    export = spec.capability("export")
+    missing = [module for module in export.needs if importlib.util.find_spec(module) is None]
     if missing:
-        raise FmnistError(f"exporting a {family} run needs {', '.join(missing)}: pip install 'fmnist-parity[export]'")
-    return engines.load("keras" if family == "keras" else backend)
+        raise FmnistError(f"exporting a {name} run needs {', '.join(missing)}: pip install 'fmnist-parity[export]'")
+    return Exporting(spec.name, export, spec.capability("parity"))
 
 
 def float32_config(run_dir: Path) -> Config:
@@ -137,8 +146,8 @@ def export_run(
     # All 10,000, whatever the run tested on; before the framework loads: a missing file is named at once.
     images, labels = load_test_split(data_dir)
     engine = export_engine(backend)
-    config, weights = float32_config(run_dir), engine.run_weights(run_dir)
-    reference = {dtype: engine.logits(config, weights, images, dtype) for dtype in ("float32", "float64")}
+    config, weights = float32_config(run_dir), engine.export.run_weights(run_dir)
+    reference = {dtype: engine.parity.logits(config, weights, images, dtype) for dtype in ("float32", "float64")}
     result: dict[str, Any] = {
         "backend": backend,
         "run_dir": str(run_dir),
@@ -154,7 +163,7 @@ def export_run(
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.partial.onnx")
         try:
-            engine.export_onnx(config, weights, tmp)
+            engine.export.export_onnx(config, weights, tmp)
             result.update(finalize(tmp, metadata(run_dir, backend, REFERENCE)))
             result["check"] = verify(tmp, images, labels, reference)
             result["sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
@@ -164,7 +173,11 @@ def export_run(
                 result["onnx"] = None
         finally:
             tmp.unlink(missing_ok=True)
-    result["versions"] = {**engine.export_versions(), "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")}
+    result["versions"] = {
+        **engine.export.export_versions(),
+        "onnx": _version("onnx"),
+        "onnxruntime": _version("onnxruntime"),
+    }
     result["passed"] = result["check"]["passed"]
     # The file names only: a report is published beside its results, where this machine's paths mean nothing.
     rundir.write_json(
@@ -194,15 +207,20 @@ def summary_line(result: dict[str, Any]) -> str:
 
 
 def transferred_onnx_parity(
-    config: Config, weights: dict[str, np.ndarray], images: np.ndarray, folder: Path
+    config: Config,
+    weights: dict[str, np.ndarray],
+    images: np.ndarray,
+    folder: Path,
+    pair: tuple[str, str] = engines.DEFAULT_PAIR,
 ) -> dict[str, Any]:
-    """The same weights (shared layout, say a Keras run's) exported by Keras and by Lightning, both
-    files run in onnxruntime: the same logits within the parity rule, identical predictions."""
-    exporters = {backend: export_engine(backend) for backend in ("lightning", "keras")}  # torch first
+    """The same weights (shared layout, say a Keras run's) exported by both engines of `pair`,
+    both files run in onnxruntime: the same logits within the parity rule, identical predictions."""
+    first = sorted(pair, key=lambda e: not engines.exporter(e).import_first)  # torch before TensorFlow
+    exporters = {backend: export_engine(backend) for backend in first}
     folder.mkdir(parents=True, exist_ok=True)
     paths = {backend: folder / f"{backend}.onnx" for backend in exporters}
     for backend, engine in exporters.items():
-        engine.export_onnx(config, weights, paths[backend])
+        engine.export.export_onnx(config, weights, paths[backend])
         finalize(
             paths[backend],
             {
@@ -214,10 +232,16 @@ def transferred_onnx_parity(
         )
     logits = {b: OnnxModel(p).logits(images) for b, p in paths.items()}
     rounding = max(
-        float(np.abs(e.logits(config, weights, images, "float32") - e.logits(config, weights, images, "float64")).max())
+        float(
+            np.abs(
+                e.parity.logits(config, weights, images, "float32")
+                - e.parity.logits(config, weights, images, "float64")
+            ).max()
+        )
         for e in exporters.values()
     )
+    a, b = pair
     return {
-        **compare_logits(logits["lightning"], logits["keras"].astype(np.float64), rounding),
+        **compare_logits(logits[b], logits[a].astype(np.float64), rounding),
         "files": {b: str(p) for b, p in paths.items()},
     }

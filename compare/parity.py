@@ -52,13 +52,12 @@ DTYPES = ("float32", "float64")
 
 
 def lockstep_options(engine: str, pair: tuple[str, ...]) -> dict[str, Any]:
-    """What one engine's lockstep is told of the other: Lightning's Keras optimizer casts its
-    constants as Keras does on the partner's backend (through float32 only on TensorFlow; it shows
-    in float64 alone, docs/parity.md)."""
-    if registry.engine(engine).family != "lightning":
-        return {}
-    partners = [registry.engine(e).keras_backend for e in pair if e != engine]
-    return {"exact_casts": any(b not in (None, "tensorflow") for b in partners)}
+    """What one engine's lockstep is told of the others: how to cast the optimizer's Python-float
+    constants. An engine that follows (`constant_casts: "follow"`) casts as its partners' framework
+    does (through float32 on TensorFlow, exactly on JAX and torch; it shows in float64 alone,
+    docs/parity.md); the others do as their framework does whatever they are told."""
+    fixed = {registry.engine(e).constant_casts for e in pair if e != engine} - {"follow"}
+    return {"casts": "float32" if "float32" in fixed else "exact"} if fixed else {}
 
 
 def lockstep_calls(

@@ -11,12 +11,9 @@ from typing import Any
 import numpy as np
 
 from compare.report_numbers import CURVE_METRICS
-from compare.report_runs import LABELS
+from compare.report_runs import COLOURS, LABELS
 from fmnist import CLASS_NAMES
 
-#: Orange / purple for the original pair, apart for colour-blind readers; Keras' other backends in
-#: the Okabe-Ito palette's blue and bluish green.
-COLORS = {"keras": "#E66100", "keras-jax": "#0072B2", "keras-torch": "#009E73", "lightning": "#5D3A9B"}
 FIGURES = {
     "curves": "curves.png",
     "confusion": "confusion_matrices.png",
@@ -44,8 +41,8 @@ def plot_curves(summary: dict[str, Any]):
             scale = 100 if "accuracy" in metric else 1
             mean, low, high = (np.array(c[metric][k]) * scale for k in ("mean", "min", "max"))
             n = len(summary["backends"][b]["seeds"])
-            ax.plot(c["epoch"], mean, "o-", ms=3, color=COLORS[b], label=f"{LABELS[b]} ({n} seeds)")
-            ax.fill_between(c["epoch"], low, high, color=COLORS[b], alpha=0.2, lw=0)
+            ax.plot(c["epoch"], mean, "o-", ms=3, color=COLOURS[b], label=f"{LABELS[b]} ({n} seeds)")
+            ax.fill_between(c["epoch"], low, high, color=COLOURS[b], alpha=0.2, lw=0)
         ax.set(
             title=metric.replace("_", " ").replace("val", "validation"),
             xlabel="epoch",
@@ -122,7 +119,7 @@ def plot_per_class(summary: dict[str, Any]):
                 width,
                 yerr=spread,
                 capsize=2,
-                color=COLORS[b],
+                color=COLOURS[b],
                 label=LABELS[b],
             )
             lowest = min(lowest, mean.min() / 100)

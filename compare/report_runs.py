@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist.engines import ENGINE_NAMES, ENGINES
+from fmnist import engines
 from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.rundir import (
@@ -25,8 +25,21 @@ from fmnist.rundir import (
     read_predictions,
 )
 
-#: How the report names each engine: the original pair by framework, Keras' other backends by theirs.
-LABELS = {name: "Keras" if name == "keras" else e.label for name, e in ENGINES.items()}
+class _ByEngine(dict):
+    """An engine's declared property by name; for an engine not installed here (a run committed
+    elsewhere, say), `default` (None: its name)."""
+
+    def __init__(self, values: dict[str, str], default: str | None = None) -> None:
+        super().__init__(values)
+        self.default = default
+
+    def __missing__(self, name: str) -> str:
+        return name if self.default is None else self.default
+
+
+#: How the report names and colours each engine: what the engine declares.
+LABELS = _ByEngine({e.name: e.label for e in engines.all_engines()})
+COLOURS = _ByEngine({e.name: e.colour for e in engines.all_engines()}, default="#7F7F7F")
 
 
 @dataclass(frozen=True)
@@ -65,10 +78,8 @@ def load_run(path: Path, test_labels: np.ndarray | None = None) -> Run:
         if not (path / name).is_file():
             raise RunDirError(f"{path / name} not found: is {path} a finished run directory?")
     test = read_json(path / TEST_METRICS_FILE)
-    if test.get("backend") not in ENGINES:
-        raise RunDirError(
-            f"{path / TEST_METRICS_FILE}: backend {test.get('backend')!r} is not one of {', '.join(ENGINE_NAMES)}"
-        )
+    if not isinstance(test.get("backend"), str) or not test["backend"]:
+        raise RunDirError(f"{path / TEST_METRICS_FILE} names no engine: is {path} a run directory of fmnist?")
     logits, labels = read_predictions(path / PREDICTIONS_FILE, test_labels)
     return Run(
         path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels
@@ -126,9 +137,11 @@ def check_comparable(runs: Sequence[Run]) -> None:
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    """Runs per engine present, in the registry's order (`fmnist.engines`), sorted by seed."""
+    """Runs per engine present, in the registry's order (`fmnist.engines`; engines not installed
+    here after them, by name), sorted by seed."""
     present = {r.backend for r in runs}
-    return {e: sorted((r for r in runs if r.backend == e), key=lambda r: r.seed) for e in ENGINE_NAMES if e in present}
+    order = [e for e in engines.names() if e in present] + sorted(present - set(engines.names()))
+    return {e: sorted((r for r in runs if r.backend == e), key=lambda r: r.seed) for e in order}
 
 
 def engine_pairs(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:

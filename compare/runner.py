@@ -211,7 +211,7 @@ def train_all(
                 print(f"{label}: training into {run.run_dir}", flush=True)
             argv = ["-m", "fmnist.train_job", "train", run.backend, f"{IN}/{CONFIG_INPUT}", OUT]
             if run.action == "retrain":
-                argv.append("--overwrite")  # removes that run's own files only (fmnist.rundir.RUN_ARTIFACTS)
+                argv.append("--overwrite")  # removes that run's own files only (fmnist.rundir.run_artifacts)
         jobs.append(
             Job(
                 name=f"{run.backend} seed {run.seed}",

@@ -21,23 +21,12 @@ from fmnist.errors import ConfigError
 RUN_DIR_ENV = "FMNIST_SHARED_RUN_DIR"
 
 
-def check_strategy(backend: str, train: TrainConfig) -> None:
-    """Refuse a strategy the engine does not have before the run directory is made."""
-    spec = engine(backend)
-    if spec.family == "keras" and train.strategy == "ddp":
-        raise ConfigError("train.strategy: 'ddp' is Lightning's; Keras uses 'mirrored' (or 'auto')")
-    if spec.family == "lightning" and train.strategy == "mirrored":
-        raise ConfigError("train.strategy: 'mirrored' is Keras' (tf.distribute); Lightning uses 'ddp' (or 'auto')")
-    if spec.family == "keras" and train.devices > 1 and spec.keras_backend != "tensorflow":
-        raise ConfigError(
-            f"train.devices: {train.devices} devices with Keras need the TensorFlow backend"
-            f" (tf.distribute.MirroredStrategy): train them with --backend keras, not {backend}"
-        )
-    if spec.family == "keras" and train.num_nodes > 1:
-        raise ConfigError(
-            "train.num_nodes: the Keras backend trains on one machine; for several, see"
-            " tf.distribute.MultiWorkerMirroredStrategy in the README ('More than one device')"
-        )
+def check_strategy(name: str, train: TrainConfig) -> None:
+    """Refuse a strategy, device or machine count the engine does not train with (its
+    declaration says), before the run directory is made."""
+    why = engine(name).check_training(train.strategy, train.devices, train.num_nodes)
+    if why:
+        raise ConfigError(why)
 
 
 def _int_env(name: str) -> int | None:

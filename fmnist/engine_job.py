@@ -1,9 +1,9 @@
-"""Calls to one engine's module (`fmnist.backend_api.EngineModule`) in a process of its own, with
+"""Calls to one engine's capabilities (`fmnist.capabilities`) in a process of its own, with
 numpy in and out through files: how a tool uses two engines that cannot share a process (two
 Keras backends; TensorFlow and torch). `python -m fmnist.engine_job ENGINE REQUEST RESULT` is the
 child's entry point.
 
-A call is {"fn": a contract function, "config": the config as a dict, "kwargs": ...}; arrays in
+A call is {"fn": a function of `JOB_FUNCTIONS`, "config": the config as a dict, "kwargs": ...}; arrays in
 kwargs and results travel in an .npz (no pickle: a file read is never code run), the rest as JSON.
 """
 
@@ -19,27 +19,16 @@ from typing import Any
 import numpy as np
 
 from fmnist import engines
+from fmnist.capabilities import JOB_FUNCTIONS
 from fmnist.config import Config, config_from_dict, config_to_dict
 from fmnist.errors import FmnistError
 
-#: The contract functions a job may call, each as fn(config, **kwargs), or fn(**kwargs) for a
-#: call without a config (predict: a run directory holds its own).
-CALLS = (
-    "layer_table",
-    "initial_weights",
-    "logits",
-    "lockstep",
-    "predict",
-    "bf16_trace",
-    "bf16_layer_outputs",
-    "bf16_kernels",
-)
 _ARRAY = "__array__"
 _SKELETON = "__skeleton__"
 
 
 def call(fn: str, config: Config | None = None, **kwargs: Any) -> dict[str, Any]:
-    """One call of a job: a contract function, the config it takes (none for predict), its arguments."""
+    """One call of a job: a function of `JOB_FUNCTIONS`, the config it takes (none for predict), its arguments."""
     return {"fn": fn, **({"config": config_to_dict(config)} if config is not None else {}), "kwargs": kwargs}
 
 
@@ -81,22 +70,22 @@ def read_tree(path: Path) -> Any:
 
 def run_calls(engine: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
     """In this process: {"versions": the engine's, "results": one per call}."""
-    module = engines.load(engine)
+    spec = engines.engine(engine)
     results = []
     for call in calls:
-        if call["fn"] not in CALLS:
-            raise FmnistError(f"an engine job calls one of {', '.join(CALLS)}, not {call['fn']!r}")
-        fn, kwargs = getattr(module, call["fn"]), call.get("kwargs", {})
+        if call["fn"] not in JOB_FUNCTIONS:
+            raise FmnistError(f"an engine job calls one of {', '.join(JOB_FUNCTIONS)}, not {call['fn']!r}")
+        fn, kwargs = getattr(spec.capability(JOB_FUNCTIONS[call["fn"]]), call["fn"]), call.get("kwargs", {})
         results.append(fn(config_from_dict(call["config"]), **kwargs) if "config" in call else fn(**kwargs))
-    return {"versions": module.versions(), "results": results}
+    return {"versions": spec.capability("training").versions(), "results": results}
 
 
 def run_jobs(jobs: list[tuple[str, list[dict[str, Any]]]], in_process: bool = False) -> list[dict[str, Any]]:
     """Each (engine, calls) in a child process of its own, all at once; their answers in order.
-    in_process: here, one after another (engines that can share a process, Lightning first since
-    TensorFlow must load after torch; tests use it to plant faults)."""
+    in_process: here, one after another (engines that can share a process, those that need modules
+    imported before the others' frameworks first; tests use it to plant faults)."""
     if in_process:
-        order = sorted(range(len(jobs)), key=lambda i: engines.engine(jobs[i][0]).family != "lightning")
+        order = sorted(range(len(jobs)), key=lambda i: not engines.engine(jobs[i][0]).import_first)
         done = {i: run_calls(*jobs[i]) for i in order}
         return [done[i] for i in range(len(jobs))]
     with tempfile.TemporaryDirectory(prefix="fmnist-engine-job-") as folder:

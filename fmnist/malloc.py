@@ -11,7 +11,7 @@ Raising both thresholds keeps the freed blocks in the heap for the next step. Th
 untouched; the cost is that the process keeps its peak memory instead of giving it back.
 
 `fmnist train`, prediction and the benchmark's torch runners call `retain_freed_memory` through
-`lightning_model.backend.configure_torch`. A user who set the allocator up themselves (the glibc
+`lightning_model.training.configure_torch`. A user who set the allocator up themselves (the glibc
 variables or tunables, or another allocator in LD_PRELOAD) keeps their setting; FMNIST_MALLOC=default
 leaves glibc as it is (how docs/speed.md measures the difference).
 """

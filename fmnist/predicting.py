@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from fmnist import CLASS_NAMES
-from fmnist import pictures as pics, rundir
+from fmnist import engines, pictures as pics, rundir
 from fmnist.errors import FmnistError
 from fmnist.metrics import softmax
 
@@ -71,7 +71,7 @@ def open_classifier(model: Path) -> Classifier:
     """A run directory (Keras or Lightning) or an exported .onnx file. Checked here, before any
     picture is read: a run directory without a model fails at once."""
     model = Path(model)
-    if model.is_file() and model.name in rundir.MODEL_FILE_NAMES:  # a run's model file: its run
+    if model.is_file() and model.name in engines.model_files():  # a run's model file: its run
         model = model.parent
     if model.suffix.lower() == ONNX_SUFFIX or model.is_file():
         from fmnist.onnx_model import OnnxModel

@@ -23,7 +23,7 @@ from typing import Any, SupportsFloat
 
 import numpy as np
 
-from fmnist.engines import ENGINES, MODEL_FILE_NAMES
+from fmnist import engines
 from fmnist.errors import RunDirError
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -50,7 +50,7 @@ RESULT_FILES = (CONFIG_FILE, METRICS_FILE, TEST_METRICS_FILE, PREDICTIONS_FILE)
 #: directory adds its name here; anything else in the folder is the user's and stays.
 ONNX_FILE = "model.onnx"  # `fmnist export`'s default output: the model for onnxruntime and `fmnist serve`
 EXPORT_REPORT_FILE = "export.json"  # the export's check against the framework's own float32 model
-RUN_ARTIFACTS = (
+_RUN_FILES = (
     RUN_INFO_FILE,
     CONFIG_FILE,
     METRICS_FILE,
@@ -61,12 +61,17 @@ RUN_ARTIFACTS = (
     CONSOLE_LOG_FILE,
     CURVES_FILE,
     CONFUSION_FILE,
-    *MODEL_FILE_NAMES,
     ONNX_FILE,
     EXPORT_REPORT_FILE,
     TENSORBOARD_DIR,
     CHECKPOINT_DIR,
 )
+
+
+def run_artifacts() -> tuple[str, ...]:
+    """`_RUN_FILES` and every installed engine's model file (read from the engines' declarations
+    when asked, not when the core is imported: the core imports no engine)."""
+    return (*_RUN_FILES, *engines.model_files())
 _WRITE_PROBE = ".write-test"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -98,7 +103,7 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
     """Create the run directory, refusing to mix a new run into a finished or running one.
 
     A folder that is not empty must hold a run of this project (its `run.json`): then
-    `overwrite` removes that run's own artifacts (`RUN_ARTIFACTS`) and nothing else. A
+    `overwrite` removes that run's own artifacts (`run_artifacts()`) and nothing else. A
     non-empty folder without one is refused, `overwrite` or not: it holds someone's files.
     Checked before training starts, so a bad path costs seconds, not an epoch.
     """
@@ -129,7 +134,7 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
         info = json.loads((Path(run_dir) / RUN_INFO_FILE).read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    return info if isinstance(info, dict) and info.get("backend") in ENGINES else None
+    return info if isinstance(info, dict) and info.get("backend") in engines.names() else None
 
 
 def is_artifact(name: str, artifacts: Iterable[str]) -> bool:
@@ -141,11 +146,11 @@ def is_artifact(name: str, artifacts: Iterable[str]) -> bool:
 
 
 def is_run_artifact(name: str) -> bool:
-    return name == _WRITE_PROBE or is_artifact(name, RUN_ARTIFACTS)
+    return name == _WRITE_PROBE or is_artifact(name, run_artifacts())
 
 
 def remove_run_artifacts(run_dir: Path) -> list[str]:
-    """Delete a run's own files and folders (`RUN_ARTIFACTS`, and temp files left beside them);
+    """Delete a run's own files and folders (`run_artifacts()`, and temp files left beside them);
     everything else in the folder stays. The marker goes last, so a half-done removal is still
     recognised as a run. Returns the names removed."""
     run_dir = Path(run_dir)
@@ -325,7 +330,7 @@ def backend_of(run_dir: Path) -> str:
     info = read_run_info(run_dir)
     if info is None:
         raise RunDirError(f"{run_dir} holds no run of fmnist (no valid {RUN_INFO_FILE}): is it a run directory?")
-    model = Path(run_dir) / ENGINES[info["backend"]].model_file
+    model = Path(run_dir) / engines.engine(info["backend"]).model_file
     if not model.exists():
         raise RunDirError(f"{run_dir} holds no model ({model.name}): is it a finished run directory?")
     return info["backend"]

@@ -1,4 +1,4 @@
-"""Backend-neutral orchestration of `fmnist train` and `fmnist evaluate`.
+"""Engine-neutral orchestration of `fmnist train` and `fmnist evaluate`.
 
 An engine (`fmnist.engines`) trains and predicts; everything a user compares across engines (data,
 splits, batch order, metrics, files, plots, TensorBoard tags) is done here once. Engines are
@@ -17,7 +17,8 @@ import numpy as np
 
 from fmnist import __version__, console, distributed, engines, rundir
 from fmnist.placement import placement
-from fmnist.backend_api import Backend, EpochReporter
+from fmnist.capabilities import Training
+from fmnist.epoch_reporter import EpochReporter
 from fmnist.cpu_features import cpu_model
 from fmnist.config import Config, config_from_dict, config_to_dict, load_config, save_config
 from fmnist.datasets import load_fashion_mnist
@@ -29,9 +30,9 @@ from fmnist.tensorboard_log import TensorBoardLog
 from fmnist.tta import flip_average_logits, flip_images
 
 
-def load_backend(name: str) -> Backend:
-    """The engine's module, its framework set up and imported on demand (`fmnist.engines.load`)."""
-    return engines.load(name)  # type: ignore[return-value]
+def load_backend(name: str) -> Training:
+    """The engine's training capability, its framework set up and imported on demand."""
+    return engines.engine(name).capability("training")
 
 
 def common_versions() -> dict[str, str]:
@@ -125,7 +126,7 @@ def check_same_data(run_dir: Path, info: dict[str, Any], sha256: dict[str, str])
 
 
 def _train(
-    backend_name: str, backend: Backend, config: Config, run_dir: Path, data: Any, resume: bool
+    backend_name: str, backend: Training, config: Config, run_dir: Path, data: Any, resume: bool
 ) -> dict[str, Any] | None:
     if not distributed.is_primary():  # a process launched by the first one: train, write nothing
         backend.train(config, make_splits(data, config), run_dir, None, resume=resume)
@@ -226,10 +227,11 @@ def evaluate_run(
         raise RunDirError(f"{run_dir} is not a directory")
     trained_by = rundir.backend_of(run_dir)
     backend_name = engine or trained_by
-    if engines.engine(backend_name).model_file != engines.engine(trained_by).model_file:
+    if engines.engine(backend_name).model_format != engines.engine(trained_by).model_format:
+        same = [e.name for e in engines.all_engines() if e.model_format == engines.engine(trained_by).model_format]
         raise RunDirError(
             f"{run_dir} was trained by {trained_by}; {backend_name} cannot load its"
-            f" {engines.engine(trained_by).model_file}: choose an engine of the same family"
+            f" {engines.engine(trained_by).model_file}: choose an engine that reads it ({', '.join(same)})"
         )
     config = load_config(run_dir / rundir.CONFIG_FILE)
     backend = load_backend(backend_name)

@@ -73,13 +73,13 @@ def torch_to_keras_arrays(config: Config, state: dict[str, np.ndarray]) -> dict[
 
 
 def activation(array: np.ndarray, spec: LayerSpec, layout: str) -> np.ndarray:
-    """A layer's output moved to `layout`: "torch" (NCHW; C, H, W flatten order) from the shared
-    layout, or "shared" (NHWC; H, W, C flatten order) from torch's."""
-    axes = (0, 3, 1, 2) if layout == "torch" else (0, 2, 3, 1)
+    """A layer's output moved to `layout`: "nchw" (C, H, W flatten order, torch's) from the shared
+    layout, or "shared" (NHWC; H, W, C flatten order) from NCHW."""
+    axes = (0, 3, 1, 2) if layout == "nchw" else (0, 2, 3, 1)
     if array.ndim == 4:
         return array.transpose(axes)
     if spec.kind == "flatten":
         c, h, w = spec.args["chw"]
-        source = (h, w, c) if layout == "torch" else (c, h, w)
+        source = (h, w, c) if layout == "nchw" else (c, h, w)
         return array.reshape(-1, *source).transpose(axes).reshape(len(array), -1)
     return array

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fmnist.engines import DEFAULT_PAIR, ENGINE_NAMES
+from fmnist import engines as registry
+from fmnist.engines import DEFAULT_PAIR
 from fmnist_cli.options import (
     add_config,
     add_data_dir,
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "compare",
         parents=parents,
         help="train two engines or more over seeds and write a side-by-side report",
-        description="Train Keras and Lightning (or the engines --backends names) for each seed,"
+        description="Train Keras and Lightning (or the engines --engines names) for each seed,"
         " each in its own process, or reuse finished runs given with --runs, and write report.md,"
         " report.html, figures and summary.json with an equivalence verdict for every pair. The"
         " trainings run one after another, --jobs N at once on this machine, or as Ray tasks"
@@ -32,9 +33,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     add_config(compare)
     compare.add_argument(
+        "--engines",
         "--backends",
+        dest="engines",
         default=",".join(DEFAULT_PAIR),
-        help=f"the engines to train, comma-separated, two or more of {', '.join(ENGINE_NAMES)}"
+        help=f"the engines to train, comma-separated, two or more of {', '.join(registry.names())}"
         f" (default: {','.join(DEFAULT_PAIR)})",
     )
     compare.add_argument(
@@ -66,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     from fmnist.errors import FmnistError
 
     config = load_config(args.config)
-    engines = parse_engines(args.backends)
-    if args.runs and args.backends != ",".join(DEFAULT_PAIR):
-        raise FmnistError("--backends names the engines to train; with --runs the runs say which they are")
+    engines = parse_engines(args.engines)
+    if args.runs and args.engines != ",".join(DEFAULT_PAIR):
+        raise FmnistError("--engines names the engines to train; with --runs the runs say which they are")
     out = args.out or Path("reports") / config.name
     check_report_dir(out)  # before any training: --out must be new, empty or a compare report
     choice = executor_choice(args)  # a contradiction among the flags, before the data loads

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from fmnist_cli.options import add_config, add_data_dir, positive_int
 from fmnist.config import PRECISIONS
-from fmnist.engines import DEFAULT_PAIR, ENGINE_NAMES
+from fmnist import engines as registry
+from fmnist.engines import DEFAULT_PAIR
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -22,9 +23,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     add_config(parity)
     parity.add_argument(
+        "--engines",
         "--backends",
+        dest="engines",
         default=",".join(DEFAULT_PAIR),
-        help=f"the two engines to hold against each other, comma-separated, from {', '.join(ENGINE_NAMES)}"
+        help=f"the two engines to hold against each other, comma-separated, from {', '.join(registry.names())}"
         f" (default: {','.join(DEFAULT_PAIR)}); each runs in a process of its own",
     )
     parity.add_argument("--out", type=Path, default=Path("reports/parity"), help="folder for parity.json")
@@ -83,14 +86,13 @@ def run(args: argparse.Namespace) -> int:
     from fmnist.errors import FmnistError
 
     config = load_config(args.config)
-    engines = parse_engines(args.backends)
+    engines = parse_engines(args.engines)
     if len(engines) != 2:
-        raise FmnistError(f"--backends: parity holds two engines against each other, not {len(engines)}")
-    if args.precision == "bf16-mixed" and (engine(engines[0]).family, engines[1]) != ("keras", "lightning"):
-        raise FmnistError(
-            "--precision bf16-mixed holds a Keras engine against lightning, in that order (the dtype table"
-            f" has a column for each); got --backends {args.backends}"
-        )
+        raise FmnistError(f"--engines: parity holds two engines against each other, not {len(engines)}")
+    if args.precision == "bf16-mixed":
+        for name in engines:
+            if not engine(name).offers("bf16"):
+                raise FmnistError(f"--precision bf16-mixed: engine '{name}' offers no bf16 probe to check it with")
     written = args.out / ("parity-bf16-mixed.json" if args.precision == "bf16-mixed" else "parity.json")
     check_replaceable(written)  # before the frameworks load and the checks run
 

@@ -19,7 +19,7 @@ from fmnist_cli.options import (
     positive_float,
     positive_int,
 )
-from fmnist.engines import ENGINE_NAMES
+from fmnist import engines as registry
 from fmnist.errors import FmnistError
 
 
@@ -27,15 +27,18 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     train = sub.add_parser(
         "train",
         parents=parents,
-        help="train one backend on a config and write a run directory",
-        description="Train one backend and write config, metrics, plots, model and"
+        help="train one engine on a config and write a run directory",
+        description="Train one engine and write config, metrics, plots, model and"
         " TensorBoard logs to a run directory.",
     )
     train.add_argument(
+        "--engine",
         "--backend",
-        choices=ENGINE_NAMES,
-        help="which engine trains: keras (on TensorFlow), keras-jax, keras-torch or lightning"
-        " (required unless --resume)",
+        dest="engine",
+        choices=registry.names(),
+        help="which engine trains: "
+        + "; ".join(f"{e.name} ({e.label})" for e in registry.all_engines())
+        + " (required unless --resume)",
     )
     add_config(train)
     train.add_argument("--epochs", type=positive_int, help="override train.epochs")
@@ -82,8 +85,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument(
+        "--engine",
         "--backend",
-        choices=ENGINE_NAMES,
+        dest="engine",
+        choices=registry.names(),
         help="load the model in this engine instead of the one that trained it: any Keras engine"
         " loads any Keras run's model.keras (say a keras-jax run in keras, on TensorFlow)",
     )
@@ -120,25 +125,25 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if args.resume:
         given = [flag(name) for name in CONFIG_OVERRIDES if getattr(args, name) is not None]
-        if given or args.backend or args.run_dir:
+        if given or args.engine or args.run_dir:
             raise FmnistError(
-                f"--resume continues a run with its own settings; drop {', '.join(given) or '--backend/--run-dir'}"
+                f"--resume continues a run with its own settings; drop {', '.join(given) or '--engine/--run-dir'}"
             )
         run_dir = args.resume
     else:
-        if not args.backend:
-            raise FmnistError(f"--backend is required ({', '.join(ENGINE_NAMES)}), unless --resume RUN_DIR")
+        if not args.engine:
+            raise FmnistError(f"--engine is required ({', '.join(registry.names())}), unless --resume RUN_DIR")
         config = with_overrides(load_config(args.config), overrides)
         run_dir = (
             args.run_dir
             or (None if distributed.is_primary() else distributed.shared_run_dir())
-            or default_run_dir(config.name, args.backend, config.seed)
+            or default_run_dir(config.name, args.engine, config.seed)
         )
     try:
         if args.resume:
             result = resume_run(run_dir, data_dir=args.data_dir)
         else:
-            result = train_run(args.backend, config, run_dir, data_dir=args.data_dir, overwrite=args.overwrite)
+            result = train_run(args.engine, config, run_dir, data_dir=args.data_dir, overwrite=args.overwrite)
     except KeyboardInterrupt:
         print(
             f"\nfmnist: interrupted; the last finished epoch is saved in {run_dir}/checkpoints."
@@ -156,7 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from fmnist.training import evaluate_run, format_summary
 
-    result = evaluate_run(args.run_dir, data_dir=args.data_dir, tta=args.tta == "flip", engine=args.backend)
+    result = evaluate_run(args.run_dir, data_dir=args.data_dir, tta=args.tta == "flip", engine=args.engine)
     print(format_summary(result))
     if "flip_tta" in result:
         tta = result["flip_tta"]

@@ -1,7 +1,7 @@
 """What a Keras engine computes under the mixed_bfloat16 policy, seen on live tensors, for the
 bf16 parity checks (`fmnist parity --precision bf16-mixed`, compare.bf16_*): the dtype of every
 op of a training step as the backend runs it, each layer's output, and the kernels a bf16 step
-runs fed known numbers. Numpy in and out (`keras_model.engine` re-exports them as contract
+runs fed known numbers. Numpy in and out (`keras_model.engine` declares them as the engines' bf16
 functions); the tools judge the numbers in another process.
 
 The policy is Keras' own on every backend; the kernels, and how a training step is compiled, are
@@ -18,7 +18,7 @@ import numpy as np
 
 from fmnist.config import Config
 from fmnist.op_log import op_record
-from keras_model.backend import compile_model, seed_everything
+from keras_model.training import compile_model, seed_everything
 from keras_model.model import FLOAT32_IN_MIXED_PRECISION, build_model, set_shared_weights
 
 #: Why a probe is missing on a backend, recorded in the result instead of the numbers.

@@ -20,8 +20,11 @@ import numpy as np
 from fmnist import IMAGE_SHAPE, rundir
 from fmnist.config import Config, load_config, with_overrides
 from fmnist.onnx_model import INPUT_NAME
-from keras_model.backend import load_model
+from keras_model.training import load_model
 from keras_model.model import build_model, set_shared_weights, shared_weights
+
+#: Beyond Keras: tf2onnx runs under Keras' exporter (`fmnist.capabilities.Export.needs`).
+needs = ("onnx", "onnxruntime", "tf2onnx")
 
 
 def run_weights(run_dir: Path) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ Keras 3's SparseCategoricalCrossentropy has no `label_smoothing` (CategoricalCro
 one-hot targets). This loss takes the integer labels the data pipeline yields, one-hot encodes
 them and applies CategoricalCrossentropy's smoothing: targets (1 - e) * one_hot + e / 10, the
 same as torch's `F.cross_entropy(..., label_smoothing=e)`. It is registered, so a saved
-model.keras compiled with it loads again (with this module imported, as keras_model.backend does).
+model.keras compiled with it loads again (with this module imported, as keras_model.training does).
 
 Without smoothing the backend keeps SparseCategoricalCrossentropy, so existing runs and their
 saved models are untouched.

@@ -16,7 +16,7 @@ import numpy as np
 from fmnist.backend_api import SpeedRun, StepClock
 from fmnist.config import Config
 from fmnist.splits import to_float_nhwc
-from keras_model.backend import compile_model, seed_everything
+from keras_model.training import compile_model, seed_everything
 from keras_model.data import EvalBatches
 from keras_model.model import build_model
 

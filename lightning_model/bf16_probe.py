@@ -1,7 +1,7 @@
 """What the Lightning engine computes under its bf16-mixed policy, seen on live tensors, for the
 bf16 parity checks (`fmnist parity --precision bf16-mixed`, compare.bf16_*): the dtype of every
 aten op of a training step, each layer's output, and the kernels a bf16 step runs fed known
-numbers. Numpy in and out (`lightning_model.engine` re-exports them as contract functions); the
+numbers. Numpy in and out (`lightning_model.engine` declares them as the engine's bf16 functions); the
 tools judge the numbers in another process."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def bf16_layer_outputs(
                 rows.append({"name": name, "output": None, "dtype": "", "note": DEFERRED_RELU})
                 continue
             if i:
-                fed = activation(partner_outputs[i - 1], plan[i - 1], "torch")
+                fed = activation(partner_outputs[i - 1], plan[i - 1], "nchw")
                 x = _tensor(fed, partner_dtypes[i - 1], channels_last)
         with torch.no_grad(), context():
             x = module(x)

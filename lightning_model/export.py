@@ -24,8 +24,11 @@ from torch import nn
 from fmnist import IMAGE_SHAPE
 from fmnist.config import Config
 from fmnist.onnx_model import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
-from lightning_model.backend import load_module
+from lightning_model.training import load_module
 from lightning_model.network import build_network, load_shared_weights
+
+#: Beyond torch: onnxscript runs under torch.onnx.export's dynamo path (`fmnist.capabilities.Export.needs`).
+needs = ("onnx", "onnxruntime", "onnxscript")
 
 EXAMPLE_BATCH = 2  # the traced example; the batch dimension is exported as dynamic
 # The exporter's registry says, on every export, that torchvision's operators are skipped: not ours.

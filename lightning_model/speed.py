@@ -1,7 +1,7 @@
 """The `lightning` engine's step loops for the benchmark (`throughput`, `fixed_batch_steps` of
 `fmnist.backend_api.EngineModule`), in the benchmark's worker process:
 
-- `lightning`:   `fmnist train`'s Trainer (`lightning_model.backend.make_trainer`) with the
+- `lightning`:   `fmnist train`'s Trainer (`lightning_model.training.make_trainer`) with the
                  callbacks it trains with, `.fit` and `.predict` of `FashionClassifier.from_config(config)`.
 - `plain torch`: `lightning_model.plain_loop.PlainTraining`, the module's training step as a plain
                  loop (the same loss, optimizer, schedule, metrics and checks), on the network and
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from fmnist.backend_api import SpeedRun, StepClock
 from fmnist.config import Config
 from fmnist.splits import Split
-from lightning_model.backend import configure_torch, make_trainer, training_callbacks
+from lightning_model.training import configure_torch, make_trainer, training_callbacks
 from lightning_model.module import FashionClassifier
 from lightning_model.plain_loop import PlainTraining
 
@@ -146,7 +146,7 @@ def _plain_run(
 def _lightning_run(
     config: Config, run: SpeedRun, batches: DeviceBatches, sync: Callable[[], None], clock: StepClock
 ) -> dict[str, Any]:
-    """The Trainer `fmnist train` builds (`make_trainer`), with the callbacks `lightning_model.backend.train`
+    """The Trainer `fmnist train` builds (`make_trainer`), with the callbacks `lightning_model.training.train`
     gives it, in its order, and the module's logging and torchmetrics; the progress bar as off a
     terminal (the worker's stdout is a pipe). Only the epoch count differs: one epoch of exactly the
     batches measured. The epoch's end (validation on one batch, the metrics row, early stopping,

@@ -119,10 +119,10 @@ def test_layer_outputs_move_between_the_shared_and_torch_layouts(baseline_config
     nchw = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
     shared = activation(nchw.numpy(), plan["conv"], "shared")
     assert np.array_equal(shared, nchw.permute(0, 2, 3, 1).numpy())
-    assert np.array_equal(activation(shared, plan["conv"], "torch"), nchw.numpy())
+    assert np.array_equal(activation(shared, plan["conv"], "nchw"), nchw.numpy())
     c, h, w = plan["flatten"].args["chw"]
     maps = torch.randn(2, c, h, w)
     torch_flat = torch.nn.Flatten()(maps).numpy()
     shared_flat = maps.permute(0, 2, 3, 1).reshape(2, -1).numpy()  # what Keras' Flatten gives
     assert np.array_equal(activation(torch_flat, plan["flatten"], "shared"), shared_flat)
-    assert np.array_equal(activation(shared_flat, plan["flatten"], "torch"), torch_flat)
+    assert np.array_equal(activation(shared_flat, plan["flatten"], "nchw"), torch_flat)

@@ -180,8 +180,8 @@ def probes():
         call("bf16_layer_outputs", config, weights=weights, pixels=pixels),
         kernel_call(arrays),
     ]
-    found = run_jobs([(e, calls) for e in engines.ENGINE_NAMES])
-    return config, arrays, dict(zip(engines.ENGINE_NAMES, (f["results"] for f in found)))
+    found = run_jobs([(e, calls) for e in engines.names()])
+    return config, arrays, dict(zip(engines.names(), (f["results"] for f in found)))
 
 
 @pytest.mark.parametrize("engine", ["keras", "keras-jax", "keras-torch", "lightning"])

@@ -1,4 +1,4 @@
-"""The engine contract (`fmnist.backend_api.EngineModule`): one test body every engine passes, each
+"""The engines' capabilities (`fmnist.capabilities`): one test body every engine passes, each
 engine in a process of its own as the tools run it (`fmnist.engine_job`); the registry's refusals;
 a run trained on Keras' JAX or torch backend loaded in plain Keras on TensorFlow."""
 
@@ -40,11 +40,11 @@ def answers(request):
         call("lockstep", without_dropout(config), weights=start, images=x, labels=y, dtype="float32"),
         call("logits", config, weights=start, images=images[:40], dtype="float64"),
     ]
-    found = run_jobs([(e, calls) for e in engines.ENGINE_NAMES])
-    return config, start, dict(zip(engines.ENGINE_NAMES, found))
+    found = run_jobs([(e, calls) for e in engines.names()])
+    return config, start, dict(zip(engines.names(), found))
 
 
-@pytest.mark.parametrize("engine", engines.ENGINE_NAMES)
+@pytest.mark.parametrize("engine", engines.names())
 def test_every_engine_keeps_the_contract(engine, answers):
     config, start, found = answers
     table, weights, logits, steps, logits64 = found[engine]["results"]
@@ -70,15 +70,15 @@ def test_every_engine_keeps_the_contract(engine, answers):
     assert set(steps["running"]) == running
     np.testing.assert_allclose(steps["loss"], found["lightning"]["results"][3]["loss"], rtol=1e-3)
     versions = found[engine]["versions"]
-    backend = engines.engine(engine).keras_backend
+    backend = engines.engine(engine).environment.get("KERAS_BACKEND")
     assert versions.get("keras_backend") == backend if backend else "torch" in versions
 
 
 def test_the_registry_names_every_engine_once_and_refuses_others():
-    assert engines.ENGINE_NAMES == ("keras", "keras-jax", "keras-torch", "lightning")
-    assert set(engines.DEFAULT_PAIR) <= set(engines.ENGINE_NAMES)
+    assert engines.names()[:3] == ("keras", "keras-jax", "keras-torch") and "lightning" in engines.names()
+    assert set(engines.DEFAULT_PAIR) <= set(engines.names())
     assert engines.parse_engines(" keras-jax,lightning ") == ("keras-jax", "lightning")
-    for text, message in (("keras,flax", "unknown backend 'flax'"), ("keras,keras", "twice"), ("keras", "at least 2")):
+    for text, message in (("keras,flax", "unknown engine 'flax'"), ("keras,keras", "twice"), ("keras", "at least 2")):
         with pytest.raises(FmnistError, match=message):
             engines.parse_engines(text)
 
@@ -87,19 +87,18 @@ def test_one_keras_engine_per_process():
     """Keras reads KERAS_BACKEND once: a second Keras engine in the same process is refused by
     name, before anything runs on the wrong backend."""
     code = (
-        "import keras_model\n"  # Keras on TensorFlow
         "from fmnist import engines\n"
         "from fmnist.errors import FmnistError\n"
-        "engines.load('keras')\n"
+        "engines.engine('keras').capability('parity')\n"  # Keras on TensorFlow
         "try:\n"
-        "    engines.load('keras-jax')\n"
+        "    engines.engine('keras-jax').capability('parity')\n"
         "except FmnistError as e:\n"
         "    print('refused:', e)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "refused: engine 'keras-jax' needs Keras on jax" in done.stdout
-    assert "one Keras engine per process" in done.stdout
+    assert "refused: engine 'keras-jax' cannot load in this process" in done.stdout
+    assert "KERAS_BACKEND=jax, and this process runs with KERAS_BACKEND=tensorflow" in done.stdout
 
 
 def test_an_engine_job_refuses_a_call_outside_the_contract(tmp_path):
@@ -141,27 +140,27 @@ def test_a_keras_run_of_another_backend_scores_the_same_in_plain_keras(engine, t
         assert exported["passed"] and exported["backend"] == engine
 
 
-def test_every_engine_module_offers_the_whole_contract():
-    """Read statically (no framework loads): each `<package>.engine` lists in `__all__` every
-    function of `fmnist.backend_api.EngineModule` and of the `Backend` it extends."""
+def test_every_engine_offers_each_capability_it_declares_whole():
+    """Read statically (no framework loads): each module an engine names for a capability defines
+    every function of that capability's interface (`fmnist.capabilities`)."""
     import ast
     from pathlib import Path
 
-    def tree(module: str) -> ast.Module:
-        return ast.parse((Path(__file__).parents[1] / f"{module.replace('.', '/')}.py").read_text())
+    from fmnist.capabilities import functions
 
-    contract = {
-        fn.name
-        for cls in tree("fmnist.backend_api").body
-        if isinstance(cls, ast.ClassDef) and cls.name in ("Backend", "EngineModule")
-        for fn in cls.body
-        if isinstance(fn, ast.FunctionDef)
-    }
-    assert {"train", "logits", "lockstep", "export_onnx", "run_weights"} <= contract
-    for package in {engines.engine(name).package for name in engines.ENGINE_NAMES}:
-        (listed,) = [
-            ast.literal_eval(node.value)
-            for node in tree(f"{package}.engine").body
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets)
-        ]
-        assert contract <= set(listed), f"{package}.engine lacks {sorted(contract - set(listed))}"
+    for spec in engines.all_engines():
+        assert {"training", "parity"} <= set(spec.capabilities), spec.name
+        for capability, module in spec.capabilities.items():
+            source = Path(__file__).parents[1] / f"{module.replace('.', '/')}.py"
+            defined = {
+                getattr(node, "name", None) or getattr(getattr(node, "targets", [None])[0], "id", None)
+                for node in ast.parse(source.read_text()).body
+            }
+            defined |= {
+                alias.asname or alias.name
+                for node in ast.parse(source.read_text()).body
+                if isinstance(node, ast.ImportFrom)
+                for alias in node.names
+            }
+            missing = set(functions(capability)) - defined
+            assert not missing, f"{module} ({spec.name}'s {capability}) lacks {sorted(missing)}"

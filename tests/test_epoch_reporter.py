@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from fmnist import rundir
-from fmnist.backend_api import EpochReporter
+from fmnist.epoch_reporter import EpochReporter
 from fmnist.tensorboard_log import TensorBoardLog
 
 ROW = {

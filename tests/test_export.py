@@ -138,7 +138,7 @@ def test_a_bf16_run_exports_from_its_float32_weights(keras_run, real_data_dir, t
 
     from compare.export_check import export_run
     from fmnist.config import load_config, save_config, with_overrides
-    from keras_model.backend import load_model
+    from keras_model.training import load_model
     from keras_model.model import build_model
 
     run = tmp_path / "bf16"
@@ -158,7 +158,7 @@ def test_a_bf16_run_exports_from_its_float32_weights(keras_run, real_data_dir, t
 def test_transferred_weights_give_the_same_onnx_logits(keras_run, test_images, tmp_path):
     from compare.export_check import export_engine, float32_config, transferred_onnx_parity
 
-    weights = export_engine("keras").run_weights(keras_run)  # trained: batch-norm statistics too
+    weights = export_engine("keras").export.run_weights(keras_run)  # trained: batch-norm statistics too
     result = transferred_onnx_parity(float32_config(keras_run), weights, test_images[:2000], tmp_path)
     assert result["passed"], result
     assert result["identical_predictions"] == 2000 and result["max_abs_logit_diff"] <= result["allowed"]

@@ -112,7 +112,7 @@ def test_overwrite_on_a_real_run_replaces_it_and_keeps_foreign_files(fmnist_cli,
 
 
 def test_remove_run_artifacts_removes_only_the_runs_own_files(tmp_path):
-    for name in rundir.RUN_ARTIFACTS:
+    for name in rundir.run_artifacts():
         if name in (rundir.TENSORBOARD_DIR, rundir.CHECKPOINT_DIR):
             (tmp_path / name / "sub").mkdir(parents=True)
             (tmp_path / name / "sub" / "f").write_text("x")
@@ -231,7 +231,7 @@ def test_the_payload_is_real(tmp_path):
 
 def test_the_checkpoint_loader_refuses_a_payload(tmp_path):
     pytest.importorskip("lightning")
-    from lightning_model.backend import completed_epochs
+    from lightning_model.training import completed_epochs
     from lightning_model.checkpoint import load_checkpoint
 
     marker = tmp_path / "ran"
@@ -268,7 +268,7 @@ def test_evaluate_refuses_a_planted_model(fmnist_cli, one_line_error, tmp_path, 
 
 def test_a_keras_model_with_code_is_refused(tmp_path):
     keras = pytest.importorskip("keras")
-    from keras_model.backend import load_model
+    from keras_model.training import load_model
 
     marker = tmp_path / "ran"
     run_dir = tmp_path / "run"

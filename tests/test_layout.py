@@ -1,5 +1,7 @@
-"""The layers: imports point only down, command -> compare, serving -> keras_model, lightning_model
--> fmnist (the core), and each backend imports its own framework only (docs/architecture.md)."""
+"""The layers: imports point only down, command -> compare, serving -> the engine packages ->
+fmnist (the core), and each engine package imports its own frameworks only (docs/architecture.md).
+The engine packages are read from the registry (`fmnist.engines`): an engine added by its package
+and its entry point is held to the same rules without an edit here."""
 
 from __future__ import annotations
 
@@ -10,31 +12,46 @@ from pathlib import Path
 
 import pytest
 
+from fmnist import engines
+
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = ("fmnist_cli", "benchmarks", "compare", "executors", "serving", "keras_model", "lightning_model", "fmnist")
 KERAS = {"keras", "tensorflow", "tf2onnx", "jax"}
 TORCH = {"torch", "lightning", "pytorch_lightning", "torchmetrics", "torchvision", "onnxscript"}
+
+
+def engine_packages() -> dict[str, set[str]]:
+    """Each project package implementing an engine -> the frameworks its engines declare (and
+    their exporters' modules, which are imported lazily inside the export capability)."""
+    found: dict[str, set[str]] = {}
+    for spec in engines.all_engines():
+        for module in spec.capabilities.values():
+            package = module.split(".")[0]
+            if (REPO / package).is_dir():
+                found.setdefault(package, set()).update(spec.frameworks, {"tf2onnx", "onnxscript"})
+    return found
+
+
+ENGINE_PACKAGES = engine_packages()
+TOOLS = ("compare", "benchmarks", "serving", "fmnist_cli")
+PROJECT = (*TOOLS, "executors", *ENGINE_PACKAGES, "fmnist")
 #: package -> the project packages and frameworks it may import (lazy imports inside functions too).
 ALLOWED = {
     "fmnist": ({"fmnist"}, set()),
-    # torch too, as the backend of Keras on torch (`keras-torch`): imported only where
-    # keras.backend.backend() == "torch", so a TensorFlow process never loads it after TensorFlow.
-    "keras_model": ({"fmnist", "keras_model"}, KERAS | {"torch"}),
-    "lightning_model": ({"fmnist", "lightning_model"}, TORCH),
+    # An engine package: the core, itself, and the frameworks its engines declare (keras_model
+    # imports torch as the backend of Keras on torch, `keras-torch`, only where Keras runs on it).
+    **{package: ({"fmnist", package}, frameworks & (KERAS | TORCH)) for package, frameworks in ENGINE_PACKAGES.items()},
     "serving": ({"fmnist", "serving"}, set()),
     # Runs jobs in fresh processes, here or on Ray nodes: never a framework itself.
     "executors": ({"fmnist", "executors"}, set()),
-    # The tools reach an engine only through the contract (fmnist.engines), never a backend module.
+    # The tools reach an engine only through its capabilities (fmnist.engines), never an engine module.
     "compare": ({"fmnist", "compare", "executors"}, KERAS | TORCH),
     # benchmark-inference times the export `fmnist export` makes and checks (compare.export_check).
     "benchmarks": ({"fmnist", "compare", "benchmarks", "executors"}, KERAS | TORCH),
-    # The command reaches frameworks only through the packages below, and engines only by name
-    # (fmnist.engines), never a backend module.
-    "fmnist_cli": (set(PROJECT) - {"keras_model", "lightning_model"}, set()),
+    # The command reaches frameworks only through the packages below, and engines only by name.
+    "fmnist_cli": (set(PROJECT) - set(ENGINE_PACKAGES), set()),
 }
-BACKENDS = {"keras_model", "lightning_model"}
-MODULE_NAME = re.compile(r"(keras_model|lightning_model)(\.\w+)*")
-TOOLS = ("compare", "benchmarks", "serving", "fmnist_cli")
+BACKENDS = set(ENGINE_PACKAGES)
+MODULE_NAME = re.compile(rf"({'|'.join(sorted(BACKENDS))})(\.\w+)*")
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -94,9 +111,9 @@ def backend_imports(path: Path) -> set[str]:
     return (imported_packages(path) | named) & BACKENDS
 
 
-def test_tools_reach_the_engines_only_through_the_contract():
-    """By import or by a module name in a string: the contract (`fmnist.engines`,
-    `fmnist.backend_api.EngineModule`) is the only way in (docs/architecture.md)."""
+def test_tools_reach_the_engines_only_through_their_capabilities():
+    """By import or by a module name in a string: an engine's capabilities (`fmnist.engines`,
+    `fmnist.capabilities`) are the only way in (docs/architecture.md)."""
     wrong = sorted(
         str(path.relative_to(REPO))
         for package in TOOLS
@@ -180,3 +197,50 @@ def test_a_planted_cycle_is_found(tmp_path):
     for package in PROJECT[:-1]:
         (tmp_path / package).mkdir(exist_ok=True)
     assert import_cycles(tmp_path) == [["fmnist.a", "fmnist.b"]]
+
+
+def engine_name_uses(path: Path) -> list[str]:
+    """Where a file compares something with an engine's name (== / != / in), or keeps a dict keyed
+    by engine names: what an engine's declared property or capability should answer instead."""
+    names = set(engines.names()) | {"keras", "lightning", "tensorflow", "torch", "jax"}
+    found = []
+
+    def constants(node: ast.AST) -> set[str]:
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return {i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)}
+
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (
+            isinstance(node, ast.Compare)
+            and not any(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops)
+            and not any(ast.unparse(c) == "sys.modules" for c in node.comparators)  # a module's presence
+        ):
+            hit = set().union(*(constants(n) for n in (node.left, *node.comparators))) & names
+            if hit:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} compares with {sorted(hit)}")
+        elif isinstance(node, ast.Dict):
+            keys = {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+            if len(keys & set(engines.names())) >= 2:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} keys a dict by {sorted(keys & set(engines.names()))}")
+    return found
+
+
+def test_no_tool_or_core_module_compares_an_engine_name():
+    """Tools and the core ask an engine (`fmnist.engines`) for a declared property or a
+    capability; none decides by an engine's or framework's name."""
+    found = [
+        use
+        for package in (*TOOLS, "executors", "fmnist")
+        for path in sorted((REPO / package).rglob("*.py"))
+        for use in engine_name_uses(path)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_a_planted_engine_name_comparison_is_caught(tmp_path):
+    planted = REPO / "compare" / "_planted_for_test.py"
+    try:
+        planted.write_text('def f(e):\n    return e.name == "lightning" or e in ("keras", "x")\n')
+        assert len(engine_name_uses(planted)) == 2
+    finally:
+        planted.unlink()

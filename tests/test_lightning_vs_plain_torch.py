@@ -22,7 +22,7 @@ import torch
 from fmnist.config import load_config, with_overrides
 from fmnist.datasets import load_fashion_mnist
 from fmnist.splits import make_splits, num_batches
-from lightning_model.backend import configure_torch, make_trainer
+from lightning_model.training import configure_torch, make_trainer
 from lightning_model.data import FashionMNISTDataModule, batch_loader
 from lightning_model.module import FashionClassifier
 from lightning_model.plain_loop import PlainTraining

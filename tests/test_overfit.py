@@ -20,7 +20,7 @@ def one_batch(tiny_images):
 def test_keras_overfits_one_batch(baseline_config, one_batch):
     import keras
 
-    from keras_model.backend import compile_model
+    from keras_model.training import compile_model
     from keras_model.model import build_model
 
     keras.utils.set_random_seed(0)

@@ -134,7 +134,7 @@ def test_ctrl_c_during_the_checkpoint_write_takes_effect_once_it_is_whole(baseli
 
     import keras
 
-    from keras_model.backend import compile_model
+    from keras_model.training import compile_model
     from keras_model.callbacks import WholeBackup
     from keras_model.model import build_model
 

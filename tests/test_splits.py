@@ -60,7 +60,7 @@ def test_both_backends_draw_identical_batches(tiny_images):
 
 def test_keras_fit_consumes_batches_in_the_shared_order(baseline_config, tiny_images):
     """model.fit must not reorder the PyDataset's batches (its default shuffle=True would)."""
-    from keras_model.backend import compile_model, fit
+    from keras_model.training import compile_model, fit
     from keras_model.data import TrainBatches
     from keras_model.model import build_model
 

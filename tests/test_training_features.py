@@ -25,7 +25,7 @@ from lightning_model.optim import KerasAdam
 def test_both_backends_build_adamw_from_the_config(baseline_config):
     import keras
 
-    from keras_model.backend import make_optimizer
+    from keras_model.training import make_optimizer
     from lightning_model.module import FashionClassifier
 
     config = with_overrides(baseline_config, {"train.optimizer.name": "adamw", "train.optimizer.weight_decay": 0.05})
@@ -75,7 +75,7 @@ def test_label_smoothed_losses_and_gradients_agree(baseline_config, smoothing):
 def test_a_model_compiled_with_smoothing_saves_and_loads(baseline_config, tmp_path):
     import keras
 
-    from keras_model.backend import compile_model, load_model
+    from keras_model.training import compile_model, load_model
     from keras_model.losses import SparseCrossentropyWithSmoothing
     from keras_model.model import build_model
 
@@ -129,7 +129,7 @@ def test_both_backends_train_every_step_at_the_same_rate(baseline_config, tiny_i
     import keras
     import lightning as L
 
-    from keras_model.backend import compile_model, fit
+    from keras_model.training import compile_model, fit
     from keras_model.callbacks import EpochReport as KerasEpochReport, ScheduledLearningRate
     from keras_model.data import EvalBatches, TrainBatches
     from keras_model.model import build_model

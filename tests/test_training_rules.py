@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fmnist import rundir
-from fmnist.engines import ENGINES
+from fmnist import engines
 from fmnist.divergence import Divergence, DivergenceWatch, TrainingDiverged
 from fmnist.early_stopping import EarlyStoppingRule
 from fmnist.errors import RunDirError
@@ -332,13 +332,13 @@ def test_a_file_that_is_no_zip_archive_is_refused_in_one_line(tmp_path):
 def _damaged_run(tmp_path: Path, backend: str) -> Path:
     run_dir = tmp_path / backend
     (run_dir / rundir.CHECKPOINT_DIR).mkdir(parents=True)
-    (run_dir / ENGINES[backend].model_file).write_bytes(b"\x00" * 100)
+    (run_dir / engines.engine(backend).model_file).write_bytes(b"\x00" * 100)
     return run_dir
 
 
 def test_both_backends_refuse_a_damaged_model_file_through_the_core(monkeypatch, tmp_path):
-    from keras_model.backend import load_model
-    from lightning_model.backend import completed_epochs, load_module
+    from keras_model.training import load_model
+    from lightning_model.training import completed_epochs, load_module
 
     spy = Spy(rundir.check_model_archive)
     monkeypatch.setattr(rundir, "check_model_archive", spy)

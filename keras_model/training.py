@@ -1,9 +1,10 @@
-"""Training and prediction with Keras, behind the interface `fmnist.training` expects."""
+"""Training and prediction with Keras (`fmnist.capabilities.Training`) for every Keras engine."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -11,11 +12,11 @@ import numpy as np
 
 from fmnist import console, rundir
 from fmnist.config import Config
-from fmnist.engines import ENGINES
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.errors import RunDirError, reason as error_reason
-from fmnist.splits import DataSplits
-from fmnist.backend_api import EpochReporter, TrainOutcome
+from fmnist.capabilities import TrainOutcome
+from fmnist.epoch_reporter import EpochReporter
+from fmnist.splits import DataSplits, to_float_nhwc
 from keras_model.callbacks import (
     EpochReport,
     RestoreDropoutState,
@@ -30,7 +31,7 @@ from keras_model.losses import training_loss  # also registers the smoothed loss
 from keras_model.model import build_model
 
 
-MODEL_FILE = ENGINES["keras"].model_file  # the same for every Keras engine: one format, any backend loads it
+MODEL_FILE = "model.keras"  # the same for every Keras engine: one format, any backend loads it (keras_model.engine)
 
 
 def seed_everything(config: Config) -> None:
@@ -205,3 +206,43 @@ def load_model(run_dir: Path) -> keras.Model:
 def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
     model = load_model(run_dir)
     return np.asarray(model.predict(EvalBatches(images, None, batch_size), verbose=0), dtype=np.float32)
+
+
+def fit_budget(
+    config: Config,
+    splits: DataSplits,
+    on_start: Callable[[], None],
+    on_trained: Callable[[Callable[[], np.ndarray]], None],
+) -> int:
+    """The config's whole epoch budget as `train` runs it (network, optimizer, schedule, batch
+    order, augmentation), without validation, checkpoints or files: what a time-to-accuracy
+    measurement times. on_start() just before fit; on_trained(predict) from fit's end-of-training
+    hook, before the framework's teardown, with the test set's logits to hand. Returns the epochs
+    trained."""
+    seed_everything(config)
+    model = compile_model(build_model(config), config)
+    t = config.train
+    data = TrainBatches(splits.train, t.batch_size, config.seed, t.epochs, augment=config.data.augment)
+
+    def test_logits() -> np.ndarray:
+        # predict_on_batch, not model.predict: a predict() inside fit leaves a tf.data pipeline
+        # whose teardown costs seconds.
+        x, size = to_float_nhwc(splits.test.images), t.eval_batch_size
+        return np.concatenate(
+            [np.asarray(model.predict_on_batch(x[i : i + size]), dtype=np.float32) for i in range(0, len(x), size)]
+        )
+
+    class Trained(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            on_trained(test_logits)
+
+    on_start()
+    history = model.fit(
+        fit_input(data),
+        epochs=t.epochs,
+        steps_per_epoch=data.batches_per_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), Trained()],
+    )
+    return len(history.epoch)

@@ -1,4 +1,4 @@
-"""Training and prediction with Lightning, behind the interface `fmnist.training` expects."""
+"""Training and prediction with Lightning (`fmnist.capabilities.Training`)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from fmnist import console, rundir
 from fmnist.config import Config
-from fmnist.engines import ENGINES
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.malloc import retain_freed_memory
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
-from fmnist.backend_api import EpochReporter, TrainOutcome
+from fmnist.capabilities import TrainOutcome
+from fmnist.epoch_reporter import EpochReporter
 from lightning_model.callbacks import (
     AtomicLastCheckpoint,
     EarlyStoppingOnValAccuracy,
@@ -51,7 +51,7 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 )
 
 
-MODEL_FILE = ENGINES["lightning"].model_file
+MODEL_FILE = "model.ckpt"  # (lightning_model.engine)
 
 
 def configure_torch(config: Config) -> dict[str, Any]:
@@ -204,3 +204,51 @@ def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
     labels = np.zeros(len(images), dtype=np.uint8)  # unused by predict_step
     loader = batch_loader(Split(images, labels), batch_size)
     return torch.cat(trainer.predict(module, dataloaders=loader)).float().cpu().numpy()
+
+
+def fit_budget(
+    config: Config,
+    splits: DataSplits,
+    on_start: Callable[[], None],
+    on_trained: Callable[[Callable[[], np.ndarray]], None],
+) -> int:
+    """The config's whole epoch budget as `train` runs it (the LightningModule, the data module's
+    batch order), without validation, checkpoints or files: what a time-to-accuracy measurement
+    times. on_start() just before fit; on_trained(predict) from the end-of-training hook, before
+    Lightning's teardown. Returns the epochs trained."""
+    configure_torch(config)
+    module = FashionClassifier.from_config(config)
+    datamodule = FashionMNISTDataModule(config, splits=splits)
+
+    @torch.inference_mode()
+    def test_logits(trainer: L.Trainer) -> np.ndarray:
+        """In the trainer's precision (bf16 autocast under bf16-mixed), as `fmnist train`'s
+        prediction of the test set and as the Keras side's predict under its mixed policy."""
+        module.eval()  # on the training device still: the hook runs before Lightning's teardown
+        x = torch.from_numpy(splits.test.images).unsqueeze(1).float().to(module.device)
+        with trainer.precision_plugin.forward_context():
+            logits = [module(b) for b in x.split(config.train.eval_batch_size)]
+        return torch.cat(logits).float().cpu().numpy()
+
+    class Trained(L.Callback):
+        def on_train_end(self, trainer, pl_module):
+            on_trained(lambda: test_logits(trainer))
+
+    trainer = L.Trainer(
+        max_epochs=config.train.epochs,
+        accelerator="auto",
+        devices=1,
+        deterministic=config.train.deterministic,
+        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        callbacks=[Trained()],
+    )
+    on_start()
+    trainer.fit(module, datamodule=datamodule)
+    return trainer.current_epoch
