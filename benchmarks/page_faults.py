@@ -30,7 +30,9 @@ def measure(
     config = with_overrides(
         load_config(config_path), {"train.channels_last": channels_last, "train.precision": "float32"}
     )
-    step, facts = engines.engine(engine).capability("speed").fixed_batch_steps(config, batch_size, steps_per_epoch=warmup + steps)
+    step, facts = (
+        engines.engine(engine).capability("speed").fixed_batch_steps(config, batch_size, steps_per_epoch=warmup + steps)
+    )
     for _ in range(warmup):
         step()
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

@@ -34,6 +34,7 @@ from compare.bf16_dtypes import probe_calls, table
 from compare.bf16_trace import bf16_config
 from compare.parity import ParityResult, call, compare_lockstep, lockstep_calls, without_dropout
 from compare.parity_checks import add_rounded_checks, lockstep_batches
+from compare.report_runs import LABELS
 from fmnist.engine_job import run_jobs
 from fmnist.architecture import layer_plan
 from fmnist.config import Config, with_overrides
@@ -182,7 +183,7 @@ def run_bf16_parity(
     engines: tuple[str, str] = DEFAULT_PAIR,
     in_process: bool = False,
 ) -> ParityResult:
-    """Every bf16 check for one config and two engines (a Keras one, then Lightning), each in a
+    """Every bf16 check for one config and two engines offering a bf16 probe, each in a
     process of its own; `train` gives the batches (the first `images` for the forward checks, the
     shared batch order for lockstep). in_process: both here (tests plant faults so)."""
     config = bf16_config(config)
@@ -217,14 +218,18 @@ def run_bf16_parity(
     chains = {e: {"bf16": r["results"][0], "f32": r["results"][1]} for e, r in zip(engines, answers)}
     low, high = ({e: r["results"][i] for e, r in zip(engines, answers)} for i in (2, 3))
 
-    rows = layer_by_layer(cfg, pixels, engines, in_process, weights=start, chained=chains[engines[0]]["bf16"])
+    # The engine that feeds the other each layer's input must give every layer an output of its
+    # own: one that applies a ReLU after the pool (a note on the layer) is the one fed.
+    order = engines if not any(row["note"] for row in chains[engines[0]]["bf16"]) else engines[::-1]
+    rows = layer_by_layer(cfg, pixels, order, in_process, weights=start, chained=chains[order[0]]["bf16"])
     add_layer_check(result, rows, len(pixels))
 
     e2e = end_to_end(cfg, chains)
     result.lockstep["end_to_end"] = e2e
     logits = e2e["logits"]
+    a, b = engines
     result.add(
-        "bf16 end to end: max |logit diff| Keras vs torch",
+        f"bf16 end to end: max |logit diff| {LABELS[a]} vs {LABELS[b]}",
         logits["max_abs_diff"],
         logits["allowed"],
         f"allowed: 2x own bf16 rounding ({logits['own_rounding']:.3g}); {logits['same_predictions']} of"
@@ -234,9 +239,8 @@ def run_bf16_parity(
     name = config.train.optimizer.name
     s = compare_lockstep(low, high, TOLERANCE, low="bf16", high="float32", running_noise=True)
     result.lockstep[name] = s
-    a, b = engines
     final = (
-        f"final loss Keras {s['loss'][f'{a}_bf16'][-1]:.5f} vs torch {s['loss'][f'{b}_bf16'][-1]:.5f}"
+        f"final loss {LABELS[a]} {s['loss'][f'{a}_bf16'][-1]:.5f} vs {LABELS[b]} {s['loss'][f'{b}_bf16'][-1]:.5f}"
         f" (float32: {high[a]['loss'][-1]:.5f})"
     )
     add_rounded_checks(

@@ -33,7 +33,7 @@ from fmnist.errors import FmnistError
 from fmnist.onnx_contract import finalize
 from fmnist.onnx_model import (
     CONTRACT,
-    META_BACKEND,
+    META_ENGINE,
     META_CLASS_NAMES,
     META_CONFIG,
     META_CONTRACT,
@@ -80,7 +80,7 @@ def float32_config(run_dir: Path) -> Config:
     return with_overrides(load_config(Path(run_dir) / rundir.CONFIG_FILE), {"train.precision": "float32"})
 
 
-def metadata(run_dir: Path, backend: str, reference: str) -> dict[str, str]:
+def metadata(run_dir: Path, engine: str, reference: str) -> dict[str, str]:
     run_dir = Path(run_dir)
     tested = run_dir / rundir.TEST_METRICS_FILE
     accuracy = rundir.read_json(tested)["test_accuracy"] if tested.is_file() else ""
@@ -88,7 +88,7 @@ def metadata(run_dir: Path, backend: str, reference: str) -> dict[str, str]:
         META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)),
         META_CONFIG: (run_dir / rundir.CONFIG_FILE).read_text(),
         META_TEST_ACCURACY: str(accuracy),
-        META_BACKEND: backend,
+        META_ENGINE: engine,
         META_CONTRACT: CONTRACT,
         "reference": reference,
         "fmnist_parity_version": __version__,
@@ -136,7 +136,7 @@ def export_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FmnistError(f"{run_dir} is not a run directory")
-    backend = rundir.backend_of(run_dir)
+    name = rundir.engine_of(run_dir)
     target = Path(check_only or out or run_dir / EXPORT_FILE)
     if check_only is not None and not target.is_file():
         raise FmnistError(f"{target}: no such ONNX file to check")
@@ -145,11 +145,11 @@ def export_run(
     report = Path(report or target.parent / REPORT_FILE)
     # All 10,000, whatever the run tested on; before the framework loads: a missing file is named at once.
     images, labels = load_test_split(data_dir)
-    engine = export_engine(backend)
+    engine = export_engine(name)
     config, weights = float32_config(run_dir), engine.export.run_weights(run_dir)
     reference = {dtype: engine.parity.logits(config, weights, images, dtype) for dtype in ("float32", "float64")}
     result: dict[str, Any] = {
-        "backend": backend,
+        "engine": name,
         "run_dir": str(run_dir),
         "onnx": str(target),
         "format": "onnx",
@@ -164,7 +164,7 @@ def export_run(
         tmp = target.with_name(f".{target.name}.partial.onnx")
         try:
             engine.export.export_onnx(config, weights, tmp)
-            result.update(finalize(tmp, metadata(run_dir, backend, REFERENCE)))
+            result.update(finalize(tmp, metadata(run_dir, name, REFERENCE)))
             result["check"] = verify(tmp, images, labels, reference)
             result["sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
             if result["check"]["passed"]:
@@ -200,7 +200,7 @@ def summary_line(result: dict[str, Any]) -> str:
     c = result["check"]
     verdict = "PASSED" if result["passed"] else "FAILED"
     return (
-        f"{verdict}: onnxruntime vs {result['backend']} float32 on {c['images']:,} test images:"
+        f"{verdict}: onnxruntime vs {result['engine']} float32 on {c['images']:,} test images:"
         f" max |logit diff| {c['max_abs_logit_diff']:.2e} (allowed {c['allowed']:.2e}),"
         f" {c['identical_predictions']:,} identical predictions; test accuracy {c['onnx_test_accuracy']:.2%}"
     )
@@ -216,15 +216,15 @@ def transferred_onnx_parity(
     """The same weights (shared layout, say a Keras run's) exported by both engines of `pair`,
     both files run in onnxruntime: the same logits within the parity rule, identical predictions."""
     first = sorted(pair, key=lambda e: not engines.exporter(e).import_first)  # torch before TensorFlow
-    exporters = {backend: export_engine(backend) for backend in first}
+    exporters = {name: export_engine(name) for name in first}
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {backend: folder / f"{backend}.onnx" for backend in exporters}
-    for backend, engine in exporters.items():
-        engine.export.export_onnx(config, weights, paths[backend])
+    paths = {name: folder / f"{name}.onnx" for name in exporters}
+    for name, engine in exporters.items():
+        engine.export.export_onnx(config, weights, paths[name])
         finalize(
-            paths[backend],
+            paths[name],
             {
-                META_BACKEND: backend,
+                META_ENGINE: name,
                 META_CLASS_NAMES: json.dumps(list(CLASS_NAMES)),
                 META_CONTRACT: CONTRACT,
                 "weights": "the same, shared layout",

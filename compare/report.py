@@ -1,5 +1,5 @@
 """One side-by-side report of runs of two or more engines (Keras and Lightning, or Keras on
-several backends too): the verdict first, then its evidence.
+several engines too): the verdict first, then its evidence.
 
 `build_report` reads finished run directories (two engines or more, one or more seeds each), refuses
 sets that cannot be compared (one engine only, mixed configs, different test sets), and writes

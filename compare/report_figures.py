@@ -23,7 +23,7 @@ FIGURES = {
 
 
 def _plt():
-    from fmnist import plots  # noqa: F401  (selects the Agg backend before pyplot loads)
+    from fmnist import plots  # noqa: F401  (selects the Agg engine before pyplot loads)
     import matplotlib.pyplot as plt
 
     return plt
@@ -37,10 +37,10 @@ def plot_curves(summary: dict[str, Any]):
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), sharex=True)
     for ax, metric in zip(axes.flat, CURVE_METRICS):
         for b in summary["engines"]:
-            c = summary["backends"][b]["curves"]
+            c = summary["per_engine"][b]["curves"]
             scale = 100 if "accuracy" in metric else 1
             mean, low, high = (np.array(c[metric][k]) * scale for k in ("mean", "min", "max"))
-            n = len(summary["backends"][b]["seeds"])
+            n = len(summary["per_engine"][b]["seeds"])
             ax.plot(c["epoch"], mean, "o-", ms=3, color=COLOURS[b], label=f"{LABELS[b]} ({n} seeds)")
             ax.fill_between(c["epoch"], low, high, color=COLOURS[b], alpha=0.2, lw=0)
         ax.set(
@@ -64,7 +64,7 @@ def plot_confusions(summary: dict[str, Any]):
 
     engines = summary["engines"]
     a, b = summary["pairs"][0]["engines"]
-    cms = {e: np.array(summary["backends"][e]["confusion_matrix"], dtype=np.float64) for e in engines}
+    cms = {e: np.array(summary["per_engine"][e]["confusion_matrix"], dtype=np.float64) for e in engines}
     vmax = max(cm.max() for cm in cms.values())
     diff = cms[b] - cms[a]
     span = max(1.0, float(np.abs(diff).max()))
@@ -79,7 +79,7 @@ def plot_confusions(summary: dict[str, Any]):
         heatmap(
             ax,
             cms[e],
-            f"{LABELS[e]} ({how} over {len(summary['backends'][e]['seeds'])} seeds)",
+            f"{LABELS[e]} ({how} over {len(summary['per_engine'][e]['seeds'])} seeds)",
             annot_size=8,
             cmap="Blues",
             vmin=0,
@@ -109,7 +109,7 @@ def plot_per_class(summary: dict[str, Any]):
     for ax, metric in zip(axes, ("precision", "recall", "f1")):
         lowest = 1.0
         for i, b in enumerate(engines):
-            pc = summary["backends"][b]["per_class"]
+            pc = summary["per_engine"][b]["per_class"]
             mean = np.array([pc[n][metric]["mean"] for n in CLASS_NAMES]) * 100
             low, high = (np.array([pc[n][metric][k] for n in CLASS_NAMES]) * 100 for k in ("min", "max"))
             spread = np.clip([mean - low, high - mean], 0, None)  # float rounding can dip below 0

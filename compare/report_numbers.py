@@ -77,8 +77,8 @@ def _curves(runs: list[Run]) -> dict[str, Any]:
     return out
 
 
-def _backend_summary(runs: list[Run], aggregate: str) -> dict[str, Any]:
-    """Every number the report shows for one backend."""
+def _engine_summary(runs: list[Run], aggregate: str) -> dict[str, Any]:
+    """Every number the report shows for one engine."""
     cm = _confusion(runs, aggregate)
     params = sorted({r.test.get("num_params") for r in runs}, key=str)
     return {
@@ -127,7 +127,7 @@ def _per_seed(groups: dict[str, list[Run]], a: str, b: str) -> list[dict[str, An
 
 
 def _disagreement_indices(k: Run, l: Run) -> list[int]:
-    """Up to 24 images one backend gets right and the other wrong, half from each side when possible."""
+    """Up to 24 images one engine gets right and the other wrong, half from each side when possible."""
     only_k = np.flatnonzero(k.correct & ~l.correct).tolist()
     only_l = np.flatnonzero(~k.correct & l.correct).tolist()
     half = MAX_DISAGREEMENTS // 2
@@ -156,15 +156,15 @@ def disagreements(groups: dict[str, list[Run]], images_given: bool) -> dict[str,
     }
 
 
-def _pair(groups: dict[str, list[Run]], backends: dict[str, Any], a: str, b: str, config: Any) -> dict[str, Any]:
+def _pair(groups: dict[str, list[Run]], engines: dict[str, Any], a: str, b: str, config: Any) -> dict[str, Any]:
     """One pair of engines: the equivalence verdict over seeds (TOST, a - b) and the per-seed
     image-by-image comparison (McNemar)."""
     per_seed = _per_seed(groups, a, b)
     return {
         "engines": [a, b],
         "equivalence": tost_equivalence(
-            backends[a]["test_accuracy"]["values"],
-            backends[b]["test_accuracy"]["values"],
+            engines[a]["test_accuracy"]["values"],
+            engines[b]["test_accuracy"]["values"],
             config.compare.equivalence_margin,
             config.compare.alpha,
             labels=(LABELS[a], LABELS[b]),
@@ -181,8 +181,8 @@ def summarize(groups: dict[str, list[Run]]) -> dict[str, Any]:
     first = next(iter(groups.values()))
     config = first[0].config
     aggregate = "sum" if len({len(runs) for runs in groups.values()}) == 1 else "mean"
-    backends = {e: _backend_summary(runs, aggregate) for e, runs in groups.items()}
-    pairs = [_pair(groups, backends, a, b, config) for a, b in engine_pairs(groups)]
+    per_engine = {e: _engine_summary(runs, aggregate) for e, runs in groups.items()}
+    pairs = [_pair(groups, per_engine, a, b, config) for a, b in engine_pairs(groups)]
     lead = pairs[0]
     return {
         "config": config.name,
@@ -194,7 +194,7 @@ def summarize(groups: dict[str, list[Run]]) -> dict[str, Any]:
         "engines": list(groups),
         "equivalence": lead["equivalence"],
         "confusion_aggregate": aggregate,
-        "backends": backends,
+        "per_engine": per_engine,
         "per_seed": lead["per_seed"],
         "mean_prediction_agreement": lead["mean_prediction_agreement"],
         "pairs": pairs,

@@ -22,8 +22,10 @@ from fmnist.rundir import (
     TEST_METRICS_FILE,
     read_json,
     read_metrics,
+    named_engine,
     read_predictions,
 )
+
 
 class _ByEngine(dict):
     """An engine's declared property by name; for an engine not installed here (a run committed
@@ -47,7 +49,7 @@ class Run:
     """One finished run directory, with everything the report reads from it."""
 
     path: Path
-    backend: str
+    engine: str
     config: Config
     test: dict[str, Any]
     history: list[dict[str, float]]
@@ -78,12 +80,11 @@ def load_run(path: Path, test_labels: np.ndarray | None = None) -> Run:
         if not (path / name).is_file():
             raise RunDirError(f"{path / name} not found: is {path} a finished run directory?")
     test = read_json(path / TEST_METRICS_FILE)
-    if not isinstance(test.get("backend"), str) or not test["backend"]:
+    name = named_engine(test)
+    if not name:
         raise RunDirError(f"{path / TEST_METRICS_FILE} names no engine: is {path} a run directory of fmnist?")
     logits, labels = read_predictions(path / PREDICTIONS_FILE, test_labels)
-    return Run(
-        path, test["backend"], load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels
-    )
+    return Run(path, name, load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels)
 
 
 def _flat(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -123,25 +124,25 @@ def check_comparable(runs: Sequence[Run]) -> None:
             )
         if not np.array_equal(run.labels, first.labels):
             raise FmnistError(f"runs were tested on different images: {first.path} and {run.path} have other labels")
-    present = {r.backend for r in runs}
+    present = {r.engine for r in runs}
     if len(present) < 2:
         raise FmnistError(
             f"a comparison needs runs of two engines or more (say keras and lightning); got only {sorted(present)}"
         )
     seen: dict[tuple[str, int], Path] = {}
     for run in runs:
-        key = (run.backend, run.seed)
+        key = (run.engine, run.seed)
         if key in seen:
-            raise FmnistError(f"two {run.backend} runs with seed {run.seed}: {seen[key]} and {run.path}; keep one")
+            raise FmnistError(f"two {run.engine} runs with seed {run.seed}: {seen[key]} and {run.path}; keep one")
         seen[key] = run.path
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs per engine present, in the registry's order (`fmnist.engines`; engines not installed
     here after them, by name), sorted by seed."""
-    present = {r.backend for r in runs}
+    present = {r.engine for r in runs}
     order = [e for e in engines.names() if e in present] + sorted(present - set(engines.names()))
-    return {e: sorted((r for r in runs if r.backend == e), key=lambda r: r.seed) for e in order}
+    return {e: sorted((r for r in runs if r.engine == e), key=lambda r: r.seed) for e in order}
 
 
 def engine_pairs(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:

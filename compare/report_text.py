@@ -25,7 +25,7 @@ def _mean_pm(s: dict[str, Any], scale: float = 1.0, fmt: str = ".2f") -> str:
 
 
 def _seeds_text(summary: dict[str, Any]) -> str:
-    seeds = {e: summary["backends"][e]["seeds"] for e in summary["engines"]}
+    seeds = {e: summary["per_engine"][e]["seeds"] for e in summary["engines"]}
     if len({tuple(s) for s in seeds.values()}) == 1:
         return f"seeds {', '.join(map(str, next(iter(seeds.values()))))}"
     return "; ".join(f"{LABELS[e]} seeds {', '.join(map(str, s))}" for e, s in seeds.items())
@@ -102,7 +102,7 @@ def _accuracy_blocks(summary: dict[str, Any]) -> list[tuple]:
     ]
     rows = []
     for b in summary["engines"]:
-        s = summary["backends"][b]
+        s = summary["per_engine"][b]
         params = s["num_params"]
         rows.append(
             [
@@ -116,7 +116,7 @@ def _accuracy_blocks(summary: dict[str, Any]) -> list[tuple]:
                 _mean_pm(s["train_images_per_second"], 1, ".0f"),
             ]
         )
-    same = len({str(summary["backends"][e]["num_params"]) for e in summary["engines"]}) == 1
+    same = len({str(summary["per_engine"][e]["num_params"]) for e in summary["engines"]}) == 1
     note = (
         "Every engine builds a model with the same number of parameters."
         if same
@@ -160,7 +160,7 @@ def _per_seed_blocks(summary: dict[str, Any]) -> list[tuple]:
         for r in summary["per_seed"]
     ]
     paired = {r["seed"] for r in summary["per_seed"]}
-    unpaired = sorted(s for e in (a, b) for s in summary["backends"][e]["seeds"] if s not in paired)
+    unpaired = sorted(s for e in (a, b) for s in summary["per_engine"][e]["seeds"] if s not in paired)
     blocks.append(("table", headers, rows))
     if unpaired:
         blocks.append(
@@ -177,7 +177,7 @@ def _figure_blocks(summary: dict[str, Any]) -> list[tuple]:
     how = "summed" if summary["confusion_aggregate"] == "sum" else "averaged"
     engines = summary["engines"]
     a, b = _lead(summary)
-    top = {e: summary["backends"][e]["top_confusions"] for e in engines}
+    top = {e: summary["per_engine"][e]["top_confusions"] for e in engines}
     rows = [
         [str(i + 1)] + [f"{t['true']} → {t['predicted']} ({t['count']:g})" for t in (top[e][i] for e in engines)]
         for i in range(len(top[engines[0]]))
@@ -202,7 +202,7 @@ def _per_class_blocks(summary: dict[str, Any]) -> list[tuple]:
     """P, R and F1 per engine for two engines; F1 alone for more (a table a page can hold)."""
     engines = summary["engines"]
     a, b = _lead(summary)
-    pcs = {e: summary["backends"][e]["per_class"] for e in engines}
+    pcs = {e: summary["per_engine"][e]["per_class"] for e in engines}
     metrics = ("precision", "recall", "f1") if len(engines) == 2 else ("f1",)
     short = {"precision": "P", "recall": "R", "f1": "F1"}
     headers = (

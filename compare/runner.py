@@ -5,7 +5,7 @@ Each training is a job on the executor the command chose (`executors`: serial, `
 One process per training keeps the frameworks apart (no TensorFlow/torch import-order trap,
 no shared thread pools) and makes the comparison resumable. A run already in the --out folder
 is used only when it was made with what this compare asks for (the resolved config after
-overrides, backend, seed, precision, the data files' SHA-256, all recorded in its `run.json`):
+overrides, engine, seed, precision, the data files' SHA-256, all recorded in its `run.json`):
 a finished one is reused, an unfinished one continued (`python -m fmnist.train_job resume`). A run made
 with other settings stops the compare before anything trains, unless `--rerun-stale` says to
 retrain it in place. The engines' order rotates from seed to seed, so drift of the machine hits
@@ -30,14 +30,14 @@ from executors.job import IN, OUT
 from fmnist.errors import FmnistError
 
 
-def run_dir_for(out_dir: Path, backend: str, seed: int) -> Path:
-    return out_dir / RUNS_DIR / f"{backend}-seed{seed}"
+def run_dir_for(out_dir: Path, engine: str, seed: int) -> Path:
+    return out_dir / RUNS_DIR / f"{engine}-seed{seed}"
 
 
-def requested_record(backend: str, config: Config, data_sha256: Mapping[str, str]) -> dict[str, Any]:
+def requested_record(engine: str, config: Config, data_sha256: Mapping[str, str]) -> dict[str, Any]:
     """What a run made for this request records in its `run.json` (fmnist.training.run_record)."""
     return {
-        "backend": backend,
+        "engine": engine,
         "seed": config.seed,
         "precision": config.train.precision,
         "config": config_to_dict(config),
@@ -62,8 +62,10 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
     """The settings where a run's record differs from a request, as 'key: run X, asked Y'; a
     setting the run does not record is a difference too (a run from before records existed)."""
+    named = rundir.named_engine(recorded)  # "backend" in runs made before the project said "engine"
+    recorded = {**recorded, "engine": named} if named else recorded
     diffs = []
-    for key in ("backend", "seed", "precision"):
+    for key in ("engine", "seed", "precision"):
         if key not in recorded:
             diffs.append(f"{key}: not recorded by the run")
         elif recorded[key] != requested[key]:
@@ -87,7 +89,7 @@ def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> li
 
 @dataclass
 class PlannedRun:
-    backend: str
+    engine: str
     seed: int
     run_dir: Path
     action: str  # "reuse", "resume", "train" (a new run), "retrain" (a stale run, --rerun-stale)
@@ -108,10 +110,10 @@ def plan(
     for i, seed in enumerate(seeds):
         shift = i % len(engines)
         order = [*engines[shift:], *engines[:shift]]
-        for backend in order:
-            run_dir = run_dir_for(out_dir, backend, seed)
+        for engine in order:
+            run_dir = run_dir_for(out_dir, engine, seed)
             if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
-                planned.append(PlannedRun(backend, seed, run_dir, "train"))
+                planned.append(PlannedRun(engine, seed, run_dir, "train"))
                 continue
             info = rundir.read_run_info(run_dir) if run_dir.is_dir() else None
             if info is None:
@@ -119,14 +121,14 @@ def plan(
                     f"{run_dir} holds files but no run of fmnist (no valid {rundir.RUN_INFO_FILE});"
                     " move them away or choose another --out"
                 )
-            diffs = differences(info, requested_record(backend, with_overrides(config, {"seed": seed}), data_sha256))
+            diffs = differences(info, requested_record(engine, with_overrides(config, {"seed": seed}), data_sha256))
             if diffs:
-                stale.append(PlannedRun(backend, seed, run_dir, "retrain", diffs))
+                stale.append(PlannedRun(engine, seed, run_dir, "retrain", diffs))
                 planned.append(stale[-1])
             elif (run_dir / rundir.TEST_METRICS_FILE).exists():
-                planned.append(PlannedRun(backend, seed, run_dir, "reuse"))
+                planned.append(PlannedRun(engine, seed, run_dir, "reuse"))
             else:
-                planned.append(PlannedRun(backend, seed, run_dir, "resume"))
+                planned.append(PlannedRun(engine, seed, run_dir, "resume"))
     if stale and not rerun_stale:
         first = stale[0]
         shown = "; ".join(first.why[:3]) + (f" (and {len(first.why) - 3} more)" if len(first.why) > 3 else "")
@@ -191,9 +193,9 @@ def train_all(
     planned = plan(config, seeds, out_dir, data_sha256, rerun_stale, engines)
     jobs = []
     for run in planned:
-        label = f"[compare] {run.backend} seed {run.seed}"
+        label = f"[compare] {run.engine} seed {run.seed}"
         run_config = with_overrides(config, {"seed": run.seed})
-        requested = requested_record(run.backend, run_config, data_sha256)
+        requested = requested_record(run.engine, run_config, data_sha256)
         if run.action == "reuse":
             print(f"{label}: finished earlier with the same settings, reusing {run.run_dir}", flush=True)
             continue
@@ -209,12 +211,12 @@ def train_all(
                 )
             else:
                 print(f"{label}: training into {run.run_dir}", flush=True)
-            argv = ["-m", "fmnist.train_job", "train", run.backend, f"{IN}/{CONFIG_INPUT}", OUT]
+            argv = ["-m", "fmnist.train_job", "train", run.engine, f"{IN}/{CONFIG_INPUT}", OUT]
             if run.action == "retrain":
                 argv.append("--overwrite")  # removes that run's own files only (fmnist.rundir.run_artifacts)
         jobs.append(
             Job(
-                name=f"{run.backend} seed {run.seed}",
+                name=f"{run.engine} seed {run.seed}",
                 argv=tuple(argv),
                 out_dir=run.run_dir,
                 threads=executor.threads,

@@ -1,13 +1,13 @@
-"""Statistics that turn "both backends look alike" into a claim with a number on it.
+"""Statistics that turn "both engines look alike" into a claim with a number on it.
 
 Two questions, two tests:
 
-* Over seeds, are the backends' mean test accuracies the same within a margin? A plain t-test
+* Over seeds, are the engines' mean test accuracies the same within a margin? A plain t-test
   cannot say so (failing to find a difference is not evidence of none), so `tost_equivalence`
   runs two one-sided Welch t-tests (TOST) against -margin and +margin: equivalence is claimed
   only when both reject, i.e. the (1 - 2 alpha) confidence interval lies inside +/- margin.
 * On one seed, do the two models make errors on the same images? `mcnemar` tests whether the
-  images only one backend gets right split evenly, and `prediction_agreement` counts how often
+  images only one engine gets right split evenly, and `prediction_agreement` counts how often
   they predict the same class at all (which correctness alone cannot tell).
 
 numpy and scipy.stats only: the report runs without any deep-learning framework.
@@ -66,12 +66,12 @@ def _numbers(a: np.ndarray, b: np.ndarray, labels: tuple[str, str]) -> str:
 def _no_test_reason(a: np.ndarray, b: np.ndarray, labels: tuple[str, str]) -> str | None:
     """Why no t-test can be run, or None when one can."""
     if len(a) < 2 and len(b) < 2:
-        return "with one seed per backend"
+        return "with one seed per engine"
     for values, label in ((a, labels[0]), (b, labels[1])):
         if len(values) < 2:
-            return f"with one seed for {label} (at least two per backend are needed)"
+            return f"with one seed for {label} (at least two per engine are needed)"
     if a.var() == 0 and b.var() == 0:
-        return "when every seed of each backend gives the same accuracy (zero variance: no error estimate)"
+        return "when every seed of each engine gives the same accuracy (zero variance: no error estimate)"
     return None
 
 

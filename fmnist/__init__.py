@@ -1,7 +1,7 @@
 """fmnist-parity: one CNN on Fashion-MNIST in Keras and PyTorch Lightning.
 
 This package is the framework-free core: config schema, data, run directories, metrics, plots
-and training's shared rules. It never imports TensorFlow, Keras or torch; the backends live in `keras_model` and
+and training's shared rules. It never imports TensorFlow, Keras or torch; the engines live in `keras_model` and
 `lightning_model`, the command in `fmnist_cli`.
 """
 

@@ -1,4 +1,4 @@
-"""Training-batch augmentation, implemented once in numpy for both backends.
+"""Training-batch augmentation, implemented once in numpy for every engine.
 
 Parity needs both frameworks to train on the very same images, so augmentation happens here, on
 the raw uint8 batch, before either framework sees it. Its randomness is a pure function of

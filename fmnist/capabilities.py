@@ -66,7 +66,6 @@ class StepClock(Protocol):
         """After each step of `phase`, once the device has finished it."""
 
 
-
 class Training(Protocol):
     """Train a run and use it: `fmnist train`, `evaluate`, `predict`, time to accuracy."""
 

@@ -1,4 +1,4 @@
-"""The config both backends take: its schema, its validation and its YAML files, under one name.
+"""The config every engine takes: its schema, its validation and its YAML files, under one name.
 
 Every module imports configs from here. The parts: the dataclasses and their conversion to and
 from plain mappings (fmnist.config_schema), the reader that validates a mapping with messages

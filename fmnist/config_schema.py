@@ -1,8 +1,8 @@
-"""The config schema both backends take: frozen dataclasses, and their conversion to and from
+"""The config schema every engine takes: frozen dataclasses, and their conversion to and from
 plain mappings.
 
 Every hyperparameter and every choice where Keras and PyTorch differ by default (initialisation,
-Adam's epsilon, batch-norm conventions, TF32) is a named field here, so the two backends can be
+Adam's epsilon, batch-norm conventions, TF32) is a named field here, so the engines can be
 held to the same math. Each field declares its allowed range (`_f`), which the reader
 (fmnist.config_validation) enforces: an unknown key or a bad value is refused with a message
 naming the key and what is allowed, before any training starts.
@@ -58,7 +58,7 @@ class ModelConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
-    """Training-batch augmentation, done once in numpy (fmnist.augment) so both backends train on
+    """Training-batch augmentation, done once in numpy (fmnist.augment) so every engine trains on
     the very same images. All off by default: a config without `data.augment` trains as before."""
 
     crop_padding: int = _f(0, ge=0, le=14)  # random crop of the zero-padded image: shift by up to this many pixels
@@ -119,7 +119,7 @@ class OptimizerConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ScheduleConfig:
-    """The learning rate of every step, from fmnist.schedules.lr_at_step in both backends.
+    """The learning rate of every step, from fmnist.schedules.lr_at_step in every engine.
 
     constant and cosine (down to min_lr) follow a linear warm-up of `warmup_epochs`; onecycle is
     torch's OneCycleLR (cosine up from lr * start_factor to lr at peak_fraction of the training,
@@ -157,7 +157,7 @@ class TrainConfig:
     # Early stopping on validation accuracy: stop after this many epochs without a new best, then
     # restore the best epoch's weights (Keras EarlyStopping semantics); 0: off, train every epoch.
     early_stopping: int = _f(0, ge=0)
-    # TF32 matmuls on Ampere+ GPUs trade 3 decimal digits for speed; off keeps backends comparable.
+    # TF32 matmuls on Ampere+ GPUs trade 3 decimal digits for speed; off keeps engines comparable.
     allow_tf32: bool = False
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (CPU)
     # Speed knobs, the same math (rounding aside): float32 or bfloat16 mixed precision (Keras
@@ -177,9 +177,9 @@ class TrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CompareConfig:
-    """How `fmnist compare` judges the two backends."""
+    """How `fmnist compare` judges the engines."""
 
-    # Two one-sided tests: the backends count as equivalent when the confidence interval of the
+    # Two one-sided tests: the engines count as equivalent when the confidence interval of the
     # difference of their mean test accuracies lies inside +/- margin (0.005 = 0.5 points).
     equivalence_margin: float = _f(0.005, gt=0.0, lt=1.0)
     alpha: float = _f(0.05, gt=0.0, lt=0.5)  # significance level of each one-sided test
@@ -188,7 +188,7 @@ class CompareConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
-    # Part of run and report folder names (runs/<name>-<backend>-seed<N>-<time>), so no '/' or '..'.
+    # Part of run and report folder names (runs/<name>-<engine>-seed<N>-<time>), so no '/' or '..'.
     name: str = _f("baseline", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
     seed: int = _f(0, ge=0)
     data: DataConfig = DataConfig()

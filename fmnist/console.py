@@ -1,8 +1,8 @@
-"""What a training prints while it runs, the same in both backends.
+"""What a training prints while it runs, the same in every engine.
 
 On a terminal each framework shows its own live progress bar (Lightning's counting epochs from 1,
 as Keras' does). Written to a file or a pipe (CI, `nohup`, `| tee`) a bar leaves only its last
-frame, so there both backends print one line per finished epoch instead, from here: the same
+frame, so there every engine prints one line per finished epoch instead, from here: the same
 fields, the same numbering.
 """
 

@@ -83,7 +83,7 @@ def bf16_cpu_warning(precision: str, path: Path = CPUINFO) -> str | None:
 
 
 def warn_if_emulated_bf16(precision: str, on_cpu: bool, path: Path = CPUINFO) -> None:
-    """Print bf16_cpu_warning to stderr when training on the CPU; backends call it once, rank 0."""
+    """Print bf16_cpu_warning to stderr when training on the CPU; engines call it once, rank 0."""
     message = bf16_cpu_warning(precision, path) if on_cpu else None
     if message:
         print(message, file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """Find, verify and load the four Fashion-MNIST files.
 
-Both backends train on exactly what this returns, so the checks live here once: the bytes match
+Every engine trains on exactly what this returns, so the checks live here once: the bytes match
 the official release (SHA-256 of the uncompressed files), the shapes are 28x28, image and label
 counts agree, and every label is a class. Any failure is a one-line `DataError` that says how
 to fix it.

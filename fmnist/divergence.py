@@ -1,8 +1,8 @@
-"""The non-finite-loss stop, once for both backends.
+"""The non-finite-loss stop, once for every engine.
 
-A NaN or infinite loss never comes back: every later step is NaN too. Both backends' callbacks
+A NaN or infinite loss never comes back: every later step is NaN too. Every engine's callbacks
 hand each step's loss to a `DivergenceWatch`, stop the training the first time it says so, and
-the backend ends the run with `TrainingDiverged`, naming where it happened, instead of training
+the engine ends the run with `TrainingDiverged`, naming where it happened, instead of training
 the remaining epochs on NaN.
 """
 

@@ -1,4 +1,4 @@
-"""Early stopping on validation accuracy, the rule once for both backends.
+"""Early stopping on validation accuracy, the rule once for every engine.
 
 Keras' `EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
 restore_best_weights=True)` (min_delta 0, no baseline, start_from_epoch 0), rule for rule:
@@ -10,7 +10,7 @@ restore_best_weights=True)` (min_delta 0, no baseline, start_from_epoch 0), rule
   after the first epoch, as Keras: `epoch > 0`);
 - when training ends, stopped or not, the caller puts the best epoch's weights back.
 
-The weights stay with each backend's callback (they are framework tensors); the count, the best
+The weights stay with each engine's callback (they are framework tensors); the count, the best
 value and the epochs live here, with a plain state for `--resume`, so a resumed run decides as an
 uninterrupted one.
 """

@@ -119,11 +119,23 @@ class Engine:
         return None
 
     def check_training(self, strategy: str, devices: int, nodes: int) -> str | None:
-        """Why the engine cannot train so (None: it can), before any run directory is made."""
+        """Why the engine cannot train so (None: it can), before any run directory is made; the
+        message names the engines that can."""
+
+        def others(can: Callable[[Engine], bool]) -> str:
+            names = [e.name for e in self.peers() if e.name != self.name and can(e)]
+            return f"; {', '.join(names)} can" if names else ""
+
         if strategy not in self.strategies:
-            return f"train.strategy '{strategy}' is not one of {self.name}'s: {', '.join(self.strategies)}"
+            return f"train.strategy: '{strategy}' is not one of {self.name}'s ({', '.join(self.strategies)})" + others(
+                lambda e: strategy in e.strategies
+            )
         if self.max_devices is not None and devices > self.max_devices:
-            return f"train.devices: {self.name} trains on at most {self.max_devices} device(s), not {devices}"
+            return f"train.devices: {self.name} trains on {self.max_devices} device(s), not {devices}" + others(
+                lambda e: e.max_devices is None or e.max_devices >= devices
+            )
         if self.max_nodes is not None and nodes > self.max_nodes:
-            return f"train.num_nodes: {self.name} trains on at most {self.max_nodes} machine(s), not {nodes}"
+            return f"train.num_nodes: {self.name} trains on {self.max_nodes} machine(s), not {nodes}" + others(
+                lambda e: e.max_nodes is None or e.max_nodes >= nodes
+            )
         return None

@@ -12,7 +12,7 @@ from fmnist.tensorboard_log import TensorBoardLog
 
 
 class EpochReporter:
-    """Called by both backends' epoch-end callbacks with one row of metrics.csv
+    """Called by every engine's epoch-end hook with one row of metrics.csv
     (`fmnist.rundir.metrics_row`)."""
 
     def __init__(self, run_dir: Path, tensorboard: TensorBoardLog, epochs: int = 0, echo: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""The arithmetic a config's network costs per image, from the same layer plan both backends build
+"""The arithmetic a config's network costs per image, from the same layer plan every engine builds
 (`fmnist.architecture.layer_plan`), so a measured images/s becomes achieved FLOP/s and a model
 FLOP utilisation (MFU) against a device's peak (`fmnist benchmark`).
 

@@ -1,4 +1,4 @@
-"""Test-set metrics computed in numpy from a model's logits, identically for both backends."""
+"""Test-set metrics computed in numpy from a model's logits, identically for every engine."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean softmax cross-entropy, in float64 so both backends' figures compare to the last digit."""
+    """Mean softmax cross-entropy, in float64 so every engine's figures compare to the last digit."""
     z = logits.astype(np.float64)
     z = z - z.max(axis=1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))

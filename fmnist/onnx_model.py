@@ -1,6 +1,6 @@
 """An exported model run in onnxruntime: no TensorFlow, no torch, no pickle.
 
-Both backends export to one contract (see `fmnist export`), so this one class runs either:
+Every engine exports to one contract (see `fmnist export`), so this one class runs either:
 input `pixels`, float32 [N, 28, 28, 1], raw 0-255 values (the normalisation is inside the
 model); output `logits`, float32 [N, 10]; class names, config and test accuracy in the model's
 metadata. An ONNX file is a protobuf of operators and tensors: loading it runs no code of its own.
@@ -24,7 +24,7 @@ BATCH_DIM = "batch"
 META_CLASS_NAMES = "class_names"  # JSON list
 META_CONFIG = "config"  # the run's config.yaml
 META_TEST_ACCURACY = "test_accuracy"  # the run's, from test_metrics.json
-META_BACKEND = "backend"
+META_ENGINE = "engine"
 META_CONTRACT = "input_contract"
 CONTRACT = (
     "pixels: float32 [N, 28, 28, 1], raw 0-255 grey values, dark background (Fashion-MNIST style);"

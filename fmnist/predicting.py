@@ -1,8 +1,8 @@
-"""`fmnist predict`: a trained model (a run directory of either backend, or an exported .onnx
+"""`fmnist predict`: a trained model (a run directory of any engine, or an exported .onnx
 file) on a user's own pictures.
 
 Each picture is read and converted on its own (`fmnist.pictures`); a bad one is reported in one
-line and the others are still predicted. The model is loaded once, through the backend's own
+line and the others are still predicted. The model is loaded once, through the engine's own
 loader (`load_model` / `load_module`: `.keras` in safe mode, checkpoints as weights only) or
 onnxruntime, and runs on all good pictures in one call. This module imports no framework.
 """
@@ -82,23 +82,23 @@ def open_classifier(model: Path) -> Classifier:
         raise FmnistError(f"{model}: no such run directory or .onnx file")
     from fmnist.config import load_config
     from fmnist.engines import clash
-    from fmnist.training import load_backend
+    from fmnist.training import load_training
 
-    backend_name = rundir.backend_of(model)  # RunDirError: a run directory without a model
+    engine_name = rundir.engine_of(model)  # RunDirError: a run directory without a model
     config = load_config(model / rundir.CONFIG_FILE)
 
     def logits(images: np.ndarray) -> np.ndarray:
         batch = config.train.eval_batch_size
-        if clash(backend_name) is None:
-            return load_backend(backend_name).predict(model, images, batch)
+        if clash(engine_name) is None:
+            return load_training(engine_name).predict(model, images, batch)
         # Another framework here already (a Keras run's model, say, then a Lightning run's): this
         # engine predicts in a process of its own (fmnist.engine_job).
         from fmnist.engine_job import call, run_jobs
 
         job = [call("predict", run_dir=str(model), images=images, batch_size=batch)]
-        return np.asarray(run_jobs([(backend_name, job)])[0]["results"][0])
+        return np.asarray(run_jobs([(engine_name, job)])[0]["results"][0])
 
-    return Classifier(f"{model} ({backend_name})", CLASS_NAMES, logits)
+    return Classifier(f"{model} ({engine_name})", CLASS_NAMES, logits)
 
 
 def predict_files(

@@ -1,4 +1,4 @@
-"""Run-directory layout and I/O, the same for both backends.
+"""Run-directory layout and I/O, the same for every engine.
 
 Files are written atomically (temp file in the same folder, then rename), so a crash never
 leaves a half-written artifact under its final name; `metrics.csv` grows one flushed row per
@@ -40,7 +40,7 @@ CONFUSION_FILE = "confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"
 CHECKPOINT_DIR = "checkpoints"  # the last finished epoch, for --resume; removed when the run completes
 CPU_TIME_FILE = f"{CHECKPOINT_DIR}/cpu_seconds.json"  # CPU time of the attempts so far, summed on --resume
-RUN_INFO_FILE = "run.json"  # the run marker, written first: backend, status, the settings it was made with
+RUN_INFO_FILE = "run.json"  # the run marker, written first: engine, status, the settings it was made with
 MIN_FREE_BYTES = 100 * 2**20  # checkpoints, model and logs of one run take well under this
 #: A finished run's results without its model, checkpoints and logs: what `fmnist compare --runs`
 #: reads, and a few hundred kB to keep (in a repository, say) where the run directory will not last.
@@ -72,14 +72,16 @@ def run_artifacts() -> tuple[str, ...]:
     """`_RUN_FILES` and every installed engine's model file (read from the engines' declarations
     when asked, not when the core is imported: the core imports no engine)."""
     return (*_RUN_FILES, *engines.model_files())
+
+
 _WRITE_PROBE = ".write-test"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def default_run_dir(config_name: str, backend: str, seed: int, root: Path = Path("runs")) -> Path:
+def default_run_dir(config_name: str, engine: str, seed: int, root: Path = Path("runs")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return root / f"{config_name}-{backend}-seed{seed}-{stamp}"
+    return root / f"{config_name}-{engine}-seed{seed}-{stamp}"
 
 
 def check_run_dir(path: Path, overwrite: bool = False) -> None:
@@ -134,7 +136,14 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
         info = json.loads((Path(run_dir) / RUN_INFO_FILE).read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    return info if isinstance(info, dict) and info.get("backend") in engines.names() else None
+    return info if isinstance(info, dict) and named_engine(info) in engines.names() else None
+
+
+def named_engine(record: dict[str, Any]) -> str | None:
+    """The engine a run's record names (run.json, test_metrics.json, evaluation.json, export.json):
+    "engine", or "backend" in the files written before the project called it so."""
+    name = record.get("engine", record.get("backend"))
+    return name if isinstance(name, str) else None
 
 
 def is_artifact(name: str, artifacts: Iterable[str]) -> bool:
@@ -324,16 +333,17 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
         return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def backend_of(run_dir: Path) -> str:
+def engine_of(run_dir: Path) -> str:
     """Which engine trained a run, as its `run.json` records (a model file does not say: every
     Keras engine saves model.keras); the model file must be there too."""
     info = read_run_info(run_dir)
     if info is None:
         raise RunDirError(f"{run_dir} holds no run of fmnist (no valid {RUN_INFO_FILE}): is it a run directory?")
-    model = Path(run_dir) / engines.engine(info["backend"]).model_file
+    name = named_engine(info) or ""
+    model = Path(run_dir) / engines.engine(name).model_file
     if not model.exists():
         raise RunDirError(f"{run_dir} holds no model ({model.name}): is it a finished run directory?")
-    return info["backend"]
+    return name
 
 
 def check_model_archive(path: Path, what: str) -> None:
@@ -351,7 +361,7 @@ def safe_name(text: str) -> str:
 
 
 class EpochTimer:
-    """Seconds per epoch, measured the same way in both backends' callbacks."""
+    """Seconds per epoch, measured the same way in every engine's callbacks."""
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.clock = clock

@@ -1,4 +1,4 @@
-"""Learning-rate schedules as plain functions of the step, shared by both backends.
+"""Learning-rate schedules as plain functions of the step, shared by every engine.
 
 `lr_at_step` is the single source of truth: Keras sets it from a callback, Lightning from
 `LambdaLR`, so both runs use the same learning rate at every step. No framework import here.
@@ -53,5 +53,5 @@ def lr_at_step(train: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 def lr_at_epoch(train: TrainConfig, epoch: int) -> float:
     """Learning rate for 0-based `epoch` under the per-epoch rule (warm-up counted in whole
-    epochs); with `schedule.per_step` the backends call `lr_at_step` every step instead."""
+    epochs); with `schedule.per_step` the engines call `lr_at_step` every step instead."""
     return _lr_at_unit(train, epoch, 1)

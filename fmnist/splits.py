@@ -1,4 +1,4 @@
-"""Train/validation split and per-epoch batch order, computed once in numpy for both backends.
+"""Train/validation split and per-epoch batch order, computed once in numpy for every engine.
 
 Parity needs both frameworks to see the very same images in the very same batches: nothing here
 depends on a framework's random generator. Images stay uint8 (raw pixels); each model normalises

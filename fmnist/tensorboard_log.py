@@ -1,4 +1,4 @@
-"""One TensorBoard writer for both backends, so their event files carry the same tags.
+"""One TensorBoard writer for every engine, so their event files carry the same tags.
 
 Layout under a run's `tensorboard/`: `train/` and `validation/` hold the per-epoch scalars
 `epoch_loss`, `epoch_accuracy` (and `epoch_learning_rate` in train/), the names Keras' own

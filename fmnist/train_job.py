@@ -3,7 +3,7 @@ point of the layer that owns training (`fmnist.training`), so a tool never calls
 command. The request is a resolved config file (overrides and seed applied), so the job needs no
 flags of the command's:
 
-    python -m fmnist.train_job train BACKEND CONFIG RUN_DIR [--overwrite]
+    python -m fmnist.train_job train ENGINE CONFIG RUN_DIR [--overwrite]
     python -m fmnist.train_job resume RUN_DIR
 
 The data come from FMNIST_DATA_DIR, which the executor sets on the host that trains. Errors are
@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fmnist.train_job")
     sub = parser.add_subparsers(dest="action", required=True)
     train = sub.add_parser("train")
-    train.add_argument("backend")
+    train.add_argument("engine")
     train.add_argument("config", type=Path)
     train.add_argument("run_dir", type=Path)
     train.add_argument("--overwrite", action="store_true")
@@ -40,7 +40,7 @@ def _work(args: argparse.Namespace) -> int:
     if args.action == "resume":
         result = resume_run(args.run_dir)
     else:
-        result = train_run(args.backend, load_config(args.config), args.run_dir, overwrite=args.overwrite)
+        result = train_run(args.engine, load_config(args.config), args.run_dir, overwrite=args.overwrite)
     if result is not None:  # None: an extra process of a multi-process training
         print(format_summary(result), flush=True)
     return 0

@@ -30,7 +30,7 @@ from fmnist.tensorboard_log import TensorBoardLog
 from fmnist.tta import flip_average_logits, flip_images
 
 
-def load_backend(name: str) -> Training:
+def load_training(name: str) -> Training:
     """The engine's training capability, its framework set up and imported on demand."""
     return engines.engine(name).capability("training")
 
@@ -40,34 +40,34 @@ def common_versions() -> dict[str, str]:
 
 
 def train_run(
-    backend_name: str, config: Config, run_dir: Path, data_dir: str | None = None, overwrite: bool = False
+    engine_name: str, config: Config, run_dir: Path, data_dir: str | None = None, overwrite: bool = False
 ) -> dict[str, Any] | None:
-    """Train one backend on one config and write the complete run directory.
+    """Train one engine on one config and write the complete run directory.
 
     Returns None in the extra processes of a multi-process training: they train, and the first
     process alone writes the run directory.
     """
-    distributed.check_strategy(backend_name, config.train)
+    distributed.check_strategy(engine_name, config.train)
     if distributed.is_primary():
         rundir.check_run_dir(run_dir, overwrite=overwrite)  # before the framework's import: a refusal is quick
-    backend = load_backend(backend_name)
+    engine = load_training(engine_name)
     if not distributed.is_primary():
-        return _train(backend_name, backend, config, run_dir, load_fashion_mnist(data_dir), resume=False)
+        return _train(engine_name, engine, config, run_dir, load_fashion_mnist(data_dir), resume=False)
     run_dir = rundir.prepare_run_dir(run_dir, overwrite=overwrite)
     data = load_fashion_mnist(data_dir)  # before any file is written: bad data leaves no half run
     # The marker first: a run that crashes from here on is still recognised as one (--overwrite,
     # compare's reuse), and it records what `fmnist compare` matches a request against.
-    rundir.write_run_info(run_dir, run_record(backend_name, config, data))
+    rundir.write_run_info(run_dir, run_record(engine_name, config, data))
     save_config(config, run_dir / rundir.CONFIG_FILE)
-    return _train(backend_name, backend, config, run_dir, data, resume=False)
+    return _train(engine_name, engine, config, run_dir, data, resume=False)
 
 
-def run_record(backend_name: str, config: Config, data: Any, status: str = "training") -> dict[str, Any]:
-    """What `run.json` records: the backend and status, and the settings a run was made with (the
+def run_record(engine_name: str, config: Config, data: Any, status: str = "training") -> dict[str, Any]:
+    """What `run.json` records: the engine and status, and the settings a run was made with (the
     resolved config, seed, precision, the data files' SHA-256), which `fmnist compare` matches;
     beside them where and how it runs (`fmnist.placement`), which no request is matched against."""
     return {
-        "backend": backend_name,
+        "engine": engine_name,
         "status": status,
         "seed": config.seed,
         "precision": config.train.precision,
@@ -78,15 +78,15 @@ def run_record(backend_name: str, config: Config, data: Any, status: str = "trai
 
 
 def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | None:
-    """Continue an interrupted run from its last finished epoch, with its own config and backend."""
+    """Continue an interrupted run from its last finished epoch, with its own config and engine."""
     run_dir = Path(run_dir)
     if not (run_dir / rundir.RUN_INFO_FILE).is_file():
         raise RunDirError(
-            f"{run_dir} holds no run to resume (no {rundir.RUN_INFO_FILE}); start one with fmnist train --backend ..."
+            f"{run_dir} holds no run to resume (no {rundir.RUN_INFO_FILE}); start one with fmnist train --engine ..."
         )
     info = rundir.read_json(run_dir / rundir.RUN_INFO_FILE)
     if rundir.read_run_info(run_dir) is None:
-        raise RunDirError(f"{run_dir / rundir.RUN_INFO_FILE} names no backend of fmnist; it is not a run to resume")
+        raise RunDirError(f"{run_dir / rundir.RUN_INFO_FILE} names no engine of fmnist; it is not a run to resume")
     if (run_dir / rundir.TEST_METRICS_FILE).exists() and distributed.is_primary():
         raise RunDirError(f"{run_dir} holds a finished run (test_metrics.json); nothing to resume")
     if (
@@ -97,13 +97,14 @@ def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | N
         # Stopped between its marker and config.yaml: the marker records the config too.
         save_config(config_from_dict(info["config"]), run_dir / rundir.CONFIG_FILE)
     config = load_config(run_dir / rundir.CONFIG_FILE)
-    distributed.check_strategy(info["backend"], config.train)
+    engine_name = rundir.named_engine(info) or ""
+    distributed.check_strategy(engine_name, config.train)
     data = load_fashion_mnist(data_dir)
     check_same_data(run_dir, info, data.sha256)  # before the framework's import: a refusal is quick
-    backend = load_backend(info["backend"])
+    engine = load_training(engine_name)
     if distributed.is_primary():
         rundir.write_run_info(run_dir, {**info, "placement": placement()})  # where this attempt runs
-    return _train(info["backend"], backend, config, run_dir, data, resume=True)
+    return _train(engine_name, engine, config, run_dir, data, resume=True)
 
 
 def check_same_data(run_dir: Path, info: dict[str, Any], sha256: dict[str, str]) -> None:
@@ -126,10 +127,10 @@ def check_same_data(run_dir: Path, info: dict[str, Any], sha256: dict[str, str])
 
 
 def _train(
-    backend_name: str, backend: Training, config: Config, run_dir: Path, data: Any, resume: bool
+    engine_name: str, engine: Training, config: Config, run_dir: Path, data: Any, resume: bool
 ) -> dict[str, Any] | None:
     if not distributed.is_primary():  # a process launched by the first one: train, write nothing
-        backend.train(config, make_splits(data, config), run_dir, None, resume=resume)
+        engine.train(config, make_splits(data, config), run_dir, None, resume=resume)
         return None
     if config.train.devices * config.train.num_nodes > 1:
         distributed.share_run_dir(run_dir)
@@ -138,12 +139,12 @@ def _train(
     # Off a terminal the core prints one line per epoch; on one, the framework's live bar runs.
     reporter = EpochReporter(run_dir, tensorboard, config.train.epochs, echo=not console.live())
     if resume:
-        done = backend.completed_epochs(run_dir)
+        done = engine.completed_epochs(run_dir)
         reporter.resume_from(done)
         print(f"resuming {run_dir} after epoch {done} of {config.train.epochs}", flush=True)
     earlier_seconds = sum(row["seconds"] for row in reporter.rows)  # epochs trained before a resume
     try:
-        outcome = backend.train(config, splits, run_dir, reporter, resume=resume)
+        outcome = engine.train(config, splits, run_dir, reporter, resume=resume)
     finally:
         tensorboard.close()
     outcome.train_seconds += earlier_seconds
@@ -152,7 +153,7 @@ def _train(
     epochs_trained = len(reporter.rows) or config.train.epochs
     images_trained = len(splits.train) * epochs_trained
     result = {
-        "backend": backend_name,
+        "engine": engine_name,
         "config": config.name,
         "seed": config.seed,
         "epochs": config.train.epochs,
@@ -173,7 +174,7 @@ def _train(
     }
     rundir.write_predictions(run_dir / rundir.PREDICTIONS_FILE, outcome.test_logits, splits.test.labels)
     rundir.atomic_write_text(run_dir / rundir.SUMMARY_FILE, outcome.summary)
-    write_figures(run_dir, backend_name, config, reporter.rows, metrics, splits, outcome.test_logits)
+    write_figures(run_dir, engine_name, config, reporter.rows, metrics, splits, outcome.test_logits)
     rundir.write_json(run_dir / rundir.TEST_METRICS_FILE, result)  # last: its presence means "finished"
     rundir.set_run_status(run_dir, "finished")
     shutil.rmtree(run_dir / rundir.CHECKPOINT_DIR, ignore_errors=True)  # model.* holds the result now
@@ -182,7 +183,7 @@ def _train(
 
 def restored_epoch(config: Config, rows: list[dict[str, float]]) -> dict[str, Any]:
     """With early stopping, the epoch whose weights the model holds: the first with the highest
-    validation accuracy (both backends restore it: a later equal value is no improvement)."""
+    validation accuracy (every engine restores it: a later equal value is no improvement)."""
     if not config.train.early_stopping or not rows:
         return {}
     best = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
@@ -191,7 +192,7 @@ def restored_epoch(config: Config, rows: list[dict[str, float]]) -> dict[str, An
 
 def write_figures(
     run_dir: Path,
-    backend: str,
+    engine: str,
     config: Config,
     rows: list[dict[str, float]],
     metrics: dict[str, Any],
@@ -199,7 +200,7 @@ def write_figures(
     logits: np.ndarray,
 ) -> None:
     """curves.png and confusion_matrix.png in the run dir; the matrix and a prediction grid in TensorBoard."""
-    title = f"{config.name} / {backend} / seed {config.seed}"
+    title = f"{config.name} / {engine} / seed {config.seed}"
     if rows:
         save_figure(plot_curves(rows, title), run_dir / rundir.CURVES_FILE)
     fig = plot_confusion(
@@ -225,25 +226,25 @@ def evaluate_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is not a directory")
-    trained_by = rundir.backend_of(run_dir)
-    backend_name = engine or trained_by
-    if engines.engine(backend_name).model_format != engines.engine(trained_by).model_format:
+    trained_by = rundir.engine_of(run_dir)
+    engine_name = engine or trained_by
+    if engines.engine(engine_name).model_format != engines.engine(trained_by).model_format:
         same = [e.name for e in engines.all_engines() if e.model_format == engines.engine(trained_by).model_format]
         raise RunDirError(
-            f"{run_dir} was trained by {trained_by}; {backend_name} cannot load its"
+            f"{run_dir} was trained by {trained_by}; {engine_name} cannot load its"
             f" {engines.engine(trained_by).model_file}: choose an engine that reads it ({', '.join(same)})"
         )
     config = load_config(run_dir / rundir.CONFIG_FILE)
-    backend = load_backend(backend_name)
+    engine = load_training(engine_name)
     splits = make_splits(load_fashion_mnist(data_dir), config)
     start = time.perf_counter()
     images, n = splits.test.images, len(splits.test.images)
     if tta:  # the mirror images in the same pass: the model is loaded once
         images = np.concatenate([images, flip_images(images)])
-    logits = backend.predict(run_dir, images, config.train.eval_batch_size)
+    logits = engine.predict(run_dir, images, config.train.eval_batch_size)
     metrics = test_metrics(logits[:n], splits.test.labels)
     result = {
-        "backend": backend_name,
+        "engine": engine_name,
         "trained_by": trained_by,
         "run_dir": str(run_dir),
         **metrics,
@@ -258,7 +259,7 @@ def evaluate_run(
 def format_summary(result: dict[str, Any]) -> str:
     """The one line a user reads at the end of a run."""
     parts = [
-        f"{result['backend']}",
+        f"{result['engine']}",
         f"test accuracy {result['test_accuracy']:.2%}",
         f"test loss {result['test_loss']:.4f}",
         f"on {result['test_images']:,} images",

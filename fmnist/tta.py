@@ -1,4 +1,4 @@
-"""Test-time augmentation by horizontal flip, for any backend that can predict logits.
+"""Test-time augmentation by horizontal flip, for any engine that can predict logits.
 
 Fashion-MNIST items are roughly left-right symmetric (the training augmentation flips them too),
 so a model's view of the mirrored image is a second opinion. The two softmax outputs are averaged

@@ -18,7 +18,7 @@ from fmnist_cli.options import (
 from fmnist.engines import DEFAULT_PAIR
 
 SEEDS_FLAG = "--time-to-accuracy-seeds"
-#: The seeds each backend trains with for --time-to-accuracy (the only place this default is written).
+#: The seeds each engine trains with for --time-to-accuracy (the only place this default is written).
 DEFAULT_SEEDS = "0,1,2,3,4"
 #: Renamed flags, old -> new: the old name still works for one release, with one line on stderr.
 RENAMED_FLAGS = {"--tta-config": "--time-to-accuracy-config"}
@@ -63,14 +63,16 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     bench = sub.add_parser(
         "benchmark",
         parents=parents,
-        help="measure training and inference speed of both backends",
+        help="measure training and inference speed of both engines",
         description="Training and inference images/s, step-time median and p90, peak memory,"
-        " warm-up, and Lightning's overhead over a plain PyTorch loop, for each backend and"
-        " variant; each measurement in its own process, repeats alternating the backends."
+        " warm-up, and Lightning's overhead over a plain PyTorch loop, for each engine and"
+        " variant; each measurement in its own process, repeats alternating the engines."
         " Writes benchmark.json, benchmark.md and benchmark.png.",
     )
     bench.add_argument(
+        "--engines",
         "--backend",
+        dest="engines",
         default=",".join(DEFAULT_PAIR),
         help="comma-separated: keras, lightning"
         " (lightning also runs the plain torch loop it is compared with; default: both)",
@@ -105,7 +107,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--time-to-accuracy",
         type=positive_float,
         metavar="ACC",
-        help="also train each backend, once per seed, for the config's whole epoch budget, and report the"
+        help="also train each engine, once per seed, for the config's whole epoch budget, and report the"
         " share of runs whose final test accuracy reaches ACC (e.g. 0.91) and their seconds (minutes)",
     )
     bench.add_argument(
@@ -113,7 +115,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default=DEFAULT_SEEDS,
         metavar="SEEDS",
         help="seeds for --time-to-accuracy, each replacing the config's seed (not its data split) in a fresh"
-        " process per backend, backends alternating: a comma list or ranges, e.g. 0-4 or 0,2,5-7"
+        " process per engine, engines alternating: a comma list or ranges, e.g. 0-4 or 0,2,5-7"
         f" (default: {DEFAULT_SEEDS})",
     )
     bench.add_argument("--only-time-to-accuracy", action="store_true", help="skip the throughput measurements")
@@ -180,7 +182,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     variants = parse_variants(args.variants)
     seeds = parse_seeds(args.time_to_accuracy_seeds)
     result = run_benchmark(
-        backends=parse_list(args.backend, DEFAULT_PAIR, "--backend"),
+        backends=parse_list(args.engines, DEFAULT_PAIR, "--engines"),
         device=args.device,
         batch_sizes=parse_batch_sizes(args.batch_size),
         steps=args.steps,

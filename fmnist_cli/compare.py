@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     add_config(compare)
     compare.add_argument(
         "--engines",
-        "--backends",
+        "--engines",
         dest="engines",
         default=",".join(DEFAULT_PAIR),
         help=f"the engines to train, comma-separated, two or more of {', '.join(registry.names())}"

@@ -1,4 +1,4 @@
-"""`fmnist parity`: are the two backends the same model (float32 math, or bf16 rounding places)?"""
+"""`fmnist parity`: are the two engines the same model (float32 math, or bf16 rounding places)?"""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     add_config(parity)
     parity.add_argument(
         "--engines",
-        "--backends",
+        "--engines",
         dest="engines",
         default=",".join(DEFAULT_PAIR),
         help=f"the two engines to hold against each other, comma-separated, from {', '.join(registry.names())}"
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         {
             "written_by": WRITTEN_BY,
             "config": str(args.config),
-            "backends": list(engines),
+            "engines": list(engines),
             "precision": args.precision,
             **result.to_dict(),
         },

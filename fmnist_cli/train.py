@@ -1,4 +1,4 @@
-"""`fmnist train`, `fmnist evaluate` and `fmnist data`: one run of one backend, and its data."""
+"""`fmnist train`, `fmnist evaluate` and `fmnist data`: one run of one engine, and its data."""
 
 from __future__ import annotations
 
@@ -28,12 +28,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "train",
         parents=parents,
         help="train one engine on a config and write a run directory",
-        description="Train one engine and write config, metrics, plots, model and"
-        " TensorBoard logs to a run directory.",
+        description="Train one engine and write config, metrics, plots, model and TensorBoard logs to a run directory.",
     )
     train.add_argument(
         "--engine",
-        "--backend",
+        "--engine",
         dest="engine",
         choices=registry.names(),
         help="which engine trains: "
@@ -46,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     train.add_argument("--lr", type=positive_float, help="override train.optimizer.lr")
     add_precision(train)
     train.add_argument("--seed", type=non_negative_int, help="override the seed (weights, dropout, batch order)")
-    train.add_argument("--run-dir", type=Path, help="where to write (default: runs/<config>-<backend>-seed<N>-<time>)")
+    train.add_argument("--run-dir", type=Path, help="where to write (default: runs/<config>-<engine>-seed<N>-<time>)")
     add_threads(train, "for this run (default: the frameworks' own, one per core)")
     add_data_dir(train)
     add_limits(train)
@@ -59,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     train.add_argument(
         "--strategy",
         choices=("auto", "ddp", "mirrored"),
-        help="override train.strategy: ddp (Lightning) or mirrored (Keras); auto picks by backend",
+        help="override train.strategy: ddp (Lightning) or mirrored (Keras); auto picks by engine",
     )
     train.add_argument("--num-nodes", type=positive_int, help="override train.num_nodes (Lightning, multi-node DDP)")
     train.add_argument(
@@ -72,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--resume",
         type=Path,
         metavar="RUN_DIR",
-        help="continue an interrupted run from its last finished epoch (its own config and backend)",
+        help="continue an interrupted run from its last finished epoch (its own config and engine)",
     )
     train.set_defaults(func=run_train)
 
@@ -86,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument(
         "--engine",
-        "--backend",
+        "--engine",
         dest="engine",
         choices=registry.names(),
         help="load the model in this engine instead of the one that trained it: any Keras engine"

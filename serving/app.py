@@ -159,7 +159,7 @@ def create_app(
 
     @app.get("/v1/models", response_model=schemas.ModelsResponse, tags=["models"])
     def list_models() -> JSONResponse:
-        """Each loaded model: name, backend, run, config, parameter count, test accuracy; the limits."""
+        """Each loaded model: name, engine, run, config, parameter count, test accuracy; the limits."""
         return JSONResponse(
             {
                 "models": [m.describe() for m in models],

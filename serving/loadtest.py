@@ -251,7 +251,7 @@ def run_loadtest(
         "versions": _versions(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "models": [{k: m[k] for k in ("name", "backend", "run", "file", "parameters")} for m in info["models"]],
+        "models": [{k: m[k] for k in ("name", "engine", "run", "file", "parameters")} for m in info["models"]],
         "server_args": ["--no-access-log", *server_args],
         "requests_per_level": requests,
         "images": "Fashion-MNIST test images as 28x28 grey PNG uploads (multipart), one per request",
@@ -283,9 +283,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Models: "
         + ", ".join(
-            f"{m['name']} ({m['backend']}, {m['parameters']:,} parameters)"
+            f"{m['name']} ({m['engine']}, {m['parameters']:,} parameters)"
             if m["parameters"]
-            else f"{m['name']} ({m['backend']})"
+            else f"{m['name']} ({m['engine']})"
             for m in result["models"]
         )
         + ".",

@@ -22,7 +22,7 @@ import yaml
 from fmnist import rundir
 from fmnist.errors import FmnistError
 from fmnist.metrics import softmax
-from fmnist.onnx_model import META_BACKEND, META_CONFIG, META_TEST_ACCURACY, OnnxModel
+from fmnist.onnx_model import META_ENGINE, META_CONFIG, META_TEST_ACCURACY, OnnxModel
 
 EXPORT_FILE = rundir.ONNX_FILE  # `fmnist export`'s default output in a run directory
 EXPORT_TIMEOUT_S = 1800  # the export checks all 10,000 test images in the framework: minutes at most
@@ -39,7 +39,7 @@ class ServedModel:
     name: str
     path: Path
     runner: OnnxModel
-    backend: str
+    engine: str
     run: str
     config: dict[str, Any] | None
     parameters: int | None
@@ -52,7 +52,7 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "backend": self.backend,
+            "engine": self.engine,
             "run": self.run,
             "file": self.path.name,
             "parameters": self.parameters,
@@ -63,7 +63,7 @@ class ServedModel:
 
 
 def split_spec(spec: str) -> tuple[str | None, Path]:
-    """`NAME=PATH` names a model; a bare PATH is named after its backend (or its run if two share one)."""
+    """`NAME=PATH` names a model; a bare PATH is named after its engine (or its run if two share one)."""
     match = _NAME.match(spec)
     if match and not Path(spec).exists():
         return match.group(1), Path(match.group(2))
@@ -133,7 +133,7 @@ def open_model(path: Path, name: str | None = None, threads: int = DEFAULT_THREA
         name or "",
         Path(path),
         runner,
-        meta.get(META_BACKEND, "unknown"),
+        meta.get(META_ENGINE) or meta.get("backend", "unknown"),  # "backend" in files exported before
         run,
         config if isinstance(config, dict) else None,
         _parameters(config if isinstance(config, dict) else None),
@@ -160,11 +160,11 @@ def load_models(
 
 
 def _name(models: list[ServedModel]) -> None:
-    """Unnamed models take their backend's name; where two share it, their run's; then -2, -3..."""
-    backends = [m.backend for m in models if not m.name]
+    """Unnamed models take their engine's name; where two share it, their run's; then -2, -3..."""
+    engines = [m.engine for m in models if not m.name]
     for m in models:
         if not m.name:
-            m.name = m.backend if backends.count(m.backend) == 1 else m.run
+            m.name = m.engine if engines.count(m.engine) == 1 else m.run
     seen: dict[str, int] = {}
     for m in models:
         seen[m.name] = seen.get(m.name, 0) + 1

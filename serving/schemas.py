@@ -39,7 +39,7 @@ class PredictResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    backend: str
+    engine: str
     run: str
     file: str
     parameters: int | None = Field(description="trainable parameters, counted from the run's config")

@@ -93,7 +93,7 @@ def serve(
     settings = Settings(models, data_dir, int(max_upload_mb * MB), max_images, threads)
     app = settings.build(log)  # the models are exported and opened once here, errors said before binding
     settings.models = [f"{m.name}={m.path}" for m in app.state.models]
-    names = ", ".join(f"{m.name} ({m.backend})" for m in app.state.models)
+    names = ", ".join(f"{m.name} ({m.engine})" for m in app.state.models)
     shown = f"[{host}]" if ":" in host else host
     log(f"fmnist serve: {names} on http://{shown}:{port}/ (API docs at /docs; Ctrl-C stops)")
     if app.state.test_set is None:

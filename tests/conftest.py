@@ -115,16 +115,16 @@ def one_line_error():
     return check
 
 
-def _tiny_run(backend: str, root: Path, data_dir: Path) -> Path:
+def _tiny_run(engine: str, root: Path, data_dir: Path) -> Path:
     """A finished run of the baseline network, 2 epochs on 3,000 images (seconds on CPU)."""
     from fmnist_cli.main import main
 
-    run_dir = root / f"tiny-{backend}"
+    run_dir = root / f"tiny-{engine}"
     code = main(
         [
             "train",
-            "--backend",
-            backend,
+            "--engine",
+            engine,
             "--config",
             str(REPO / "configs" / "baseline.yaml"),
             "--epochs",
@@ -139,7 +139,7 @@ def _tiny_run(backend: str, root: Path, data_dir: Path) -> Path:
             str(data_dir),
         ]
     )
-    assert code == 0, f"training the tiny {backend} run failed"
+    assert code == 0, f"training the tiny {engine} run failed"
     return run_dir
 
 
@@ -155,7 +155,7 @@ def lightning_run(tmp_path_factory, real_data_dir) -> Path:
     return _tiny_run("lightning", tmp_path_factory.mktemp("runs"), real_data_dir)
 
 
-def write_contract_onnx(path: Path, backend: str, weights: np.ndarray, bias: np.ndarray, test_accuracy: float) -> Path:
+def write_contract_onnx(path: Path, engine: str, weights: np.ndarray, bias: np.ndarray, test_accuracy: float) -> Path:
     """A tiny linear classifier that keeps `fmnist export`'s contract (input `pixels` [batch, 28, 28,
     1] raw 0-255, output `logits` [batch, 10], the metadata keys): a stand-in for an export where a
     test needs a model file in milliseconds, not a trained network."""
@@ -189,8 +189,8 @@ def write_contract_onnx(path: Path, backend: str, weights: np.ndarray, bias: np.
         "class_names": json.dumps(list(CLASS_NAMES)),
         "config": (REPO / "configs" / "baseline.yaml").read_text(),
         "test_accuracy": str(test_accuracy),
-        "backend": backend,
-        "run": f"contract-{backend}",
+        "engine": engine,
+        "run": f"contract-{engine}",
     }
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)

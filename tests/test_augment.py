@@ -101,7 +101,7 @@ def test_shares_of_a_global_batch_equal_the_whole(images):
         assert np.array_equal(np.concatenate(parts), whole)
 
 
-def test_both_backends_train_on_the_same_augmented_batches(tiny_images):
+def test_both_engines_train_on_the_same_augmented_batches(tiny_images):
     """Keras' PyDataset and Lightning's loader (one process, and two DDP shares) give the same
     augmented float batches and untouched labels; a resumed run continues the same stream."""
     from keras_model.data import TrainBatches

@@ -110,7 +110,7 @@ def test_bad_config_file(env, tmp_path, case):
     path.write_bytes(text.encode("latin-1") if case == "not UTF-8" else text.encode())
     run_dir = tmp_path / "run"
     result = fmnist(
-        env, tmp_path, "train", "--backend", "keras", "--config", str(path), "--run-dir", str(run_dir), *TINY
+        env, tmp_path, "train", "--engine", "keras", "--config", str(path), "--run-dir", str(run_dir), *TINY
     )  # the file is validated before the overrides are applied
     assert_clean_error(result, str(path), *parts)
     assert not run_dir.exists()
@@ -118,12 +118,12 @@ def test_bad_config_file(env, tmp_path, case):
 
 def test_missing_config_file(env, tmp_path):
     path = tmp_path / "nope.yaml"
-    result = fmnist(env, tmp_path, "train", "--backend", "lightning", "--config", str(path))
+    result = fmnist(env, tmp_path, "train", "--engine", "lightning", "--config", str(path))
     assert_clean_error(result, f"cannot read config {path}", "No such file")
 
 
 def test_config_is_a_directory(env, tmp_path):
-    result = fmnist(env, tmp_path, "train", "--backend", "keras", "--config", str(tmp_path))
+    result = fmnist(env, tmp_path, "train", "--engine", "keras", "--config", str(tmp_path))
     assert_clean_error(result, f"cannot read config {tmp_path}")
 
 
@@ -139,12 +139,12 @@ def test_config_is_a_directory(env, tmp_path):
             (["--lr", "abc"], ["argument --lr", "'abc'"]),
             (["--lr", "nan"], ["argument --lr", "nan"]),
             (["--seed", "-2"], ["argument --seed", "at least 0"]),
-            (["--backend", "mxnet"], ["argument --backend", "'mxnet'", "keras", "lightning"]),
+            (["--engine", "mxnet"], ["argument --engine", "'mxnet'", "keras", "lightning"]),
         ]
     ],
 )
 def test_bad_override(env, tmp_path, args, parts):
-    full = ["--backend", "keras", *args] if "--backend" not in args else args
+    full = ["--engine", "keras", *args] if "--engine" not in args else args
     result = fmnist(env, tmp_path, "train", "--config", str(BASELINE), *full)
     assert_usage_error(result, *parts)
 
@@ -156,7 +156,7 @@ def test_lr_inf_override(env, tmp_path):
         env,
         tmp_path,
         "train",
-        "--backend",
+        "--engine",
         "keras",
         "--config",
         str(BASELINE),
@@ -298,13 +298,13 @@ MODEL_FILES = {"keras": "model.keras", "lightning": "model.ckpt"}
 
 @pytest.fixture(scope="module")
 def runs(keras_run, lightning_run) -> dict[str, Path]:
-    """One tiny finished run per backend (conftest's, trained once per session), to damage copies of."""
+    """One tiny finished run per engine (conftest's, trained once per session), to damage copies of."""
     return {"keras": keras_run, "lightning": lightning_run}
 
 
-def run_copy(runs: dict[str, Path], backend: str, tmp_path: Path) -> Path:
-    copy = tmp_path / f"{backend}-run"
-    shutil.copytree(runs[backend], copy)
+def run_copy(runs: dict[str, Path], engine: str, tmp_path: Path) -> Path:
+    copy = tmp_path / f"{engine}-run"
+    shutil.copytree(runs[engine], copy)
     return copy
 
 
@@ -325,20 +325,20 @@ def test_evaluate_directory_without_model(env, tmp_path):
     path = tmp_path / "empty-run"
     path.mkdir()
     assert_clean_error(fmnist(env, tmp_path, "evaluate", str(path)), str(path), "holds no run of fmnist", "run.json")
-    (path / "run.json").write_text('{"backend": "keras-torch", "status": "finished"}')
+    (path / "run.json").write_text('{"engine": "keras-torch", "status": "finished"}')
     assert_clean_error(fmnist(env, tmp_path, "evaluate", str(path)), str(path), "holds no model (model.keras)")
 
 
 # One check refuses all three (rundir.check_model_archive, tests/test_training_rules.py): the
-# command's path once per backend here, the other kinds of damage in the slow tier.
+# command's path once per engine here, the other kinds of damage in the slow tier.
 @pytest.mark.parametrize(
     "damage",
     ["truncated", pytest.param("garbage", marks=pytest.mark.slow), pytest.param("empty", marks=pytest.mark.slow)],
 )
-@pytest.mark.parametrize("backend", list(MODEL_FILES))
-def test_evaluate_damaged_model(env, tmp_path, runs, backend, damage):
-    run_dir = run_copy(runs, backend, tmp_path)
-    model = run_dir / MODEL_FILES[backend]
+@pytest.mark.parametrize("engine", list(MODEL_FILES))
+def test_evaluate_damaged_model(env, tmp_path, runs, engine, damage):
+    run_dir = run_copy(runs, engine, tmp_path)
+    model = run_dir / MODEL_FILES[engine]
     content = {"truncated": model.read_bytes()[:1000], "garbage": b"this is not a model\n" * 10, "empty": b""}[damage]
     model.write_bytes(content)
     result = fmnist(env, tmp_path, "evaluate", str(run_dir))
@@ -347,9 +347,9 @@ def test_evaluate_damaged_model(env, tmp_path, runs, backend, damage):
     assert not (run_dir / "evaluation.json").exists()
 
 
-@pytest.mark.parametrize("backend", list(MODEL_FILES))
-def test_evaluate_without_config(env, tmp_path, runs, backend):
-    run_dir = run_copy(runs, backend, tmp_path)
+@pytest.mark.parametrize("engine", list(MODEL_FILES))
+def test_evaluate_without_config(env, tmp_path, runs, engine):
+    run_dir = run_copy(runs, engine, tmp_path)
     (run_dir / "config.yaml").unlink()
     result = fmnist(env, tmp_path, "evaluate", str(run_dir))
     assert_clean_error(result, str(run_dir / "config.yaml"))
@@ -369,7 +369,7 @@ def test_evaluate_with_a_broken_config(env, tmp_path, runs):
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_traceback(env, tmp_path, where):
     path = tmp_path / "nope.yaml"
-    args = ["train", "--backend", "keras", "--config", str(path)]
+    args = ["train", "--engine", "keras", "--config", str(path)]
     args = ["--debug", *args] if where == "before" else [*args, "--debug"]
     result = fmnist(env, tmp_path, *args)
     assert result.returncode != 0
@@ -386,13 +386,20 @@ def test_debug_shows_the_traceback(env, tmp_path, where):
     [
         pytest.param(args, parts, id=" ".join(args))
         for args, parts in [
-            (["--backend", "keras", "--devices", "2", "--strategy", "ddp"], ["train.strategy", "'ddp' is Lightning's"]),
-            (["--backend", "lightning", "--strategy", "mirrored"], ["train.strategy", "'mirrored' is Keras'"]),
-            (["--backend", "keras", "--num-nodes", "2"], ["train.num_nodes", "MultiWorkerMirroredStrategy"]),
+            (
+                ["--engine", "keras", "--devices", "2", "--strategy", "ddp"],
+                ["train.strategy", "'ddp'", "lightning can"],
+            ),
+            (["--engine", "lightning", "--strategy", "mirrored"], ["train.strategy", "'mirrored'", "keras can"]),
+            (
+                ["--engine", "keras", "--num-nodes", "2"],
+                ["train.num_nodes", "keras trains on 1 machine", "lightning can"],
+            ),
+            (["--engine", "keras-jax", "--devices", "2"], ["train.devices", "keras-jax trains on 1 device", "keras"]),
         ]
     ],
 )
-def test_strategy_the_backend_lacks(env, tmp_path, args, parts):
+def test_strategy_the_engine_lacks(env, tmp_path, args, parts):
     run_dir = tmp_path / "run"
     result = fmnist(env, tmp_path, "train", "--config", str(BASELINE), *args, "--run-dir", str(run_dir), *TINY)
     assert_clean_error(result, *parts)

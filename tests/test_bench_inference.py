@@ -34,7 +34,7 @@ def test_benchmark_inference_writes_its_tables(keras_run, real_data_dir, tmp_pat
     )
     result = json.loads((out / "inference.json").read_text())
     (entry,) = result["runs"]
-    assert entry["backend"] == "keras" and entry["export_check"]["passed"]
+    assert entry["engine"] == "keras" and entry["export_check"]["passed"]
     assert set(entry["runners"]) == {"onnxruntime", "keras: model(x)", "keras: predict_on_batch"}
     for figures in entry["runners"].values():
         assert 0 < figures["batch1_p50_ms"] <= figures["batch1_p99_ms"] and figures["batch256_images_per_s"] > 0

@@ -90,16 +90,16 @@ def test_ratio_and_markdown_table():
 
 
 def test_flag_parsing():
-    assert parse_list("keras, lightning,keras", ("keras", "lightning"), "--backend") == ["keras", "lightning"]
+    assert parse_list("keras, lightning,keras", ("keras", "lightning"), "--engine") == ["keras", "lightning"]
     assert parse_batch_sizes("128,1024") == [128, 1024]
     for bad in ("0", "12x", ","):
         with pytest.raises(BenchmarkError):
             parse_batch_sizes(bad)
     with pytest.raises(BenchmarkError, match="unknown 'tensorflow'; choose from keras, lightning"):
-        parse_list("tensorflow", ("keras", "lightning"), "--backend")
+        parse_list("tensorflow", ("keras", "lightning"), "--engine")
 
 
-def test_plan_alternates_backends_and_pairs_lightning_with_the_plain_loop():
+def test_plan_alternates_engines_and_pairs_lightning_with_the_plain_loop():
     steps = plan(["keras", "lightning"], ["eager", "tf", "tf-xla"], [128])
     assert [m.runner for m in steps] == ["keras", "plain torch", "keras", "lightning"]
     assert Measurement("plain torch", "eager", 128) in steps and Measurement("lightning", "eager", 128) in steps
@@ -110,7 +110,7 @@ def test_plan_alternates_backends_and_pairs_lightning_with_the_plain_loop():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--backend", "tensorflow"], "--backend: unknown 'tensorflow'"),
+        (["--engine", "tensorflow"], "--engine: unknown 'tensorflow'"),
         (["--variants", "fast"], "--variants: unknown 'fast'"),
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
         (["--device", "tpu"], "--device: unknown 'tpu'"),

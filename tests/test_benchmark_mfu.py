@@ -134,7 +134,7 @@ def test_a_failing_peak_worker_does_not_end_the_benchmark(tmp_path, monkeypatch)
     monkeypatch.setattr(orchestrate, "run_worker", fake_worker)
     monkeypatch.setattr(orchestrate, "measure_peak", failing_peak)
     result = orchestrate.run_benchmark(
-        backends=["lightning"],
+        engines=["lightning"],
         device="cpu",
         batch_sizes=[32],
         steps=3,

@@ -86,7 +86,7 @@ def test_bf16_parity_on_a_small_batch_holds_where_the_cpu_has_avx512(improved, t
 
 def _layer_check(config, train) -> ParityResult:
     """Check 1 through the engine contract (`bf16_layer_outputs` by engine job), both engines in
-    this process, so a fault planted in a backend module shows."""
+    this process, so a fault planted in a engine module shows."""
     result = ParityResult()
     pixels = train.images[:32].astype(np.float32)
     bf16_parity.add_layer_check(result, bf16_parity.layer_by_layer(config, pixels, in_process=True), 32)

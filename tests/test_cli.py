@@ -1,6 +1,6 @@
-"""CLI smoke runs of both backends on a few hundred real images: every run-directory file is
+"""CLI smoke runs of both engines on a few hundred real images: every run-directory file is
 written, `fmnist evaluate` reproduces the test accuracy, the same seed reruns identically, and
-the TensorBoard event files of both backends carry the same tags."""
+the TensorBoard event files of both engines carry the same tags."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fmnist import rundir
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.rundir import METRICS_COLUMNS, RESULT_FILES
 
-BACKENDS = DEFAULT_PAIR
+ENGINES = DEFAULT_PAIR
 SMALL = ["--limit-train", "300", "--limit-test", "200", "--epochs", "2", "--batch-size", "64"]
 #: SMALL's runs reach 49% (Keras) and 55.5% (Lightning) on the 200 test images; chance is 10%.
 SMALL_FLOOR = 0.35
@@ -35,37 +35,37 @@ RUN_FILES = [
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, real_data_dir, fmnist) -> dict[str, Path]:
-    """One small run per backend, shared by the tests below."""
+    """One small run per engine, shared by the tests below."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for backend in BACKENDS:
-        run_dir = root / backend
+    for engine in ENGINES:
+        run_dir = root / engine
         result = fmnist(
-            "train", "--backend", backend, *SMALL, "--run-dir", str(run_dir), "--data-dir", str(real_data_dir)
+            "train", "--engine", engine, *SMALL, "--run-dir", str(run_dir), "--data-dir", str(real_data_dir)
         )
         assert "test accuracy" in result.stdout
-        (root / f"{backend}.stdout").write_text(result.stdout)
-        out[backend] = run_dir
+        (root / f"{engine}.stdout").write_text(result.stdout)
+        out[engine] = run_dir
     return out
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_piped_training_prints_one_line_per_epoch(runs, backend):
-    """Off a terminal both backends print the core's line per epoch, counted from 1, and no bar."""
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_piped_training_prints_one_line_per_epoch(runs, engine):
+    """Off a terminal both engines print the core's line per epoch, counted from 1, and no bar."""
     from fmnist import console
 
-    stdout = (runs[backend].parent / f"{backend}.stdout").read_text()
-    rows = rundir.read_metrics(runs[backend] / rundir.METRICS_FILE)
+    stdout = (runs[engine].parent / f"{engine}.stdout").read_text()
+    rows = rundir.read_metrics(runs[engine] / rundir.METRICS_FILE)
     assert [line for line in stdout.splitlines() if line.startswith("Epoch")] == [
         console.epoch_line(r, 2) for r in rows
     ]
     assert "\r" not in stdout and "━" not in stdout  # no progress-bar frames
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_run_directory_is_complete(runs, backend):
-    run_dir = runs[backend]
-    model_file = {"keras": "model.keras", "lightning": "model.ckpt"}[backend]
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_directory_is_complete(runs, engine):
+    run_dir = runs[engine]
+    model_file = {"keras": "model.keras", "lightning": "model.ckpt"}[engine]
     for name in [*RUN_FILES, model_file]:
         assert (run_dir / name).exists(), name
     with (run_dir / "metrics.csv").open() as f:
@@ -73,7 +73,7 @@ def test_run_directory_is_complete(runs, backend):
     assert tuple(rows[0]) == METRICS_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     for key in (
-        "backend",
+        "engine",
         "test_accuracy",
         "test_loss",
         "num_params",
@@ -85,28 +85,28 @@ def test_run_directory_is_complete(runs, backend):
         "versions",
     ):
         assert key in metrics, key
-    assert metrics["backend"] == backend and metrics["num_params"] == 225_034
+    assert metrics["engine"] == engine and metrics["num_params"] == 225_034
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["test_images"] == 200
     assert metrics["test_accuracy"] >= SMALL_FLOOR, "the network learned next to nothing in two epochs"
     assert not list(run_dir.glob(".*.tmp*")), "temporary files left behind"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_evaluate_reproduces_the_test_accuracy(runs, backend, real_data_dir, fmnist):
-    result = fmnist("evaluate", str(runs[backend]), "--data-dir", str(real_data_dir))
-    trained = json.loads((runs[backend] / "test_metrics.json").read_text())
-    evaluated = json.loads((runs[backend] / "evaluation.json").read_text())
+@pytest.mark.parametrize("engine", ENGINES)
+def test_evaluate_reproduces_the_test_accuracy(runs, engine, real_data_dir, fmnist):
+    result = fmnist("evaluate", str(runs[engine]), "--data-dir", str(real_data_dir))
+    trained = json.loads((runs[engine] / "test_metrics.json").read_text())
+    evaluated = json.loads((runs[engine] / "evaluation.json").read_text())
     assert evaluated["test_accuracy"] == trained["test_accuracy"]
     assert evaluated["confusion_matrix"] == trained["confusion_matrix"]
     assert evaluated["test_loss"] == pytest.approx(trained["test_loss"], rel=1e-5)
     assert f"{trained['test_accuracy']:.2%}" in result.stdout
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_evaluate_with_flip_tta_reports_it_apart(runs, backend, real_data_dir, fmnist):
-    result = fmnist("evaluate", str(runs[backend]), "--tta", "flip", "--data-dir", str(real_data_dir))
-    trained = json.loads((runs[backend] / "test_metrics.json").read_text())
-    evaluated = json.loads((runs[backend] / "evaluation.json").read_text())
+@pytest.mark.parametrize("engine", ENGINES)
+def test_evaluate_with_flip_tta_reports_it_apart(runs, engine, real_data_dir, fmnist):
+    result = fmnist("evaluate", str(runs[engine]), "--tta", "flip", "--data-dir", str(real_data_dir))
+    trained = json.loads((runs[engine] / "test_metrics.json").read_text())
+    evaluated = json.loads((runs[engine] / "evaluation.json").read_text())
     assert evaluated["test_accuracy"] == trained["test_accuracy"]  # plain accuracy untouched
     tta = evaluated["flip_tta"]
     assert sum(map(sum, tta["confusion_matrix"])) == tta["test_images"] == 200
@@ -114,22 +114,22 @@ def test_evaluate_with_flip_tta_reports_it_apart(runs, backend, real_data_dir, f
     assert f"flip test-time augmentation: test accuracy {tta['test_accuracy']:.2%}" in result.stdout
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_same_seed_reruns_identically(runs, backend, real_data_dir, tmp_path, fmnist):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_seed_reruns_identically(runs, engine, real_data_dir, tmp_path, fmnist):
     again = tmp_path / "again"
-    fmnist("train", "--backend", backend, *SMALL, "--run-dir", str(again), "--data-dir", str(real_data_dir))
+    fmnist("train", "--engine", engine, *SMALL, "--run-dir", str(again), "--data-dir", str(real_data_dir))
 
     def numbers(run_dir):  # every column but the wall-clock seconds
         with (run_dir / "metrics.csv").open() as f:
             return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
-    assert numbers(again) == numbers(runs[backend])
-    first, second = (json.loads((d / "test_metrics.json").read_text()) for d in (runs[backend], again))
+    assert numbers(again) == numbers(runs[engine])
+    first, second = (json.loads((d / "test_metrics.json").read_text()) for d in (runs[engine], again))
     for key in ("test_accuracy", "test_loss", "confusion_matrix", "per_class"):
         assert first[key] == second[key], key
     import numpy as np
 
-    logits = [np.load(d / "test_predictions.npz")["logits"] for d in (runs[backend], again)]
+    logits = [np.load(d / "test_predictions.npz")["logits"] for d in (runs[engine], again)]
     assert np.array_equal(*logits)  # bit-identical, not just the same accuracy
 
 
@@ -144,7 +144,7 @@ def _tags(run_dir: Path) -> dict[str, set[str]]:
     return tags
 
 
-def test_tensorboard_tags_are_the_same_in_both_backends(runs):
+def test_tensorboard_tags_are_the_same_in_both_engines(runs):
     keras_tags, lightning_tags = _tags(runs["keras"]), _tags(runs["lightning"])
     assert keras_tags == lightning_tags
     assert keras_tags["train"] == {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}
@@ -155,7 +155,7 @@ def test_tensorboard_tags_are_the_same_in_both_backends(runs):
 def test_existing_run_dir_is_not_overwritten(runs, real_data_dir, fmnist):
     result = fmnist(
         "train",
-        "--backend",
+        "--engine",
         "keras",
         *SMALL,
         "--run-dir",
@@ -168,17 +168,17 @@ def test_existing_run_dir_is_not_overwritten(runs, real_data_dir, fmnist):
     assert "already holds a run" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_precision_override_and_the_emulated_bf16_warning(backend, real_data_dir, tmp_path, fmnist):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_precision_override_and_the_emulated_bf16_warning(engine, real_data_dir, tmp_path, fmnist):
     """--precision lands in the run's config; bf16 on a CPU without bfloat16 instructions is
     announced (it is emulated there, 4-10x slower), and only then."""
     from fmnist.cpu_features import native_bf16
 
-    run_dir = tmp_path / backend
+    run_dir = tmp_path / engine
     result = fmnist(
         "train",
-        "--backend",
-        backend,
+        "--engine",
+        engine,
         "--precision",
         "bf16-mixed",
         "--limit-train",
@@ -201,11 +201,11 @@ def test_precision_override_and_the_emulated_bf16_warning(backend, real_data_dir
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--backend", "mxnet"], "invalid choice: 'mxnet'"),
-        (["train", "--backend", "keras", "--epochs", "-3"], "must be at least 1, got -3"),
-        (["train", "--backend", "keras", "--batch-size", "0"], "must be at least 1, got 0"),
-        (["train", "--backend", "keras", "--precision", "fp16"], "invalid choice: 'fp16'"),
-        (["train", "--backend", "keras", "--config", "missing.yaml"], "cannot read config missing.yaml"),
+        (["train", "--engine", "mxnet"], "invalid choice: 'mxnet'"),
+        (["train", "--engine", "keras", "--epochs", "-3"], "must be at least 1, got -3"),
+        (["train", "--engine", "keras", "--batch-size", "0"], "must be at least 1, got 0"),
+        (["train", "--engine", "keras", "--precision", "fp16"], "invalid choice: 'fp16'"),
+        (["train", "--engine", "keras", "--config", "missing.yaml"], "cannot read config missing.yaml"),
         (["evaluate", "/nonexistent/run"], "is not a directory"),
     ],
 )
@@ -235,10 +235,10 @@ def test_compare_reports_on_result_files_committed_and_cloned(runs, real_data_di
     the report needs is ignored, and the predictions hold no copy of the test labels."""
     repo = tmp_path / "repo"
     kept = repo / "docs" / "results" / "smoke" / "runs"
-    for backend in BACKENDS:
-        (kept / backend).mkdir(parents=True)
+    for engine in ENGINES:
+        (kept / engine).mkdir(parents=True)
         for name in RESULT_FILES:
-            shutil.copy2(runs[backend] / name, kept / backend / name)
+            shutil.copy2(runs[engine] / name, kept / engine / name)
     shutil.copy2(Path(__file__).resolve().parents[1] / ".gitignore", repo / ".gitignore")
     _git("init", "-q", cwd=repo)
     _git("add", "-A", cwd=repo)
@@ -246,10 +246,10 @@ def test_compare_reports_on_result_files_committed_and_cloned(runs, real_data_di
     clone = tmp_path / "clone"
     _git("clone", "-q", str(repo), str(clone), cwd=tmp_path)
     tracked = set(_git("ls-files", cwd=clone).split())
-    for backend in BACKENDS:
+    for engine in ENGINES:
         for name in RESULT_FILES:
-            assert f"docs/results/smoke/runs/{backend}/{name}" in tracked, (backend, name)
-        with np.load(clone / "docs/results/smoke/runs" / backend / rundir.PREDICTIONS_FILE) as data:
+            assert f"docs/results/smoke/runs/{engine}/{name}" in tracked, (engine, name)
+        with np.load(clone / "docs/results/smoke/runs" / engine / rundir.PREDICTIONS_FILE) as data:
             assert "labels" not in data.files and "logits" in data.files
     out = tmp_path / "report"
     cloned = clone / "docs" / "results" / "smoke" / "runs"
@@ -267,9 +267,9 @@ def test_compare_reports_on_result_files_committed_and_cloned(runs, real_data_di
         assert (out / name).exists(), name
     assert "No equivalence claim is possible with one seed" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
-    accuracies = {b: json.loads((runs[b] / "test_metrics.json").read_text())["test_accuracy"] for b in BACKENDS}
-    assert summary["backends"]["keras"]["test_accuracy"]["mean"] == pytest.approx(accuracies["keras"])
-    assert summary["backends"]["lightning"]["test_accuracy"]["mean"] == pytest.approx(accuracies["lightning"])
+    accuracies = {b: json.loads((runs[b] / "test_metrics.json").read_text())["test_accuracy"] for b in ENGINES}
+    assert summary["per_engine"]["keras"]["test_accuracy"]["mean"] == pytest.approx(accuracies["keras"])
+    assert summary["per_engine"]["lightning"]["test_accuracy"]["mean"] == pytest.approx(accuracies["lightning"])
 
 
 def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path, fmnist):
@@ -278,7 +278,7 @@ def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path, fmnist):
     )
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["passed"] is True and "PASSED" in result.stdout
-    assert report["backends"] == ["keras", "lightning"]
+    assert report["engines"] == ["keras", "lightning"]
     assert {c["name"].split(":")[0] for c in report["checks"]} >= {
         "structure",
         "weight transfer keras -> lightning, float32",
@@ -302,15 +302,12 @@ def test_lightning_live_bar_counts_epochs_from_one():
 
 
 def test_parity_refuses_a_pair_it_cannot_check(real_data_dir, tmp_path, fmnist_cli, one_line_error):
-    """Unknown engines, one engine, or bf16 on a pair other than a Keras engine and lightning: one
-    line each, before anything loads."""
-    for backends, extra, message in (
-        ("keras,flax", (), "unknown backend 'flax'"),
+    """Unknown engines, one engine, or three: one line each, before anything loads."""
+    for engines, extra, message in (
+        ("keras,flax", (), "unknown engine 'flax'"),
         ("keras", (), "at least 2"),
         ("keras,keras-jax,lightning", (), "two engines against each other, not 3"),
-        ("lightning,keras-jax", ("--precision", "bf16-mixed"), "a Keras engine against lightning, in that order"),
-        ("keras,keras-jax", ("--precision", "bf16-mixed"), "a Keras engine against lightning, in that order"),
     ):
-        result = fmnist_cli("parity", "--backends", backends, *extra, "--out", str(tmp_path / "p"))
+        result = fmnist_cli("parity", "--engines", engines, *extra, "--out", str(tmp_path / "p"))
         one_line_error(result, message)
     assert not (tmp_path / "p").exists()

@@ -22,14 +22,14 @@ from file_safety import BASELINE, SHA, _listing, _tiny_config
 
 
 def _fake_run(
-    out: Path, backend: str, seed: int, config, finished: bool = True, record_changes: dict | None = None
+    out: Path, engine: str, seed: int, config, finished: bool = True, record_changes: dict | None = None
 ) -> Path:
     from compare.runner import run_dir_for
     from fmnist.training import run_record
 
-    run_dir = run_dir_for(out, backend, seed)
+    run_dir = run_dir_for(out, engine, seed)
     run_dir.mkdir(parents=True)
-    record = run_record(backend, with_overrides(config, {"seed": seed}), SimpleNamespace(sha256=SHA))
+    record = run_record(engine, with_overrides(config, {"seed": seed}), SimpleNamespace(sha256=SHA))
     for key, value in (record_changes or {}).items():
         if value is None:
             record.pop(key)
@@ -37,7 +37,7 @@ def _fake_run(
             record[key] = value
     rundir.write_run_info(run_dir, record)
     if finished:
-        rundir.write_json(run_dir / rundir.TEST_METRICS_FILE, {"backend": backend})
+        rundir.write_json(run_dir / rundir.TEST_METRICS_FILE, {"engine": engine})
     return run_dir
 
 

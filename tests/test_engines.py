@@ -70,8 +70,8 @@ def test_every_engine_keeps_the_contract(engine, answers):
     assert set(steps["running"]) == running
     np.testing.assert_allclose(steps["loss"], found["lightning"]["results"][3]["loss"], rtol=1e-3)
     versions = found[engine]["versions"]
-    backend = engines.engine(engine).environment.get("KERAS_BACKEND")
-    assert versions.get("keras_backend") == backend if backend else "torch" in versions
+    engine = engines.engine(engine).environment.get("KERAS_BACKEND")
+    assert versions.get("keras_backend") == engine if engine else "torch" in versions
 
 
 def test_the_registry_names_every_engine_once_and_refuses_others():
@@ -85,7 +85,7 @@ def test_the_registry_names_every_engine_once_and_refuses_others():
 
 def test_one_keras_engine_per_process():
     """Keras reads KERAS_BACKEND once: a second Keras engine in the same process is refused by
-    name, before anything runs on the wrong backend."""
+    name, before anything runs on the wrong engine."""
     code = (
         "from fmnist import engines\n"
         "from fmnist.errors import FmnistError\n"
@@ -116,28 +116,28 @@ def test_an_engine_job_refuses_a_call_outside_the_contract(tmp_path):
 
 # Keras on torch (its export too) in the default tier, Keras on JAX in the slow one (30 s).
 @pytest.mark.parametrize("engine", [pytest.param("keras-jax", marks=pytest.mark.slow), "keras-torch"])
-def test_a_keras_run_of_another_backend_scores_the_same_in_plain_keras(engine, tmp_path, real_data_dir, fmnist):
-    """Trained on JAX or torch, loaded by Keras on TensorFlow (`fmnist evaluate --backend keras`):
+def test_a_keras_run_of_another_engine_scores_the_same_in_plain_keras(engine, tmp_path, real_data_dir, fmnist):
+    """Trained on JAX or torch, loaded by Keras on TensorFlow (`fmnist evaluate --engine keras`):
     the test accuracy the run reported, and its loss to float32 rounding."""
     run_dir = tmp_path / engine
     fmnist(
-        "train", "--backend", engine, "--epochs", "1", "--limit-train", "1000", "--limit-test", "500",
+        "train", "--engine", engine, "--epochs", "1", "--limit-train", "1000", "--limit-test", "500",
         "--run-dir", str(run_dir), "--data-dir", str(real_data_dir),
     )  # fmt: skip
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["backend"] == engine
+    assert info["engine"] == engine
     reported = json.loads((run_dir / "test_metrics.json").read_text())
     assert reported["versions"]["keras_backend"] == engine.removeprefix("keras-")
-    fmnist("evaluate", "--backend", "keras", str(run_dir), "--data-dir", str(real_data_dir))
+    fmnist("evaluate", "--engine", "keras", str(run_dir), "--data-dir", str(real_data_dir))
     evaluated = json.loads((run_dir / "evaluation.json").read_text())
-    assert (evaluated["backend"], evaluated["trained_by"]) == ("keras", engine)
+    assert (evaluated["engine"], evaluated["trained_by"]) == ("keras", engine)
     assert reported["test_accuracy"] > 0.5  # it learned something: a real check, not chance (10%)
     assert evaluated["test_accuracy"] == reported["test_accuracy"]
     assert evaluated["test_loss"] == pytest.approx(reported["test_loss"], rel=1e-5)
     if engine == "keras-torch":  # its .keras names Keras' torch optimizer: exported on TensorFlow all the same
         fmnist("export", str(run_dir), "--data-dir", str(real_data_dir))
         exported = json.loads((run_dir / "export.json").read_text())
-        assert exported["passed"] and exported["backend"] == engine
+        assert exported["passed"] and exported["engine"] == engine
 
 
 def test_every_engine_offers_each_capability_it_declares_whole():

@@ -260,7 +260,7 @@ def test_the_source_digest_sees_an_uncommitted_edit(tmp_path):
 
 
 def _compare(fmnist_cli, data_dir: Path, out: Path, *extra: str, config: Path = BASELINE):
-    """One seed, both backends: two runs, at once with --jobs 2."""
+    """One seed, both engines: two runs, at once with --jobs 2."""
     return fmnist_cli(
         "compare",
         *("--config", str(config), "--seeds", "0", "--epochs", "1"),
@@ -311,18 +311,18 @@ def test_failed_runs_are_named_with_their_logs(fmnist_cli, one_line_error, real_
     assert not (out / "report.md").exists()
 
 
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_the_thread_count_reaches_the_framework(backend, request, fmnist, real_data_dir, tmp_path):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_the_thread_count_reaches_the_framework(engine, request, fmnist, real_data_dir, tmp_path):
     """`--threads 1` is more than a record: the training computes differently from the same run
     on every core (conftest's run, same settings), in the last bits, as the frameworks split their
     sums by thread. Were the setting lost on the way, the two would be identical."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two cores to tell one thread from all")
-    reference = request.getfixturevalue(f"{backend}_run")
+    reference = request.getfixturevalue(f"{engine}_run")
     assert json.loads((reference / rundir.RUN_INFO_FILE).read_text())["placement"]["threads"] >= 2
     run_dir = tmp_path / "one-thread"
     fmnist(
-        *("train", "--backend", backend, "--config", str(BASELINE), "--epochs", "2", "--limit-train", "3000"),
+        *("train", "--engine", engine, "--config", str(BASELINE), "--epochs", "2", "--limit-train", "3000"),
         *("--limit-test", "1000", "--data-dir", str(real_data_dir), "--run-dir", str(run_dir), "--threads", "1"),
     )
     assert json.loads((run_dir / rundir.RUN_INFO_FILE).read_text())["placement"]["threads"] == 1

@@ -1,4 +1,4 @@
-"""`fmnist export`: both backends to one ONNX contract, each file checked on all 10,000 test images
+"""`fmnist export`: both engines to one ONNX contract, each file checked on all 10,000 test images
 against the framework's float32 model; a planted wrong weight fails the check; weights
 transferred Keras -> torch give the same ONNX logits; onnxruntime inference needs no framework."""
 
@@ -32,22 +32,22 @@ def test_images(real_data_dir) -> np.ndarray:
 def exports(keras_run, lightning_run, real_data_dir, tmp_path_factory) -> dict[str, Path]:
     """Each tiny run exported once with `fmnist export` (exit 0 asserted)."""
     out = {}
-    for backend, run in (("keras", keras_run), ("lightning", lightning_run)):
-        path = tmp_path_factory.mktemp(f"export-{backend}") / "model.onnx"
+    for engine, run in (("keras", keras_run), ("lightning", lightning_run)):
+        path = tmp_path_factory.mktemp(f"export-{engine}") / "model.onnx"
         assert main(["export", str(run), "--out", str(path), "--data-dir", str(real_data_dir)]) == 0
-        out[backend] = path
+        out[engine] = path
     return out
 
 
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_export_contract_metadata_and_check(backend, exports, request, test_images):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_export_contract_metadata_and_check(engine, exports, request, test_images):
     from fmnist.onnx_model import OnnxModel
 
-    path = exports[backend]
+    path = exports[engine]
     assert sorted(p.name for p in path.parent.iterdir()) == ["export.json", "model.onnx"]  # one file, no side data
     report = json.loads((path.parent / "export.json").read_text())
     check = report["check"]
-    assert report["passed"] and report["backend"] == backend and report["export_precision"] == "float32"
+    assert report["passed"] and report["engine"] == engine and report["export_precision"] == "float32"
     assert "float32" in report["reference"] and report["sha256"]
     assert check["images"] == 10_000 and check["identical_predictions"] == 10_000
     assert check["max_abs_logit_diff"] <= check["allowed"] == max(1e-5, 2 * check["framework_float32_rounding"])
@@ -56,7 +56,7 @@ def test_export_contract_metadata_and_check(backend, exports, request, test_imag
     assert [(i.name, dims(i)) for i in model.graph.input] == [("pixels", ["batch", 28, 28, 1])]
     assert [(o.name, dims(o)) for o in model.graph.output] == [("logits", ["batch", 10])]
     meta = {p.key: p.value for p in model.metadata_props}
-    run_dir = request.getfixturevalue(f"{backend}_run")
+    run_dir = request.getfixturevalue(f"{engine}_run")
     assert json.loads(meta["class_names"]) == list(CLASS_NAMES)
     assert meta["config"] == (run_dir / "config.yaml").read_text()
     assert float(meta["test_accuracy"]) == json.loads((run_dir / "test_metrics.json").read_text())["test_accuracy"]
@@ -92,7 +92,7 @@ def _plant_wrong_weight(path: Path, out: Path) -> None:
 
 
 def test_a_planted_wrong_weight_fails_the_check(exports, keras_run, real_data_dir, tmp_path, capsys):
-    run_dir = keras_run  # the check is one function for both backends; Keras' is the quicker reference
+    run_dir = keras_run  # the check is one function for both engines; Keras' is the quicker reference
     planted = tmp_path / "planted.onnx"
     _plant_wrong_weight(exports["keras"], planted)
     code = main(["export", str(run_dir), "--check", str(planted), "--data-dir", str(real_data_dir)])
@@ -163,7 +163,7 @@ def test_transferred_weights_give_the_same_onnx_logits(keras_run, test_images, t
     assert result["passed"], result
     assert result["identical_predictions"] == 2000 and result["max_abs_logit_diff"] <= result["allowed"]
     metas = [{p.key: p.value for p in onnx.load(result["files"][b]).metadata_props} for b in ("keras", "lightning")]
-    assert [m["backend"] for m in metas] == ["keras", "lightning"]
+    assert [m["engine"] for m in metas] == ["keras", "lightning"]
 
 
 BLOCKER = textwrap.dedent("""

@@ -46,7 +46,7 @@ def test_foreign_files_survive_overwrite(fmnist_cli, one_line_error, tmp_path, o
     before = _listing(folder)
     result = fmnist_cli(
         "train",
-        "--backend",
+        "--engine",
         "keras",
         "--config",
         str(BASELINE),
@@ -74,7 +74,7 @@ def test_run_dir_dot_in_a_checkout_is_refused(fmnist_cli, one_line_error, tmp_pa
         (checkout / name).write_text(text)
     before = _listing(checkout)
     for extra in ([], ["--overwrite"]):
-        result = fmnist_cli("train", "--backend", "lightning", *TINY, "--run-dir", ".", *extra, cwd=checkout)
+        result = fmnist_cli("train", "--engine", "lightning", *TINY, "--run-dir", ".", *extra, cwd=checkout)
         one_line_error(result, "run directory . is not empty and holds no run of fmnist")
     assert _listing(checkout) == before
 
@@ -83,7 +83,7 @@ def test_overwrite_on_a_real_run_replaces_it_and_keeps_foreign_files(fmnist_cli,
     run_dir = tmp_path / "run"
     common = [
         "train",
-        "--backend",
+        "--engine",
         "keras",
         "--config",
         str(BASELINE),
@@ -133,7 +133,7 @@ def test_a_symlinked_artifact_folder_is_unlinked_not_emptied(tmp_path):
     (elsewhere / "precious.txt").write_text("mine")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    rundir.write_run_info(run_dir, {"backend": "keras", "status": "finished"})
+    rundir.write_run_info(run_dir, {"engine": "keras", "status": "finished"})
     (run_dir / rundir.TENSORBOARD_DIR).symlink_to(elsewhere, target_is_directory=True)
     rundir.prepare_run_dir(run_dir, overwrite=True)
     assert (elsewhere / "precious.txt").read_text() == "mine"
@@ -155,13 +155,13 @@ def test_the_run_marker_comes_first_so_a_run_crashed_at_its_start_is_a_run(tmp_p
         assert (tmp_path / "run" / rundir.RUN_INFO_FILE).exists()
         raise RuntimeError("crashed at the start")
 
-    monkeypatch.setattr(training, "load_backend", lambda name: SimpleNamespace())
+    monkeypatch.setattr(training, "load_training", lambda name: SimpleNamespace())
     monkeypatch.setattr(training, "_train", crash)
     config = _tiny_config(seed=3)
     with pytest.raises(RuntimeError):
         training.train_run("keras", config, tmp_path / "run", data_dir=str(real_data_dir))
     info = rundir.read_run_info(tmp_path / "run")
-    assert info["backend"] == "keras" and info["status"] == "training" and info["seed"] == 3
+    assert info["engine"] == "keras" and info["status"] == "training" and info["seed"] == 3
     assert info["precision"] == "float32" and info["config"]["data"]["limit_train"] == 300
     assert set(info["data_sha256"]) == {
         "train-images-idx3-ubyte",
@@ -247,7 +247,7 @@ def test_resume_refuses_a_planted_checkpoint(fmnist_cli, one_line_error, tmp_pat
     run_dir, marker = tmp_path / "sent-to-me", tmp_path / "ran"
     run_dir.mkdir()
     # the official files' checksums, as a run on them records: resume checks them first
-    rundir.write_run_info(run_dir, {"backend": "lightning", "status": "training", "data_sha256": dict(FILES)})
+    rundir.write_run_info(run_dir, {"engine": "lightning", "status": "training", "data_sha256": dict(FILES)})
     save_config(_tiny_config(), run_dir / rundir.CONFIG_FILE)
     checkpoint = _planted_checkpoint(run_dir / "checkpoints" / "last.ckpt", marker)
     result = fmnist_cli("train", "--resume", str(run_dir), "--data-dir", str(real_data_dir))
@@ -259,7 +259,7 @@ def test_evaluate_refuses_a_planted_model(fmnist_cli, one_line_error, tmp_path, 
     run_dir, marker = tmp_path / "sent-to-me", tmp_path / "ran"
     run_dir.mkdir()
     save_config(_tiny_config(), run_dir / rundir.CONFIG_FILE)
-    rundir.write_run_info(run_dir, {"backend": "lightning", "status": "finished"})  # sent along, as a run has it
+    rundir.write_run_info(run_dir, {"engine": "lightning", "status": "finished"})  # sent along, as a run has it
     model = _planted_checkpoint(run_dir / "model.ckpt", marker)
     result = fmnist_cli("evaluate", str(run_dir), "--data-dir", str(real_data_dir))
     one_line_error(result, str(model), "refusing to load it (weights_only)")
@@ -317,7 +317,7 @@ def test_the_keras_early_stopping_state_removes_only_its_own_old_files(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------
-# An interrupted compare continues its unfinished run (slow: two trainings per backend)
+# An interrupted compare continues its unfinished run (slow: two trainings per engine)
 
 
 def _rows(run_dir: Path) -> list[dict[str, float]]:
@@ -371,16 +371,18 @@ def test_an_interrupted_compare_resumes_its_partial_run(fmnist_cli, tmp_path, re
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[: len(kept)] == kept  # the epochs before the interruption were kept, not redone
     assert json.loads((run_dir / rundir.TEST_METRICS_FILE).read_text())["resumed"] is True
-    for backend in ("keras", "lightning"):
-        a, b = (root / "runs" / f"{backend}-seed0" for root in (tmp_path / "straight", out))
+    for engine in ("keras", "lightning"):
+        a, b = (root / "runs" / f"{engine}-seed0" for root in (tmp_path / "straight", out))
         assert [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(a)] == [
             {k: v for k, v in r.items() if k != "seconds"} for r in _rows(b)
         ]
         logits = [rundir.read_logits(d / rundir.PREDICTIONS_FILE) for d in (a, b)]
         assert np.array_equal(*logits)  # bit-identical test predictions
     summaries = [json.loads((root / "summary.json").read_text()) for root in (tmp_path / "straight", out)]
-    for backend in ("keras", "lightning"):
-        assert summaries[0]["backends"][backend]["test_accuracy"] == summaries[1]["backends"][backend]["test_accuracy"]
+    for engine in ("keras", "lightning"):
+        assert (
+            summaries[0]["per_engine"][engine]["test_accuracy"] == summaries[1]["per_engine"][engine]["test_accuracy"]
+        )
 
 
 def test_a_wrong_run_dir_is_refused_before_the_framework_loads(run_with_blocked_imports, tmp_path, real_data_dir):
@@ -391,7 +393,7 @@ def test_a_wrong_run_dir_is_refused_before_the_framework_loads(run_with_blocked_
         ("torch", "lightning", "tensorflow", "keras"),
         f"""
         from fmnist_cli.main import main
-        raise SystemExit(main(["train", "--backend", "lightning", "--run-dir", {str(tmp_path)!r},
+        raise SystemExit(main(["train", "--engine", "lightning", "--run-dir", {str(tmp_path)!r},
                                "--data-dir", {str(real_data_dir)!r}]))
     """,
     )

@@ -143,7 +143,7 @@ def test_a_spent_budget_skips_what_is_left_and_still_writes_the_results(tmp_path
 
     monkeypatch.setattr(orchestrate, "run_worker", fake_worker)
     kwargs = dict(
-        backends=["lightning"],
+        engines=["lightning"],
         device="cpu",
         batch_sizes=[32],
         steps=3,

@@ -38,7 +38,7 @@ PROJECT = (*TOOLS, "executors", *ENGINE_PACKAGES, "fmnist")
 ALLOWED = {
     "fmnist": ({"fmnist"}, set()),
     # An engine package: the core, itself, and the frameworks its engines declare (keras_model
-    # imports torch as the backend of Keras on torch, `keras-torch`, only where Keras runs on it).
+    # imports torch as the engine of Keras on torch, `keras-torch`, only where Keras runs on it).
     **{package: ({"fmnist", package}, frameworks & (KERAS | TORCH)) for package, frameworks in ENGINE_PACKAGES.items()},
     "serving": ({"fmnist", "serving"}, set()),
     # Runs jobs in fresh processes, here or on Ray nodes: never a framework itself.
@@ -50,8 +50,8 @@ ALLOWED = {
     # The command reaches frameworks only through the packages below, and engines only by name.
     "fmnist_cli": (set(PROJECT) - set(ENGINE_PACKAGES), set()),
 }
-BACKENDS = set(ENGINE_PACKAGES)
-MODULE_NAME = re.compile(rf"({'|'.join(sorted(BACKENDS))})(\.\w+)*")
+ENGINES = set(ENGINE_PACKAGES)
+MODULE_NAME = re.compile(rf"({'|'.join(sorted(ENGINES))})(\.\w+)*")
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -100,15 +100,15 @@ def test_the_core_imports_with_everything_above_it_unimportable(run_with_blocked
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
-def backend_imports(path: Path) -> set[str]:
-    """Backend packages a file imports: by an import statement, or by a module name in a string
+def engine_imports(path: Path) -> set[str]:
+    """Engine packages a file imports: by an import statement, or by a module name in a string
     (`importlib.import_module("keras_model.export")` is a second, unwritten contract)."""
     named = {
         node.value.split(".")[0]
         for node in ast.walk(ast.parse(path.read_text(), str(path)))
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value)
     }
-    return (imported_packages(path) | named) & BACKENDS
+    return (imported_packages(path) | named) & ENGINES
 
 
 def test_tools_reach_the_engines_only_through_their_capabilities():
@@ -118,18 +118,18 @@ def test_tools_reach_the_engines_only_through_their_capabilities():
         str(path.relative_to(REPO))
         for package in TOOLS
         for path in (REPO / package).rglob("*.py")
-        if backend_imports(path)
+        if engine_imports(path)
     )
-    assert not wrong, f"tools importing a backend module instead of fmnist.engines: {wrong}"
+    assert not wrong, f"tools importing a engine module instead of fmnist.engines: {wrong}"
 
 
-def test_a_planted_backend_import_in_a_tool_is_caught(tmp_path):
+def test_a_planted_engine_import_in_a_tool_is_caught(tmp_path):
     planted = tmp_path / "compare" / "shortcut.py"
     planted.parent.mkdir()
     planted.write_text("def f():\n    from keras_model.model import build_model\n    return build_model\n")
-    assert backend_imports(planted) == {"keras_model"}
+    assert engine_imports(planted) == {"keras_model"}
     planted.write_text('import importlib\n\nEXPORT = importlib.import_module("lightning_model.export")\n')
-    assert backend_imports(planted) == {"lightning_model"}
+    assert engine_imports(planted) == {"lightning_model"}
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -221,7 +221,9 @@ def engine_name_uses(path: Path) -> list[str]:
         elif isinstance(node, ast.Dict):
             keys = {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
             if len(keys & set(engines.names())) >= 2:
-                found.append(f"{path.relative_to(REPO)}:{node.lineno} keys a dict by {sorted(keys & set(engines.names()))}")
+                found.append(
+                    f"{path.relative_to(REPO)}:{node.lineno} keys a dict by {sorted(keys & set(engines.names()))}"
+                )
     return found
 
 

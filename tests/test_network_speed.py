@@ -1,6 +1,6 @@
 """The torch network's speed-ups change no number: the ReLU moved behind the max-pool gives
 bit-identical logits and gradients, channels_last and bf16-mixed are config switches that both
-backends honour, and bf16 predictions come out as float32."""
+engines honour, and bf16 predictions come out as float32."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_channels_last_gives_the_same_logits(baseline_config, tiny_images):
         np.testing.assert_allclose(fast(x).numpy(), plain(x).numpy(), atol=1e-4, rtol=1e-5)
 
 
-def test_bf16_mixed_predicts_float32_in_both_backends(baseline_config, tiny_images, tmp_path):
+def test_bf16_mixed_predicts_float32_in_both_engines(baseline_config, tiny_images, tmp_path):
     import keras
 
     from fmnist.architecture import layer_plan
@@ -112,8 +112,8 @@ def test_batch_norm_under_bf16_autocast_computes_in_float32():
 # improved.yaml has every switch of fast.yaml and more: fast.yaml's own end-to-end runs go to the
 # slow tier, which CI runs too.
 @pytest.mark.parametrize("config_name", [pytest.param("fast", marks=pytest.mark.slow), "improved"])
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_fast_config_trains_saves_and_reevaluates(backend, config_name, real_data_dir, tmp_path, fmnist):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_fast_config_trains_saves_and_reevaluates(engine, config_name, real_data_dir, tmp_path, fmnist):
     """configs/fast.yaml (bf16-mixed, channels_last, one-cycle per step) and configs/improved.yaml
     (the same switches with batch norm, augmentation, AdamW, label smoothing, early stopping) end
     to end: the saved model re-loads and `evaluate` reproduces the test accuracy it was trained to."""
@@ -122,12 +122,12 @@ def test_fast_config_trains_saves_and_reevaluates(backend, config_name, real_dat
 
     import yaml
 
-    run_dir = tmp_path / backend
+    run_dir = tmp_path / engine
     config = Path(__file__).resolve().parents[1] / "configs" / f"{config_name}.yaml"
     fmnist(
         "train",
-        "--backend",
-        backend,
+        "--engine",
+        engine,
         "--config",
         str(config),
         "--limit-train",

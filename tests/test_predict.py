@@ -1,4 +1,4 @@
-"""`fmnist predict` on run directories of both backends: exact on Fashion-MNIST-style PNGs,
+"""`fmnist predict` on run directories of both engines: exact on Fashion-MNIST-style PNGs,
 robust on synthetic product photos, one line per bad input, and no code run from a checkpoint."""
 
 from __future__ import annotations
@@ -33,20 +33,20 @@ def _save_pngs(images: np.ndarray, folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_test_images_as_png_give_evaluates_logits(backend, request, test_images, tmp_path):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_test_images_as_png_give_evaluates_logits(engine, request, test_images, tmp_path):
     from fmnist import rundir
     from fmnist.config import load_config
-    from fmnist.training import load_backend
+    from fmnist.training import load_training
 
-    run_dir = request.getfixturevalue(f"{backend}_run")
+    run_dir = request.getfixturevalue(f"{engine}_run")
     images = test_images[:200]
     result = predict_files(run_dir, [_save_pngs(images, tmp_path / "pngs")])
     assert not result.failures and all(p.conversion == "pass-through" for p in result.predictions)
     logits = np.stack([p.logits for p in result.predictions])
-    # what `fmnist evaluate` computes: the backend's predict on the raw test images
+    # what `fmnist evaluate` computes: the engine's predict on the raw test images
     batch = load_config(run_dir / rundir.CONFIG_FILE).train.eval_batch_size
-    np.testing.assert_array_equal(logits, load_backend(backend).predict(run_dir, images, batch))
+    np.testing.assert_array_equal(logits, load_training(engine).predict(run_dir, images, batch))
     trained = rundir.read_logits(run_dir / rundir.PREDICTIONS_FILE)  # the run's own test logits
     np.testing.assert_allclose(logits, trained[:200], atol=1e-5)
     assert [p.class_name for p in result.predictions] == [CLASS_NAMES[k] for k in trained[:200].argmax(1)]

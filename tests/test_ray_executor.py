@@ -28,7 +28,7 @@ from fmnist import rundir
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "configs" / "baseline.yaml"
 TINY = ("--seeds", "0", "1", "--epochs", "1", "--limit-train", "600", "--limit-test", "300")
-RUNS = [f"{backend}-seed{seed}" for seed in (0, 1) for backend in ("keras", "lightning")]
+RUNS = [f"{engine}-seed{seed}" for seed in (0, 1) for engine in ("keras", "lightning")]
 #: The packages a node's project is made of (executors.identity.PACKAGES, and serving).
 PACKAGES = ("fmnist", "fmnist_cli", "keras_model", "lightning_model", "compare", "benchmarks", "executors", "serving")
 
@@ -112,7 +112,7 @@ def test_an_unreachable_ray_address_is_refused_in_seconds(fmnist_cli, real_data_
 
 @pytest.fixture(scope="module")
 def serial_reference(fmnist, real_data_dir, tmp_path_factory) -> Path:
-    """The tiny compare (2 seeds x 2 backends), serial with one thread: what every Ray run must equal."""
+    """The tiny compare (2 seeds x 2 engines), serial with one thread: what every Ray run must equal."""
     out = tmp_path_factory.mktemp("serial") / "report"
     fmnist(*_compare_args(out, real_data_dir, "--threads", "1"))
     for name in RUNS:
@@ -291,16 +291,16 @@ def test_a_training_or_ray_worker_killed_mid_run_fails_by_name_or_retries_never_
         deadline = time.monotonic() + 300
         while len(killed) < 2 and time.monotonic() < deadline and driver.poll() is None:
             for pid, argv in _training_processes(cluster).items():
-                backend, run_dir = _job_of(argv)
-                if backend in killed or _epochs_done(run_dir) < 1:
+                engine, run_dir = _job_of(argv)
+                if engine in killed or _epochs_done(run_dir) < 1:
                     continue
-                if backend == "keras":
+                if engine == "keras":
                     victim, what = pid, "training"
                 else:
                     victim, what = ray_cluster.parent(pid), "Ray worker"
                     assert victim and ray_cluster.cmdline(victim)[0].startswith("ray::"), ray_cluster.cmdline(victim)
                 os.kill(victim, signal.SIGKILL)
-                killed[backend] = what
+                killed[engine] = what
             time.sleep(0.2)
         stdout, stderr = driver.communicate(timeout=900)
     finally:
@@ -318,10 +318,10 @@ def test_a_training_or_ray_worker_killed_mid_run_fails_by_name_or_retries_never_
         assert "runs failed" in line and "Traceback" not in stderr, shown
         named = 0
         for name in LONGER_RUNS:
-            backend = name.split("-")[0]
-            if f"{backend} seed 0 (" in line:  # a named failure, with the log it left
+            engine = name.split("-")[0]
+            if f"{engine} seed 0 (" in line:  # a named failure, with the log it left
                 named += 1
-                log = line.split(f"{backend} seed 0 (", 1)[1].split("log: ", 1)[1].split(")", 1)[0]
+                log = line.split(f"{engine} seed 0 (", 1)[1].split("log: ", 1)[1].split(")", 1)[0]
                 assert Path(log).is_file(), shown
             else:  # it finished (retried): the serial numbers
                 _assert_same_runs(out, serial, [name])

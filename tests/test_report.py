@@ -22,8 +22,8 @@ N = 100
 LABELS = (np.arange(N) % 10).astype(np.uint8)
 
 
-def _predictions(backend: str, seed: int) -> np.ndarray:
-    """Right except on a few images; the backends share some mistakes and not others."""
+def _predictions(engine: str, seed: int) -> np.ndarray:
+    """Right except on a few images; the engines share some mistakes and not others."""
     preds = LABELS.astype(np.int64).copy()
     shared = [3, 17, 42]  # both wrong
     own = {
@@ -31,15 +31,15 @@ def _predictions(backend: str, seed: int) -> np.ndarray:
         "keras-jax": [5, 12, 61 + seed],
         "keras-torch": [6, 11, 62 + seed],
         "lightning": [8, 23, 31, 70 + seed],
-    }[backend]
+    }[engine]
     for i in shared + own:
         preds[i] = (LABELS[i] + 1 + seed) % 10
     return preds
 
 
-def make_run(root: Path, backend: str, seed: int, overrides: dict | None = None, n: int = N) -> Path:
+def make_run(root: Path, engine: str, seed: int, overrides: dict | None = None, n: int = N) -> Path:
     """A run directory as `fmnist train` leaves it, written with the project's own helpers."""
-    path = root / f"{backend}-seed{seed}-{len(list(root.iterdir()))}"
+    path = root / f"{engine}-seed{seed}-{len(list(root.iterdir()))}"
     path.mkdir()
     config = with_overrides(
         load_config(REPO / "configs" / "baseline.yaml"),
@@ -47,12 +47,12 @@ def make_run(root: Path, backend: str, seed: int, overrides: dict | None = None,
     )
     save_config(config, path / "config.yaml")
     logits = np.random.default_rng(seed).normal(0, 0.1, (N, 10)).astype(np.float32)
-    logits[np.arange(N), _predictions(backend, seed)] += 3.0
+    logits[np.arange(N), _predictions(engine, seed)] += 3.0
     write_predictions(path / "test_predictions.npz", logits[:n], LABELS[:n])
     write_json(
         path / "test_metrics.json",
         {
-            "backend": backend,
+            "engine": engine,
             "config": config.name,
             "seed": seed,
             "epochs": 3,
@@ -65,7 +65,7 @@ def make_run(root: Path, backend: str, seed: int, overrides: dict | None = None,
     )
     csv = MetricsCSV(path / "metrics.csv")
     for epoch in (1, 2, 3):
-        shift = 0.01 * seed + (0.02 if backend == "lightning" else 0.0)
+        shift = 0.01 * seed + (0.02 if engine == "lightning" else 0.0)
         csv.append(
             {
                 "epoch": epoch,
@@ -128,11 +128,11 @@ def test_summary_numbers_match_an_independent_computation(report):
     assert json.loads((out / "summary.json").read_text()) == summary
     acc = {b: [(_predictions(b, s) == LABELS).mean() for s in (0, 1)] for b in ("keras", "lightning")}
     for b in acc:
-        stat = summary["backends"][b]["test_accuracy"]
+        stat = summary["per_engine"][b]["test_accuracy"]
         assert stat["mean"] == pytest.approx(np.mean(acc[b]))
         assert stat["std"] == pytest.approx(np.std(acc[b], ddof=1))
-        assert summary["backends"][b]["num_params"] == 225034
-        assert summary["backends"][b]["train_seconds"]["mean"] == pytest.approx(10.5)
+        assert summary["per_engine"][b]["num_params"] == 225034
+        assert summary["per_engine"][b]["train_seconds"]["mean"] == pytest.approx(10.5)
     agreement = [(_predictions("keras", s) == _predictions("lightning", s)).mean() for s in (0, 1)]
     assert [r["prediction_agreement"] for r in summary["per_seed"]] == pytest.approx(agreement)
     assert summary["mean_prediction_agreement"] == pytest.approx(np.mean(agreement))
@@ -140,7 +140,7 @@ def test_summary_numbers_match_an_independent_computation(report):
     assert (row["only_keras_right"], row["only_lightning_right"], row["both_wrong"]) == (4, 3, 3)
     assert summary["equivalence"]["diff"] == pytest.approx(np.mean(acc["keras"]) - np.mean(acc["lightning"]))
     assert summary["disagreements"]["count"] == 7 and len(summary["disagreements"]["shown"]) == 7
-    cm = np.array(summary["backends"]["keras"]["confusion_matrix"])
+    cm = np.array(summary["per_engine"]["keras"]["confusion_matrix"])
     assert cm.sum() == 2 * N and np.trace(cm) == round(sum(acc["keras"]) * N)
 
 
@@ -165,7 +165,7 @@ def test_mixed_test_set_sizes_are_refused(runs, tmp_path):
         build_report([*runs, short], tmp_path / "out", test_labels=LABELS)
 
 
-def test_one_backend_only_is_refused(runs, tmp_path):
+def test_one_engine_only_is_refused(runs, tmp_path):
     with pytest.raises(FmnistError, match="two engines or more"):
         build_report(runs[:2], tmp_path / "out", test_labels=LABELS)
 
@@ -175,7 +175,7 @@ def test_one_seed_makes_no_equivalence_claim(runs, tmp_path):
     assert summary["equivalence"]["equivalent"] is None
     md = (tmp_path / "out" / "report.md").read_text()
     verdict = md.split("## Verdict", 1)[1].split("## ", 1)[0]
-    assert "No equivalence claim is possible with one seed per backend" in verdict
+    assert "No equivalence claim is possible with one seed per engine" in verdict
     assert "Keras 94.00%, Lightning 93.00%" in verdict  # the numbers are still given
     assert "test images were not given" in md and not (tmp_path / "out" / "disagreements.png").exists()
 
@@ -193,7 +193,7 @@ def test_four_engines_make_one_report_with_a_verdict_per_pair(runs, tmp_path):
     assert summary["equivalence"] == summary["pairs"][0]["equivalence"]
     for pair in summary["pairs"]:
         a, b = pair["engines"]
-        acc = {e: summary["backends"][e]["test_accuracy"]["mean"] for e in (a, b)}
+        acc = {e: summary["per_engine"][e]["test_accuracy"]["mean"] for e in (a, b)}
         assert pair["equivalence"]["diff"] == pytest.approx(acc[a] - acc[b])
         assert [r["seed"] for r in pair["per_seed"]] == [0, 1]
     md = (tmp_path / "out" / "report.md").read_text()
@@ -218,7 +218,7 @@ def test_predictions_keep_a_digest_of_their_labels_and_take_them_from_the_data(r
         build_report(runs, tmp_path / "b", test_labels=other)
     more = np.concatenate([LABELS, LABELS])  # the full test set: its first N are the runs'
     summary = build_report(runs, tmp_path / "c", test_labels=more)
-    assert len(summary["backends"]["keras"]["test_accuracy"]["values"]) == 2
+    assert len(summary["per_engine"]["keras"]["test_accuracy"]["values"]) == 2
 
 
 def test_predictions_written_with_their_labels_still_load(runs, tmp_path):
@@ -230,4 +230,4 @@ def test_predictions_written_with_their_labels_still_load(runs, tmp_path):
         logits = np.load(run / "test_predictions.npz")["logits"]
         np.savez_compressed(copy / "test_predictions.npz", logits=logits, labels=LABELS[: len(logits)])
         old.append(copy)
-    assert len(build_report(old, tmp_path / "out")["backends"]["lightning"]["test_accuracy"]["values"]) == 2
+    assert len(build_report(old, tmp_path / "out")["per_engine"]["lightning"]["test_accuracy"]["values"]) == 2

@@ -31,10 +31,10 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _start_and_stop(backend: str, run_dir: Path, data_dir: Path, sig: int) -> subprocess.Popen:
+def _start_and_stop(engine: str, run_dir: Path, data_dir: Path, sig: int) -> subprocess.Popen:
     """Start a training and send `sig` once the first epoch is done and the second under way."""
     proc = subprocess.Popen(
-        _command("train", "--backend", backend, *ARGS, "--run-dir", str(run_dir), "--data-dir", str(data_dir)),
+        _command("train", "--engine", engine, *ARGS, "--run-dir", str(run_dir), "--data-dir", str(data_dir)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -43,7 +43,7 @@ def _start_and_stop(backend: str, run_dir: Path, data_dir: Path, sig: int) -> su
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
-    checkpoint = run_dir / "checkpoints" / ("training_metadata.json" if backend == "keras" else "last.ckpt")
+    checkpoint = run_dir / "checkpoints" / ("training_metadata.json" if engine == "keras" else "last.ckpt")
     while len(_rows(run_dir)) < 1 or not checkpoint.exists():
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.monotonic() < deadline
@@ -62,11 +62,11 @@ def _numbers(run_dir: Path) -> tuple[list[dict[str, str]], dict]:
 
 
 @pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, real_data_dir, tmp_path, fmnist):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(engine, real_data_dir, tmp_path, fmnist):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    fmnist("train", "--backend", backend, *ARGS, "--run-dir", str(straight), "--data-dir", str(real_data_dir))
-    proc = _start_and_stop(backend, killed, real_data_dir, signal.SIGKILL)
+    fmnist("train", "--engine", engine, *ARGS, "--run-dir", str(straight), "--data-dir", str(real_data_dir))
+    proc = _start_and_stop(engine, killed, real_data_dir, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "test_metrics.json").exists() and (killed / "checkpoints").is_dir()
     first_attempt = json.loads((killed / "checkpoints" / "cpu_seconds.json").read_text())["cpu_seconds"]
@@ -81,10 +81,10 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(backend, rea
 
 
 @pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(backend, real_data_dir, tmp_path, fmnist):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(engine, real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / "run"
-    proc = _start_and_stop(backend, run_dir, real_data_dir, signal.SIGINT)
+    proc = _start_and_stop(engine, run_dir, real_data_dir, signal.SIGINT)
     stderr = proc.stderr.read()
     assert proc.returncode == 130, stderr[-2000:]
     assert f"fmnist train --resume {run_dir}" in stderr
@@ -100,12 +100,12 @@ def test_resume_refuses_a_finished_run(keras_run, tmp_path, fmnist):
     assert result.returncode == 2 and "finished run" in result.stderr
 
 
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_nan_loss_stops_with_epoch_and_step(backend, real_data_dir, tmp_path, fmnist):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_nan_loss_stops_with_epoch_and_step(engine, real_data_dir, tmp_path, fmnist):
     result = fmnist(
         "train",
-        "--backend",
-        backend,
+        "--engine",
+        engine,
         "--limit-train",
         "600",
         "--limit-test",

@@ -15,7 +15,7 @@ from fmnist.errors import RunDirError
 
 
 def test_a_directory_holding_a_run_is_refused_unless_overwrite(tmp_path):
-    rundir.write_run_info(tmp_path, {"backend": "keras", "status": "training"})
+    rundir.write_run_info(tmp_path, {"engine": "keras", "status": "training"})
     (tmp_path / "metrics.csv").write_text("epoch\n")
     with pytest.raises(RunDirError, match="already holds a run.*--overwrite"):
         rundir.prepare_run_dir(tmp_path)

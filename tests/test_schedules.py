@@ -1,5 +1,5 @@
 """Learning-rate schedules: the baseline's per-epoch values unchanged, warm-up, cosine and
-one-cycle per step, the same rate per step for both backends, and the new config fields."""
+one-cycle per step, the same rate per step for both engines, and the new config fields."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_onecycle_is_torchs_one_cycle_lr_step_for_step():
 
 
 def test_keras_and_torch_set_the_same_rate_at_every_step():
-    """The wiring both backends are to use: Keras' ScheduledLearningRate callback, torch's LambdaLR
+    """The wiring both engines are to use: Keras' ScheduledLearningRate callback, torch's LambdaLR
     stepped every step over lr_at_step. Keras keeps the rate in a float32 variable."""
     import types
 

@@ -88,8 +88,8 @@ def expected_answer(contract_models, picture: bytes, tmp_path: Path, k: int = 3)
     path = tmp_path / "picture.jpg"
     path.write_bytes(picture)
     out = []
-    for backend in ("keras", "lightning"):
-        result = predict_files(contract_models[backend], [path], top_k=k)
+    for engine in ("keras", "lightning"):
+        result = predict_files(contract_models[engine], [path], top_k=k)
         assert not result.failures
         out.append([(c, p) for c, p in result.predictions[0].top_k])
     return out
@@ -303,8 +303,8 @@ def test_models_health_docs_and_page(client, contract_models):
 
     listed = client.get("/v1/models").json()
     assert [m["name"] for m in listed["models"]] == ["keras", "lightning"]
-    for m, backend in zip(listed["models"], ("keras", "lightning")):
-        assert m["backend"] == backend and m["run"] == f"contract-{backend}" and m["test_accuracy"] == 0.5
+    for m, engine in zip(listed["models"], ("keras", "lightning")):
+        assert m["engine"] == engine and m["run"] == f"contract-{engine}" and m["test_accuracy"] == 0.5
         assert m["parameters"] == count_params(load_config(REPO / "configs" / "baseline.yaml"))
         assert m["config"]["model"] and m["class_names"] == list(CLASS_NAMES)
     assert listed["test_images"] is False and listed["note"]

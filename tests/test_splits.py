@@ -1,4 +1,4 @@
-"""Split and batch order: deterministic, stratified, and identical in both backends."""
+"""Split and batch order: deterministic, stratified, and identical in both engines."""
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def test_batches_cover_every_example_once():
     assert np.array_equal(covered, np.arange(1000))
 
 
-def test_both_backends_draw_identical_batches(tiny_images):
+def test_both_engines_draw_identical_batches(tiny_images):
     """Keras' PyDataset and Lightning's sampler give the same images in the same batches."""
     from keras_model.data import EvalBatches, TrainBatches
     from lightning_model.data import batch_loader

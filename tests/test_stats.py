@@ -66,11 +66,11 @@ def test_overlapping_but_wide_interval_is_inconclusive():
     assert r["verdict"].startswith("Not shown equivalent")
 
 
-def test_one_seed_per_backend_makes_no_claim_but_gives_numbers():
+def test_one_seed_per_engine_makes_no_claim_but_gives_numbers():
     r = tost_equivalence([0.9162], [0.9155], margin=0.005)
     assert r["equivalent"] is None and r["p_value"] is None and r["ci"] is None
     assert r["diff"] == pytest.approx(0.0007)
-    assert "no equivalence claim is possible with one seed per backend" in r["verdict"].lower()
+    assert "no equivalence claim is possible with one seed per engine" in r["verdict"].lower()
     assert "Keras 91.62%" in r["verdict"] and "Lightning 91.55%" in r["verdict"]
     assert "+0.07 points" in r["verdict"]
 

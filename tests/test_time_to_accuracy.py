@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------------------------- time to accuracy
 
 
-def _tta_row(backend, seed, accuracy, seconds, target=0.91, **extra):
+def _tta_row(engine, seed, accuracy, seconds, target=0.91, **extra):
     return {
-        "backend": backend,
+        "engine": engine,
         "seed": seed,
         "target": target,
         "status": "ok",
@@ -46,13 +46,13 @@ def test_time_to_accuracy_summary_and_table_on_synthetic_rows():
         _tta_row("keras", 0, 0.9130, 44.0),
         _tta_row("lightning", 0, 0.9120, 55.0),
         _tta_row("keras", 1, 0.9050, 40.0),
-        {"backend": "lightning", "seed": 1, "target": 0.91, "status": "error", "error": "RuntimeError: no | go\nx"},
+        {"engine": "lightning", "seed": 1, "target": 0.91, "status": "error", "error": "RuntimeError: no | go\nx"},
         _tta_row("keras", 2, 0.9110, 42.5),
         _tta_row("lightning", 2, 0.9000, 53.0),
     ]
     keras, lightning = summarize(rows, ["keras", "lightning"])
     assert keras == {
-        "backend": "keras",
+        "engine": "keras",
         "runs": 3,
         "failed": 0,
         "reached": 2,
@@ -68,14 +68,14 @@ def test_time_to_accuracy_summary_and_table_on_synthetic_rows():
     result = {"target": 0.91, "summary": [keras, lightning], "runs": rows}
     table = report.time_to_accuracy_table(result).splitlines()
     assert table[0] == (
-        "| backend | runs | reached 91.00% | seconds, median (min–max) | final test accuracy, median (min–max) |"
+        "| engine | runs | reached 91.00% | seconds, median (min–max) | final test accuracy, median (min–max) |"
     )
     assert table[2] == "| keras | 3 | 2 of 3 (67%) | 42.5 (40.0–44.0) | 91.10% (90.50%–91.30%) |"
     assert table[3] == "| lightning | 3 | 1 of 3 (33%; 1 failed) | 54.0 (53.0–55.0) | 90.60% (90.00%–91.20%) |"
     assert "from the benchmark's clock just before it starts the run's process" in table[5]
     runs = table[
         table.index(
-            "| backend | seed | final test accuracy | reached | seconds | epochs | training s | process wall s |"
+            "| engine | seed | final test accuracy | reached | seconds | epochs | training s | process wall s |"
         ) :
     ]
     assert all(line.count("|") == runs[0].count("|") for line in runs), runs
@@ -114,7 +114,7 @@ def test_time_to_accuracy_seconds_run_from_the_parents_clock():
 
 
 def test_time_to_accuracy_through_the_cli_with_a_fake_worker(tmp_path, real_data_dir, monkeypatch, capsys):
-    """Every (backend, seed) is its own process, the backends alternating, the seed and the budget
+    """Every (engine, seed) is its own process, the engines alternating, the seed and the budget
     handed over; the seconds count from the parent's clock before the process started, not from the
     worker's own start; a crashed worker is a run that failed; benchmark.json, benchmark.md and the
     console carry the summary and the rows. The worker is a real process of a stand-in module."""
@@ -133,14 +133,14 @@ with open({str(specs_log)!r}, "a") as f:
     f.write(json.dumps(spec) + "\\n")
 accuracy = {{("keras", 0): 0.913, ("keras", 1): 0.905, ("keras", 2): 0.911, ("lightning", 0): 0.912,
             ("lightning", 2): 0.900}}
-key = (spec["backend"], spec["seed"])
+key = (spec["engine"], spec["seed"])
 if key == ("lightning", 1):  # killed before it could write
     print("loading", flush=True)
     print("Killed", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 Path(out_file).parent.mkdir(parents=True, exist_ok=True)
 Path(out_file).write_text(json.dumps({{
-    "backend": spec["backend"], "seed": spec["seed"], "status": "ok", "test_accuracy": accuracy[key],
+    "engine": spec["engine"], "seed": spec["seed"], "status": "ok", "test_accuracy": accuracy[key],
     "epochs": spec["max_epochs"], "max_epochs": spec["max_epochs"],
     "worker_started_at": now + 5.0,  # a late start of its own: not the clock's start
     "accuracy_known_at": now + 40.0 + spec["seed"],
@@ -175,7 +175,7 @@ Path(out_file).write_text(json.dumps({{
     assert code == 0, console.err
     specs = [json.loads(line) for line in specs_log.read_text().splitlines()]
     order = [("keras", 0), ("lightning", 0), ("keras", 1), ("lightning", 1), ("keras", 2), ("lightning", 2)]
-    assert [(s["backend"], s["seed"]) for s in specs] == order
+    assert [(s["engine"], s["seed"]) for s in specs] == order
     assert {(s["max_epochs"], s["target"], s["device"]) for s in specs} == {(3, 0.91, "cpu")}
     assert "[benchmark] time to accuracy: 6 runs of 3 epochs, target 91.00%: serial on" in console.err
     assert "[benchmark] keras seed 1: started on" in console.err and "[2 done, 1 running, 3 waiting]" in console.err
@@ -183,7 +183,7 @@ Path(out_file).write_text(json.dumps({{
     data = json.loads((out / "benchmark.json").read_text())
     got = data["time_to_accuracy"]
     assert {k: got[k] for k in ("target", "epochs", "seeds")} == {"target": 0.91, "epochs": 3, "seeds": [0, 1, 2]}
-    assert [(r["backend"], r["seed"], r["run_index"]) for r in got["runs"]] == [
+    assert [(r["engine"], r["seed"], r["run_index"]) for r in got["runs"]] == [
         (b, s, i) for i, (b, s) in enumerate(order)
     ]
     first = got["runs"][0]
@@ -208,7 +208,7 @@ Path(out_file).write_text(json.dumps({{
 
 @pytest.mark.slow
 def test_time_to_accuracy_real_workers_on_a_tiny_budget(tmp_path, real_data_dir):
-    """The real worker, both backends, one seed, one epoch on 3,000 training images: each run ends
+    """The real worker, both engines, one seed, one epoch on 3,000 training images: each run ends
     with its one test pass, above chance, timed from the parent's clock."""
     from fmnist.config import load_config, save_config, with_overrides
 
@@ -244,7 +244,7 @@ def test_time_to_accuracy_real_workers_on_a_tiny_budget(tmp_path, real_data_dir)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     got = json.loads((out / "benchmark.json").read_text())["time_to_accuracy"]
-    assert [(r["backend"], r["seed"]) for r in got["runs"]] == [("keras", 3), ("lightning", 3)]
+    assert [(r["engine"], r["seed"]) for r in got["runs"]] == [("keras", 3), ("lightning", 3)]
     for r in got["runs"]:
         assert r["status"] == "ok", r.get("error")
         assert r["epochs"] == r["max_epochs"] == 1

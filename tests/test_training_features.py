@@ -1,4 +1,4 @@
-"""The training features wired into both backends with the same semantics: decoupled weight
+"""The training features wired into both engines with the same semantics: decoupled weight
 decay (Keras AdamW = KerasAdam with weight_decay), label smoothing, the learning rate of every
 step, and early stopping on validation accuracy with the best epoch restored."""
 
@@ -22,7 +22,7 @@ from lightning_model.optim import KerasAdam
 # --- AdamW -------------------------------------------------------------------------------------
 
 
-def test_both_backends_build_adamw_from_the_config(baseline_config):
+def test_both_engines_build_adamw_from_the_config(baseline_config):
     import keras
 
     from keras_model.training import make_optimizer
@@ -122,8 +122,8 @@ SCHEDULES = {
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
-def test_both_backends_train_every_step_at_the_same_rate(baseline_config, tiny_images, tmp_path, schedule):
-    """A tiny training in each backend, with its own schedule wiring (Keras: ScheduledLearningRate;
+def test_both_engines_train_every_step_at_the_same_rate(baseline_config, tiny_images, tmp_path, schedule):
+    """A tiny training in each engine, with its own schedule wiring (Keras: ScheduledLearningRate;
     Lightning: the module's LambdaLR), augmentation, AdamW and label smoothing on: the rate of every
     step, and the per-epoch `lr` both report for metrics.csv, are the shared schedule's."""
     import keras
@@ -274,7 +274,7 @@ SEQUENCES = [  # validation accuracies per epoch, exact in float32
 
 @pytest.mark.parametrize("patience", [1, 2, 3])
 @pytest.mark.parametrize("accuracies", SEQUENCES)
-def test_early_stopping_stops_and_restores_the_same_epoch_in_both_backends(accuracies, patience):
+def test_early_stopping_stops_and_restores_the_same_epoch_in_both_engines(accuracies, patience):
     from keras_model.callbacks import early_stopping
     from lightning_model.callbacks import EarlyStoppingOnValAccuracy
 
@@ -334,12 +334,12 @@ def early_stopped_runs(tmp_path_factory, real_data_dir, baseline_config, fmnist)
     config = with_overrides(baseline_config, {"name": "early", "train.early_stopping": 1, "train.optimizer.lr": 0.003})
     save_config(config, root / "early.yaml")
     runs = {}
-    for backend in ("keras", "lightning"):
-        runs[backend] = root / backend
+    for engine in ("keras", "lightning"):
+        runs[engine] = root / engine
         fmnist(
             "train",
-            "--backend",
-            backend,
+            "--engine",
+            engine,
             "--config",
             str(root / "early.yaml"),
             "--limit-train",
@@ -351,21 +351,21 @@ def early_stopped_runs(tmp_path_factory, real_data_dir, baseline_config, fmnist)
             "--batch-size",
             "32",
             "--run-dir",
-            str(runs[backend]),
+            str(runs[engine]),
             "--data-dir",
             str(real_data_dir),
         )
     return runs
 
 
-@pytest.mark.parametrize("backend", ["keras", "lightning"])
-def test_early_stopping_cli_run_saves_the_best_epoch(early_stopped_runs, backend, real_data_dir):
+@pytest.mark.parametrize("engine", ["keras", "lightning"])
+def test_early_stopping_cli_run_saves_the_best_epoch(early_stopped_runs, engine, real_data_dir):
     from fmnist.datasets import load_fashion_mnist
     from fmnist.rundir import read_metrics
     from fmnist.splits import make_splits
-    from fmnist.training import load_backend
+    from fmnist.training import load_training
 
-    run_dir = early_stopped_runs[backend]
+    run_dir = early_stopped_runs[engine]
     rows = read_metrics(run_dir / "metrics.csv")
     result = json.loads((run_dir / "test_metrics.json").read_text())
     accuracies = [r["val_accuracy"] for r in rows]
@@ -375,6 +375,6 @@ def test_early_stopping_cli_run_saves_the_best_epoch(early_stopped_runs, backend
     assert len(rows) - 1 - best == 1  # patience 1: stopped one epoch after the best
     config = load_config(run_dir / "config.yaml")
     val = make_splits(load_fashion_mnist(real_data_dir), config).val
-    logits = load_backend(backend).predict(run_dir, val.images, config.train.eval_batch_size)
+    logits = load_training(engine).predict(run_dir, val.images, config.train.eval_batch_size)
     assert float((logits.argmax(1) == val.labels).mean()) == pytest.approx(accuracies[best], abs=1e-6)
     assert not (run_dir / "checkpoints").exists()

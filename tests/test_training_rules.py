@@ -1,8 +1,8 @@
-"""The training rules both backends share, each written once in the core: the metrics.csv row
+"""The training rules both engines share, each written once in the core: the metrics.csv row
 (`fmnist.rundir.metrics_row`), the non-finite-loss stop (`fmnist.divergence`), early stopping
 (`fmnist.early_stopping`) and the damaged-model-file check (`fmnist.rundir.check_model_archive`).
 
-Per rule: the core's rule on its own, then each backend's adapter driven by hand (a small Keras
+Per rule: the core's rule on its own, then each engine's adapter driven by hand (a small Keras
 model, a stand-in Lightning trainer) with a spy on the core's one, which both must call."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def test_the_metrics_row_is_in_the_columns_order_and_counts_epochs_from_1():
     assert rundir.metrics_row(14, **{c: 0.0 for c in rundir.METRICS_COLUMNS[1:]})["epoch"] == 15
 
 
-def test_both_backends_report_the_row_through_the_core(monkeypatch):
+def test_both_engines_report_the_row_through_the_core(monkeypatch):
     import torch
 
     from keras_model.callbacks import EpochReport as KerasEpochReport
@@ -134,7 +134,7 @@ def test_the_watch_keeps_the_first_non_finite_loss_only():
     DivergenceWatch().raise_if_diverged()  # a finite run ends normally
 
 
-def test_both_backends_stop_on_a_non_finite_loss_through_the_core(monkeypatch):
+def test_both_engines_stop_on_a_non_finite_loss_through_the_core(monkeypatch):
     import torch
 
     from keras_model.callbacks import StopOnNonFinite as KerasStop
@@ -287,7 +287,7 @@ def test_a_rule_resumed_from_its_state_decides_as_an_uninterrupted_one(cut):
 
 
 @pytest.mark.parametrize("accuracies", SEQUENCES)
-def test_both_backends_stop_early_through_the_core(monkeypatch, tmp_path, accuracies):
+def test_both_engines_stop_early_through_the_core(monkeypatch, tmp_path, accuracies):
     from keras_model.callbacks import EarlyStoppingOnValAccuracy as KerasStopper
     from lightning_model.callbacks import EarlyStoppingOnValAccuracy as LightningStopper
 
@@ -329,14 +329,14 @@ def test_a_file_that_is_no_zip_archive_is_refused_in_one_line(tmp_path):
     rundir.check_model_archive(tmp_path, ".keras file")  # not a file either
 
 
-def _damaged_run(tmp_path: Path, backend: str) -> Path:
-    run_dir = tmp_path / backend
+def _damaged_run(tmp_path: Path, engine: str) -> Path:
+    run_dir = tmp_path / engine
     (run_dir / rundir.CHECKPOINT_DIR).mkdir(parents=True)
-    (run_dir / engines.engine(backend).model_file).write_bytes(b"\x00" * 100)
+    (run_dir / engines.engine(engine).model_file).write_bytes(b"\x00" * 100)
     return run_dir
 
 
-def test_both_backends_refuse_a_damaged_model_file_through_the_core(monkeypatch, tmp_path):
+def test_both_engines_refuse_a_damaged_model_file_through_the_core(monkeypatch, tmp_path):
     from keras_model.training import load_model
     from lightning_model.training import completed_epochs, load_module
 
