@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fmnist import rundir
+from fmnist import precision, rundir
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.config import Config, config_to_dict, with_overrides
 from fmnist.config_io import config_yaml
@@ -35,7 +35,8 @@ def run_dir_for(out_dir: Path, backend: str, seed: int) -> Path:
 
 
 def requested_record(backend: str, config: Config, data_sha256: Mapping[str, str]) -> dict[str, Any]:
-    """What a run made for this request records in its `run.json` (fmnist.training.run_record)."""
+    """What a run made for this request records in its `run.json` (fmnist.training.run_record);
+    its precision as asked ("auto" among them), which `differences` matches against what ran."""
     return {
         "backend": backend,
         "seed": config.seed,
@@ -66,6 +67,8 @@ def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> li
     for key in ("backend", "seed", "precision"):
         if key not in recorded:
             diffs.append(f"{key}: not recorded by the run")
+        elif key == "precision":
+            diffs += _precision_difference(recorded, requested[key])
         elif recorded[key] != requested[key]:
             diffs.append(f"{key}: run {recorded[key]!r}, asked {requested[key]!r}")
     if not isinstance(recorded.get("config"), dict):
@@ -83,6 +86,16 @@ def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> li
             if ran != asked:
                 diffs.append(f"data {stem}: SHA-256 run {str(ran)[:12]}..., asked {str(asked)[:12]}...")
     return diffs
+
+
+def _precision_difference(recorded: Mapping[str, Any], asked: str) -> list[str]:
+    """The precision the run trained in against the request's (`fmnist.precision.matches`: `auto`
+    as this machine's CPU resolves it, or a run that asked `auto` too)."""
+    here = precision.cpu_device()
+    if precision.matches(recorded, asked, here):
+        return []
+    on_here = f" ({precision.resolve(asked, here)} on this CPU)" if asked == precision.AUTO else ""
+    return [f"precision: run {recorded['precision']!r}, asked {asked!r}{on_here}"]
 
 
 @dataclass

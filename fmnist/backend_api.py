@@ -20,6 +20,7 @@ from fmnist.tensorboard_log import TensorBoardLog
 
 if TYPE_CHECKING:
     from fmnist.config import Config
+    from fmnist.precision import Device
     from fmnist.splits import DataSplits, Split
 
 
@@ -32,6 +33,9 @@ class TrainOutcome:
     summary: str
     train_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
+    # The framework's thread pools as it reports them after training (torch.get_num_threads,
+    # TensorFlow's intra- and inter-op settings): where `--threads` is seen to arrive.
+    threads: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ class Backend(Protocol):
     def predict(self, run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray: ...
 
     def completed_epochs(self, run_dir: Path) -> int: ...
+
+    def training_device(self, config: Config) -> Device:
+        """The device `train` would train `config` on, and whether it computes bfloat16 natively
+        (`fmnist.precision.cpu_device` or `gpu_device`): what `train.precision: auto` resolves by."""
 
 
 class EngineModule(Backend, Protocol):

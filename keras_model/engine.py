@@ -17,9 +17,18 @@ import keras
 import numpy as np
 
 from fmnist.config import Config
+from fmnist.precision import uses_bf16
 from fmnist.splits import DataSplits, to_float_nhwc
 from fmnist.weight_layout import keras_to_torch_arrays
-from keras_model.backend import compile_model, completed_epochs, predict, seed_everything, train, versions
+from keras_model.backend import (
+    compile_model,
+    completed_epochs,
+    predict,
+    seed_everything,
+    train,
+    training_device,
+    versions,
+)
 from keras_model.callbacks import ScheduledLearningRate
 from keras_model.data import TrainBatches, fit_input
 from keras_model.bf16_probe import bf16_kernels, bf16_layer_outputs, bf16_trace
@@ -45,6 +54,7 @@ __all__ = [
     "run_weights",
     "throughput",
     "train",
+    "training_device",
     "versions",
 ]
 
@@ -146,7 +156,7 @@ def step_gradients(config: Config, model: keras.Model, x: np.ndarray, y: np.ndar
     """The first batch's gradients in the shared layout; the batch-norm statistics the forward
     pass moved are put back, so the step that follows starts where it would without this."""
     state = [np.array(v.numpy()) for v in model.non_trainable_variables]
-    grads = _gradients(model, x, y, graph=config.train.precision == "bf16-mixed")
+    grads = _gradients(model, x, y, graph=uses_bf16(config.train.precision))
     for v, value in zip(model.non_trainable_variables, state):
         v.assign(value)
     index = {id(v): i for i, v in enumerate(model.trainable_weights)}

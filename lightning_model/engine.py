@@ -17,8 +17,9 @@ import torch
 import torch._dynamo  # noqa: F401  (before TensorFlow, should a process load both: the other order segfaults)
 
 from fmnist.config import Config
+from fmnist.precision import uses_bf16
 from fmnist.splits import DataSplits
-from lightning_model.backend import completed_epochs, configure_torch, predict, train, versions
+from lightning_model.backend import completed_epochs, configure_torch, predict, train, training_device, versions
 from lightning_model.data import FashionMNISTDataModule
 from lightning_model.module import FashionClassifier
 from lightning_model.bf16_probe import bf16_kernels, bf16_layer_outputs, bf16_trace
@@ -45,6 +46,7 @@ __all__ = [
     "run_weights",
     "throughput",
     "train",
+    "training_device",
     "versions",
 ]
 
@@ -92,7 +94,7 @@ def lockstep(
     for group in optimizer.param_groups:
         if "exact_casts" in group:
             group["exact_casts"] = exact_casts
-    forward = autocast if config.train.precision == "bf16-mixed" else contextlib.nullcontext
+    forward = autocast if uses_bf16(config.train.precision) else contextlib.nullcontext
     out: dict[str, Any] = {"loss": []}
     for step, (x, y) in enumerate(zip(images, labels)):
         xt, yt = torch.from_numpy(x.astype(dtype)[:, None]), torch.from_numpy(y.astype(np.int64))
@@ -149,7 +151,7 @@ def fit_budget(
         accelerator="auto",
         devices=1,
         deterministic=config.train.deterministic,
-        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
+        precision="bf16-mixed" if uses_bf16(config.train.precision) else "32-true",
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,

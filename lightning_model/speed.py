@@ -135,9 +135,9 @@ def _plain_run(
     network.eval()
     sync()
     clock.start("inference")
-    with torch.inference_mode(), plain.autocast:
+    with torch.inference_mode(), plain.forward_context():
         for x, _ in loader:
-            network(x)
+            network(x).float()  # as FashionClassifier.predict_step hands its logits back
             sync()
             clock.stamp("inference")
     return {"final_loss": final_loss, "train_epoch_metrics": epoch_metrics}
