@@ -3,7 +3,8 @@ process of its own (`benchmarks.worker`), repeats alternating the backends, a va
 torch loop and Lightning measurement back to back (a pair, its ratio Lightning's overhead); then,
 if asked, the time each backend takes to reach a test accuracy (`benchmarks.time_to_accuracy`).
 Before the measurements, the device's plain-GEMM peak (`benchmarks.peak`, a process of its own
-too): each measurement's achieved FLOP/s over it is its MFU.
+too) of the dtypes the variants compute in: each measurement's achieved FLOP/s over it is its
+MFU, none for a dtype the CPU emulates.
 
 Nothing here imports a framework: the parent only plans, starts workers, and aggregates.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from benchmarks.environment import hardware, keras_backend_missing, load_average, resolve_device, source_revision
 from benchmarks.outputs import results_dir, shown, write_outputs
-from benchmarks.peak import measure_peak
+from benchmarks.peak import PEAK_DTYPE, emulated_dtypes, measure_peak
 from benchmarks.spawn import run_spec
 from benchmarks.plan import BenchmarkError, Measurement, plan, run_order
 from benchmarks.report import peak_line
@@ -77,8 +78,10 @@ def run_benchmark(
     budget_seconds: float | None = None,
     log=print,
     executor_choice: Any = None,
+    peak_matrix_size: int | None = None,
 ) -> dict[str, Any]:
-    """budget_seconds: once this many seconds of measuring have passed, the measurements not yet
+    """peak_matrix_size: n of the GEMM peak's n x n matrices (None: `benchmarks.peak.MATRIX_SIZE`'s).
+    budget_seconds: once this many seconds of measuring have passed, the measurements not yet
     started are recorded as skipped and the results written as usual (the GPU run's lease is
     short: a partial second repeat beats no file at all). None: every measurement runs.
     executor_choice (`executors.ExecutorChoice`): how the time-to-accuracy runs run (serial by
@@ -115,7 +118,9 @@ def run_benchmark(
         )
     peak = None
     if measurements:  # the denominator of MFU, once, before the measurements (outside their time budget)
-        peak = measure_peak(device, torch_threads, load_config(config).train.allow_tf32, timeout)
+        dtypes = tuple(dict.fromkeys(PEAK_DTYPE[lookup(m.variant).precision] for m in measurements))
+        allow_tf32 = load_config(config).train.allow_tf32
+        peak = measure_peak(device, torch_threads, allow_tf32, timeout, dtypes=dtypes, matrix_size=peak_matrix_size)
         log(f"[benchmark] {peak_line(peak)}")
     results: dict[str, list[dict[str, Any]]] = {m.key: [] for m in measurements}
     total = len(measurements) * repeats
@@ -162,7 +167,7 @@ def run_benchmark(
     aggregated = [aggregate(m, results[m.key]) for m in measurements]
     add_ratios(aggregated)
     add_paired_ratios(aggregated, results)
-    add_mfu(aggregated, train_flops_per_image(load_config(config)), peak)
+    add_mfu(aggregated, train_flops_per_image(load_config(config)), peak, emulated_dtypes(device))
 
     time_to_accuracy_result = None
     if time_to_accuracy is not None:

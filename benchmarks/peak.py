@@ -6,6 +6,11 @@ convolutions and dense layers come down to.
 The parent (`benchmarks.orchestrate`) calls `measure_peak`, which starts this module as a worker
 process of its own (`python -m benchmarks.peak SPEC.json OUT.json`), as the measurements are, so
 the parent imports no framework; only `gemm_peak`, in the worker, imports torch.
+
+Only the dtypes the measured variants compute in are timed, and bfloat16 not on a CPU that
+emulates it (no AVX512-BF16, no AMX: `fmnist.cpu_features`): there a bf16 matmul is a scalar
+loop far below what the frameworks' bf16 convolutions reach (minutes for the matrices here), so
+it bounds nothing, and the bf16 variants' MFU is left out, marked emulated.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +70,20 @@ def _timed_gflops(torch, a, b, sync) -> dict[str, Any]:
     }
 
 
+def emulated_dtypes(device: str) -> dict[str, str]:
+    """The dtypes `device` emulates, with why: bfloat16 on a CPU without bfloat16 instructions
+    (unknown flags: none claimed). Their peak is not measured and their MFU not shown."""
+    from fmnist.precision import cpu_device
+
+    cpu = cpu_device()
+    if device != "cpu" or cpu.native_bf16 is not False:
+        return {}
+    return {"bfloat16": f"emulated: {cpu.name} {cpu.evidence}"}
+
+
 def gemm_peak(spec: dict[str, Any]) -> dict[str, Any]:
-    """In the worker: the peak of each dtype of PEAK_DTYPE; a dtype that fails records its error."""
+    """In the worker: the peak of each dtype `spec["dtypes"]` names (default: every one of
+    PEAK_DTYPE); a dtype that fails records its error."""
     import torch
 
     if spec.get("torch_threads"):
@@ -77,8 +95,10 @@ def gemm_peak(spec: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("--device cuda: torch sees no CUDA device")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     n = spec["matrix_size"]
+    dtypes = list(spec.get("dtypes") or dict.fromkeys(PEAK_DTYPE.values()))
     out: dict[str, Any] = {
         "matrix_size": n,
+        "dtypes": dtypes,
         "device": spec["device"],
         "threads": torch.get_num_threads(),
         "allow_tf32": bool(spec.get("allow_tf32")),
@@ -86,7 +106,7 @@ def gemm_peak(spec: dict[str, Any]) -> dict[str, Any]:
         "versions": {"torch": torch.__version__},
     }
     generator = torch.Generator(device=device).manual_seed(0)
-    for name in dict.fromkeys(PEAK_DTYPE.values()):
+    for name in dtypes:
         try:
             dtype = getattr(torch, name)
             a, b = (torch.randn(n, n, generator=generator, device=device).to(dtype) for _ in range(2))
@@ -96,15 +116,28 @@ def gemm_peak(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def measure_peak(device: str, torch_threads: int | None, allow_tf32: bool, timeout: float) -> dict[str, Any]:
-    """In the parent: the GEMM peak from a worker process; never raises (a failure is recorded as
-    {"status": "error", "error": ...}, and the benchmark goes on without MFU)."""
+def measure_peak(
+    device: str,
+    torch_threads: int | None,
+    allow_tf32: bool,
+    timeout: float,
+    dtypes: Sequence[str] = tuple(dict.fromkeys(PEAK_DTYPE.values())),
+    matrix_size: int | None = None,
+) -> dict[str, Any]:
+    """In the parent: the GEMM peak of `dtypes` (those `device` emulates left out, each with why)
+    from a worker process, on matrix_size x matrix_size matrices (default: MATRIX_SIZE's); never
+    raises (a failure is recorded as {"status": "error", "error": ...}, and the benchmark goes on
+    without MFU)."""
+    emulated = {name: why for name, why in emulated_dtypes(device).items() if name in dtypes}
     spec = {
         "device": device,
         "torch_threads": torch_threads,
         "allow_tf32": allow_tf32,
-        "matrix_size": MATRIX_SIZE[device],
+        "matrix_size": matrix_size or MATRIX_SIZE[device],
+        "dtypes": [name for name in dtypes if name not in emulated],
     }
+    if not spec["dtypes"]:
+        return {"status": "ok", "matrix_size": spec["matrix_size"], "device": device, "dtypes": []} | _skipped(emulated)
     env = dict(os.environ)
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -112,7 +145,13 @@ def measure_peak(device: str, torch_threads: int | None, allow_tf32: bool, timeo
         result = run_spec("benchmarks.peak", spec, env, Path(tmp), timeout)
     if result.get("status") != "ok":
         result.setdefault("spec", spec)
+    else:
+        result.update(_skipped(emulated))
     return result
+
+
+def _skipped(emulated: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {name: {"skipped": why, "emulated": True} for name, why in emulated.items()}
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:

@@ -52,8 +52,13 @@ def paired_ratio_cell(stat: dict[str, Any] | None) -> str:
     return f"{stat['median']:.3f} ({stat['low']:.3f}–{stat['high']:.3f})"
 
 
-def mfu_cell(mfu: float | None) -> str:
-    """'12.3%'; below 1%, two decimals ('0.42%'); blank without a peak."""
+def mfu_cell(mfu: float | None, m: dict[str, Any] | None = None) -> str:
+    """'12.3%'; below 1%, two decimals ('0.42%'); 'emulated' for a dtype the device emulates
+    (no peak bounds it), 'above the peak' where the work outran it; blank without a peak."""
+    if m and m.get("emulated"):
+        return "emulated"
+    if m and m.get("mfu_above_peak"):
+        return "above the peak"
     if mfu is None:
         return ""
     return f"{mfu:.1%}" if mfu >= 0.01 else f"{mfu:.2%}"
@@ -67,11 +72,16 @@ def peak_line(peak: dict[str, Any] | None) -> str:
         return f"Peak (plain GEMM): not measured ({why}); MFU left blank."
     bests, medians, repeats = [], [], None
     for dtype in dict.fromkeys(PEAK_DTYPE.values()):
-        label, got = {"bfloat16": "bf16"}.get(dtype, dtype), peak.get(dtype) or {}
+        label, got = {"bfloat16": "bf16"}.get(dtype, dtype), peak.get(dtype)
+        if got is None and "dtypes" in peak:
+            continue  # not asked for: no variant measured computes in it
+        got = got or {}
         if got.get("gflops_per_second"):
             bests.append(f"{label} {_num(got['gflops_per_second'], 1)} GFLOP/s")
             medians.append(f"{label} {_num(got['median_gflops_per_second'], 1)}")
             repeats = got["repeats"]
+        elif got.get("skipped"):
+            bests.append(f"{label} not measured ({got['skipped']}; its MFU left out)")
         else:
             bests.append(f"{label} failed ({got.get('error') or 'not measured'}; its MFU left blank)")
     n = peak["matrix_size"]
@@ -85,13 +95,26 @@ def mfu_note(measurements: Sequence[dict[str, Any]]) -> list[str]:
     flops = next((m["train_flops_per_image"] for m in measurements if m.get("train_flops_per_image")), None)
     if flops is None:
         return []
+    emulated = next((m["emulated"] for m in measurements if m.get("emulated")), None)
     return [
         "",
         f"`GFLOP/s`: median training images/s x {flops / 1e6:.1f} MFLOP per image, 2 FLOPs per multiply-add"
         " of the convolutions and dense layers, 3 x the forward pass (forward, input and weight gradients;"
         " bias adds, activations, pooling, batch norm and the optimizer not counted: fmnist.flops)."
         " `MFU`: that over the plain-GEMM peak above of the variant's compute dtype (bf16 variants"
-        " against bf16's), blank without it.",
+        " against bf16's), blank without it"
+        + (
+            f"; `emulated` where the device has no bfloat16 instructions ({emulated}): the frameworks emulate"
+            " bf16 there, no peak bounds that work, and `fmnist train` with `precision: auto` trains in float32"
+            if emulated
+            else ""
+        )
+        + (
+            "; `above the peak` where the work outran the measured peak, which then bounds nothing"
+            if any(m.get("mfu_above_peak") for m in measurements)
+            else ""
+        )
+        + ".",
     ]
 
 
@@ -138,7 +161,7 @@ def markdown_table(measurements: Sequence[dict[str, Any]]) -> str:
                 f"{ratio:.3f}" if ratio else "",
                 paired_ratio_cell(m.get("ratio_to_plain_paired")),
                 _num(m.get("train_gflops_per_second"), 1),
-                mfu_cell(m.get("mfu")),
+                mfu_cell(m.get("mfu"), m),
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

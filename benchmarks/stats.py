@@ -172,12 +172,20 @@ def add_paired_ratios(measurements: list[dict[str, Any]], repeats: dict[str, lis
             m["ratio_to_plain_paired"] = median_interval(done)
 
 
-def add_mfu(measurements: list[dict[str, Any]], flops_per_image: int, peak: dict[str, Any] | None) -> None:
+def add_mfu(
+    measurements: list[dict[str, Any]],
+    flops_per_image: int,
+    peak: dict[str, Any] | None,
+    emulated: dict[str, str] | None = None,
+) -> None:
     """Per successful measurement: `train_flops_per_image` (`fmnist.flops` on the benchmark's
     config), `train_gflops_per_second` (median training images/s x that, 1e9 FLOP/s) and `mfu`,
     that over the GEMM peak (`benchmarks.peak`) of the variant's compute dtype (`peak_dtype`: the
     variant table's precision, bf16-mixed against bfloat16); `mfu` None where that peak is
-    missing (the peak worker failed, or that dtype did)."""
+    missing (the peak worker failed, or that dtype did). `emulated`: the dtypes the device
+    emulates, with why (`benchmarks.peak.emulated_dtypes`): their rows get `emulated` and no MFU.
+    No MFU either where the work outran the peak (`mfu_above_peak`): a peak it exceeds bounds
+    nothing, and a share above 100% would say otherwise."""
     from benchmarks.peak import PEAK_DTYPE
     from benchmarks.variants import lookup
 
@@ -191,3 +199,9 @@ def add_mfu(measurements: list[dict[str, Any]], flops_per_image: int, peak: dict
         m["train_gflops_per_second"] = achieved
         m["peak_dtype"] = dtype
         m["mfu"] = achieved / best if best else None
+        if dtype in (emulated or {}):
+            m["emulated"] = emulated[dtype]
+            m["mfu"] = None
+        elif m["mfu"] is not None and m["mfu"] > 1.0:
+            m["mfu_above_peak"] = m["mfu"]
+            m["mfu"] = None

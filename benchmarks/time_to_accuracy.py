@@ -77,11 +77,14 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         import_seconds = time.perf_counter() - _T0
         from fmnist.config import load_config, with_overrides
         from fmnist.datasets import load_fashion_mnist
+        from fmnist.precision import resolve_config
         from fmnist.splits import make_splits
 
         # max_epochs None keeps the config's; the split keeps the config's data.split_seed.
         overrides = {"train.epochs": spec["max_epochs"], "seed": spec["seed"]}
         config = with_overrides(load_config(spec["config"]), overrides)
+        # train.precision auto as `fmnist train` resolves it, for the device the engine trains on
+        config = resolve_config(config, engine.training_device(config))
         began = time.perf_counter()
         splits = make_splits(load_fashion_mnist(), config)  # FMNIST_DATA_DIR, set by the executor
         data_seconds = time.perf_counter() - began
@@ -99,6 +102,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                 "test_accuracy": final.accuracy,
                 "epochs": epochs,
                 "max_epochs": config.train.epochs,
+                "precision": config.train.precision,
                 "worker_started_at": _STARTED_AT,
                 "accuracy_known_at": final.known_at,
                 "import_seconds": import_seconds,

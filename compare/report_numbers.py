@@ -188,6 +188,7 @@ def summarize(groups: dict[str, list[Run]]) -> dict[str, Any]:
         "config": config.name,
         "generated": dt.datetime.now().isoformat(timespec="seconds"),
         "epochs": config.train.epochs,
+        "precision": config.train.precision,  # what the runs trained in (compare.report_runs.load_run)
         "test_images": int(len(first[0].labels)),
         "margin": config.compare.equivalence_margin,
         "alpha": config.compare.alpha,

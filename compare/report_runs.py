@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from fmnist import engines
-from fmnist.config import Config, config_to_dict, load_config
+from fmnist.config import Config, config_to_dict, load_config, with_overrides
+from fmnist.precision import RESOLVED
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.rundir import (
     CONFIG_FILE,
@@ -84,7 +85,18 @@ def load_run(path: Path, test_labels: np.ndarray | None = None) -> Run:
     if not name:
         raise RunDirError(f"{path / TEST_METRICS_FILE} names no engine: is {path} a run directory of fmnist?")
     logits, labels = read_predictions(path / PREDICTIONS_FILE, test_labels)
-    return Run(path, name, load_config(path / CONFIG_FILE), test, read_metrics(path / METRICS_FILE), logits, labels)
+    config = trained_config(path, test)
+    return Run(path, name, config, test, read_metrics(path / METRICS_FILE), logits, labels)
+
+
+def trained_config(path: Path, test: dict[str, Any]) -> Config:
+    """The run's config as it trained: config.yaml holds the precision it trained in, and so does
+    test_metrics.json (`precision`, where recorded), which wins: runs are compared by what ran."""
+    config = load_config(path / CONFIG_FILE)
+    ran = test.get("precision")
+    if ran in RESOLVED and ran != config.train.precision:
+        config = with_overrides(config, {"train.precision": ran})
+    return config
 
 
 def _flat(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

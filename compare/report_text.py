@@ -249,8 +249,9 @@ def _disagreement_blocks(summary: dict[str, Any]) -> list[tuple]:
 def report_blocks(summary: dict[str, Any]) -> list[tuple]:
     """The report top to bottom: title, verdict, evidence, how to read it."""
     title = f"{' vs '.join(LABELS[e] for e in summary['engines'])} on Fashion-MNIST: {summary['config']}"
+    precision = f" {summary['precision']} ·" if summary.get("precision") else ""  # what the runs trained in
     meta = (
-        f"Config {summary['config']} · {_seeds_text(summary)} · {summary['epochs']} epochs ·"
+        f"Config {summary['config']} · {_seeds_text(summary)} · {summary['epochs']} epochs ·{precision}"
         f" {summary['test_images']:,} test images · {summary['generated'][:10]}"
     )
     how_to_read = [

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fmnist import rundir
+from fmnist import precision, rundir
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.config import Config, config_to_dict, with_overrides
 from fmnist.config_io import config_yaml
@@ -35,7 +35,8 @@ def run_dir_for(out_dir: Path, engine: str, seed: int) -> Path:
 
 
 def requested_record(engine: str, config: Config, data_sha256: Mapping[str, str]) -> dict[str, Any]:
-    """What a run made for this request records in its `run.json` (fmnist.training.run_record)."""
+    """What a run made for this request records in its `run.json` (fmnist.training.run_record);
+    its precision as asked ("auto" among them), which `differences` matches against what ran."""
     return {
         "engine": engine,
         "seed": config.seed,
@@ -62,12 +63,14 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
     """The settings where a run's record differs from a request, as 'key: run X, asked Y'; a
     setting the run does not record is a difference too (a run from before records existed)."""
-    named = rundir.named_engine(recorded)  # "backend" in runs made before the project said "engine"
+    named = rundir.named_engine(recorded)  # "engine" in runs made before the project said "engine"
     recorded = {**recorded, "engine": named} if named else recorded
     diffs = []
     for key in ("engine", "seed", "precision"):
         if key not in recorded:
             diffs.append(f"{key}: not recorded by the run")
+        elif key == "precision":
+            diffs += _precision_difference(recorded, requested[key])
         elif recorded[key] != requested[key]:
             diffs.append(f"{key}: run {recorded[key]!r}, asked {requested[key]!r}")
     if not isinstance(recorded.get("config"), dict):
@@ -85,6 +88,16 @@ def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> li
             if ran != asked:
                 diffs.append(f"data {stem}: SHA-256 run {str(ran)[:12]}..., asked {str(asked)[:12]}...")
     return diffs
+
+
+def _precision_difference(recorded: Mapping[str, Any], asked: str) -> list[str]:
+    """The precision the run trained in against the request's (`fmnist.precision.matches`: `auto`
+    as this machine's CPU resolves it, or a run that asked `auto` too)."""
+    here = precision.cpu_device()
+    if precision.matches(recorded, asked, here):
+        return []
+    on_here = f" ({precision.resolve(asked, here)} on this CPU)" if asked == precision.AUTO else ""
+    return [f"precision: run {recorded['precision']!r}, asked {asked!r}{on_here}"]
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from fmnist.config import Config
     from fmnist.epoch_reporter import EpochReporter
+    from fmnist.precision import Device
     from fmnist.splits import DataSplits, Split
 
 
@@ -36,6 +37,9 @@ class TrainOutcome:
     summary: str
     train_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
+    # The framework's thread pools as it reports them after training (torch.get_num_threads,
+    # TensorFlow's intra- and inter-op settings): where `--threads` is seen to arrive.
+    threads: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class Training(Protocol):
 
     def completed_epochs(self, run_dir: Path) -> int:
         """Epochs an interrupted run finished, from its checkpoint (0 if none)."""
+
+    def training_device(self, config: Config) -> Device:
+        """The device `train` would train `config` on, and whether it computes bfloat16 natively
+        (`fmnist.precision.cpu_device` or `gpu_device`): what `train.precision: auto` resolves by."""
 
     def versions(self) -> dict[str, str]:
         """The framework versions a run records."""

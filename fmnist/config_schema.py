@@ -142,7 +142,7 @@ class ScheduleConfig:
             )
 
 
-Precision = Literal["float32", "bf16-mixed"]
+Precision = Literal["float32", "bf16-mixed", "auto"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
@@ -161,7 +161,9 @@ class TrainConfig:
     allow_tf32: bool = False
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (CPU)
     # Speed knobs, the same math (rounding aside): float32 or bfloat16 mixed precision (Keras
-    # policy mixed_bfloat16, Lightning precision bf16-mixed: weights and losses stay float32);
+    # policy mixed_bfloat16, Lightning precision bf16-mixed: weights and losses stay float32), or
+    # auto: bf16-mixed where the device computes bfloat16 natively, float32 where it would be
+    # emulated (fmnist.precision; a run records both what it asked and what it trained in);
     # torch's channels_last memory format (NHWC, as TensorFlow; its max-pool is far faster on CPU: docs/speed.md).
     precision: Precision = "float32"
     channels_last: bool = False

@@ -3,8 +3,9 @@
 Why: `precision: bf16-mixed` is a speed knob. On a CPU with bfloat16 instructions (AVX512-BF16
 or AMX) it nearly doubles training speed; on one without them (AVX2 only) the frameworks emulate
 bfloat16, and a strong.yaml step took 4x (Keras) and 10x (Lightning) longer than in float32
-(benchmarks/results/2026-12-01-cpu-avx2-strong). Users deserve to hear that before an hour-long
-run, not after. The benchmark records the same facts.
+(benchmarks/results/2026-12-01-cpu-avx2-strong). So `precision: auto` trains in float32 there
+(`fmnist.precision` reads `native_bf16`), and an explicit bf16-mixed is warned about before an
+hour-long run, not after. The benchmark records the same facts.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def bf16_cpu_warning(precision: str, path: Path = CPUINFO) -> str | None:
     return (
         f"warning: precision bf16-mixed on a CPU without bfloat16 instructions ({cpu_model(path)};"
         f" none of {', '.join(NATIVE_BF16_FLAGS)}): the frameworks emulate it, 4-10x slower than float32"
-        " on such a CPU (measured). --precision float32 trains at full speed (other rounding: do not mix"
+        " on such a CPU (measured). --precision float32 (or auto) trains at full speed (other rounding: do not mix"
         " such runs with bf16 ones in one comparison)."
     )
 

@@ -50,15 +50,20 @@ def set_threads(threads: int) -> None:
     os.environ.update(thread_env(threads))
 
 
+def threads_asked() -> int | None:
+    """The thread count the executor or `--threads` gave this process (None: the frameworks' own)."""
+    threads = os.environ.get(THREADS_ENV, "")
+    return int(threads) if threads.isdigit() and int(threads) > 0 else None
+
+
 def placement() -> dict[str, Any]:
     """What `run.json` records of where this process runs. Not part of what makes a run stale:
     a run trained on another host or with other threads answers the same request."""
     cpus = usable_cpus()
-    threads = os.environ.get(THREADS_ENV, "")
     return {
         "host": socket.gethostname(),
         "node": os.environ.get(NODE_ENV) or socket.gethostname(),
         "executor": os.environ.get(EXECUTOR_ENV) or "direct",
-        "threads": int(threads) if threads.isdigit() else len(cpus),
+        "threads": threads_asked() or len(cpus),
         "cpus": cpus,
     }

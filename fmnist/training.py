@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import __version__, console, distributed, engines, rundir
+from fmnist import __version__, console, distributed, engines, precision, rundir
 from fmnist.placement import placement
 from fmnist.capabilities import Training
 from fmnist.epoch_reporter import EpochReporter
@@ -51,26 +51,43 @@ def train_run(
     if distributed.is_primary():
         rundir.check_run_dir(run_dir, overwrite=overwrite)  # before the framework's import: a refusal is quick
     engine = load_training(engine_name)
+    asked = config.train.precision
+    config = resolved_precision(engine, config)
     if not distributed.is_primary():
-        return _train(engine_name, engine, config, run_dir, load_fashion_mnist(data_dir), resume=False)
+        return _train(engine_name, engine, config, run_dir, load_fashion_mnist(data_dir), resume=False, asked=asked)
     run_dir = rundir.prepare_run_dir(run_dir, overwrite=overwrite)
     data = load_fashion_mnist(data_dir)  # before any file is written: bad data leaves no half run
     # The marker first: a run that crashes from here on is still recognised as one (--overwrite,
     # compare's reuse), and it records what `fmnist compare` matches a request against.
-    rundir.write_run_info(run_dir, run_record(engine_name, config, data))
-    save_config(config, run_dir / rundir.CONFIG_FILE)
-    return _train(engine_name, engine, config, run_dir, data, resume=False)
+    rundir.write_run_info(run_dir, run_record(engine_name, config, data, asked=asked))
+    save_config(config, run_dir / rundir.CONFIG_FILE)  # as it trains: a resume elsewhere keeps its precision
+    return _train(engine_name, engine, config, run_dir, data, resume=False, asked=asked)
 
 
-def run_record(engine_name: str, config: Config, data: Any, status: str = "training") -> dict[str, Any]:
+def resolved_precision(engine: Training, config: Config) -> Config:
+    """`config` with `train.precision: auto` resolved for the device the engine trains on
+    (`fmnist.precision`); the first process says what it trains in, and why."""
+    device = engine.training_device(config)
+    resolved = precision.resolve_config(config, device)
+    if distributed.is_primary():
+        print(precision.describe(config.train.precision, resolved.train.precision, device), flush=True)
+    return resolved
+
+
+def run_record(
+    engine_name: str, config: Config, data: Any, status: str = "training", asked: str | None = None
+) -> dict[str, Any]:
     """What `run.json` records: the engine and status, and the settings a run was made with (the
     resolved config, seed, precision, the data files' SHA-256), which `fmnist compare` matches;
-    beside them where and how it runs (`fmnist.placement`), which no request is matched against."""
+    beside them where and how it runs (`fmnist.placement`), which no request is matched against.
+    `config` is the one it trains (its precision resolved); `asked` the precision its config
+    asked for ("auto"; None: the same)."""
     return {
         "engine": engine_name,
         "status": status,
         "seed": config.seed,
         "precision": config.train.precision,
+        "precision_asked": asked or config.train.precision,
         "config": config_to_dict(config),
         "data_sha256": dict(data.sha256),
         "placement": placement(),
@@ -102,9 +119,11 @@ def resume_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any] | N
     data = load_fashion_mnist(data_dir)
     check_same_data(run_dir, info, data.sha256)  # before the framework's import: a refusal is quick
     engine = load_training(engine_name)
+    config = resolved_precision(engine, config)  # config.yaml holds what the run began in: kept
     if distributed.is_primary():
         rundir.write_run_info(run_dir, {**info, "placement": placement()})  # where this attempt runs
-    return _train(engine_name, engine, config, run_dir, data, resume=True)
+    asked = precision.asked_of(info) or config.train.precision
+    return _train(engine_name, engine, config, run_dir, data, resume=True, asked=asked)
 
 
 def check_same_data(run_dir: Path, info: dict[str, Any], sha256: dict[str, str]) -> None:
@@ -127,7 +146,7 @@ def check_same_data(run_dir: Path, info: dict[str, Any], sha256: dict[str, str])
 
 
 def _train(
-    engine_name: str, engine: Training, config: Config, run_dir: Path, data: Any, resume: bool
+    engine_name: str, engine: Training, config: Config, run_dir: Path, data: Any, resume: bool, asked: str
 ) -> dict[str, Any] | None:
     if not distributed.is_primary():  # a process launched by the first one: train, write nothing
         engine.train(config, make_splits(data, config), run_dir, None, resume=resume)
@@ -156,6 +175,8 @@ def _train(
         "engine": engine_name,
         "config": config.name,
         "seed": config.seed,
+        "precision": config.train.precision,  # what it trained in; precision_asked: what its config said
+        "precision_asked": asked,
         "epochs": config.train.epochs,
         "num_params": outcome.num_params,
         **metrics,
@@ -170,6 +191,7 @@ def _train(
         **restored_epoch(config, reporter.rows),
         "resumed": resume,
         "devices": config.train.devices * config.train.num_nodes,
+        "framework_threads": outcome.threads,  # as the framework reports them (placement: as asked)
         "versions": {**common_versions(), **outcome.versions},
     }
     rundir.write_predictions(run_dir / rundir.PREDICTIONS_FILE, outcome.test_logits, splits.test.labels)

@@ -89,8 +89,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     bench.add_argument(
         "--repeats",
         type=positive_int,
-        default=3,
-        help="fresh processes per measurement (default: 3); a torch variant's plain loop and Lightning run"
+        default=5,
+        help="fresh processes per measurement (default: 5); a torch variant's plain loop and Lightning run"
         " back to back, a pair per repeat: 5 or more give Lightning's overhead a 90%% interval",
     )
     bench.add_argument("--variants", help=_variants_help())
@@ -135,6 +135,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         " the budget)",
     )
     bench.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per measurement process")
+    bench.add_argument(
+        "--peak-size",
+        type=positive_int,
+        metavar="N",
+        help="n of the n x n matrices of the GEMM peak behind MFU (default: 2048 on a CPU, 8192 on a GPU;"
+        " a smaller one runs below the peak: for smoke runs)",
+    )
     add_data_dir(bench)
     add_executor(bench)  # the --time-to-accuracy runs: serial, --jobs N or Ray
     bench.set_defaults(func=run_benchmark)
@@ -202,6 +209,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         throughput=not args.only_time_to_accuracy,
         log=_log,
         executor_choice=executor_choice(args),
+        peak_matrix_size=args.peak_size,
     )
     if result["measurements"]:
         print(markdown_table(result["measurements"]))

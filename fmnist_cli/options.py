@@ -10,8 +10,9 @@ from fmnist.config import PRECISIONS
 
 DEFAULT_CONFIG = Path("configs/baseline.yaml")
 PRECISION_HELP = (
-    "override train.precision: float32, or bf16-mixed (fast on GPUs and on CPUs with"
-    " bfloat16 instructions, emulated and slow on others)"
+    "override train.precision: float32; bf16-mixed (fast on GPUs and on CPUs with bfloat16"
+    " instructions, emulated and slow on others); or auto, bf16-mixed where it is native and"
+    " float32 elsewhere"
 )
 #: Command-line flag -> config field, for the flags that override a config value (train, compare).
 CONFIG_OVERRIDES = {

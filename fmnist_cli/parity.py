@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fmnist_cli.options import add_config, add_data_dir, positive_int
-from fmnist.config import PRECISIONS
+from fmnist.precision import RESOLVED
 from fmnist import engines as registry
 from fmnist.engines import DEFAULT_PAIR
 
@@ -40,11 +40,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     parity.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=RESOLVED,
         default="float32",
         help="float32 (default): the math, at float32 and float64; bf16-mixed: whether both"
         " frameworks round in the same places under their bf16 mixed policies (per-layer"
-        " forward, logits, lockstep against float32)",
+        " forward, logits, lockstep against float32). Whatever the config's train.precision"
+        " (auto among them): parity checks the precision asked here",
     )
     add_data_dir(parity)
     parity.set_defaults(func=run)
@@ -79,6 +80,16 @@ def check_replaceable(path: Path) -> None:
         )
 
 
+def checked_line(checked: str, configured: str) -> str:
+    """Which precision parity checks, beside what the config would train in on this CPU
+    (`fmnist.precision`: `auto` resolved as `fmnist train` resolves it on the CPU)."""
+    from fmnist.precision import AUTO, cpu_device, resolve
+
+    trains = resolve(configured, cpu_device())
+    said = f"{configured}: {trains} on this CPU" if configured == AUTO else trains
+    return f"parity checks {checked} (--precision); the config trains in {said}"
+
+
 def run(args: argparse.Namespace) -> int:
     from fmnist.config import load_config
 
@@ -95,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 raise FmnistError(f"--precision bf16-mixed: engine '{name}' offers no bf16 probe to check it with")
     written = args.out / ("parity-bf16-mixed.json" if args.precision == "bf16-mixed" else "parity.json")
     check_replaceable(written)  # before the frameworks load and the checks run
+    print(checked_line(args.precision, config.train.precision), flush=True)
 
     import compare.parity as parity
     from fmnist.datasets import load_fashion_mnist

@@ -1,4 +1,4 @@
-"""The Keras engines' part of the export contract (`fmnist.backend_api.EngineModule`): a model
+"""The Keras engines' export capability (`fmnist.capabilities.Export`): a model
 built from weights in the shared layout, written to ONNX with Keras' own exporter
 (`model.export(format="onnx")`, which runs tf2onnx on the TensorFlow backend), and the run's
 model as Keras runs it for inference timing.

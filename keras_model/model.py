@@ -8,6 +8,7 @@ import numpy as np
 from fmnist import IMAGE_SHAPE
 from fmnist.architecture import LayerSpec, layer_plan
 from fmnist.config import Config
+from fmnist.precision import uses_bf16
 from fmnist.weight_layout import keras_to_torch_arrays, torch_to_keras_arrays
 
 
@@ -62,7 +63,7 @@ def build_model(config: Config) -> keras.Model:
     """Raw pixel values in (float32, N x 28 x 28 x 1, 0-255), logits out (N x 10)."""
     # mixed_bfloat16: bfloat16 compute, float32 weights (Lightning's bf16-mixed autocast does the
     # same); otherwise Keras' global policy (float32, or float64 in the parity check).
-    dtype = "mixed_bfloat16" if config.train.precision == "bf16-mixed" else None
+    dtype = "mixed_bfloat16" if uses_bf16(config.train.precision) else None
     layers = [_layer(spec, config.model.init, dtype) for spec in layer_plan(config)]
     return keras.Sequential([keras.Input(shape=(*IMAGE_SHAPE, 1), name="pixels"), *layers], name=config.name)
 

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from fmnist.config import Config
+from fmnist.precision import uses_bf16
 from fmnist.weight_layout import keras_to_torch_arrays
 from keras_model.training import compile_model
 from keras_model.model import build_model, set_shared_weights, shared_weights
@@ -117,7 +118,7 @@ def step_gradients(config: Config, model: keras.Model, x: np.ndarray, y: np.ndar
     """The first batch's gradients in the shared layout; the batch-norm statistics the forward
     pass moved are put back, so the step that follows starts where it would without this."""
     state = [np.array(v.numpy()) for v in model.non_trainable_variables]
-    grads = _gradients(model, x, y, graph=config.train.precision == "bf16-mixed")
+    grads = _gradients(model, x, y, graph=uses_bf16(config.train.precision))
     for v, value in zip(model.non_trainable_variables, state):
         v.assign(value)
     index = {id(v): i for i, v in enumerate(model.trainable_weights)}

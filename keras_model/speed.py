@@ -1,5 +1,5 @@
 """The Keras engines' step loops for the benchmark (`throughput`, `fixed_batch_steps` of
-`fmnist.backend_api.EngineModule`), in the benchmark's worker process: `model.fit` /
+`fmnist.capabilities.Speed`), in the benchmark's worker process: `model.fit` /
 `model.predict` of `keras_model.build_model(config)` over the very batches the torch loops get,
 on the Keras backend the engine set (KERAS_BACKEND). The clock, the batch order and what the
 times mean are the benchmark's; here are the loops and the device synchronisation.
@@ -13,10 +13,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from fmnist.backend_api import SpeedRun, StepClock
+from fmnist.capabilities import SpeedRun, StepClock
 from fmnist.config import Config
 from fmnist.splits import to_float_nhwc
-from keras_model.training import compile_model, seed_everything
+from keras_model.training import compile_model, framework_threads, seed_everything
 from keras_model.data import EvalBatches
 from keras_model.model import build_model
 
@@ -91,7 +91,7 @@ def throughput(config: Config, run: SpeedRun, clock: StepClock) -> dict[str, Any
     clock.start("inference")
     model.predict(eval_data, callbacks=[stamps], verbose=0)
 
-    out: dict[str, Any] = {"final_loss": loss, "flags": flags, "threads": _keras_threads(backend)}
+    out: dict[str, Any] = {"final_loss": loss, "flags": flags, "threads": framework_threads()}
     peak = _keras_device_peak(backend, run.device)
     if peak is not None:
         out["peak_memory_mib"], out["peak_memory_kind"] = peak
@@ -139,22 +139,6 @@ def _require_gpu(backend: str) -> None:
             raise RuntimeError("--device cuda: torch sees no CUDA device")
 
 
-def _keras_threads(backend: str) -> dict[str, Any]:
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return {
-            "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-            "note": "0 = TensorFlow's default (all logical CPUs)",
-        }
-    if backend == "torch":
-        import torch
-
-        return {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
-    return {}
-
-
 def _keras_device_peak(backend: str, device: str) -> tuple[float, str] | None:
     if device != "cuda":
         return None
@@ -190,7 +174,7 @@ def fixed_batch_steps(
     x = to_float_nhwc(rng.integers(0, 256, size=(batch_size, 28, 28), dtype=np.uint8))
     y = rng.integers(0, 10, size=batch_size).astype(np.int32)
     facts = {
-        "threads": _keras_threads(keras.backend.backend()),
+        "threads": framework_threads(),
         "allocator": {"allocator": "as the process found it (Keras sets none)"},
     }
     return (lambda: model.train_on_batch(x, y)), facts

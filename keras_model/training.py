@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -13,6 +14,8 @@ import numpy as np
 from fmnist import console, rundir
 from fmnist.config import Config
 from fmnist.cpu_features import warn_if_emulated_bf16
+from fmnist.placement import threads_asked
+from fmnist.precision import Device, cpu_device, gpu_device
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.capabilities import TrainOutcome
 from fmnist.epoch_reporter import EpochReporter
@@ -46,11 +49,74 @@ def seed_everything(config: Config) -> None:
             tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
+def apply_threads() -> None:
+    """On TensorFlow, the thread count `--threads` or the executor gave this process
+    (`fmnist.placement`) set through its API too, not only its environment variables, so that
+    TensorFlow reports it (`framework_threads`). Before TensorFlow starts: it fixes its pools then."""
+    threads = threads_asked()
+    if threads is None or keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow has started in this process: its pools are what they are
+        pass
+
+
+def framework_threads() -> dict[str, Any]:
+    """The backend's thread pools as it reports them: TensorFlow's intra- and inter-op settings,
+    or torch's pools (JAX has no such setting)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return {
+            "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+            "note": "0 = TensorFlow's default (all logical CPUs)",
+        }
+    if backend == "torch":
+        import torch
+
+        return {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
+    return {}
+
+
 def on_cpu() -> bool:
     """Whether Keras computes on the CPU (keras.distribution lists devices on TensorFlow and JAX only)."""
     if keras.backend.backend() == "torch":  # where Keras puts a new tensor: "cpu" or "cuda:0"
         return str(keras.ops.convert_to_tensor(0.0).device).startswith("cpu")
     return all(d.startswith("cpu") for d in keras.distribution.list_devices())
+
+
+def training_device(config: Config) -> Device:
+    """Where `train` trains, asked without starting the backend's runtime (TensorFlow's devices
+    are fixed when it starts: `distribution_scope` comes first in `train`): a GPU when the
+    backend sees one (for TensorFlow, as many as train.devices asks for), else the CPU. A GPU's
+    compute capability says whether bfloat16 is native."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus and len(gpus) >= config.train.devices:  # keras_model.distribute.replica_devices' rule
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return gpu_device(details.get("device_name", gpus[0].name), details.get("compute_capability", (0, 0)))
+    elif backend == "jax":
+        import jax
+
+        first = jax.devices()[0]
+        if first.platform == "gpu":
+            capability = str(getattr(first, "compute_capability", "0.0")).split(".")
+            return gpu_device(first.device_kind, (int(capability[0]), int(capability[1])))
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return gpu_device(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
+    return cpu_device()
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
@@ -144,7 +210,8 @@ def fit(
 def train(
     config: Config, splits: DataSplits, run_dir: Path, report: EpochReporter | None, resume: bool = False
 ) -> TrainOutcome:
-    scope = distribution_scope(config)  # first: TensorFlow's devices are fixed when it starts
+    apply_threads()  # first, and the devices next: TensorFlow fixes both when it starts
+    scope = distribution_scope(config)
     seed_everything(config)
     warn_if_emulated_bf16(config.train.precision, on_cpu=on_cpu())
     t = config.train
@@ -186,6 +253,7 @@ def train(
         summary=model_summary(model),
         train_seconds=train_seconds,
         versions=versions(),
+        threads=framework_threads(),
     )
 
 

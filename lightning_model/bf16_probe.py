@@ -16,6 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from fmnist.architecture import layer_plan
 from fmnist.config import Config
 from fmnist.op_log import op_record
+from fmnist.precision import uses_bf16
 from fmnist.weight_layout import activation
 from lightning_model.module import FashionClassifier
 from lightning_model.network import Float32Dropout, ReLUAfterPool, build_network, load_shared_weights
@@ -90,7 +91,7 @@ def bf16_layer_outputs(
     network = load_shared_weights(build_network(config).train(), weights, "float32")
     if channels_last:  # as the LightningModule lays it out
         network = network.to(memory_format=torch.channels_last)
-    context = autocast if config.train.precision == "bf16-mixed" else lambda: torch.autocast("cpu", enabled=False)
+    context = autocast if uses_bf16(config.train.precision) else lambda: torch.autocast("cpu", enabled=False)
     plan, rows = layer_plan(config), []
     x = _tensor(pixels[:, None].astype(np.float32), "float32", channels_last)
     for i, (spec, (name, module)) in enumerate(zip(plan, network.named_children())):

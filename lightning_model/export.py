@@ -1,4 +1,4 @@
-"""The `lightning` engine's part of the export contract (`fmnist.backend_api.EngineModule`): the
+"""The `lightning` engine's export capability (`fmnist.capabilities.Export`): the
 network built from weights in the shared layout, written to ONNX with torch's own exporter
 (`torch.onnx.export`, its default dynamo path, which needs onnxscript), and the run's network as
 torch runs it for inference timing.

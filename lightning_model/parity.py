@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from fmnist.config import Config
+from fmnist.precision import uses_bf16
 from lightning_model.module import FashionClassifier
 from lightning_model.network import build_network, load_shared_weights
 from lightning_model.precision import autocast
@@ -59,7 +60,7 @@ def lockstep(
     for group in optimizer.param_groups:
         if "exact_casts" in group:
             group["exact_casts"] = casts == "exact"
-    forward = autocast if config.train.precision == "bf16-mixed" else contextlib.nullcontext
+    forward = autocast if uses_bf16(config.train.precision) else contextlib.nullcontext
     out: dict[str, Any] = {"loss": []}
     for step, (x, y) in enumerate(zip(images, labels)):
         xt, yt = torch.from_numpy(x.astype(dtype)[:, None]), torch.from_numpy(y.astype(np.int64))

@@ -19,12 +19,15 @@ Lightning training: the reference does the same work, not less.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 import torchmetrics
 
 from fmnist.config import Config
 from fmnist.divergence import DivergenceWatch
+from fmnist.precision import uses_bf16
 from fmnist.schedules import lr_at_epoch, lr_at_step
 from fmnist.splits import epoch_seed
 from lightning_model.module import FashionClassifier
@@ -55,11 +58,8 @@ class PlainTraining:
         else:
             factor = lambda epoch: lr_at_epoch(t, epoch) / base  # noqa: E731
         self.schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        device_type = next(network.parameters()).device.type
-        # Lightning's MixedPrecision plugin autocasts without the weight-cast cache: the same here.
-        self.autocast = torch.autocast(
-            device_type, dtype=torch.bfloat16, enabled=t.precision == "bf16-mixed", cache_enabled=False
-        )
+        self.device_type = next(network.parameters()).device.type
+        self.bf16 = uses_bf16(t.precision)
         self.watch = DivergenceWatch()
         self.epoch = self.batch_index = 0
         self.lr = optimizer.param_groups[0]["lr"]
@@ -71,6 +71,14 @@ class PlainTraining:
         optimizer its `configure_optimizers` builds outside a Trainer and its own train metrics."""
         optimizer = module.configure_optimizers()["optimizer"]
         return cls(module.network, optimizer, module.train_accuracy, module.train_loss, module.config, steps_per_epoch)
+
+    def forward_context(self) -> contextlib.AbstractContextManager:
+        """What Lightning's precision plugin wraps each training step's forward in: under
+        bf16-mixed a new autocast without the weight-cast cache (its MixedPrecision plugin's);
+        under float32 nothing (its 32-true plugin enters no autocast, not even a disabled one)."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, cache_enabled=False)
 
     def start_epoch(self, epoch: int) -> None:
         """Dropout's masks of this epoch from (seed, epoch), as `FashionClassifier.on_train_epoch_start`."""
@@ -84,7 +92,7 @@ class PlainTraining:
         self.lr = self.optimizer.param_groups[0]["lr"]  # the step's rate, as the project's callbacks read it
         if t.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self.autocast:
+        with self.forward_context():
             logits = self.network(x)
             loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
             self.accuracy.update(logits, y)

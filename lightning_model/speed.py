@@ -1,5 +1,5 @@
 """The `lightning` engine's step loops for the benchmark (`throughput`, `fixed_batch_steps` of
-`fmnist.backend_api.EngineModule`), in the benchmark's worker process:
+`fmnist.capabilities.Speed`), in the benchmark's worker process:
 
 - `lightning`:   `fmnist train`'s Trainer (`lightning_model.training.make_trainer`) with the
                  callbacks it trains with, `.fit` and `.predict` of `FashionClassifier.from_config(config)`.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from fmnist.backend_api import SpeedRun, StepClock
+from fmnist.capabilities import SpeedRun, StepClock
 from fmnist.config import Config
 from fmnist.splits import Split
 from lightning_model.training import configure_torch, make_trainer, training_callbacks
@@ -135,9 +135,9 @@ def _plain_run(
     network.eval()
     sync()
     clock.start("inference")
-    with torch.inference_mode(), plain.autocast:
+    with torch.inference_mode(), plain.forward_context():
         for x, _ in loader:
-            network(x)
+            network(x).float()  # as FashionClassifier.predict_step hands its logits back
             sync()
             clock.stamp("inference")
     return {"final_loss": final_loss, "train_epoch_metrics": epoch_metrics}

@@ -20,6 +20,7 @@ from fmnist import console, rundir
 from fmnist.config import Config
 from fmnist.cpu_features import warn_if_emulated_bf16
 from fmnist.malloc import retain_freed_memory
+from fmnist.precision import Device, cpu_device, gpu_device, uses_bf16
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.capabilities import TrainOutcome
@@ -65,6 +66,14 @@ def configure_torch(config: Config) -> dict[str, Any]:
     return retain_freed_memory()
 
 
+def training_device(config: Config) -> Device:
+    """Where `train` trains: the Trainer's accelerator "auto" takes a CUDA device when torch sees
+    one (its compute capability says whether bfloat16 is native), else the CPU."""
+    if torch.cuda.is_available():
+        return gpu_device(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
+    return cpu_device()
+
+
 def make_trainer(
     config: Config, run_dir: Path, callbacks: list[L.Callback] | None = None, distributed: bool = False
 ) -> L.Trainer:
@@ -79,7 +88,7 @@ def make_trainer(
         num_nodes=t.num_nodes if distributed else 1,
         strategy=strategy_for(config) if distributed else "auto",
         deterministic=t.deterministic,
-        precision="bf16-mixed" if t.precision == "bf16-mixed" else "32-true",
+        precision="bf16-mixed" if uses_bf16(t.precision) else "32-true",
         logger=False,  # fmnist.tensorboard_log writes the same tags as the Keras backend
         enable_checkpointing=bool(callbacks),  # training runs checkpoint every epoch; predict-only does not
         enable_model_summary=False,
@@ -96,6 +105,11 @@ def strategy_for(config: Config) -> str:
     `fmnist.distributed.check_strategy` before training began), else Lightning's default."""
     t = config.train
     return "ddp" if t.devices * t.num_nodes > 1 else "auto"
+
+
+def framework_threads() -> dict[str, int]:
+    """torch's thread pools as it reports them (sized from OMP_NUM_THREADS at import: placement)."""
+    return {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
 
 
 def versions() -> dict[str, str]:
@@ -177,6 +191,7 @@ def train(
         summary=summary,
         train_seconds=train_seconds,
         versions=versions(),
+        threads=framework_threads(),
     )
 
 
@@ -239,7 +254,7 @@ def fit_budget(
         accelerator="auto",
         devices=1,
         deterministic=config.train.deterministic,
-        precision="bf16-mixed" if config.train.precision == "bf16-mixed" else "32-true",
+        precision="bf16-mixed" if uses_bf16(config.train.precision) else "32-true",
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,

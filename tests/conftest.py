@@ -62,6 +62,28 @@ def bn_same_stride_config(baseline_config):
     return config_from_dict(raw)
 
 
+#: /proc/cpuinfo of a CPU without bfloat16 instructions (the frameworks emulate it) and of one with them.
+AVX2_CPU = "processor\t: 0\nmodel name\t: AMD EPYC 7R32\nflags\t\t: fpu sse2 avx avx2 fma\n"
+AMX_CPU = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\nflags\t\t: avx2 fma avx512f amx_bf16 amx_tile\n"
+AVX512_BF16_CPU = "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: avx2 fma avx512f avx512_bf16\n"
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch, tmp_path):
+    """fake_cpu(cpuinfo_text): this process reads that /proc/cpuinfo from now on
+    (`fmnist.cpu_features`, and through it the precision rule and the benchmark's choices)."""
+    from fmnist import cpu_features
+
+    real = cpu_features._cpuinfo_field
+
+    def fake(text: str) -> None:
+        path = tmp_path / "fake-cpuinfo"
+        path.write_text(text)
+        monkeypatch.setattr(cpu_features, "_cpuinfo_field", lambda name, _path=None: real(name, path))
+
+    return fake
+
+
 @pytest.fixture
 def tiny_images() -> tuple[np.ndarray, np.ndarray]:
     """200 random 28x28 uint8 images with balanced labels: enough for shape and overfit tests."""

@@ -127,7 +127,7 @@ def test_a_failing_peak_worker_does_not_end_the_benchmark(tmp_path, monkeypatch)
 
     asked = []
 
-    def failing_peak(device, torch_threads, allow_tf32, timeout):
+    def failing_peak(device, torch_threads, allow_tf32, timeout, **sizes):
         asked.append((device, torch_threads, allow_tf32))
         return {"status": "error", "error": "worker exited with code -9: killed"}
 
@@ -164,3 +164,100 @@ def test_the_peak_worker_on_a_small_matrix():
         assert d["repeats"] == peak_module.TIMED_REPEATS and d["matmuls_per_repeat"] >= 1
     timed_out = peak_module.measure_peak("cpu", 1, False, timeout=0.01)
     assert timed_out["status"] == "error" and "timed out" in timed_out["error"]
+
+
+# ---------------------------------------------------------------------------------- where bf16 is emulated
+
+
+def test_bf16_rows_on_a_cpu_that_emulates_bf16_say_so_and_show_no_mfu():
+    rows = _rows()
+    emulated = {"bfloat16": "emulated: AMD EPYC has none of avx512_bf16, amx_bf16"}
+    stats.add_mfu(rows, FLOPS, {**PEAK, "bfloat16": {"skipped": emulated["bfloat16"], "emulated": True}}, emulated)
+    eager, bf16, keras_bf16, tf, _ = rows
+    assert bf16["mfu"] is None and keras_bf16["mfu"] is None and bf16["emulated"] == emulated["bfloat16"]
+    assert bf16["train_gflops_per_second"] == pytest.approx(10000 * FLOPS / 1e9)  # what it did, still shown
+    assert eager["mfu"] == pytest.approx(0.789, abs=1e-3) and "emulated" not in eager and "emulated" not in tf
+    table = report.markdown_table(rows).splitlines()
+    assert table[3].endswith("| 157.9 | emulated |") and table[4].endswith("| emulated |")
+    note = "\n".join(report.mfu_note(rows))
+    assert "`emulated` where the device has no bfloat16 instructions" in note
+
+
+def test_a_measurement_above_its_peak_shows_no_mfu():
+    rows = _rows()
+    stats.add_mfu(rows, FLOPS, {**PEAK, "bfloat16": {"gflops_per_second": 0.3, "median_gflops_per_second": 0.3}})
+    bf16 = rows[1]
+    assert bf16["mfu"] is None and bf16["mfu_above_peak"] == pytest.approx(10000 * FLOPS / 1e9 / 0.3)
+    assert report.markdown_table(rows).splitlines()[3].endswith("| 157.9 | above the peak |")
+    assert "`above the peak`" in "\n".join(report.mfu_note(rows))
+    assert all(m.get("mfu") is None or m["mfu"] <= 1 for m in rows)
+
+
+def test_the_peak_line_says_why_bf16_was_not_measured():
+    skipped = {**PEAK, "dtypes": ["float32"], "bfloat16": {"skipped": "emulated: X has none of a, b", "emulated": True}}
+    assert report.peak_line(skipped) == (
+        "Peak (plain GEMM, 2048 x 2048, 2 threads): float32 100.0 GFLOP/s, bf16 not measured (emulated: X has"
+        " none of a, b; its MFU left out); best of 5 repeats (medians: float32 90.0)."
+    )
+    only_f32 = {k: v for k, v in PEAK.items() if k != "bfloat16"} | {"dtypes": ["float32"]}
+    assert "bf16" not in report.peak_line(only_f32)  # not asked for: no variant computes in it
+
+
+def test_on_a_cpu_that_emulates_bf16_the_benchmark_times_no_bf16_peak(tmp_path, monkeypatch, fake_cpu):
+    """An AVX2-only CPU (faked): the peak worker is asked for float32 alone (a bf16 matmul there
+    took minutes), the bf16 rows say emulated and no MFU is above 100%."""
+    from benchmarks import orchestrate
+    from benchmarks.measuring import timing_from_stamps
+    from conftest import AMX_CPU, AVX2_CPU
+
+    def fake_worker(m, spec, timeout):
+        start = time.perf_counter()
+        stamps = [start + 0.01 * (i + 1) for i in range(spec["warmup"] + spec["steps"])]
+        timing = timing_from_stamps(start, stamps, spec["warmup"], spec["batch_size"])
+        return {"status": "ok", "spec": spec, "train": timing, "inference": timing, "peak_memory_mib": 1.0}
+
+    asked = []
+    real_peak = orchestrate.measure_peak
+
+    def small_peak(*args, **kwargs):
+        asked.append(kwargs["dtypes"])
+        return real_peak(*args, **kwargs)
+
+    monkeypatch.setattr(orchestrate, "run_worker", fake_worker)
+    monkeypatch.setattr(orchestrate, "measure_peak", small_peak)
+    kwargs = dict(
+        backends=["lightning"],
+        device="cpu",
+        batch_sizes=[32],
+        steps=3,
+        warmup=1,
+        repeats=1,
+        config=REPO / "configs" / "baseline.yaml",
+        variants=["eager", "bf16"],
+        data="synthetic",
+        torch_threads=1,
+        log=lambda line: None,
+        peak_matrix_size=64,
+    )
+    fake_cpu(AVX2_CPU)
+    result = orchestrate.run_benchmark(out=tmp_path / "avx2", **kwargs)
+    assert asked == [("float32", "bfloat16")]
+    peak = result["peak"]
+    assert peak["dtypes"] == ["float32"] and peak["bfloat16"]["skipped"].startswith("emulated: AMD EPYC 7R32")
+    rows = {(m["runner"], m["variant"]): m for m in result["measurements"]}
+    assert all(m["emulated"] and m["mfu"] is None for (_, v), m in rows.items() if v == "bf16")
+    assert all("emulated" not in m for (_, v), m in rows.items() if v == "eager")
+    assert all(m["mfu"] is None or m["mfu"] <= 1 for m in rows.values())
+    md = (tmp_path / "avx2" / "benchmark.md").read_text()
+    assert "bf16 not measured (emulated: AMD EPYC 7R32 has none of avx512_bf16, amx_bf16" in md
+    assert md.count("| emulated |") == 2
+
+    fake_cpu(AMX_CPU)  # bfloat16 native: its peak is timed, and no row says emulated
+    result = orchestrate.run_benchmark(out=tmp_path / "amx", **kwargs)
+    assert result["peak"]["dtypes"] == ["float32", "bfloat16"] and result["peak"]["bfloat16"]["gflops_per_second"]
+    assert not any(m.get("emulated") for m in result["measurements"])
+
+
+def test_the_peak_worker_times_only_the_dtypes_asked():
+    got = peak_module.run({"device": "cpu", "matrix_size": 64, "torch_threads": 1, "dtypes": ["float32"]})
+    assert got["status"] == "ok" and got["dtypes"] == ["float32"] and "bfloat16" not in got

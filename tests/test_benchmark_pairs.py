@@ -118,6 +118,7 @@ def test_a_paired_run_reports_the_median_ratio_with_its_interval(tmp_path, monke
         variants=["eager"],
         data="synthetic",
         log=lambda line: None,
+        peak_matrix_size=64,  # no full-size peak in a test
     )
     assert [m.runner for m in calls] == ["plain torch", "lightning", "lightning", "plain torch"] * 2 + [
         "plain torch",

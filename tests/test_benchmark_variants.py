@@ -85,7 +85,7 @@ def test_float32_variants_are_float32_on_a_bf16_config():
     from fmnist.config import load_config
 
     strong = load_config(REPO / "configs" / "strong.yaml")
-    assert strong.train.precision == "bf16-mixed" and strong.train.channels_last
+    assert strong.train.precision == "auto" and strong.train.channels_last
     for variant in ("eager", "compile", "tf", "tf-xla", "tf-graph", "jax", "torch"):
         assert variant_config(strong, variant).train.precision == "float32", variant
     assert not variant_config(strong, "eager").train.channels_last

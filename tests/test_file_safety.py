@@ -155,7 +155,10 @@ def test_the_run_marker_comes_first_so_a_run_crashed_at_its_start_is_a_run(tmp_p
         assert (tmp_path / "run" / rundir.RUN_INFO_FILE).exists()
         raise RuntimeError("crashed at the start")
 
-    monkeypatch.setattr(training, "load_training", lambda name: SimpleNamespace())
+    from fmnist.precision import cpu_device
+
+    engine = SimpleNamespace(training_device=lambda config: cpu_device())
+    monkeypatch.setattr(training, "load_training", lambda name: engine)
     monkeypatch.setattr(training, "_train", crash)
     config = _tiny_config(seed=3)
     with pytest.raises(RuntimeError):

@@ -152,6 +152,7 @@ def test_a_spent_budget_skips_what_is_left_and_still_writes_the_results(tmp_path
         variants=["eager"],
         data="synthetic",
         log=lambda line: None,
+        peak_matrix_size=64,  # no full-size peak in a test
     )
     result = orchestrate.run_benchmark(repeats=2, out=tmp_path / "budget", budget_seconds=0.2, **kwargs)
     plain, lightning = result["measurements"]

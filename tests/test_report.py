@@ -113,7 +113,8 @@ def test_markdown_starts_with_the_verdict(report):
     md = (report[0] / "report.md").read_text()
     lines = md.splitlines()
     assert lines[0].startswith("# ") and "baseline" in lines[0]
-    assert "seeds 0, 1" in md and "3 epochs" in md
+    assert "seeds 0, 1" in md and "3 epochs · float32 ·" in md  # the precision the runs trained in
+    assert report[1]["precision"] == "float32"
     headings = [line for line in lines if line.startswith("## ")]
     assert headings[0] == "## Verdict"
     assert headings[-1] == "## How to read this"
