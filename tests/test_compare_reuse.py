@@ -47,7 +47,7 @@ def test_compare_plan_reuses_matching_runs_and_resumes_unfinished_ones(tmp_path)
     config = _tiny_config()
     _fake_run(tmp_path, "keras", 0, config)
     _fake_run(tmp_path, "lightning", 0, config, finished=False)
-    actions = {(p.backend, p.seed): p.action for p in plan(config, [0, 1], tmp_path, SHA)}
+    actions = {(p.engine, p.seed): p.action for p in plan(config, [0, 1], tmp_path, SHA)}
     assert actions == {
         ("keras", 0): "reuse",
         ("lightning", 0): "resume",
@@ -75,7 +75,7 @@ def test_compare_plan_refuses_a_run_made_with_other_settings(tmp_path, change, n
     message = str(refused.value)
     assert named in message and "another --out" in message and "--rerun-stale" in message
     assert "\n" not in message
-    stale = [p for p in plan(asked, [0], tmp_path, SHA, rerun_stale=True) if p.backend == "keras"]
+    stale = [p for p in plan(asked, [0], tmp_path, SHA, rerun_stale=True) if p.engine == "keras"]
     assert stale[0].action == "retrain" and named in stale[0].why
 
 

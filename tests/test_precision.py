@@ -237,7 +237,8 @@ def test_the_report_compares_runs_by_what_they_trained_in(tmp_path):
         with_overrides(base, {"train.precision": "bf16-mixed"}),
         {"precision": "bf16-mixed", "precision_asked": "auto"},
     )
-    runs = [load_run(old), load_run(new)]
+    labels = np.arange(4) % 10
+    runs = [load_run(old, labels), load_run(new, labels)]
     assert [r.config.train.precision for r in runs] == ["bf16-mixed", "bf16-mixed"]
     check_comparable(runs)  # a run from before auto and one that resolved it to the same: one comparison
     f32 = _finished_run(
@@ -247,4 +248,4 @@ def test_the_report_compares_runs_by_what_they_trained_in(tmp_path):
         {"precision": "float32", "precision_asked": "auto"},
     )
     with pytest.raises(FmnistError, match=r"differ at train\.precision \('bf16-mixed' vs 'float32'\)"):
-        check_comparable([load_run(old), load_run(f32)])
+        check_comparable([load_run(old, labels), load_run(f32, labels)])
