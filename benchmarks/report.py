@@ -168,7 +168,7 @@ def markdown_table(measurements: Sequence[dict[str, Any]]) -> str:
 
 
 def time_to_accuracy_table(result: dict[str, Any]) -> str:
-    """The per-backend summary (runs, share reaching the target, medians with min–max), the
+    """The per-engine summary (runs, share reaching the target, medians with min–max), the
     sentence saying what the clock covers, and one row per run in the order they ran."""
 
     def percent(stat: dict[str, float] | None) -> str:
@@ -180,7 +180,7 @@ def time_to_accuracy_table(result: dict[str, Any]) -> str:
 
     target = result["target"]
     header = (
-        "backend",
+        "engine",
         "runs",
         f"reached {target:.2%}",
         "seconds, median (min–max)",
@@ -191,7 +191,7 @@ def time_to_accuracy_table(result: dict[str, Any]) -> str:
         failed = f"; {b['failed']} failed" if b["failed"] else ""
         share = f"{b['reached']} of {b['runs']} ({b['reached_share']:.0%}{failed})" if b["runs"] else ""
         lines.append(
-            f"| {b['backend']} | {b['runs']} | {share} | {_range(b['seconds'], 1)} | {percent(b['test_accuracy'])} |"
+            f"| {b['engine']} | {b['runs']} | {share} | {_range(b['seconds'], 1)} | {percent(b['test_accuracy'])} |"
         )
     lines += [
         "",
@@ -203,7 +203,7 @@ def time_to_accuracy_table(result: dict[str, Any]) -> str:
         "",
     ]
     runs_header = (
-        "backend",
+        "engine",
         "seed",
         "final test accuracy",
         "reached",
@@ -216,10 +216,10 @@ def time_to_accuracy_table(result: dict[str, Any]) -> str:
     for r in result["runs"]:
         if r.get("status") != "ok":
             why = (r.get("error") or r.get("status") or "").replace("|", "/").replace("\n", " ")
-            cells = [r["backend"], str(r["seed"]), f"{r.get('status')}: {why[:160]}", "no", "", "", "", ""]
+            cells = [r["engine"], str(r["seed"]), f"{r.get('status')}: {why[:160]}", "no", "", "", "", ""]
         else:
             cells = [
-                r["backend"],
+                r["engine"],
                 str(r["seed"]),
                 f"{r['test_accuracy']:.2%}",
                 "yes" if r["reached"] else "no",

@@ -1,6 +1,6 @@
 """Time to accuracy on a fixed budget, airbench style (`fmnist benchmark --time-to-accuracy 0.91`):
-each backend trains the config's whole epoch budget once per seed, each run a fresh process
-(`python -m benchmarks.time_to_accuracy SPEC.json OUT.json`), the backends alternating; the test
+each engine trains the config's whole epoch budget once per seed, each run a fresh process
+(`python -m benchmarks.time_to_accuracy SPEC.json OUT.json`), the engines alternating; the test
 set is measured once, at the end, and a run reaches the target when that final accuracy is at
 least the target.
 
@@ -68,12 +68,12 @@ class _FinalTest:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """One (backend, seed) run in this process; never raises (a failure is a row with its error)."""
-    out: dict[str, Any] = {"backend": spec["backend"], "seed": spec["seed"]}
+    """One (engine, seed) run in this process; never raises (a failure is a row with its error)."""
+    out: dict[str, Any] = {"engine": spec["engine"], "seed": spec["seed"]}
     try:
         from fmnist import engines
 
-        engine = engines.engine(spec["backend"]).capability("training")  # the framework, set up as the engine runs it
+        engine = engines.engine(spec["engine"]).capability("training")  # the framework, set up as the engine runs it
         import_seconds = time.perf_counter() - _T0
         from fmnist.config import load_config, with_overrides
         from fmnist.datasets import load_fashion_mnist
@@ -95,7 +95,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError("training ended without its final test pass")
         from benchmarks.environment import framework_versions  # after the clock: nothing timed loads it
 
-        out["versions"] = framework_versions(spec["backend"])
+        out["versions"] = framework_versions(spec["engine"])
         out.update(
             {
                 "status": "ok",
@@ -120,10 +120,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- the parent
 
 
-def run_order(backends: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
-    """Seed by seed, the backends alternating: keras 0, lightning 0, keras 1, ... so that drift in
+def run_order(engines: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
+    """Seed by seed, the engines alternating: keras 0, lightning 0, keras 1, ... so that drift in
     the machine's speed hits both alike."""
-    return [(backend, seed) for seed in seeds for backend in backends]
+    return [(engine, seed) for seed in seeds for engine in engines]
 
 
 def seconds_between(started_at: float, known_at: float) -> float:
@@ -143,7 +143,7 @@ def _row(result: JobResult, spec: dict[str, Any]) -> dict[str, Any]:
         row = json.loads(out.read_text())
     else:  # a crash (segfault, out of memory) before the worker could write
         row = {"status": "error", "error": result.error or "the worker wrote no result"}
-    row.setdefault("backend", spec["backend"])
+    row.setdefault("engine", spec["engine"])
     row.setdefault("seed", spec["seed"])
     row.update(
         {
@@ -166,7 +166,7 @@ def _row(result: JobResult, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_time_to_accuracy(
-    backends: Sequence[str],
+    engines: Sequence[str],
     seeds: Sequence[int],
     config: Path,
     target: float,
@@ -176,13 +176,13 @@ def run_time_to_accuracy(
     log=print,
     executor_choice: ExecutorChoice | None = None,
 ) -> dict[str, Any]:
-    """Every (backend, seed) run in `run_order`, on the executor chosen (serial by default: one
-    run at a time has the machine to itself); the per-backend summary beside the rows."""
+    """Every (engine, seed) run in `run_order`, on the executor chosen (serial by default: one
+    run at a time has the machine to itself); the per-engine summary beside the rows."""
     from fmnist.config import load_config
     from fmnist.datasets import load_fashion_mnist
 
     epochs = max_epochs or load_config(config).train.epochs
-    order = run_order(backends, seeds)
+    order = run_order(engines, seeds)
     data = load_fashion_mnist(data_dir)
     executor = open_executor(executor_choice or ExecutorChoice(), Path(data.data_dir).resolve(), data.sha256, log)
     log(
@@ -192,9 +192,9 @@ def run_time_to_accuracy(
     config_bytes = Path(config).read_bytes()
     with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
         specs, jobs = [], []
-        for backend, seed in order:
+        for engine, seed in order:
             spec = {
-                "backend": backend,
+                "engine": engine,
                 "seed": seed,
                 "target": target,
                 "max_epochs": max_epochs,
@@ -205,9 +205,9 @@ def run_time_to_accuracy(
             specs.append(spec)
             jobs.append(
                 Job(
-                    name=f"{backend} seed {seed}",
+                    name=f"{engine} seed {seed}",
                     argv=("-m", WORKER_MODULE, f"{IN}/spec.json", f"{OUT}/out.json"),
-                    out_dir=Path(tmp) / f"{backend}-seed{seed}",
+                    out_dir=Path(tmp) / f"{engine}-seed{seed}",
                     threads=executor.threads,
                     inputs={"spec.json": json.dumps(spec).encode(), CONFIG_INPUT: config_bytes},
                     env=env,
@@ -224,19 +224,19 @@ def run_time_to_accuracy(
             rows.append(row)
             if row["status"] == "ok":
                 log(
-                    f"[benchmark] {spec['backend']} seed {spec['seed']}: test accuracy {row['test_accuracy']:.2%}"
+                    f"[benchmark] {spec['engine']} seed {spec['seed']}: test accuracy {row['test_accuracy']:.2%}"
                     f" ({'reached' if row['reached'] else 'did not reach'} {target:.2%}) in {row['seconds']:.1f} s"
                     f" (training {row['train_seconds']:.1f} s, process wall {row['process_wall_seconds']:.1f} s)"
                 )
             else:
-                log(f"[benchmark] {spec['backend']} seed {spec['seed']}: error: {row.get('error')}")
+                log(f"[benchmark] {spec['engine']} seed {spec['seed']}: error: {row.get('error')}")
     return {
         "target": target,
         "config": str(config),
         "epochs": epochs,
         "seeds": list(seeds),
         "executor": executor.describe(),
-        "summary": summarize(rows, backends),
+        "summary": summarize(rows, engines),
         "runs": rows,
     }
 

@@ -16,7 +16,7 @@ import numpy as np
 from fmnist.capabilities import SpeedRun, StepClock
 from fmnist.config import Config
 from fmnist.splits import to_float_nhwc
-from keras_model.training import compile_model, framework_threads, seed_everything
+from keras_model.training import compile_model, fit, framework_threads, seed_everything
 from keras_model.data import EvalBatches
 from keras_model.model import build_model
 
@@ -56,7 +56,9 @@ def throughput(config: Config, run: SpeedRun, clock: StepClock) -> dict[str, Any
 
     class Batches(keras.utils.PyDataset):
         """The very batches the torch loops get, built as `keras_model.data.TrainBatches` does
-        (index the uint8 images, float32 NHWC, int32 labels), full batches only."""
+        (index the uint8 images, float32 NHWC, int32 labels), full batches only: one epoch."""
+
+        epochs, batches_per_epoch = 1, len(order)
 
         def __init__(self) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
@@ -82,7 +84,7 @@ def throughput(config: Config, run: SpeedRun, clock: StepClock) -> dict[str, Any
     stamps = StepClockCallback()
     clock.ready()
     clock.start("train")
-    history = model.fit(Batches(), epochs=1, steps_per_epoch=len(order), shuffle=False, callbacks=[stamps], verbose=0)
+    history = fit(model, Batches(), None, [stamps], quiet=True)  # `fmnist train`'s loop
     loss = float(history.history["loss"][-1])
     if not np.isfinite(loss):
         raise RuntimeError(f"the training loss became {loss}")

@@ -190,11 +190,16 @@ def fit(
     train_data: TrainBatches,
     val_data: EvalBatches | None,
     callbacks: list[keras.callbacks.Callback],
+    quiet: bool = False,
 ) -> keras.callbacks.History:
-    """model.fit over all epochs of `train_data`, batches in the shared order.
+    """model.fit over all epochs of `train_data`, batches in the shared order: the one training
+    loop of the Keras engines, which a run (`train`), time to accuracy (`fit_budget`) and the
+    speed measurement (`keras_model.speed`) differ from only by their callbacks and validation.
+    `train_data`: `TrainBatches`, or any PyDataset with its `epochs` and `batches_per_epoch`.
 
     shuffle=False: fit() would otherwise permute the PyDataset's batch indices, mixing batches
-    of different epochs; the order is already the shared per-epoch permutation.
+    of different epochs; the order is already the shared per-epoch permutation. quiet: no
+    progress bar even on a terminal (off one, fmnist.console prints the epochs).
     """
     return model.fit(
         fit_input(train_data),
@@ -203,8 +208,8 @@ def fit(
         shuffle=False,
         validation_data=val_data,
         callbacks=callbacks,
-        verbose=1 if console.live() else 0,
-    )  # off a terminal fmnist.console prints the epochs
+        verbose=1 if console.live() and not quiet else 0,
+    )
 
 
 def train(
@@ -305,12 +310,5 @@ def fit_budget(
             on_trained(test_logits)
 
     on_start()
-    history = model.fit(
-        fit_input(data),
-        epochs=t.epochs,
-        steps_per_epoch=data.batches_per_epoch,
-        shuffle=False,
-        verbose=0,
-        callbacks=[ScheduledLearningRate(t, data.batches_per_epoch), Trained()],
-    )
+    history = fit(model, data, None, [ScheduledLearningRate(t, data.batches_per_epoch), Trained()], quiet=True)
     return len(history.epoch)

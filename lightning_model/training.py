@@ -75,12 +75,19 @@ def training_device(config: Config) -> Device:
 
 
 def make_trainer(
-    config: Config, run_dir: Path, callbacks: list[L.Callback] | None = None, distributed: bool = False
+    config: Config,
+    run_dir: Path | None,
+    callbacks: list[L.Callback] | None = None,
+    distributed: bool = False,
+    validate: bool = True,
 ) -> L.Trainer:
-    """distributed: train on config.train.devices x num_nodes (DDP); otherwise one device
-    (prediction, and `fmnist evaluate`, always run on one)."""
+    """The one `Trainer` of the engine: a run's (`train`), time to accuracy's (`fit_budget`),
+    the speed measurement's (`lightning_model.speed`) and prediction's differ only by these
+    options. distributed: train on config.train.devices x num_nodes (DDP); otherwise one device
+    (prediction, and `fmnist evaluate`, always run on one). validate: False runs no validation
+    and prints nothing (time to accuracy: the epoch budget alone). run_dir None: no files."""
     t = config.train
-    live = console.live()  # a live bar on a terminal; otherwise fmnist.console prints each epoch
+    live = console.live() and validate  # a live bar on a terminal; otherwise fmnist.console prints each epoch
     return L.Trainer(
         max_epochs=t.epochs,
         accelerator="auto",
@@ -89,12 +96,13 @@ def make_trainer(
         strategy=strategy_for(config) if distributed else "auto",
         deterministic=t.deterministic,
         precision="bf16-mixed" if uses_bf16(t.precision) else "32-true",
-        logger=False,  # fmnist.tensorboard_log writes the same tags as the Keras backend
-        enable_checkpointing=bool(callbacks),  # training runs checkpoint every epoch; predict-only does not
+        logger=False,  # fmnist.tensorboard_log writes the same tags as every engine
+        enable_checkpointing=bool(callbacks) and run_dir is not None,  # training runs checkpoint every epoch
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0,
         use_distributed_sampler=False,  # keep the shared batch order; BatchIndexSampler shards it
-        default_root_dir=str(run_dir),
+        default_root_dir=None if run_dir is None else str(run_dir),
         enable_progress_bar=live,
         callbacks=[*(callbacks or []), *([ProgressBar()] if live else [])],
     )
@@ -249,21 +257,7 @@ def fit_budget(
         def on_train_end(self, trainer, pl_module):
             on_trained(lambda: test_logits(trainer))
 
-    trainer = L.Trainer(
-        max_epochs=config.train.epochs,
-        accelerator="auto",
-        devices=1,
-        deterministic=config.train.deterministic,
-        precision="bf16-mixed" if uses_bf16(config.train.precision) else "32-true",
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-        callbacks=[Trained()],
-    )
+    trainer = make_trainer(config, None, [Trained()], validate=False)
     on_start()
     trainer.fit(module, datamodule=datamodule)
     return trainer.current_epoch
