@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CONFIG ?= configs/baseline.yaml
+# A packaged config's name (`fmnist configs`) or a YAML path.
+CONFIG ?= baseline
 SEEDS ?= 0 1 2
 EPOCHS ?=
 # How `make compare` runs its trainings (docs/scale.md): JOBS=2 (two at once here, one core each),
@@ -51,7 +52,7 @@ test-all: $(STAMP)  ## run every test, the slow ones too
 	$(call PYTEST,-m '')
 
 compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report (JOBS=2, EXECUTOR=ray: docs/scale.md)
-	$(BIN)/fmnist compare --config $(CONFIG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(BACKENDS),--backends $(BACKENDS)) \
+	$(BIN)/fmnist compare --config $(CONFIG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(BACKENDS),--engines $(BACKENDS)) \
 		$(if $(JOBS),--jobs $(JOBS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) $(if $(THREADS),--threads $(THREADS))
 
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
@@ -61,16 +62,16 @@ BENCH_VARIANTS ?= eager,channels_last,bf16,channels_last+bf16,compile,tf,tf-bf16
 
 benchmark: $(STAMP)  ## speed of both backends, their variants (BENCH_VARIANTS), and time to 91% on a fixed budget, 5 seeds each (about 1 h 15 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/fmnist benchmark --config $(CONFIG) --variants $(BENCH_VARIANTS) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 5 \
-		--time-to-accuracy 0.91 --time-to-accuracy-config configs/fast91.yaml --time-to-accuracy-seeds 0-4
+		--time-to-accuracy 0.91 --time-to-accuracy-config fast91 --time-to-accuracy-seeds 0-4
 
 gpu-bundle: $(STAMP)  ## what the prepared GPU run needs there (Keras wheels, the data) -> gpu-bundle/ (docs/speed.md)
 	$(BIN)/python -m benchmarks.gpu_bundle
 
 train-keras: $(STAMP)  ## train the Keras backend once on CONFIG
-	$(BIN)/fmnist train --backend keras --config $(CONFIG)
+	$(BIN)/fmnist train --engine keras --config $(CONFIG)
 
 train-lightning: $(STAMP)  ## train the Lightning backend once on CONFIG
-	$(BIN)/fmnist train --backend lightning --config $(CONFIG)
+	$(BIN)/fmnist train --engine lightning --config $(CONFIG)
 
 tensorboard: $(STAMP)  ## watch every run in runs/ (Keras and Lightning overlaid); this machine only, unless TB_HOST=0.0.0.0
 	$(BIN)/tensorboard --logdir runs --host $(TB_HOST)

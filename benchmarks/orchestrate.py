@@ -88,11 +88,12 @@ def run_benchmark(
     default; the throughput measurements always run one at a time)."""
     from fmnist.config import load_config
     from fmnist.flops import train_flops_per_image
+    from fmnist.packaged_configs import config_file
 
     time_to_accuracy_config = time_to_accuracy_config or config
     for flag, path in (("--config", config), ("--time-to-accuracy-config", time_to_accuracy_config)):
-        if not path.is_file():
-            raise BenchmarkError(f"{flag}: no such file {path}")
+        if not config_file(path).is_file():
+            raise BenchmarkError(f"{flag}: no such file or packaged config {path}")
         load_config(path)  # a bad config fails here, once, with the loader's message
     device = resolve_device(device)
     if not throughput and time_to_accuracy is None:

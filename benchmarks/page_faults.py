@@ -19,7 +19,6 @@ import resource
 import time
 from pathlib import Path
 
-from benchmarks import REPO
 from fmnist import engines
 from fmnist.config import load_config, with_overrides
 
@@ -53,7 +52,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "baseline.yaml")
+    parser.add_argument("--config", type=Path, default=Path("baseline"), help="a packaged config's name or a path")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")

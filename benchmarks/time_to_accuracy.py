@@ -180,6 +180,7 @@ def run_time_to_accuracy(
     run at a time has the machine to itself); the per-engine summary beside the rows."""
     from fmnist.config import load_config
     from fmnist.datasets import load_fashion_mnist
+    from fmnist.packaged_configs import config_file
 
     epochs = max_epochs or load_config(config).train.epochs
     order = run_order(engines, seeds)
@@ -189,7 +190,7 @@ def run_time_to_accuracy(
         f"[benchmark] time to accuracy: {len(order)} runs of {epochs} epochs, target {target:.2%}:"
         f" {executor.describe()}"
     )
-    config_bytes = Path(config).read_bytes()
+    config_bytes = config_file(config).read_bytes()  # a path, or a packaged config's name
     with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
         specs, jobs = [], []
         for engine, seed in order:

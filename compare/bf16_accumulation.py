@@ -7,7 +7,6 @@ in a process of its own), and the exact results are computed here in float64 num
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ ONE_ROUNDING_SHARE = 0.99
 #: The dropout rates of the project's configs, whose kept share and mean a bf16 model must keep.
 DROPOUT_RATES = (0.1, 0.2)
 #: The config whose input normalisation is measured (it has batch norm and dropout, as the table).
-PROBE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "improved.yaml"
+PROBE_CONFIG = "improved"
 
 
 def round_bf16(a: Any) -> np.ndarray:

@@ -107,11 +107,10 @@ def main() -> None:
     from fmnist.quiet import tensorflow_environment
 
     tensorflow_environment()
-    root = Path(__file__).resolve().parents[1]
     kind = bf16_kernels()
     if kind is None:
         raise SystemExit("cannot tell this CPU's kind (no /proc/cpuinfo flags): nothing measured")
-    tables = {name: measure(load_config(root / "configs" / f"{name}.yaml")) for name in TABLE_CONFIGS}
+    tables = {name: measure(load_config(name)) for name in TABLE_CONFIGS}
     committed = json.loads(TABLE_FILE.read_text()) if TABLE_FILE.exists() else {}
     TABLE_FILE.write_text(json.dumps({**committed, kind: tables}, indent=1, sort_keys=True) + "\n")
     print(f"# {cpu_model()} (bf16 kernels: {kind})\n")

@@ -20,4 +20,4 @@ CLASS_NAMES = (
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SHAPE = (28, 28)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,5 +1,5 @@
-"""Configs as YAML files: reading one (every error names the file, then the key) and writing the
-fully resolved config a run used (its `config.yaml`)."""
+"""Configs as YAML files: reading one (a path, or a packaged config's name; every error names the
+file, then the key) and writing the fully resolved config a run used (its `config.yaml`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ import yaml
 
 from fmnist.config_schema import Config, config_from_dict, config_to_dict
 from fmnist.errors import ConfigError, reason as error_reason
+from fmnist.packaged_configs import config_file, is_name, packaged_configs
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config; every error names the file and the key."""
-    path = Path(path)
+    """Read and validate a YAML config, given its path or a packaged config's name (`baseline`);
+    every error names the file and the key."""
+    spec, path = path, config_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        hint = f" (packaged configs: {', '.join(packaged_configs())})" if is_name(spec) else ""
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}{hint}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a text file (not UTF-8 at byte {exc.start})") from None
     try:

@@ -122,8 +122,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     bench.add_argument(
         "--time-to-accuracy-config",
         type=Path,
-        metavar="CONFIG",
-        help="config trained for --time-to-accuracy (default: --config)",
+        metavar="NAME|PATH",
+        help="config trained for --time-to-accuracy, a packaged config's name or a path (default: --config)",
     )
     bench.add_argument(
         "--tta-config", type=Path, dest="time_to_accuracy_config", action=DeprecatedAlias, help=argparse.SUPPRESS

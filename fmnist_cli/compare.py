@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     add_config(compare)
     compare.add_argument(
         "--engines",
-        "--engines",
+        "--backends",  # the old flag, still accepted
         dest="engines",
         default=",".join(DEFAULT_PAIR),
         help=f"the engines to train, comma-separated, two or more of {', '.join(registry.names())}"

@@ -8,7 +8,8 @@ from typing import Any
 
 from fmnist.config import PRECISIONS
 
-DEFAULT_CONFIG = Path("configs/baseline.yaml")
+#: A packaged config's name: found from any folder, a checkout or not (`fmnist configs` lists them).
+DEFAULT_CONFIG = Path("baseline")
 PRECISION_HELP = (
     "override train.precision: float32; bf16-mixed (fast on GPUs and on CPUs with bfloat16"
     " instructions, emulated and slow on others); or auto, bf16-mixed where it is native and"
@@ -59,7 +60,13 @@ def positive_float(text: str) -> float:
 
 
 def add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="NAME|PATH",
+        help=f"a packaged config's name (`fmnist configs` lists them) or a YAML path (default: {DEFAULT_CONFIG})",
+    )
 
 
 def add_data_dir(parser: argparse.ArgumentParser, test_split_only: bool = False) -> None:

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     add_config(parity)
     parity.add_argument(
         "--engines",
-        "--engines",
+        "--backends",  # the old flag, still accepted
         dest="engines",
         default=",".join(DEFAULT_PAIR),
         help=f"the two engines to hold against each other, comma-separated, from {', '.join(registry.names())}"

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     train.add_argument(
         "--engine",
-        "--engine",
+        "--backend",  # the old flag, still accepted
         dest="engine",
         choices=registry.names(),
         help="which engine trains: "
@@ -85,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument(
         "--engine",
-        "--engine",
+        "--backend",  # the old flag, still accepted
         dest="engine",
         choices=registry.names(),
         help="load the model in this engine instead of the one that trained it: any Keras engine"

@@ -311,3 +311,13 @@ def test_parity_refuses_a_pair_it_cannot_check(real_data_dir, tmp_path, fmnist_c
         result = fmnist_cli("parity", "--engines", engines, *extra, "--out", str(tmp_path / "p"))
         one_line_error(result, message)
     assert not (tmp_path / "p").exists()
+
+
+def test_the_old_backend_flags_still_name_engines():
+    from fmnist_cli.main import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["train", "--backend", "keras-jax"]).engine == "keras-jax"
+    assert parse(["evaluate", "--backend", "keras", "runs/x"]).engine == "keras"
+    assert parse(["parity", "--backends", "keras-torch,lightning"]).engines == "keras-torch,lightning"
+    assert parse(["compare", "--backends", "keras,lightning"]).engines == "keras,lightning"

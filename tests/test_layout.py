@@ -49,6 +49,8 @@ ALLOWED = {
     "benchmarks": ({"fmnist", "compare", "benchmarks", "executors"}, KERAS | TORCH),
     # The command reaches frameworks only through the packages below, and engines only by name.
     "fmnist_cli": (set(PROJECT) - set(ENGINE_PACKAGES), set()),
+    # The packaged YAML configs (installed as fmnist_configs, read by fmnist.packaged_configs): no code.
+    "configs": (set(), set()),
 }
 ENGINES = set(ENGINE_PACKAGES)
 MODULE_NAME = re.compile(rf"({'|'.join(sorted(ENGINES))})(\.\w+)*")
