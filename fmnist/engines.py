@@ -11,7 +11,8 @@ cannot share a process in processes of their own (`fmnist.engine_job`).
 from __future__ import annotations
 
 import functools
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 from fmnist.engine import CAPABILITIES, Engine
 from fmnist.errors import FmnistError
@@ -21,10 +22,27 @@ GROUP = "fmnist.engines"
 DEFAULT_PAIR = ("keras", "lightning")
 
 
+def _points() -> list[EntryPoint]:
+    """The installed entry points of the group; where this project runs from a checkout that is
+    not installed (`python -m fmnist_cli` on a machine given a copy of the tree), its own engines
+    read from the pyproject.toml beside the package instead."""
+    points = list(entry_points(group=GROUP))
+    if points:
+        return points
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        import tomllib  # Python 3.11+
+
+        declared = tomllib.loads(pyproject.read_text())["project"]["entry-points"][GROUP]
+    except (ImportError, OSError, KeyError, ValueError):
+        return []
+    return [EntryPoint(name, value, GROUP) for name, value in declared.items()]
+
+
 @functools.cache
 def _registry() -> dict[str, Engine]:
     found: dict[str, Engine] = {}
-    for point in sorted(entry_points(group=GROUP), key=lambda p: _order(p.name)):
+    for point in sorted(_points(), key=lambda p: _order(p.name)):
         try:
             spec = point.load()
         except Exception as exc:  # a broken plug-in names itself, and the rest still work
@@ -36,7 +54,7 @@ def _registry() -> dict[str, Engine]:
             raise FmnistError(f"engine '{spec.name}' declares unknown capabilities: {', '.join(sorted(unknown))}")
         if spec.name in found:
             raise FmnistError(f"two installed distributions declare the engine '{spec.name}'")
-        dist = point.dist.name if point.dist is not None else ""
+        dist = point.dist.name if getattr(point, "dist", None) is not None else "(this checkout)"
         found[spec.name] = Engine(**{**spec.__dict__, "distribution": dist, "peers": all_engines})
     if not found:
         raise FmnistError("no engine is installed: install the project (pip install -e .), which declares its engines")

@@ -164,3 +164,18 @@ def test_every_engine_offers_each_capability_it_declares_whole():
             }
             missing = set(functions(capability)) - defined
             assert not missing, f"{module} ({spec.name}'s {capability}) lacks {sorted(missing)}"
+
+
+def test_a_checkout_that_is_not_installed_finds_its_engines_in_pyproject(monkeypatch):
+    """A copy of the tree run without installing it (no entry points in any installed metadata)
+    reads its own engines from pyproject.toml's entry-point table."""
+    pytest.importorskip("tomllib")
+    installed = engines.names()
+    monkeypatch.setattr(engines, "entry_points", lambda group: [])
+    engines._registry.cache_clear()
+    try:
+        assert engines.names() == installed
+        assert engines.engine("keras").distribution == "(this checkout)"
+    finally:
+        monkeypatch.undo()
+        engines._registry.cache_clear()
