@@ -11,8 +11,8 @@ EPOCHS ?=
 # EXECUTOR=ray (a local Ray instance, or RAY_ADDRESS=HOST:PORT of a cluster), THREADS per run.
 JOBS ?=
 EXECUTOR ?=
-# The engines `make compare` trains (default keras,lightning): say BACKENDS=keras,keras-jax,keras-torch,lightning.
-BACKENDS ?=
+# The engines `make compare` trains (default keras,lightning): say ENGINES=keras,keras-jax,keras-torch,lightning.
+ENGINES ?=
 RAY_ADDRESS ?=
 THREADS ?=
 OUT ?= reports/$(basename $(notdir $(CONFIG)))
@@ -51,8 +51,8 @@ test-slow: $(STAMP)  ## only the slow tests: two-process trainings (Lightning DD
 test-all: $(STAMP)  ## run every test, the slow ones too
 	$(call PYTEST,-m '')
 
-compare: $(STAMP)  ## the main job: train both backends over 3 seeds on CONFIG and write the parity report (JOBS=2, EXECUTOR=ray: docs/scale.md)
-	$(BIN)/fmnist compare --config $(CONFIG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(BACKENDS),--engines $(BACKENDS)) \
+compare: $(STAMP)  ## the main job: train both engines over 3 seeds on CONFIG and write the parity report (JOBS=2, EXECUTOR=ray: docs/scale.md)
+	$(BIN)/fmnist compare --config $(CONFIG) --out $(OUT) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(ENGINES),--engines $(ENGINES)) \
 		$(if $(JOBS),--jobs $(JOBS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) $(if $(THREADS),--threads $(THREADS))
 
 parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockstep) on CONFIG
@@ -60,7 +60,7 @@ parity: $(STAMP)  ## numerical parity checks (structure, weight transfer, lockst
 
 BENCH_VARIANTS ?= eager,channels_last,bf16,channels_last+bf16,compile,tf,tf-bf16
 
-benchmark: $(STAMP)  ## speed of both backends, their variants (BENCH_VARIANTS), and time to 91% on a fixed budget, 5 seeds each (about 1 h 15 min on 2 CPU cores) -> benchmarks/results/
+benchmark: $(STAMP)  ## speed of both engines, their variants (BENCH_VARIANTS), and time to 91% on a fixed budget, 5 seeds each (about 1 h 15 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/fmnist benchmark --config $(CONFIG) --variants $(BENCH_VARIANTS) --batch-size 128,1024 --steps 100 --warmup 10 --repeats 5 \
 		--time-to-accuracy 0.91 --time-to-accuracy-config fast91 --time-to-accuracy-seeds 0-4
 
@@ -70,7 +70,7 @@ gpu-bundle: $(STAMP)  ## what the prepared GPU run needs there (Keras wheels, th
 train-keras: $(STAMP)  ## train the Keras backend once on CONFIG
 	$(BIN)/fmnist train --engine keras --config $(CONFIG)
 
-train-lightning: $(STAMP)  ## train the Lightning backend once on CONFIG
+train-lightning: $(STAMP)  ## train the Lightning engine once on CONFIG
 	$(BIN)/fmnist train --engine lightning --config $(CONFIG)
 
 tensorboard: $(STAMP)  ## watch every run in runs/ (Keras and Lightning overlaid); this machine only, unless TB_HOST=0.0.0.0
