@@ -12,7 +12,8 @@ EPOCHS ?=
 JOBS ?=
 EXECUTOR ?=
 # The engines `make compare` trains (default keras,lightning): say ENGINES=keras,keras-jax,keras-torch,lightning.
-ENGINES ?=
+BACKENDS ?=
+ENGINES ?= $(BACKENDS)  # BACKENDS=: the name it had before
 RAY_ADDRESS ?=
 THREADS ?=
 OUT ?= reports/$(basename $(notdir $(CONFIG)))
