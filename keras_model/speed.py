@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from fmnist.backend_api import SpeedRun, StepClock
+from fmnist.capabilities import SpeedRun, StepClock
 from fmnist.config import Config
 from fmnist.splits import to_float_nhwc
 from keras_model.training import compile_model, seed_everything

@@ -97,7 +97,7 @@ def test_batch_norm_in_bf16_on_one_side_fails_and_is_named(improved, train, monk
     """torch's batch norm made to compute in bfloat16 (Keras keeps its float32 island)."""
     import torch.nn.functional as F
 
-    from lightning_model.network import KerasBatchNorm2d
+    from torch_blocks.network import KerasBatchNorm2d
 
     def bf16_batch_norm(self, x):
         return F.batch_norm(x, None, None, self.weight.to(x.dtype), self.bias.to(x.dtype), True, 0.0, self.eps)
