@@ -184,7 +184,7 @@ def probes():
     return config, arrays, dict(zip(engines.names(), (f["results"] for f in found)))
 
 
-@pytest.mark.parametrize("engine", ["keras", "keras-jax", "keras-torch", "lightning"])
+@pytest.mark.parametrize("engine", ["keras", "keras-jax", "keras-torch", "pytorch", "lightning"])
 def test_every_engine_answers_the_bf16_probes(engine, probes):
     """The contract's bf16 functions: an op log in a vocabulary the table reads, or one line why
     not; every layer's output in the shared layout and its dtype (bfloat16 compute, float32

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fmnist import engines
 
-ENGINE = '''
+ENGINE = """
 from fmnist.engine import Engine
 
 # The pytorch engine's capability modules under another name: what a plug-in declares is its own.
@@ -26,7 +26,7 @@ SIXTH = Engine(
     capabilities={"training": "pytorch_model.training", "parity": "pytorch_model.parity"},
     import_first=("torch", "torch._dynamo"),
 )
-'''
+"""
 
 
 def install_sixth_engine(site: Path) -> dict[str, str]:

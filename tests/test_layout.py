@@ -85,6 +85,15 @@ def test_imports_point_only_down(package):
     assert not wrong, f"imports pointing up or sideways: {wrong}"
 
 
+def test_the_torch_engines_share_blocks_and_never_import_each_other():
+    """Lightning and plain PyTorch share torch_blocks; neither engine package may import the other,
+    and the shared blocks import no Lightning (its torchmetrics neither)."""
+    assert "torch_blocks" in ALLOWED["lightning_model"][0] and "torch_blocks" in ALLOWED["pytorch_model"][0]
+    assert "pytorch_model" not in ALLOWED["lightning_model"][0]
+    assert "lightning_model" not in ALLOWED["pytorch_model"][0]
+    assert ALLOWED["torch_blocks"] == ({"fmnist", "torch_blocks"}, {"torch", "onnxscript"})
+
+
 def test_the_rule_table_covers_every_package():
     packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
     assert packages - {"tests"} == set(ALLOWED)
