@@ -7,7 +7,7 @@ image of the project's plain training loop, in this process's allocator setting.
 The first runs as `fmnist train` does (`fmnist.malloc`: glibc keeps freed memory); the second
 leaves glibc as it is. docs/speed.md ("Where torch's time went") has the figures. The step is
 the engine's `fixed_batch_steps` (`fmnist.capabilities.Speed`; for `lightning`, the default,
-the plain torch loop `lightning_model.plain_loop.PlainTraining`) on the config's network, random
+the plain torch loop `torch_blocks.plain_loop.PlainTraining`) on the config's network, random
 pixels and labels (the allocator does not care what the numbers are), one JSON line out.
 """
 

@@ -125,7 +125,7 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
         return keras.optimizers.Adam(learning_rate=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon)
     if opt.name == "adamw":
         # Decoupled: every trainable variable w -= w * weight_decay * lr before each Adam update
-        # (lightning_model.optim.KerasAdam with weight_decay does the same).
+        # (torch_blocks.optim.KerasAdam with weight_decay does the same).
         return keras.optimizers.AdamW(
             learning_rate=opt.lr,
             weight_decay=opt.weight_decay,

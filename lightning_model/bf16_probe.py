@@ -1,42 +1,18 @@
-"""What the Lightning engine computes under its bf16-mixed policy, seen on live tensors, for the
-bf16 parity checks (`fmnist parity --precision bf16-mixed`, compare.bf16_*): the dtype of every
-aten op of a training step, each layer's output, and the kernels a bf16 step runs fed known
-numbers. Numpy in and out (`lightning_model.engine` declares them as the engine's bf16 functions); the
-tools judge the numbers in another process."""
+"""What the Lightning engine computes under its bf16-mixed policy (`fmnist.capabilities.Bf16Probe`):
+the torch engines' probes (`torch_blocks.bf16_probe`) run on the LightningModule, its loss and
+optimizer, under Lightning's own autocast."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from fmnist.architecture import layer_plan
 from fmnist.config import Config
-from fmnist.op_log import op_record
-from fmnist.precision import uses_bf16
-from fmnist.weight_layout import activation
 from lightning_model.module import FashionClassifier
-from lightning_model.network import Float32Dropout, ReLUAfterPool, build_network, load_shared_weights
 from lightning_model.precision import autocast
-
-#: Said of a ReLU slot whose ReLU the max-pool applies (`ReLUAfterPool`): nothing of its own to compare.
-DEFERRED_RELU = "applied after the max-pool in torch (exact): compared there"
-
-
-class OpLog(TorchDispatchMode):
-    """Every aten op as it dispatches, with its tensors' dtypes and `where` it runs (phase, layer)."""
-
-    def __init__(self, where: dict[str, str]) -> None:
-        super().__init__()
-        self.where, self.ops = where, []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        self.ops.append(op_record(self.where, func, args, out))
-        return out
+from torch_blocks import bf16_probe
 
 
 def bf16_trace(config: Config, batch: int) -> dict[str, Any]:
@@ -45,34 +21,7 @@ def bf16_trace(config: Config, batch: int) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     module = FashionClassifier.from_config(config).train()
     optimizer = module.configure_optimizers()["optimizer"]
-    where = {"phase": "forward", "layer": ""}
-
-    def enter(name: str) -> Callable:
-        return lambda *_: where.update(layer=name)
-
-    hooks = [m.register_forward_pre_hook(enter(name)) for name, m in module.network.named_children()]
-    hooks.append(module.network.register_forward_hook(enter("loss")))  # what follows the network
-    x = torch.rand(batch, 1, 28, 28) * 255
-    y = torch.arange(batch) % 10
-    try:
-        with OpLog(where) as log:
-            with autocast():
-                loss = module.loss(module(x), y)
-            where.update(phase="backward", layer="")
-            loss.backward()
-            where.update(phase="optimizer")
-            optimizer.step()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return {"vocabulary": "torch", "ops": log.ops}
-
-
-def _tensor(array: np.ndarray, dtype: str, channels_last: bool) -> torch.Tensor:
-    tensor = torch.from_numpy(np.array(array, order="C")).to(getattr(torch, dtype))
-    if tensor.dim() == 4 and channels_last:
-        tensor = tensor.contiguous(memory_format=torch.channels_last)
-    return tensor
+    return bf16_probe.trace_step(module.network, module.loss, optimizer, autocast, batch, forward=module)
 
 
 def bf16_layer_outputs(
@@ -82,70 +31,10 @@ def bf16_layer_outputs(
     partner_outputs: list[np.ndarray] | None = None,
     partner_dtypes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each layer's output, training mode, no gradient, under the config's precision (bf16-mixed:
-    Lightning's autocast; float32: none). Chained from `pixels`, or, given the partner's outputs,
-    each layer fed the partner's output of the layer before (in its dtype), so that a layer's
-    difference is that layer's alone."""
-    torch.set_float32_matmul_precision("highest")
-    channels_last = config.train.channels_last
-    network = load_shared_weights(build_network(config).train(), weights, "float32")
-    if channels_last:  # as the LightningModule lays it out
-        network = network.to(memory_format=torch.channels_last)
-    context = autocast if uses_bf16(config.train.precision) else lambda: torch.autocast("cpu", enabled=False)
-    plan, rows = layer_plan(config), []
-    x = _tensor(pixels[:, None].astype(np.float32), "float32", channels_last)
-    for i, (spec, (name, module)) in enumerate(zip(plan, network.named_children())):
-        deferred = isinstance(module, ReLUAfterPool)
-        if partner_outputs is not None:
-            if deferred:
-                rows.append({"name": name, "output": None, "dtype": "", "note": DEFERRED_RELU})
-                continue
-            if i:
-                fed = activation(partner_outputs[i - 1], plan[i - 1], "nchw")
-                x = _tensor(fed, partner_dtypes[i - 1], channels_last)
-        with torch.no_grad(), context():
-            x = module(x)
-        rows.append(
-            {
-                "name": name,
-                "output": activation(x.float().numpy(), spec, "shared"),
-                "dtype": str(x.dtype).removeprefix("torch."),
-                "note": DEFERRED_RELU if deferred else None,
-            }
-        )
-    return rows
+    """Each layer's output under Lightning's autocast (`torch_blocks.bf16_probe.layer_outputs`)."""
+    return bf16_probe.layer_outputs(config, weights, pixels, autocast, partner_outputs, partner_dtypes)
 
 
 def bf16_kernels(config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float]) -> dict[str, np.ndarray]:
-    """The kernels a bf16 training step runs, fed bfloat16-valued numbers, as Lightning runs them
-    (nn.Linear and nn.Conv2d under its autocast; the config's own input normalisation and
-    float32 dropout): outputs and gradients in the shared layout (NHWC, HWIO), float32."""
-    size = arrays["conv_kernel"].shape[0]
-    lin = torch.nn.Linear(*arrays["dense_kernel"].shape)
-    cv = torch.nn.Conv2d(*arrays["conv_kernel"].shape[2:], size, padding=size // 2)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(arrays["dense_kernel"].T.copy()))
-        lin.bias.copy_(torch.from_numpy(arrays["dense_bias"]))
-        cv.weight.copy_(torch.from_numpy(arrays["conv_kernel"].transpose(3, 2, 0, 1).copy()))
-        cv.bias.copy_(torch.from_numpy(arrays["conv_bias"]))
-    xin = torch.from_numpy(arrays["conv_input"].transpose(0, 3, 1, 2).copy())
-    with autocast():
-        td, tc = lin(torch.from_numpy(arrays["dense_input"])), cv(xin)
-    td.backward(torch.from_numpy(arrays["dense_grad"]).bfloat16())
-    tc.backward(torch.from_numpy(arrays["conv_grad"].transpose(0, 3, 1, 2).copy()).bfloat16())
-    out = {
-        "dense": td.detach().float().numpy(),
-        "conv": tc.detach().float().permute(0, 2, 3, 1).numpy(),
-        "conv_kernel_grad": cv.weight.grad.permute(2, 3, 1, 0).numpy(),
-        "dense_bias_grad": lin.bias.grad.numpy(),
-        "conv_bias_grad": cv.bias.grad.numpy(),
-    }
-    network = build_network(config)
-    with autocast():
-        pixels = torch.from_numpy(arrays["pixels"][:, None])
-        out["normalize"] = network.normalize(pixels).bfloat16().float()[:, 0].numpy()
-    for rate in dropout_rates:
-        torch.manual_seed(1)
-        x = torch.from_numpy(arrays["dropout_input"]).bfloat16()
-        out[f"dropout_{rate:g}"] = Float32Dropout(rate).train()(x).float().numpy()
-    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+    """The kernels of a bf16 step under Lightning's autocast (`torch_blocks.bf16_probe.kernels`)."""
+    return bf16_probe.kernels(config, arrays, dropout_rates, autocast)

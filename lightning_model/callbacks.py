@@ -7,12 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from fmnist import rundir
 from fmnist.divergence import DivergenceWatch
-from fmnist.early_stopping import EarlyStoppingRule
+from torch_blocks.early_stopping import BestWeights
 
 
 class EpochReport(L.Callback):
@@ -100,44 +99,34 @@ class StopOnNonFinite(L.Callback):
 
 class EarlyStoppingOnValAccuracy(L.Callback):
     """`fmnist.early_stopping.EarlyStoppingRule` on `val/accuracy` in a Lightning fit, the rule the
-    Keras backend's `EarlyStoppingOnValAccuracy` follows too: a new best's weights (parameters and
-    batch-norm statistics) are copied, and put back when training ends, stopped or not, so the
-    model file saved afterwards holds them.
+    Keras engines' `EarlyStoppingOnValAccuracy` follows too, with the torch engines' keeper of the
+    best weights (`torch_blocks.early_stopping.BestWeights`): put back when training ends, stopped
+    or not, so the model file saved afterwards holds them.
 
     Its state, best weights included, goes into Lightning's checkpoint: a resumed run continues
     the count, and one interrupted after the stop trains no further.
     """
 
     def __init__(self, patience: int) -> None:
-        self.rule = EarlyStoppingRule(patience)
-        self.best_weights: dict[str, torch.Tensor] | None = None
-
-    @staticmethod
-    def _weights(pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in pl_module.network.state_dict().items()}
+        self.best = BestWeights(patience)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.rule.stopped:  # resumed from the checkpoint of the epoch that stopped it
+        if self.best.rule.stopped:  # resumed from the checkpoint of the epoch that stopped it
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         value = trainer.callback_metrics.get("val/accuracy")  # None: no validation this epoch
-        is_best, stop = self.rule.update(trainer.current_epoch, value)
-        if is_best:
-            self.best_weights = self._weights(pl_module)
-        if stop:
+        if self.best.update(trainer.current_epoch, value, pl_module.network):
             trainer.should_stop = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.best_weights is not None:
-            pl_module.network.load_state_dict(self.best_weights)
+        self.best.restore(pl_module.network)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self.rule.state_dict(), "best_weights": self.best_weights}
+        return self.best.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.rule.load_state_dict(state_dict)
-        self.best_weights = state_dict["best_weights"]
+        self.best.load_state_dict(state_dict)
 
 
 class ProgressBar(RichProgressBar):

@@ -27,6 +27,6 @@ LIGHTNING = Engine(
     strategies=("auto", "ddp"),
     max_devices=None,
     max_nodes=None,
-    constant_casts="follow",  # KerasAdam casts its constants either way (lightning_model.optim)
+    constant_casts="follow",  # KerasAdam casts its constants either way (torch_blocks.optim)
     speed_variants=("eager", "channels_last", "bf16", "channels_last+bf16", "compile", "channels_last+bf16+compile"),
 )

@@ -1,95 +1,35 @@
-"""The `lightning` engine's export capability (`fmnist.capabilities.Export`): the
-network built from weights in the shared layout, written to ONNX with torch's own exporter
-(`torch.onnx.export`, its default dynamo path, which needs onnxscript), and the run's network as
-torch runs it for inference timing.
-
-The export takes the same input as the Keras export, NHWC [N, 28, 28, 1] raw pixels: a thin
-module permutes to the network's NCHW first, and the exporter records that permute in the graph.
-The export is float32: the network's parameters are float32 in every precision (bf16-mixed only
-autocasts the compute), and outside a Trainer there is no autocast.
-"""
+"""The `lightning` engine's export (`fmnist.capabilities.Export`): a run's LightningModule
+network through the torch engines' shared exporter (`torch_blocks.export`: `torch.onnx.export`,
+NHWC raw pixels in)."""
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from fmnist import IMAGE_SHAPE
-from fmnist.config import Config
-from fmnist.onnx_model import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
 from lightning_model.training import load_module
-from lightning_model.network import build_network, load_shared_weights
+from torch_blocks import export
+from torch_blocks.export import export_onnx
 
-#: Beyond torch: onnxscript runs under torch.onnx.export's dynamo path (`fmnist.capabilities.Export.needs`).
-needs = ("onnx", "onnxruntime", "onnxscript")
+__all__ = ["export_onnx", "export_versions", "inference_runners", "needs", "run_weights"]
 
-EXAMPLE_BATCH = 2  # the traced example; the batch dimension is exported as dynamic
-# The exporter's registry says, on every export, that torchvision's operators are skipped: not ours.
-logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-
-
-class PixelsNHWC(nn.Module):
-    """The network behind the export contract: [N, 28, 28, 1] in, logits out."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.network(pixels.permute(0, 3, 1, 2))
+needs = export.NEEDS
 
 
 def run_weights(run_dir: Path) -> dict[str, np.ndarray]:
-    """The run's trained weights (loaded by the backend's loader), shared layout: the state dict."""
-    return {k: v.detach().cpu().numpy().copy() for k, v in load_module(run_dir).network.state_dict().items()}
-
-
-def float32_model(config: Config, weights: dict[str, np.ndarray]) -> PixelsNHWC:
-    """The config's network with these weights, float32, in eval mode, behind the NHWC input."""
-    return PixelsNHWC(load_shared_weights(build_network(config), weights, "float32")).eval()
-
-
-def export_onnx(config: Config, weights: dict[str, np.ndarray], path: Path) -> None:
-    """torch's exporter, input `pixels` (NHWC) with a dynamic batch, output `logits`."""
-    model = float32_model(config, weights)
-    example = torch.zeros(EXAMPLE_BATCH, *IMAGE_SHAPE, 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
-        # external_data=False: the weights inside the one file (torch writes a `<file>.data` beside
-        # it otherwise, which a renamed export would leave behind, pointing nowhere).
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes={"pixels": {0: torch.export.Dim(BATCH_DIM)}},
-            verbose=False,
-            external_data=False,
-        )
+    """The run's trained weights (its checkpoint's module), shared layout: the state dict."""
+    return export.shared_weights(load_module(run_dir).network)
 
 
 def inference_runners(run_dir: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
     """The run's float32 network called as torch users call it, on NHWC float32 pixels."""
-    model = PixelsNHWC(load_module(run_dir).network.float().to(memory_format=torch.contiguous_format)).eval()
-    torch.set_num_threads(threads)
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).numpy()
-
-    return {"torch: inference_mode forward": forward}
+    return export.inference_runners(load_module(run_dir).network, threads)
 
 
 def export_versions() -> dict[str, str]:
     import lightning
-    import onnxscript
 
-    return {"torch": torch.__version__, "lightning": lightning.__version__, "onnxscript": onnxscript.__version__}
+    return {**export.export_versions(), "lightning": lightning.__version__}

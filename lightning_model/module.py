@@ -6,15 +6,15 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 import torchmetrics
 
 from fmnist import NUM_CLASSES
 from fmnist.config import Config, config_from_dict, config_to_dict
 from fmnist.schedules import lr_at_epoch, lr_at_step
 from fmnist.splits import epoch_seed, num_batches
-from lightning_model.network import build_network
-from lightning_model.optim import KerasAdam
+from torch_blocks.network import build_network
+from torch_blocks.optim import make_optimizer
+from torch_blocks.plain_loop import loss_fn
 
 
 class FashionClassifier(L.LightningModule):
@@ -25,6 +25,7 @@ class FashionClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.config: Config = config_from_dict(config)
         self.network = build_network(self.config)
+        self._loss = loss_fn(self.config)
         self.channels_last = self.config.train.channels_last
         if self.channels_last:  # NHWC, as TensorFlow lays it out; the same math
             self.network = self.network.to(memory_format=torch.channels_last)
@@ -46,8 +47,9 @@ class FashionClassifier(L.LightningModule):
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy from logits, label-smoothed by `train.label_smoothing` (targets
-        (1 - e) * one_hot + e / 10), as the Keras backend's training loss; training and validation."""
-        return F.cross_entropy(logits, y, label_smoothing=self.config.train.label_smoothing)
+        (1 - e) * one_hot + e / 10), as the Keras engines' loss; training and validation
+        (`torch_blocks.plain_loop.loss_fn`)."""
+        return self._loss(logits, y)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -93,15 +95,7 @@ class FashionClassifier(L.LightningModule):
         compiled optimizer's base rate with no schedule callback.
         """
         opt = self.config.train.optimizer
-        if opt.name in ("adam", "adamw"):
-            # adamw: Keras' AdamW, decoupled decay by the step's learning rate before the update
-            decay = {"weight_decay": opt.weight_decay} if opt.name == "adamw" else {}
-            optimizer = KerasAdam(
-                self.parameters(), lr=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon, **decay
-            )
-        else:
-            # Same trajectory as Keras SGD (v = mu*v - lr*g) while the learning rate is constant.
-            optimizer = torch.optim.SGD(self.parameters(), lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
+        optimizer = make_optimizer(self.parameters(), opt)  # Keras' Adam or AdamW, or SGD
         if self._trainer is None:
             return {"optimizer": optimizer}
         train = self.config.train

@@ -19,7 +19,6 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from fmnist import console, rundir
 from fmnist.config import Config
 from fmnist.cpu_features import warn_if_emulated_bf16
-from fmnist.malloc import retain_freed_memory
 from fmnist.precision import Device, cpu_device, gpu_device, uses_bf16
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
@@ -32,9 +31,11 @@ from lightning_model.callbacks import (
     ProgressBar,
     StopOnNonFinite,
 )
-from lightning_model.checkpoint import load_checkpoint
-from lightning_model.data import FashionMNISTDataModule, batch_loader
+from lightning_model.data import FashionMNISTDataModule
 from lightning_model.module import FashionClassifier
+from torch_blocks.batches import batch_loader
+from torch_blocks.checkpoint import load_checkpoint
+from torch_blocks.settings import numerics
 
 # Noise that says nothing to our users: the data are in memory (no loader workers needed), two
 # deprecation notices from inside Lightning and torch, and the model summary's size estimate under
@@ -56,14 +57,11 @@ MODEL_FILE = "model.ckpt"  # (lightning_model.engine)
 
 
 def configure_torch(config: Config) -> dict[str, Any]:
-    """Seeds, TF32 off unless the config allows it (it costs 3 decimal digits in matmuls), and
-    glibc told to keep freed memory (fmnist.malloc: torch's steps stop faulting pages in).
-    Returns the allocator setting, for a benchmark to record."""
+    """Seeds (Lightning's `seed_everything`), then the numerics every torch engine trains with
+    (`torch_blocks.settings.numerics`: TF32 as the config says, the allocator). Returns the
+    allocator setting, for a benchmark to record."""
     L.seed_everything(config.seed, workers=True, verbose=False)
-    precision = "high" if config.train.allow_tf32 else "highest"
-    torch.set_float32_matmul_precision(precision)
-    torch.backends.cudnn.allow_tf32 = config.train.allow_tf32
-    return retain_freed_memory()
+    return numerics(config)
 
 
 def training_device(config: Config) -> Device:

@@ -15,7 +15,7 @@ def config(request, baseline_config, bn_same_stride_config):
 
 def test_baseline_parameter_count(baseline_config):
     from keras_model import build_model
-    from lightning_model import build_network
+    from torch_blocks.network import build_network
 
     # 320 + 18,496 (convs) + 204,928 (1600 -> 128) + 1,290 (128 -> 10)
     assert count_params(baseline_config) == 225_034
@@ -31,7 +31,7 @@ def test_same_padding_puts_the_odd_pixel_last():
 
 def test_layers_match_by_name_shape_and_params(config):
     from keras_model import build_model
-    from lightning_model import build_network
+    from torch_blocks.network import build_network
 
     model, network = build_model(config), build_network(config)
     plan = layer_plan(config)
@@ -62,8 +62,8 @@ def _random_bn_statistics(network):
 def test_weight_transfer_gives_the_same_logits(config, direction, tiny_images):
     from keras_model import build_model
     from keras_model.model import set_shared_weights, shared_weights
-    from lightning_model import build_network
-    from lightning_model.network import load_shared_weights
+    from torch_blocks.network import build_network
+    from torch_blocks.network import load_shared_weights
 
     model, network = build_model(config), build_network(config).eval()
     if direction == "keras_to_torch":

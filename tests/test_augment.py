@@ -105,7 +105,7 @@ def test_both_engines_train_on_the_same_augmented_batches(tiny_images):
     """Keras' PyDataset and Lightning's loader (one process, and two DDP shares) give the same
     augmented float batches and untouched labels; a resumed run continues the same stream."""
     from keras_model.data import TrainBatches
-    from lightning_model.data import batch_loader
+    from torch_blocks.batches import batch_loader
 
     split = Split(*tiny_images)
     keras_batches = TrainBatches(split, batch_size=32, seed=5, epochs=2, augment=ALL)

@@ -97,7 +97,7 @@ def test_batch_norm_in_bf16_on_one_side_fails_and_is_named(improved, train, monk
     """torch's batch norm made to compute in bfloat16 (Keras keeps its float32 island)."""
     import torch.nn.functional as F
 
-    from lightning_model.network import KerasBatchNorm2d
+    from torch_blocks.network import KerasBatchNorm2d
 
     def bf16_batch_norm(self, x):
         return F.batch_norm(x, None, None, self.weight.to(x.dtype), self.bias.to(x.dtype), True, 0.0, self.eps)
@@ -184,7 +184,7 @@ def probes():
     return config, arrays, dict(zip(engines.names(), (f["results"] for f in found)))
 
 
-@pytest.mark.parametrize("engine", ["keras", "keras-jax", "keras-torch", "lightning"])
+@pytest.mark.parametrize("engine", ["keras", "keras-jax", "keras-torch", "pytorch", "lightning"])
 def test_every_engine_answers_the_bf16_probes(engine, probes):
     """The contract's bf16 functions: an op log in a vocabulary the table reads, or one line why
     not; every layer's output in the shared layout and its dtype (bfloat16 compute, float32

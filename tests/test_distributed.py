@@ -12,7 +12,7 @@ from fmnist import distributed
 @pytest.mark.parametrize("world_size", [2, 3, 4])
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_shards_cover_each_global_batch_exactly_once(world_size, shuffle):
-    from lightning_model.data import BatchIndexSampler
+    from torch_blocks.batches import BatchIndexSampler
 
     n, batch = 103, 10  # the last batch (3 images) is smaller than some world sizes
     single = list(BatchIndexSampler(n, batch, seed=5, shuffle=shuffle))

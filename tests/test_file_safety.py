@@ -235,7 +235,7 @@ def test_the_payload_is_real(tmp_path):
 def test_the_checkpoint_loader_refuses_a_payload(tmp_path):
     pytest.importorskip("lightning")
     from lightning_model.training import completed_epochs
-    from lightning_model.checkpoint import load_checkpoint
+    from torch_blocks.checkpoint import load_checkpoint
 
     marker = tmp_path / "ran"
     path = _planted_checkpoint(tmp_path / "checkpoints" / "last.ckpt", marker)

@@ -40,7 +40,7 @@ def config(request, bn_same_stride_config):
 
 
 def test_the_forward_count_is_torchs(config):
-    from lightning_model.network import build_network
+    from torch_blocks.network import build_network
 
     assert FLOPS_PER_MAC * forward_macs(config) == _counted(build_network(config), 1, backward=False)
 
@@ -49,7 +49,7 @@ def test_the_training_count_is_three_forwards_torch_skips_the_first_input_gradie
     """torch computes no gradient for the first conv's input (the images need none), so its count
     over forward + backward is 3 x forward less that one layer's forward; the convention
     (fmnist.flops) counts it. Batch of 2: batch norm trains on more than one value."""
-    from lightning_model.network import build_network
+    from torch_blocks.network import build_network
 
     first = next(macs for macs in map(layer_macs, layer_plan(config)) if macs)
     counted = _counted(build_network(config), 2, backward=True) / 2

@@ -40,8 +40,8 @@ def test_device_resident_batches_are_the_host_loaders_batches(tiny_images, chann
 
     from benchmarks.measuring import batch_order
     from fmnist.splits import Split, to_float_nhwc
-    from lightning_model.data import BatchDataset
-    from lightning_model.speed import DeviceBatches
+    from torch_blocks.batches import BatchDataset
+    from torch_blocks.speed import DeviceBatches
 
     split = Split(*tiny_images)
     order = batch_order(len(split), 32, 8, seed=3)  # 6 full batches an epoch: the order wraps into a second

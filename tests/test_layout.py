@@ -1,7 +1,7 @@
-"""The layers: imports point only down, command -> compare, serving -> the engine packages ->
-fmnist (the core), and each engine package imports its own frameworks only (docs/architecture.md).
-The engine packages are read from the registry (`fmnist.engines`): an engine added by its package
-and its entry point is held to the same rules without an edit here."""
+"""The layers: imports point only down, command -> compare, serving -> the engine packages -> the
+shared torch blocks -> fmnist (the core), and each engine package imports its own frameworks only
+(docs/architecture.md). The engine packages are read from the registry (`fmnist.engines`): an
+engine added by its package and its entry point is held to the same rules without an edit here."""
 
 from __future__ import annotations
 
@@ -32,14 +32,22 @@ def engine_packages() -> dict[str, set[str]]:
 
 
 ENGINE_PACKAGES = engine_packages()
+#: The torch building blocks the torch engines share (the network, Keras' Adam, the batch path,
+#: the plain loop, ...): torch and the core only, no Lightning, no engine package.
+SHARED = {"torch_blocks": {"torch", "onnxscript"}}
 TOOLS = ("compare", "benchmarks", "serving", "fmnist_cli")
-PROJECT = (*TOOLS, "executors", *ENGINE_PACKAGES, "fmnist")
+PROJECT = (*TOOLS, "executors", *ENGINE_PACKAGES, *SHARED, "fmnist")
 #: package -> the project packages and frameworks it may import (lazy imports inside functions too).
 ALLOWED = {
     "fmnist": ({"fmnist"}, set()),
-    # An engine package: the core, itself, and the frameworks its engines declare (keras_model
-    # imports torch as the engine of Keras on torch, `keras-torch`, only where Keras runs on it).
-    **{package: ({"fmnist", package}, frameworks & (KERAS | TORCH)) for package, frameworks in ENGINE_PACKAGES.items()},
+    # An engine package: the core, the shared blocks, itself, and the frameworks its engines declare
+    # (keras_model imports torch as the backend of Keras on torch, `keras-torch`, only where Keras
+    # runs on it). Never another engine's package: the torch engines share torch_blocks instead.
+    **{
+        package: ({"fmnist", *SHARED, package}, frameworks & (KERAS | TORCH))
+        for package, frameworks in ENGINE_PACKAGES.items()
+    },
+    **{package: ({"fmnist", package}, frameworks) for package, frameworks in SHARED.items()},
     "serving": ({"fmnist", "serving"}, set()),
     # Runs jobs in fresh processes, here or on Ray nodes: never a framework itself.
     "executors": ({"fmnist", "executors"}, set()),
@@ -48,11 +56,11 @@ ALLOWED = {
     # benchmark-inference times the export `fmnist export` makes and checks (compare.export_check).
     "benchmarks": ({"fmnist", "compare", "benchmarks", "executors"}, KERAS | TORCH),
     # The command reaches frameworks only through the packages below, and engines only by name.
-    "fmnist_cli": (set(PROJECT) - set(ENGINE_PACKAGES), set()),
+    "fmnist_cli": (set(PROJECT) - set(ENGINE_PACKAGES) - set(SHARED), set()),
     # The packaged YAML configs (installed as fmnist_configs, read by fmnist.packaged_configs): no code.
     "configs": (set(), set()),
 }
-ENGINES = set(ENGINE_PACKAGES)
+ENGINES = set(ENGINE_PACKAGES) | set(SHARED)
 MODULE_NAME = re.compile(rf"({'|'.join(sorted(ENGINES))})(\.\w+)*")
 
 
@@ -77,6 +85,15 @@ def test_imports_point_only_down(package):
         if bad:
             wrong[str(path.relative_to(REPO))] = sorted(bad)
     assert not wrong, f"imports pointing up or sideways: {wrong}"
+
+
+def test_the_torch_engines_share_blocks_and_never_import_each_other():
+    """Lightning and plain PyTorch share torch_blocks; neither engine package may import the other,
+    and the shared blocks import no Lightning (its torchmetrics neither)."""
+    assert "torch_blocks" in ALLOWED["lightning_model"][0] and "torch_blocks" in ALLOWED["pytorch_model"][0]
+    assert "pytorch_model" not in ALLOWED["lightning_model"][0]
+    assert "lightning_model" not in ALLOWED["pytorch_model"][0]
+    assert ALLOWED["torch_blocks"] == ({"fmnist", "torch_blocks"}, {"torch", "onnxscript"})
 
 
 def test_the_rule_table_covers_every_package():

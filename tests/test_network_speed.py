@@ -16,7 +16,7 @@ from fmnist.config import with_overrides
 
 def _reference(network: nn.Sequential) -> nn.Sequential:
     """The literal layer order of the plan (ReLU, then max-pool), sharing the network's modules."""
-    from lightning_model.network import MaxPoolReLU, ReLUAfterPool
+    from torch_blocks.network import MaxPoolReLU, ReLUAfterPool
 
     mods = OrderedDict()
     for name, module in network.named_children():
@@ -31,7 +31,7 @@ def _reference(network: nn.Sequential) -> nn.Sequential:
 
 @pytest.mark.parametrize("which", ["baseline", "bn_same_stride"])
 def test_relu_after_pool_is_bit_identical(which, baseline_config, bn_same_stride_config):
-    from lightning_model.network import MaxPoolReLU, build_network
+    from torch_blocks.network import MaxPoolReLU, build_network
 
     config = baseline_config if which == "baseline" else bn_same_stride_config
     torch.manual_seed(0)
@@ -92,7 +92,7 @@ def test_bf16_mixed_predicts_float32_in_both_engines(baseline_config, tiny_image
 def test_batch_norm_under_bf16_autocast_computes_in_float32():
     """As Keras' BatchNormalization under mixed_bfloat16: a bfloat16 input is normalised, and its
     running statistics updated, in float32; the output goes back to bfloat16."""
-    from lightning_model.network import KerasBatchNorm2d
+    from torch_blocks.network import KerasBatchNorm2d
 
     torch.manual_seed(0)
     x = (torch.randn(8, 4, 6, 6) * 3 + 1).to(torch.bfloat16)

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from lightning_model.optim import KerasAdam
+from torch_blocks.optim import KerasAdam
 
 
 def _keras_trajectory(w0, targets, steps, optimizer="Adam", lrs=None, **kw):

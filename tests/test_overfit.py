@@ -37,7 +37,7 @@ def test_keras_overfits_one_batch(baseline_config, one_batch):
 def test_lightning_overfits_one_batch(baseline_config, one_batch, tmp_path):
     import lightning as L
 
-    from lightning_model.data import batch_loader
+    from torch_blocks.batches import batch_loader
     from lightning_model.module import FashionClassifier
 
     L.seed_everything(0, verbose=False)

@@ -66,12 +66,12 @@ def test_lockstep_detects_stock_torch_adam(data, baseline_config, monkeypatch):
     """Swap in torch.optim.Adam (epsilon after bias correction): the loss check must notice."""
     import torch
 
-    import lightning_model.module as module
+    import torch_blocks.optim as optim
 
     monkeypatch.setattr(
-        module,
+        optim,
         "KerasAdam",
-        lambda params, lr, beta_1, beta_2, epsilon: torch.optim.Adam(
+        lambda params, lr, beta_1, beta_2, epsilon, **_: torch.optim.Adam(
             params, lr=lr, betas=(beta_1, beta_2), eps=epsilon
         ),
     )
@@ -82,7 +82,7 @@ def test_lockstep_detects_stock_torch_adam(data, baseline_config, monkeypatch):
 
 def test_lockstep_detects_a_batch_norm_convention_mismatch(data, monkeypatch):
     """torch's own default momentum (0.1) instead of the converted 0.01: running stats diverge."""
-    import lightning_model.network as network
+    import torch_blocks.network as network
 
     raw = config_to_dict(load_config(REPO / "configs" / "batchnorm.yaml"))
     config = without_dropout(config_from_dict(raw))
@@ -109,7 +109,7 @@ def test_result_fails_when_any_check_fails():
 def test_keras_exact_batch_norm_keeps_the_biased_running_variance():
     import torch
 
-    from lightning_model.network import KerasBatchNorm2d
+    from torch_blocks.network import KerasBatchNorm2d
 
     bn = KerasBatchNorm2d(3, eps=1e-3, momentum=0.5).train()
     x = torch.randn(4, 3, 5, 5, dtype=torch.float64)
@@ -127,7 +127,7 @@ def test_keras_batch_norm_statistics_in_float32_match_a_direct_computation():
     negative (with eps 0.013 the recovered value rounds to -9e-10)."""
     import torch
 
-    from lightning_model.network import KerasBatchNorm2d
+    from torch_blocks.network import KerasBatchNorm2d
 
     torch.manual_seed(0)
     x = torch.randn(16, 4, 7, 7) * torch.tensor([1.0, 30.0, 0.05, 0.0]).view(1, 4, 1, 1) + 2.0
@@ -151,7 +151,7 @@ def test_table_shows_tolerances_to_three_digits():
 def test_weight_transfer_check_detects_a_batch_norm_epsilon_mismatch(data, monkeypatch):
     """torch's default epsilon (1e-5) instead of Keras' 1e-3: both precisions must fail, the
     float32 tolerance (scaled by rounding) must not absorb it."""
-    import lightning_model.network as network
+    import torch_blocks.network as network
 
     config = load_config(REPO / "configs" / "batchnorm.yaml")
     original = network._module

@@ -16,6 +16,8 @@ import pytest
 
 
 ARGS = ["--limit-train", "8000", "--limit-test", "300", "--epochs", "3", "--batch-size", "32"]
+#: The file each engine writes last when it checkpoints an epoch.
+CHECKPOINT = {"keras": "training_metadata.json", "lightning": "last.ckpt", "pytorch": "last.pt"}
 
 
 def _command(*args: str) -> list[str]:
@@ -43,7 +45,7 @@ def _start_and_stop(engine: str, run_dir: Path, data_dir: Path, sig: int) -> sub
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
-    checkpoint = run_dir / "checkpoints" / ("training_metadata.json" if engine == "keras" else "last.ckpt")
+    checkpoint = run_dir / "checkpoints" / CHECKPOINT[engine]
     while len(_rows(run_dir)) < 1 or not checkpoint.exists():
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.monotonic() < deadline
@@ -62,7 +64,7 @@ def _numbers(run_dir: Path) -> tuple[list[dict[str, str]], dict]:
 
 
 @pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
-@pytest.mark.parametrize("engine", ["keras", "lightning"])
+@pytest.mark.parametrize("engine", ["keras", "lightning", "pytorch"])
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(engine, real_data_dir, tmp_path, fmnist):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     fmnist("train", "--engine", engine, *ARGS, "--run-dir", str(straight), "--data-dir", str(real_data_dir))
@@ -81,7 +83,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(engine, real
 
 
 @pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
-@pytest.mark.parametrize("engine", ["keras", "lightning"])
+@pytest.mark.parametrize("engine", ["keras", "lightning", "pytorch"])
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(engine, real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / "run"
     proc = _start_and_stop(engine, run_dir, real_data_dir, signal.SIGINT)
@@ -100,7 +102,7 @@ def test_resume_refuses_a_finished_run(keras_run, tmp_path, fmnist):
     assert result.returncode == 2 and "finished run" in result.stderr
 
 
-@pytest.mark.parametrize("engine", ["keras", "lightning"])
+@pytest.mark.parametrize("engine", ["keras", "lightning", "pytorch"])
 def test_nan_loss_stops_with_epoch_and_step(engine, real_data_dir, tmp_path, fmnist):
     result = fmnist(
         "train",

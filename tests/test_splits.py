@@ -39,7 +39,7 @@ def test_batches_cover_every_example_once():
 def test_both_engines_draw_identical_batches(tiny_images):
     """Keras' PyDataset and Lightning's sampler give the same images in the same batches."""
     from keras_model.data import EvalBatches, TrainBatches
-    from lightning_model.data import batch_loader
+    from torch_blocks.batches import batch_loader
 
     images, labels = tiny_images
     split = Split(images, labels)

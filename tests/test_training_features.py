@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fmnist.config import load_config, save_config, with_overrides
 from fmnist.schedules import lr_at_epoch, lr_at_step
 from fmnist.splits import DataSplits, Split
-from lightning_model.optim import KerasAdam
+from torch_blocks.optim import KerasAdam
 
 
 # --- AdamW -------------------------------------------------------------------------------------

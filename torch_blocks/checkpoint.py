@@ -3,8 +3,8 @@
 `torch.load` unpickles, and an unrestricted unpickler runs whatever code a file names: a run
 directory someone sends you must be safe to resume, evaluate or predict with. Every checkpoint
 here is read with `weights_only=True`, which allows tensors, plain containers and numbers (all
-a Lightning checkpoint of this project holds: weights, optimizer and schedule state, loop
-counters, callbacks' state, the config as a dict) and refuses anything else before it is built.
+a checkpoint of this project's torch engines holds: weights, optimizer and schedule state, loop
+counters, callbacks' or early stopping's state, the config as a dict) and refuses anything else before it is built.
 """
 
 from __future__ import annotations
@@ -35,5 +35,5 @@ def load_checkpoint(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     except Exception as exc:  # a truncated or foreign file fails deep inside torch.load
         raise RunDirError(f"cannot read the {what} {path}: {error_reason(exc)}") from None
     if not isinstance(checkpoint, dict):
-        raise RunDirError(f"{path} is not a Lightning {what} (it holds a {type(checkpoint).__name__}, not a dict)")
+        raise RunDirError(f"{path} is not a {what} of fmnist (it holds a {type(checkpoint).__name__}, not a dict)")
     return checkpoint

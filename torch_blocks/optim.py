@@ -1,4 +1,5 @@
-"""Keras' Adam update in torch, so both backends take the same step from the same gradient.
+"""Keras' Adam update in torch, so every engine takes the same step from the same gradient, and
+`make_optimizer`, the config's optimizer as each torch engine builds it.
 
 torch.optim.Adam divides by (sqrt(v_hat) + eps) after bias correction; Keras divides by
 (sqrt(v) + eps) before it and folds the correction into the step size:
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
+
+from fmnist.config import OptimizerConfig
 
 
 def _cast(value: float, dtype: type, exact: bool) -> float:
@@ -89,3 +92,21 @@ class KerasAdam(torch.optim.Optimizer):
                 v.add_((g * g - v) * (1 - b2))
                 p.sub_((m * alpha) / (v.sqrt() + eps))
         return loss
+
+
+def make_optimizer(params: Iterable, opt: OptimizerConfig, exact_casts: bool = False) -> torch.optim.Optimizer:
+    """The config's optimizer at its base rate: Keras' Adam (or AdamW, decoupled decay by the
+    step's learning rate before the update), or SGD, whose v = mu*v - g and w -= lr*v keep Keras'
+    trajectory (v = mu*v - lr*g) while the rate is constant. exact_casts: `KerasAdam`'s."""
+    if opt.name in ("adam", "adamw"):
+        decay = {"weight_decay": opt.weight_decay} if opt.name == "adamw" else {}
+        return KerasAdam(
+            params,
+            lr=opt.lr,
+            beta_1=opt.beta_1,
+            beta_2=opt.beta_2,
+            epsilon=opt.epsilon,
+            exact_casts=exact_casts,
+            **decay,
+        )
+    return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)

@@ -1,7 +1,8 @@
 """`build_network(config)`: the config's network as a plain torch module taking raw pixels (NCHW).
 
-Kept free of Lightning so it can be reused for weight transfer, export and plain-loop benchmarks.
-Layer names follow `fmnist.architecture.layer_plan`, the same names the Keras model uses.
+The one torch network of the project: Lightning's module wraps it, the plain PyTorch loop trains it,
+parity, export and the benchmarks build it. Layer names follow `fmnist.architecture.layer_plan`,
+the same names the Keras model uses.
 """
 
 from __future__ import annotations
@@ -184,3 +185,10 @@ def load_shared_weights(network: nn.Module, weights: dict[str, np.ndarray], dtyp
             raise ValueError(f"{key}: torch shape {tuple(state[key].shape)} vs shared-layout shape {value.shape}")
     network.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=False)
     return network.to(getattr(torch, dtype))
+
+
+def training_network(config: Config, device: torch.device | str = "cpu") -> nn.Sequential:
+    """`build_network` on `device`, laid out NHWC (channels_last, as TensorFlow lays it out; the
+    same math) when the config says: the network a torch engine's loop trains."""
+    network = build_network(config).to(device)
+    return network.to(memory_format=torch.channels_last) if config.train.channels_last else network

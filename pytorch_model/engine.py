@@ -1,0 +1,29 @@
+"""The `pytorch` engine, declared (`fmnist.engine.Engine`): the shared torch network
+(`torch_blocks`) trained by a plain PyTorch loop, no Lightning. Registered in pyproject.toml's
+`fmnist.engines` entry points.
+
+Nothing here imports a framework: the registry reads this declaration in any process.
+"""
+
+from __future__ import annotations
+
+from fmnist.engine import Engine
+
+PYTORCH = Engine(
+    name="pytorch",
+    label="PyTorch",
+    colour="#CC79A7",  # the Okabe-Ito palette's reddish purple, apart from the other engines' colours
+    model_format="torch state dict",
+    model_file="model.pt",
+    extra="pytorch",
+    frameworks=("torch",),
+    capabilities={
+        "training": "pytorch_model.training",
+        "parity": "pytorch_model.parity",
+        "export": "pytorch_model.export",
+        "speed": "pytorch_model.speed",
+        "bf16": "pytorch_model.bf16_probe",
+    },
+    import_first=("torch", "torch._dynamo"),  # before TensorFlow: the other order segfaults
+    constant_casts="follow",  # KerasAdam casts its constants either way (torch_blocks.optim)
+)
