@@ -23,7 +23,7 @@ FIGURES = {
 
 
 def _plt():
-    from fmnist import plots  # noqa: F401  (selects the Agg engine before pyplot loads)
+    from fmnist import plots  # noqa: F401  (selects the Agg backend before pyplot loads)
     import matplotlib.pyplot as plt
 
     return plt

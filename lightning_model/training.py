@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from fmnist import console, rundir
 from fmnist.config import Config
 from fmnist.cpu_features import warn_if_emulated_bf16
-from fmnist.precision import Device, cpu_device, gpu_device, uses_bf16
+from fmnist.precision import uses_bf16
 from fmnist.errors import RunDirError, reason as error_reason
 from fmnist.splits import DataSplits, Split
 from fmnist.capabilities import TrainOutcome
@@ -35,7 +35,7 @@ from lightning_model.data import FashionMNISTDataModule
 from lightning_model.module import FashionClassifier
 from torch_blocks.batches import batch_loader
 from torch_blocks.checkpoint import load_checkpoint
-from torch_blocks.settings import numerics
+from torch_blocks.settings import numerics, training_device  # noqa: F401  (the training capability's)
 
 # Noise that says nothing to our users: the data are in memory (no loader workers needed), two
 # deprecation notices from inside Lightning and torch, and the model summary's size estimate under
@@ -62,14 +62,6 @@ def configure_torch(config: Config) -> dict[str, Any]:
     allocator setting, for a benchmark to record."""
     L.seed_everything(config.seed, workers=True, verbose=False)
     return numerics(config)
-
-
-def training_device(config: Config) -> Device:
-    """Where `train` trains: the Trainer's accelerator "auto" takes a CUDA device when torch sees
-    one (its compute capability says whether bfloat16 is native), else the CPU."""
-    if torch.cuda.is_available():
-        return gpu_device(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
-    return cpu_device()
 
 
 def make_trainer(

@@ -29,7 +29,7 @@ from torch_blocks.early_stopping import BestWeights
 from torch_blocks.network import training_network
 from torch_blocks.plain_loop import Accuracy, MeanLoss, PlainTraining, loss_fn
 from torch_blocks.precision import config_autocast
-from torch_blocks.settings import configure_torch, training_device
+from torch_blocks.settings import configure_torch, torch_device, training_device  # noqa: F401  (the training capability's)
 
 
 def versions() -> dict[str, str]:
@@ -102,7 +102,7 @@ def train(
 ) -> TrainOutcome:
     """Fit, save `model.pt`, predict the test set; with `resume`, from the last checkpoint."""
     t = config.train
-    device = training_device()
+    device = torch_device()
     configure_torch(config, device)
     warn_if_emulated_bf16(t.precision, on_cpu=device.type == "cpu")
     network = training_network(config, device)
@@ -166,7 +166,7 @@ def train(
 def predict(run_dir: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits of raw images (N x 28 x 28 uint8) from the run's model.pt, in its config's precision."""
     config, weights = checkpoint.load_model(run_dir)
-    device = training_device()
+    device = torch_device()
     configure_torch(config, device)
     network = training_network(config, device)
     network.load_state_dict(weights)
@@ -185,7 +185,7 @@ def fit_budget(
     on_start() just before the first step; on_trained(predict) after the last. Returns the
     epochs trained."""
     t = config.train
-    device = training_device()
+    device = torch_device()
     configure_torch(config, device)
     network = training_network(config, device)
     plain = PlainTraining(network, config, num_batches(len(splits.train), t.batch_size))

@@ -53,7 +53,7 @@ def test_an_engine_installed_by_another_distribution_is_listed_and_trains(tmp_pa
         "train", "--engine", "sixth", "--limit-train", "300", "--limit-test", "100", "--epochs", "1",
         "--run-dir", str(run_dir), "--data-dir", str(real_data_dir), env=env,
     )  # fmt: skip
-    assert json.loads((run_dir / "run.json").read_text())["backend"] == "sixth"
+    assert json.loads((run_dir / "run.json").read_text())["engine"] == "sixth"
     result = json.loads((run_dir / "test_metrics.json").read_text())
-    assert result["backend"] == "sixth" and result["epochs_trained"] == 1 and result["test_images"] == 100
+    assert result["engine"] == "sixth" and result["epochs_trained"] == 1 and result["test_images"] == 100
     assert (run_dir / "model.pt").is_file()

@@ -27,7 +27,7 @@ def test_pytorch_trains_and_evaluates_through_the_command(real_data_dir, tmp_pat
         "--limit-train", "1000", "--limit-test", "500", "--run-dir", str(run_dir), "--data-dir", str(real_data_dir),
     )  # fmt: skip
     info = json.loads((run_dir / "run.json").read_text())
-    assert (info["backend"], info["status"]) == ("pytorch", "finished")
+    assert (info["engine"], info["status"]) == ("pytorch", "finished")
     reported = json.loads((run_dir / "test_metrics.json").read_text())
     assert reported["test_accuracy"] > 0.5  # it learned: chance is 10%
     assert reported["versions"]["torch"] and "lightning" not in reported["versions"]
@@ -38,7 +38,7 @@ def test_pytorch_trains_and_evaluates_through_the_command(real_data_dir, tmp_pat
     assert "trainable parameters" in (run_dir / "summary.txt").read_text()
     fmnist("evaluate", str(run_dir), "--data-dir", str(real_data_dir))
     evaluated = json.loads((run_dir / "evaluation.json").read_text())
-    assert (evaluated["backend"], evaluated["trained_by"]) == ("pytorch", "pytorch")
+    assert (evaluated["engine"], evaluated["trained_by"]) == ("pytorch", "pytorch")
     assert evaluated["test_accuracy"] == reported["test_accuracy"]
     assert evaluated["test_loss"] == pytest.approx(reported["test_loss"], rel=1e-6)
 

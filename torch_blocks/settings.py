@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from fmnist.config import Config
+from fmnist.precision import Device, cpu_device, gpu_device
 from fmnist.malloc import retain_freed_memory
 
 
@@ -43,12 +44,20 @@ def deterministic(config: Config, device: torch.device) -> None:
 
 def configure_torch(config: Config, device: torch.device | None = None) -> dict[str, Any]:
     """Seeds, numerics and deterministic algorithms for a training on `device` (default: the one
-    `training_device` picks). Returns the allocator setting."""
+    `torch_device` picks). Returns the allocator setting."""
     seed_everything(config.seed)
-    deterministic(config, device or training_device())
+    deterministic(config, device or torch_device())
     return numerics(config)
 
 
-def training_device() -> torch.device:
+def torch_device() -> torch.device:
     """A GPU where torch sees one, else the CPU: what Lightning's `accelerator="auto"` picks."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def training_device(config: Config) -> Device:
+    """Where a torch engine trains (`torch_device`), and whether it computes bfloat16 natively (a
+    GPU's compute capability, a CPU's flags): what `train.precision: auto` resolves by."""
+    if torch.cuda.is_available():
+        return gpu_device(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
+    return cpu_device()
