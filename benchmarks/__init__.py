@@ -1,4 +1,4 @@
-"""`fmnist benchmark` and `fmnist benchmark-inference`: how fast each backend trains and infers,
+"""`fmnist benchmark` and `fmnist benchmark-inference`: how fast each engine trains and infers,
 and how long each takes to reach a test accuracy. The code lives here, beside the published
 figures it writes (`benchmarks/results/`).
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from fmnist import engines
+
 from benchmarks import REPO
 from benchmarks.plan import BenchmarkError
-from benchmarks.variants import lookup
 from fmnist.cpu_features import cpu_model, kernel_flags, native_bf16
 
 
@@ -41,13 +42,12 @@ def resolve_device(device: str) -> str:
     return "cuda" if has_cuda else "cpu"
 
 
-def keras_backend_missing(variant: str) -> str | None:
-    """Why a Keras variant cannot run here (a package is not installed), or None."""
-    needs = lookup(variant).keras_backend
-    if importlib.util.find_spec("keras") is None:
-        return "keras is not installed"
-    if importlib.util.find_spec(needs) is None:
-        return f"{needs} is not installed (pip install {needs} to measure Keras on it)"
+def missing_frameworks(engine: str) -> str | None:
+    """Why an engine's measurement cannot run here (a framework it declares is not installed), or None."""
+    spec = engines.engine(engine)
+    missing = [f for f in spec.frameworks if importlib.util.find_spec(f) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install 'fmnist-parity[{spec.extra}]' to measure {engine})"
     return None
 
 
@@ -115,15 +115,11 @@ def hardware() -> dict[str, Any]:
     }
 
 
-def framework_versions(runner: str) -> dict[str, str]:
-    """The versions of what a measurement process loaded for `runner` (a torch runner, or keras on
-    KERAS_BACKEND), read from the modules it imported: nothing is imported here."""
+def framework_versions(engine: str) -> dict[str, str]:
+    """The versions of what a measurement process loaded for `engine` (the frameworks it declares),
+    read from the modules it imported: nothing is imported here."""
     found: dict[str, str] = {"python": sys.version.split()[0], "numpy": np.__version__}
-    mods = ("torch", "lightning", "torchmetrics") if runner != "keras" else ("keras",)
-    if runner == "keras":
-        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-        mods += {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}.get(backend, ())
-    for name in mods:
+    for name in engines.engine(engine).frameworks:
         mod = sys.modules.get(name)
         if mod is not None and getattr(mod, "__version__", None):
             found[name] = mod.__version__

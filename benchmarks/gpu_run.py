@@ -30,6 +30,7 @@ from benchmarks.environment import gpu_name
 from benchmarks.outputs import RESULT_FILES, results_dir, shown
 from benchmarks.plan import BenchmarkError, parse_batch_sizes, parse_variants
 from benchmarks.variants import gpu_names
+from fmnist import engines
 from fmnist.errors import FmnistError
 
 RESULTS_ROOT = REPO / "benchmarks" / "results"
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log = Log(args.copy_to / LOG_NAME if args.copy_to else None)
     log(f"[gpu_run] {gpu or args.device}; results -> {shown(folder)}; budget {args.budget:.0f} s")
     result = run_benchmark(
-        backends=["keras", "lightning"],
+        engines_chosen=[e.name for e in engines.all_engines() if set(e.speed_variants) & set(gpu_names())],
         device=args.device,
         batch_sizes=parse_batch_sizes(args.batch_size),
         steps=args.steps,

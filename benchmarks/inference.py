@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.stats import percentile
-from fmnist import rundir
+from fmnist import engines, rundir
 from fmnist.datasets import load_fashion_mnist
 from fmnist.errors import FmnistError
 
@@ -69,14 +69,14 @@ def time_calls(
     }
 
 
-def _runners(backend: str, run_dir: Path, onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
+def _runners(engine: str, run_dir: Path, onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
     from compare.export_check import export_engine
     from fmnist.onnx_model import INPUT_NAME, OnnxModel
 
     session = OnnxModel(onnx_path, threads=threads).session
     runners: dict[str, Callable[[np.ndarray], Any]] = {"onnxruntime": lambda x: session.run(None, {INPUT_NAME: x})}
     # as the export: a Keras run runs on TensorFlow
-    return {**runners, **export_engine(backend).export.inference_runners(run_dir, threads)}
+    return {**runners, **export_engine(engine).export.inference_runners(run_dir, threads)}
 
 
 def time_predict(model: Path, folder: Path) -> dict[str, Any]:
@@ -107,10 +107,12 @@ def run_inference_benchmark(
     from compare.export_check import export_run
     from fmnist.synthetic_photos import write_photos
 
-    backends = [rundir.backend_of(r) for r in runs]
-    if "lightning" in backends:  # both frameworks in one process: torch (with dynamo) before TensorFlow
-        import torch  # noqa: F401
-        import torch._dynamo  # noqa: F401
+    run_engines = [rundir.engine_of(r) for r in runs]
+    # The frameworks of every run in one process: those that must come first (torch with dynamo,
+    # before TensorFlow) first, as their engines declare.
+    exporters = {engines.exporter(e).name: engines.exporter(e) for e in run_engines}
+    for spec in sorted(exporters.values(), key=lambda e: not e.import_first):
+        spec.activate()
     now = dt.datetime.now()
     out = Path(out) if out else default_out(now)
     if any((out / name).exists() for name in RESULT_FILES):
@@ -132,23 +134,23 @@ def run_inference_benchmark(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "synthetic-photos"
         write_photos(images[:photos], folder)
-        for run_dir, backend in zip(runs, backends):
-            onnx_path = out / f"{backend}-{Path(run_dir).resolve().name}.onnx"
-            log(f"exporting {run_dir} ({backend}) to {onnx_path}")
+        for run_dir, engine in zip(runs, run_engines):
+            onnx_path = out / f"{engine}-{Path(run_dir).resolve().name}.onnx"
+            log(f"exporting {run_dir} ({engine}) to {onnx_path}")
             export = export_run(run_dir, out=onnx_path, report=onnx_path.with_suffix(".export.json"), data_dir=data_dir)
             if not export["passed"]:
                 raise FmnistError(f"the export of {run_dir} failed its check; see {export['report']}")
             entry: dict[str, Any] = {
-                "backend": backend,
+                "engine": engine,
                 "run_dir": Path(run_dir).resolve().name,  # published: no machine's paths
                 "onnx": str(onnx_path),
                 "export_check": export["check"],
                 "runners": {},
             }
-            for name, run in _runners(backend, Path(run_dir), onnx_path, threads).items():
-                log(f"timing {backend} / {name}")
+            for name, run in _runners(engine, Path(run_dir), onnx_path, threads).items():
+                log(f"timing {engine} / {name}")
                 entry["runners"][name] = time_calls(run, images, latency_runs, batches)
-            log(f"timing fmnist predict on {photos} synthetic photos ({backend} run directory and ONNX)")
+            log(f"timing fmnist predict on {photos} synthetic photos ({engine} run directory and ONNX)")
             entry["predict"] = {
                 "run directory": time_predict(Path(run_dir), folder),
                 "onnx": time_predict(onnx_path, folder),
@@ -168,13 +170,13 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# fmnist benchmark-inference, {hw['cpu_model']}, {result['threads']} threads, {result['date']}",
         "",
-        "| backend | runner | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-256 images/s |",
+        "| engine | runner | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-256 images/s |",
         "| --- | --- | --- | --- | --- |",
     ]
     for entry in result["runs"]:
         for name, r in entry["runners"].items():
             lines.append(
-                f"| {entry['backend']} | {name} | {r['batch1_p50_ms']:.3f} | {r['batch1_p99_ms']:.3f} |"
+                f"| {entry['engine']} | {name} | {r['batch1_p50_ms']:.3f} | {r['batch1_p99_ms']:.3f} |"
                 f" {r['batch256_images_per_s']:,.0f} |"
             )
     lines += [
@@ -183,14 +185,14 @@ def markdown(result: dict[str, Any]) -> str:
         " open: checking the model and importing what runs it; model: loading it and inference;"
         " process start-up not included):",
         "",
-        "| backend | model | photos | images/s | open (s) | decode (s) | convert (s) | model (s) | other (s) |",
+        "| engine | model | photos | images/s | open (s) | decode (s) | convert (s) | model (s) | other (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for entry in result["runs"]:
         for how, p in entry["predict"].items():
             ph = p["phases_s"]
             lines.append(
-                f"| {entry['backend']} | {how} | {p['photos']:,} | {p['images_per_s']:,.0f} |"
+                f"| {entry['engine']} | {how} | {p['photos']:,} | {p['images_per_s']:,.0f} |"
                 f" {ph['open']:.3f} | {ph['decode']:.3f} | {ph['convert']:.3f} | {ph['model']:.3f} |"
                 f" {ph['other']:.3f} |"
             )

@@ -1,7 +1,8 @@
-"""`fmnist benchmark`: training and inference speed of both backends, each measurement in a
-process of its own (`benchmarks.worker`), repeats alternating the backends, a variant's plain
-torch loop and Lightning measurement back to back (a pair, its ratio Lightning's overhead); then,
-if asked, the time each backend takes to reach a test accuracy (`benchmarks.time_to_accuracy`).
+"""`fmnist benchmark`: training and inference speed of the engines, each measurement in a
+process of its own (`benchmarks.worker`), repeats alternating the engines, an engine's loops of
+one variant back to back (Lightning's plain reference loop and its Trainer: a pair, its ratio
+Lightning's overhead); then, if asked, the time each engine takes to reach a test accuracy
+(`benchmarks.time_to_accuracy`).
 Before the measurements, the device's plain-GEMM peak (`benchmarks.peak`, a process of its own
 too) of the dtypes the variants compute in: each measurement's achieved FLOP/s over it is its
 MFU, none for a dtype the CPU emulates.
@@ -19,7 +20,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.environment import hardware, keras_backend_missing, load_average, resolve_device, source_revision
+from benchmarks.environment import hardware, load_average, missing_frameworks, resolve_device, source_revision
 from benchmarks.outputs import results_dir, shown, write_outputs
 from benchmarks.peak import PEAK_DTYPE, emulated_dtypes, measure_peak
 from benchmarks.spawn import run_spec
@@ -27,26 +28,29 @@ from benchmarks.plan import BenchmarkError, Measurement, plan, run_order
 from benchmarks.report import peak_line
 from benchmarks.stats import add_mfu, add_paired_ratios, add_ratios, aggregate
 from benchmarks.variants import lookup
+from fmnist import engines
 
 #: Below this many timed steps the data is synthetic (the real set is not worth loading).
 SYNTHETIC_BELOW_STEPS = 10
 WORKER_MODULE = "benchmarks.worker"
 
 
-def worker_env(m: Measurement) -> dict[str, str]:
+def worker_env(m: Measurement, device: str) -> dict[str, str]:
+    """The worker's environment: the engine's own (what it fixes before its framework's import,
+    as `fmnist.engines` would), and on `--device cpu` no GPU to be found (an accelerator chosen
+    "auto" must not pick one)."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if m.runner == "keras":
-        env["KERAS_BACKEND"] = lookup(m.variant).keras_backend
+    env.update(engines.engine(m.engine).environment)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     return env
 
 
 def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """One measurement in a fresh process; never raises (a failure is a result with its error)."""
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
-        env = worker_env(m)
-        if spec["device"] == "cpu" and m.runner != "keras":  # Lightning's accelerator "auto" must not pick a GPU
-            env["CUDA_VISIBLE_DEVICES"] = ""
+        env = worker_env(m, spec["device"])
         if lookup(m.variant).torch_compile:  # an empty compile cache: the warm-up is a first run's compilation
             env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor-cache")
             env["TRITON_CACHE_DIR"] = str(Path(tmp) / "triton-cache")
@@ -57,7 +61,7 @@ def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str
 
 def run_benchmark(
     *,
-    backends: list[str],
+    engines_chosen: list[str],
     device: str,
     batch_sizes: list[int],
     steps: int,
@@ -74,6 +78,7 @@ def run_benchmark(
     time_to_accuracy_max_epochs: int | None = None,
     time_to_accuracy_config: Path | None = None,
     time_to_accuracy_seeds: Sequence[int] = (),
+    time_to_accuracy_engines: Sequence[str] = (),
     throughput: bool = True,
     budget_seconds: float | None = None,
     log=print,
@@ -100,7 +105,7 @@ def run_benchmark(
         raise BenchmarkError("--only-time-to-accuracy needs --time-to-accuracy ACC")
     if time_to_accuracy is not None and not time_to_accuracy_seeds:
         raise BenchmarkError("--time-to-accuracy needs at least one seed (--time-to-accuracy-seeds)")
-    measurements = plan(backends, variants, batch_sizes) if throughput else []
+    measurements = plan(engines_chosen, variants, batch_sizes) if throughput else []
     if data == "auto":
         data = "synthetic" if steps < SYNTHETIC_BELOW_STEPS else "real"
     if data == "real":
@@ -136,11 +141,12 @@ def run_benchmark(
                 results[m.key].append({"status": "skipped", "reason": why, "error": why})
                 log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: skipped ({why})")
                 continue
-            if m.runner == "keras" and (why := keras_backend_missing(m.variant)):
+            if why := missing_frameworks(m.engine):
                 results[m.key].append({"status": "skipped", "reason": why})
                 log(f"[benchmark {done}/{total}] {m.key}: skipped ({why})")
                 continue
             spec = {
+                "engine": m.engine,
                 "runner": m.runner,
                 "variant": m.variant,
                 "device": device,
@@ -175,7 +181,7 @@ def run_benchmark(
         from benchmarks.time_to_accuracy import run_time_to_accuracy
 
         time_to_accuracy_result = run_time_to_accuracy(
-            backends,
+            time_to_accuracy_engines or engines_chosen,
             time_to_accuracy_seeds,
             time_to_accuracy_config,
             time_to_accuracy,
@@ -194,7 +200,7 @@ def run_benchmark(
         "schema": "fmnist-benchmark/1",
         "created": now.strftime("%Y-%m-%d %H:%M UTC"),
         "settings": {
-            "backends": backends,
+            "engines": engines_chosen,
             "device": device,
             "batch_sizes": batch_sizes,
             "steps": steps,
@@ -206,8 +212,8 @@ def run_benchmark(
             "torch_threads": torch_threads,
             "time_to_accuracy_config": str(time_to_accuracy_config) if time_to_accuracy is not None else None,
             "method": "one fresh process per measurement and repeat; repeat order reversed every other"
-            " repeat; a variant's plain torch and Lightning measurements back to back (pair i: repeat i"
-            " of each, which runs first alternating), Lightning's overhead the median of the pairs'"
+            " repeat; an engine's loops of a variant back to back (pair i: repeat i of its reference loop"
+            " and of the loop around it, which runs first alternating), the overhead the median of the pairs'"
             " ratios; a timestamp after every step (device synchronised); throughput over"
             " the timed steps only, warm-up (tracing, compilation) reported apart; torch.compile starts"
             " from an empty compile cache in every process",

@@ -1,12 +1,13 @@
 """What `fmnist benchmark` measures: its list flags parsed, the measurements planned from the
-variant table, the backends interleaved, and the order each repeat runs them in. No framework
-imported."""
+variant table and the engines' declarations, the engines interleaved, and the order each repeat
+runs them in. No framework imported."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from benchmarks.variants import VARIANTS, names
+from fmnist import engines
 from fmnist.errors import FmnistError
 
 
@@ -16,13 +17,14 @@ class BenchmarkError(FmnistError):
 
 @dataclass(frozen=True)
 class Measurement:
-    runner: str  # "keras", "lightning" or "plain torch"
+    engine: str  # the engine (`fmnist.engines`) whose speed capability times it
+    runner: str  # which of the engine's loops (`Engine.speed_loops`), the first its reference
     variant: str
     batch_size: int
 
     @property
     def key(self) -> str:
-        return f"{self.runner}/{self.variant}/b{self.batch_size}"
+        return f"{self.engine}:{self.runner}/{self.variant}/b{self.batch_size}"
 
 
 def parse_list(text: str | None, allowed: tuple[str, ...] | None, what: str) -> list[str]:
@@ -57,22 +59,22 @@ def parse_variants(text: str | None) -> list[str] | None:
     return None if text is None else parse_list(text, names(), "--variants")
 
 
-def plan(backends: list[str], variants: list[str] | None, batch_sizes: list[int]) -> list[Measurement]:
-    """Every measurement, backends interleaved so each repeat alternates between them. Per
-    backend: batch size by batch size, the variants in table order, each by its runners."""
-    per_backend: dict[str, list[Measurement]] = {}
-    for bs in batch_sizes:
-        for v in VARIANTS.values():
-            chosen = v.default if variants is None else v.name in variants
-            if v.backend in backends and chosen:
-                per_backend.setdefault(v.backend, []).extend(Measurement(r, v.name, bs) for r in v.runners)
-    if not any(per_backend.values()):
-        raise BenchmarkError(
-            "--variants: none of the chosen variants belongs to the chosen backends"
-            f" (torch: {', '.join(names('lightning'))}; keras: {', '.join(names('keras'))})"
-        )
+def plan(chosen: list[str], variants: list[str] | None, batch_sizes: list[int]) -> list[Measurement]:
+    """Every measurement, the engines interleaved so each repeat alternates between them. Per
+    engine: batch size by batch size, the variants it runs in table order, each by every loop it
+    times (`Engine.speed_loops`, the reference first)."""
+    per_engine: dict[str, list[Measurement]] = {}
+    for name in chosen:
+        spec = engines.engine(name)
+        for bs in batch_sizes:
+            for v in VARIANTS.values():
+                if name in v.engines() and (v.default if variants is None else v.name in variants):
+                    per_engine.setdefault(name, []).extend(Measurement(name, r, v.name, bs) for r in spec.speed_loops)
+    if not any(per_engine.values()):
+        offered = "; ".join(f"{e}: {', '.join(names(e))}" for e in chosen)
+        raise BenchmarkError(f"--variants: none of the chosen variants is run by the chosen engines ({offered})")
     out: list[Measurement] = []
-    lists = [per_backend[b] for b in backends if b in per_backend]
+    lists = [per_engine[e] for e in chosen if e in per_engine]
     for i in range(max(len(x) for x in lists)):
         for lst in lists:
             if i < len(lst):
@@ -81,12 +83,12 @@ def plan(backends: list[str], variants: list[str] | None, batch_sizes: list[int]
 
 
 def run_order(measurements: list[Measurement], repeat: int) -> list[Measurement]:
-    """The order repeat `repeat` (from 0) runs `measurements` in: the plan's, except that the
-    measurements of one variant and batch size (the plain loop and Lightning) run back to back, a
-    pair; every other repeat the whole order is reversed, so drift hits all alike and the pairs
-    alternate which runs first (plain then Lightning, then Lightning then plain)."""
-    pairs: dict[tuple[str, int], list[Measurement]] = {}
+    """The order repeat `repeat` (from 0) runs `measurements` in: the plan's, except that the loops
+    of one engine, variant and batch size (a reference loop and what wraps it: the plain loop and
+    Lightning's Trainer) run back to back, a pair; every other repeat the whole order is reversed,
+    so drift hits all alike and the pairs alternate which runs first."""
+    pairs: dict[tuple[str, str, int], list[Measurement]] = {}
     for m in measurements:
-        pairs.setdefault((m.variant, m.batch_size), []).append(m)
+        pairs.setdefault((m.engine, m.variant, m.batch_size), []).append(m)
     order = [m for pair in pairs.values() for m in pair]
     return order if repeat % 2 == 0 else order[::-1]

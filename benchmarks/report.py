@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fmnist import engines
 from benchmarks.peak import PEAK_DTYPE
 
 
@@ -134,6 +135,7 @@ def allocator_line(measurements: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def measurement_label(m: dict[str, Any]) -> str:
+    """The row's name: the loop (which names its engine where the engine has one loop) and the variant."""
     return f"{m['runner']} / {m['variant']}"
 
 
@@ -248,7 +250,7 @@ def markdown_report(result: dict[str, Any]) -> str:
     if result["measurements"]:  # not with --only-time-to-accuracy, whose section says what it ran
         parts.append(
             f"Config `{s['config']}`; data: {s['data']}; {s['steps']} timed steps after {s['warmup']} warm-up"
-            f" steps, {s['repeats']} repeats (one fresh process per measurement and repeat, backends alternating);"
+            f" steps, {s['repeats']} repeats (one fresh process per measurement and repeat, engines alternating);"
             " figures are medians over repeats with (min–max)."
         )
     if result.get("peak"):
@@ -274,7 +276,7 @@ def markdown_report(result: dict[str, Any]) -> str:
             f"Config `{tta['config']}`, trained as `fmnist train` does (its data pipeline, schedule and"
             f" data split) for a fixed budget of {tta['epochs']} epochs, once per seed"
             f" ({', '.join(map(str, tta['seeds']))}, each replacing the config's seed), one fresh process"
-            " per run, the backends alternating; the test set measured once, at the end.",
+            " per run, the engines alternating; the test set measured once, at the end.",
             "",
             time_to_accuracy_table(tta),
         ]
@@ -293,13 +295,17 @@ def plot_throughput(measurements: Sequence[dict[str, Any]], path: Path, title: s
     labels = [f"{measurement_label(m)} (b{m['batch_size']})" for m in ok]
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * max(len(ok), 2) + 1.5), sharey=True)
     palette = sns.color_palette("colorblind")
-    colour = {"keras": palette[0], "lightning": palette[1], "plain torch": palette[2]}
+    colour = {e.name: e.colour for e in engines.all_engines()}
     for ax, key, name in ((axes[0], "train", "training images/s"), (axes[1], "inference", "inference images/s")):
         meds = [((m.get(key) or {}).get("images_per_s") or {}).get("median", 0.0) for m in ok]
         lows = [med - ((m.get(key) or {}).get("images_per_s") or {}).get("min", med) for m, med in zip(ok, meds)]
         highs = [((m.get(key) or {}).get("images_per_s") or {}).get("max", med) - med for m, med in zip(ok, meds)]
         ax.barh(
-            range(len(ok)), meds, xerr=[lows, highs], capsize=3, color=[colour.get(m["runner"], palette[3]) for m in ok]
+            range(len(ok)),
+            meds,
+            xerr=[lows, highs],
+            capsize=3,
+            color=[colour.get(m.get("engine"), palette[3]) for m in ok],
         )
         for i, med in enumerate(meds):
             if med:

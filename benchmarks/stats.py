@@ -52,7 +52,13 @@ def throughput(images: int, seconds: float) -> float:
 def aggregate(m: Measurement, repeats: list[dict[str, Any]]) -> dict[str, Any]:
     """Median with min and max over the repeats that succeeded; the first error when none did."""
     ok = [r for r in repeats if r.get("status") == "ok"]
-    base = {"runner": m.runner, "variant": m.variant, "batch_size": m.batch_size, "repeats": len(repeats)}
+    base = {
+        "engine": m.engine,
+        "runner": m.runner,
+        "variant": m.variant,
+        "batch_size": m.batch_size,
+        "repeats": len(repeats),
+    }
     if not ok:
         first = repeats[0]
         return {
@@ -94,14 +100,26 @@ def aggregate(m: Measurement, repeats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _reference(m: dict[str, Any]) -> str | None:
+    """The loop `m`'s is measured against: its engine's first (`Engine.speed_loops`), unless `m`
+    is that loop itself (or its engine is not installed here)."""
+    from fmnist import engines
+
+    try:
+        loops = engines.engine(m["engine"]).speed_loops
+    except Exception:
+        return None
+    return loops[0] if loops and m["runner"] != loops[0] else None
+
+
 def add_ratios(measurements: list[dict[str, Any]]) -> None:
-    """Lightning's training images/s over the plain loop's, per variant and batch size."""
-    plain = {
-        (m["variant"], m["batch_size"]): m for m in measurements if m["runner"] == "plain torch" and m["status"] == "ok"
-    }
+    """A wrapping loop's training images/s over its engine's reference loop's (Lightning's Trainer
+    over the same step as a plain loop), per variant and batch size."""
+    ok = {(m["engine"], m["runner"], m["variant"], m["batch_size"]): m for m in measurements if m["status"] == "ok"}
     for m in measurements:
-        ref = plain.get((m["variant"], m["batch_size"]))
-        if m["runner"] == "lightning" and m["status"] == "ok" and ref:
+        reference = _reference(m)
+        ref = ok.get((m["engine"], reference, m["variant"], m["batch_size"])) if reference else None
+        if m["status"] == "ok" and ref:
             m["ratio_to_plain"] = m["train"]["images_per_s"]["median"] / ref["train"]["images_per_s"]["median"]
 
 
@@ -136,8 +154,8 @@ def median_interval(values: Sequence[float], level: float = RATIO_INTERVAL_LEVEL
 
 
 def paired_ratios(lightning: Sequence[dict[str, Any]], plain: Sequence[dict[str, Any]]) -> list[float | None]:
-    """Pair i is repeat i of each runner (run back to back): Lightning's training images/s over the
-    plain loop's; None where either did not finish."""
+    """Pair i is repeat i of each loop (run back to back): the wrapping loop's (Lightning's) training
+    images/s over the reference loop's; None where either did not finish."""
     out: list[float | None] = []
     for lit, ref in zip(lightning, plain):
         ok = lit.get("status") == "ok" and ref.get("status") == "ok"
@@ -146,26 +164,27 @@ def paired_ratios(lightning: Sequence[dict[str, Any]], plain: Sequence[dict[str,
 
 
 def add_paired_ratios(measurements: list[dict[str, Any]], repeats: dict[str, list[dict[str, Any]]]) -> None:
-    """Lightning's overhead from its pairs, per variant and batch size: `pair_ratios` (one per pair,
-    None where one side failed), `pair_first` (the runner that ran first in each pair, from the
+    """A wrapping loop's overhead from its pairs, per variant and batch size: `pair_ratios` (one per
+    pair, None where one side failed), `pair_first` (the loop that ran first in each pair, from the
     repeats' `run_index`) and `ratio_to_plain_paired` (`median_interval` of the pairs' ratios).
     `repeats`: every repeat's result of each measurement, by `Measurement.key`."""
     from benchmarks.plan import Measurement
 
     for m in measurements:
-        if m["runner"] != "lightning":
+        reference = _reference(m)
+        if reference is None:
             continue
-        lightning = repeats.get(Measurement("lightning", m["variant"], m["batch_size"]).key, [])
-        plain = repeats.get(Measurement("plain torch", m["variant"], m["batch_size"]).key, [])
+        own = repeats.get(Measurement(m["engine"], m["runner"], m["variant"], m["batch_size"]).key, [])
+        plain = repeats.get(Measurement(m["engine"], reference, m["variant"], m["batch_size"]).key, [])
         if not plain:
             continue
-        ratios = paired_ratios(lightning, plain)
+        ratios = paired_ratios(own, plain)
         m["pair_ratios"] = ratios
         m["pair_first"] = [
             None
             if "run_index" not in lit or "run_index" not in ref
-            else ("lightning" if lit["run_index"] < ref["run_index"] else "plain torch")
-            for lit, ref in zip(lightning, plain)
+            else (m["runner"] if lit["run_index"] < ref["run_index"] else reference)
+            for lit, ref in zip(own, plain)
         ]
         done = [r for r in ratios if r is not None]
         if done:

@@ -1,5 +1,5 @@
-"""The one table of benchmark variants: what each measures, which runners measure it, and the
-config settings behind it. The planner (`orchestrate`, the default list and the accepted names)
+"""The one table of benchmark variants: what each measures and the config settings behind it;
+which engines run each, they declare. The planner (`orchestrate`, the default list and the accepted names)
 and the worker (what a variant sets) both read it, so they cannot disagree.
 
 A variant is what `fmnist train` does with the matching config, not a benchmark-only path: each
@@ -22,24 +22,16 @@ from fmnist import engines
 @dataclass(frozen=True)
 class Variant:
     name: str
-    backend: str  # the `--backend` it belongs to: "lightning" or "keras"
-    runners: tuple[str, ...]  # measured by each, in this order
     precision: str  # train.precision
-    channels_last: bool | None = None  # train.channels_last; None: a knob the runner does not have
-    keras_backend: str | None = None  # KERAS_BACKEND of the worker, also the package it needs
+    channels_last: bool | None = None  # train.channels_last; None: a knob its engines do not have
     jit_compile: bool | None = None  # Keras' jit_compile; None: what compile_model chose
     torch_compile: bool = False  # torch.compile the network
     default: bool = True  # measured when --variants is not given
     gpu: bool = False  # measured by the prepared GPU run (benchmarks.gpu_run)
 
-    @property
-    def engine(self) -> str:
-        """The engine (`fmnist.engines`) whose step loops measure it: the one declaring it among
-        its `speed_variants`."""
-        for spec in engines.all_engines():
-            if self.name in spec.speed_variants:
-                return spec.name
-        raise ValueError(f"no installed engine runs the variant {self.name!r}")
+    def engines(self) -> tuple[str, ...]:
+        """The engines (`fmnist.engines`) that run it: those declaring it among their `speed_variants`."""
+        return tuple(e.name for e in engines.all_engines() if self.name in e.speed_variants)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -51,45 +43,37 @@ class Variant:
         return out
 
 
-_TORCH = ("plain torch", "lightning")  # the plain loop first: Lightning's reference
 _F32, _BF16 = "float32", "bf16-mixed"
 
-#: name -> variant, in the order the benchmark runs and reports them.
+#: name -> variant, in the order the benchmark runs and reports them. Which engines run each is
+#: theirs to declare (`fmnist.engine.Engine.speed_variants`): the torch knobs every torch engine,
+#: Keras' backends each Keras engine its own.
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("eager", "lightning", _TORCH, _F32, channels_last=False, gpu=True),
-        Variant("channels_last", "lightning", _TORCH, _F32, channels_last=True),
-        Variant("bf16", "lightning", _TORCH, _BF16, channels_last=False),
-        Variant("channels_last+bf16", "lightning", _TORCH, _BF16, channels_last=True, gpu=True),
-        Variant("compile", "lightning", _TORCH, _F32, channels_last=False, torch_compile=True),
+        Variant("eager", _F32, channels_last=False, gpu=True),
+        Variant("channels_last", _F32, channels_last=True),
+        Variant("bf16", _BF16, channels_last=False),
+        Variant("channels_last+bf16", _BF16, channels_last=True, gpu=True),
+        Variant("compile", _F32, channels_last=False, torch_compile=True),
         # Every torch knob at once: what a GPU run trains with. Asked for by name (or by the GPU run).
-        Variant(
-            "channels_last+bf16+compile",
-            "lightning",
-            _TORCH,
-            _BF16,
-            channels_last=True,
-            torch_compile=True,
-            default=False,
-            gpu=True,
-        ),
-        Variant("tf", "keras", ("keras",), _F32, keras_backend="tensorflow"),
-        Variant("tf-xla", "keras", ("keras",), _F32, keras_backend="tensorflow", jit_compile=True),
-        Variant("tf-bf16", "keras", ("keras",), _BF16, keras_backend="tensorflow"),
-        Variant("jax", "keras", ("keras",), _F32, keras_backend="jax", gpu=True),
+        Variant("channels_last+bf16+compile", _BF16, channels_last=True, torch_compile=True, default=False, gpu=True),
+        Variant("tf", _F32),
+        Variant("tf-xla", _F32, jit_compile=True),
+        Variant("tf-bf16", _BF16),
+        Variant("jax", _F32, gpu=True),
         # Keras' mixed_bfloat16 on JAX: the GPU counterpart of tf-bf16. Asked for by name (or by the GPU run).
-        Variant("jax-bf16", "keras", ("keras",), _BF16, keras_backend="jax", default=False, gpu=True),
-        Variant("torch", "keras", ("keras",), _F32, keras_backend="torch"),
+        Variant("jax-bf16", _BF16, default=False, gpu=True),
+        Variant("torch", _F32),
         # Keras on TensorFlow without XLA whatever compile_model chose: asked for by name only.
-        Variant("tf-graph", "keras", ("keras",), _F32, keras_backend="tensorflow", jit_compile=False, default=False),
+        Variant("tf-graph", _F32, jit_compile=False, default=False),
     )
 }
 
 
-def names(backend: str | None = None) -> tuple[str, ...]:
-    """Every variant's name (of one `--backend` if given), in table order."""
-    return tuple(v.name for v in VARIANTS.values() if backend is None or v.backend == backend)
+def names(engine: str | None = None) -> tuple[str, ...]:
+    """Every variant's name (of one engine if given), in table order."""
+    return tuple(v.name for v in VARIANTS.values() if engine is None or engine in v.engines())
 
 
 def gpu_names() -> tuple[str, ...]:
@@ -105,12 +89,12 @@ def lookup(name: str) -> Variant:
     return variant
 
 
-def variant_for(runner: str, name: str) -> Variant:
-    """The variant `name` as `runner` measures it; ValueError for a name the table lacks or
-    one of another runner (a worker refuses what the planner would never send)."""
+def variant_for(engine: str, name: str) -> Variant:
+    """The variant `name` as `engine` runs it; ValueError for a name the table lacks or one the
+    engine does not run (a worker refuses what the planner would never send)."""
     variant = lookup(name)
-    if runner not in variant.runners:
-        raise ValueError(f"variant {name!r} is measured by {' and '.join(variant.runners)}, not by {runner!r}")
+    if engine not in variant.engines():
+        raise ValueError(f"variant {name!r} is run by {' and '.join(variant.engines())}, not by {engine!r}")
     return variant
 
 

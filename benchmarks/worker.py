@@ -1,18 +1,17 @@
 """One benchmark measurement in a process of its own: `python -m benchmarks.worker SPEC.json OUT.json`.
 
-`benchmarks.orchestrate` starts one of these per (runner, variant, batch size, repeat), so each
-framework has the process to itself (no TensorFlow/torch import-order trap, no shared thread
-pools, a fresh peak-memory counter). The spec says what to measure; the result (or the error)
-is written as JSON to OUT.json. The variant's settings come from `variants`; the engine it names
-(`fmnist.engines`) runs the runner's step loop (`fmnist.capabilities.Speed.throughput`: Keras' fit/predict,
-Lightning's Trainer, or the plain torch loop Lightning is measured against) over the batches
-chosen here, reading this side's clock (`measuring.Stamps`) around every step.
+`benchmarks.orchestrate` starts one of these per (engine, loop, variant, batch size, repeat), so
+each framework has the process to itself (no TensorFlow/torch import-order trap, no shared
+thread pools, a fresh peak-memory counter). The spec says what to measure; the result (or the
+error) is written as JSON to OUT.json. The variant's settings come from `variants`; the engine
+(`fmnist.engines`) runs the loop (`fmnist.capabilities.Speed.throughput`: Keras' fit/predict,
+Lightning's Trainer or the plain loop it is measured against, the pytorch engine's loop) over the
+batches chosen here, reading this side's clock (`measuring.Stamps`) around every step.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
@@ -20,24 +19,18 @@ from pathlib import Path
 from typing import Any
 
 
-if os.environ.get("KERAS_BACKEND", "tensorflow") != "jax":
-    try:  # torch (with dynamo) before anything can load TensorFlow: the other order crashes
-        import torch  # noqa: F401
-        import torch._dynamo  # noqa: F401
-    except ImportError:
-        pass
-
-from benchmarks.environment import framework_versions  # noqa: E402
-from benchmarks.measuring import Stamps, batch_order, peak_rss_mib, training_images  # noqa: E402
-from benchmarks.variants import Variant, variant_config, variant_for  # noqa: E402
-from fmnist import engines  # noqa: E402
-from fmnist.capabilities import SpeedRun  # noqa: E402
-from fmnist.config import Config, load_config  # noqa: E402
+from benchmarks.environment import framework_versions
+from benchmarks.measuring import Stamps, batch_order, peak_rss_mib, training_images
+from benchmarks.variants import Variant, variant_config, variant_for
+from fmnist import engines
+from fmnist.capabilities import SpeedRun
+from fmnist.config import Config, load_config
 
 
 def measure(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str, Any]:
-    """Training and inference timings of `spec`'s runner on the variant's engine."""
-    engine = engines.engine(variant.engine).capability("speed")
+    """Training and inference timings of `spec`'s loop of its engine (which sets its framework up
+    first: the environment, the modules it needs imported before any other)."""
+    engine = engines.engine(spec["engine"]).capability("speed")
     split, data_note = training_images(spec, config)
     bs, warmup = spec["batch_size"], spec["warmup"]
     run = SpeedRun(
@@ -45,7 +38,7 @@ def measure(spec: dict[str, Any], config: Config, variant: Variant) -> dict[str,
         split=split,
         order=batch_order(len(split), bs, warmup + spec["steps"], config.seed),
         device=spec["device"],
-        threads=spec.get("tf_threads" if spec["runner"] == "keras" else "torch_threads"),
+        threads=spec.get("threads", spec.get("torch_threads")),
         jit_compile=variant.jit_compile,
         torch_compile=variant.torch_compile,
     )
@@ -66,7 +59,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     began = time.perf_counter()
     result: dict[str, Any] = {"spec": spec}
     try:
-        variant = variant_for(spec["runner"], spec["variant"])  # refuses what the table lacks
+        variant = variant_for(spec["engine"], spec["variant"])  # refuses what the table lacks
         config = variant_config(load_config(spec["config"]), variant.name)
         result.update(measure(spec, config, variant))
         result["status"] = "ok"
@@ -77,7 +70,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     result.setdefault("peak_memory_mib", peak_rss_mib())
     result.setdefault("peak_memory_kind", "process peak RSS (VmHWM)")
     result["process_rss_peak_mib"] = peak_rss_mib()
-    result["versions"] = framework_versions(spec["runner"])
+    result["versions"] = framework_versions(spec["engine"])
     result["worker_seconds"] = time.perf_counter() - began
     return result
 

@@ -60,6 +60,10 @@ class Engine:
     quiet_import: bool = False
     #: Variants of the speed benchmark it runs (`benchmarks.variants`), in table order.
     speed_variants: tuple[str, ...] = ()
+    #: The loops its speed capability times (`fmnist.capabilities.SpeedRun.loop`), the first the
+    #: reference: each other loop's images/s over it, measured back to back, is what that loop adds
+    #: (Lightning's Trainer over the same training step as a plain loop).
+    speed_loops: tuple[str, ...] = ()
     distribution: str = ""  # the installed distribution that declared it (set by the registry)
     #: The engines installed beside it (set by the registry that found it; none for a declaration
     #: on its own): whose frameworks may already be in a process it joins.

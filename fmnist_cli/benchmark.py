@@ -15,6 +15,7 @@ from fmnist_cli.options import (
     positive_float,
     positive_int,
 )
+from fmnist import engines as registry
 from fmnist.engines import DEFAULT_PAIR
 
 SEEDS_FLAG = "--time-to-accuracy-seeds"
@@ -63,19 +64,20 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     bench = sub.add_parser(
         "benchmark",
         parents=parents,
-        help="measure training and inference speed of both engines",
+        help="measure training and inference speed of the engines",
         description="Training and inference images/s, step-time median and p90, peak memory,"
-        " warm-up, and Lightning's overhead over a plain PyTorch loop, for each engine and"
+        " warm-up, and Lightning's overhead over the same step as a plain loop, for each engine and"
         " variant; each measurement in its own process, repeats alternating the engines."
         " Writes benchmark.json, benchmark.md and benchmark.png.",
     )
+    speed = [e.name for e in registry.all_engines() if e.offers("speed")]
     bench.add_argument(
         "--engines",
         "--backend",
         dest="engines",
-        default=",".join(DEFAULT_PAIR),
-        help="comma-separated: keras, lightning"
-        " (lightning also runs the plain torch loop it is compared with; default: both)",
+        default=",".join(speed),
+        help=f"comma-separated, from {', '.join(speed)} (default: all); each runs the variants it declares"
+        " (lightning also runs the plain loop its Trainer is measured against)",
     )
     bench.add_argument("--device", default="auto", help="auto (cuda when torch sees one), cpu or cuda")
     bench.add_argument("--batch-size", default="128", help="comma-separated batch sizes (default: 128)")
@@ -102,7 +104,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         default="auto",
         help="real Fashion-MNIST, or synthetic uint8 images of the same shape (auto: synthetic below 10 steps)",
     )
-    bench.add_argument("--torch-threads", type=positive_int, help="torch.set_num_threads in the torch workers")
+    bench.add_argument(
+        "--measure-threads",
+        "--torch-threads",
+        dest="measure_threads",
+        type=positive_int,
+        help="the framework's threads in every throughput measurement (default: its own)",
+    )
     bench.add_argument(
         "--time-to-accuracy",
         type=positive_float,
@@ -117,6 +125,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="seeds for --time-to-accuracy, each replacing the config's seed (not its data split) in a fresh"
         " process per engine, engines alternating: a comma list or ranges, e.g. 0-4 or 0,2,5-7"
         f" (default: {DEFAULT_SEEDS})",
+    )
+    bench.add_argument(
+        "--time-to-accuracy-engines",
+        default=",".join(DEFAULT_PAIR),
+        metavar="ENGINES",
+        help=f"engines --time-to-accuracy trains, comma-separated (default: {','.join(DEFAULT_PAIR)})",
     )
     bench.add_argument("--only-time-to-accuracy", action="store_true", help="skip the throughput measurements")
     bench.add_argument(
@@ -189,7 +203,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     variants = parse_variants(args.variants)
     seeds = parse_seeds(args.time_to_accuracy_seeds)
     result = run_benchmark(
-        backends=parse_list(args.engines, DEFAULT_PAIR, "--engines"),
+        engines_chosen=parse_list(args.engines, registry.names(), "--engines"),
         device=args.device,
         batch_sizes=parse_batch_sizes(args.batch_size),
         steps=args.steps,
@@ -201,11 +215,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         data=args.data,
         timeout=args.timeout,
-        torch_threads=args.torch_threads,
+        torch_threads=args.measure_threads,
         time_to_accuracy=args.time_to_accuracy,
         time_to_accuracy_max_epochs=args.max_epochs,
         time_to_accuracy_config=args.time_to_accuracy_config,
         time_to_accuracy_seeds=seeds,
+        time_to_accuracy_engines=parse_list(
+            args.time_to_accuracy_engines, registry.names(), "--time-to-accuracy-engines"
+        ),
         throughput=not args.only_time_to_accuracy,
         log=_log,
         executor_choice=executor_choice(args),

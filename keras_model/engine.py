@@ -41,6 +41,7 @@ def _keras(name: str, label: str, colour: str, backend: str, extra: str, framewo
         environment={"KERAS_BACKEND": backend},
         loaded_environment=loaded_environment,
         quiet_import=True,
+        speed_loops=("keras",),  # model.fit / model.predict
         **more,
     )
 

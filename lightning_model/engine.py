@@ -7,6 +7,7 @@ Nothing here imports a framework: the registry reads this declaration in any pro
 from __future__ import annotations
 
 from fmnist.engine import Engine
+from torch_blocks.variants import TORCH_VARIANTS
 
 LIGHTNING = Engine(
     name="lightning",
@@ -28,5 +29,8 @@ LIGHTNING = Engine(
     max_devices=None,
     max_nodes=None,
     constant_casts="follow",  # KerasAdam casts its constants either way (torch_blocks.optim)
-    speed_variants=("eager", "channels_last", "bf16", "channels_last+bf16", "compile", "channels_last+bf16+compile"),
+    speed_variants=TORCH_VARIANTS,
+    # The module's training step as a plain loop (the same network, loss, optimizer and metrics),
+    # then the Trainer around it: Lightning's overhead is the second over the first.
+    speed_loops=("plain torch", "lightning"),
 )

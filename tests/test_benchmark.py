@@ -41,8 +41,12 @@ def test_statistics_refuse_nonsense():
     assert stats.throughput(1280, 0.5) == 2560
 
 
+ENGINE_OF = {"plain torch": "lightning", "lightning": "lightning", "keras": "keras", "pytorch": "pytorch"}
+
+
 def _ok(runner, variant, train, infer=20_000.0, batch=128):
     return {
+        "engine": ENGINE_OF[runner],
         "runner": runner,
         "variant": variant,
         "batch_size": batch,
@@ -62,8 +66,16 @@ def test_ratio_and_markdown_table():
         _ok("plain torch", "eager", 5000.0),
         _ok("lightning", "eager", 4750.0),
         _ok("keras", "tf", 8300.0),
-        {"runner": "keras", "variant": "jax", "batch_size": 128, "status": "skipped", "reason": "jax is not installed"},
         {
+            "engine": "keras-jax",
+            "runner": "keras",
+            "variant": "jax",
+            "batch_size": 128,
+            "status": "skipped",
+            "reason": "jax is not installed",
+        },
+        {
+            "engine": "lightning",
             "runner": "lightning",
             "variant": "compile",
             "batch_size": 128,
@@ -102,7 +114,8 @@ def test_flag_parsing():
 def test_plan_alternates_engines_and_pairs_lightning_with_the_plain_loop():
     steps = plan(["keras", "lightning"], ["eager", "tf", "tf-xla"], [128])
     assert [m.runner for m in steps] == ["keras", "plain torch", "keras", "lightning"]
-    assert Measurement("plain torch", "eager", 128) in steps and Measurement("lightning", "eager", 128) in steps
+    assert Measurement("lightning", "plain torch", "eager", 128) in steps
+    assert Measurement("lightning", "lightning", "eager", 128) in steps
     with pytest.raises(BenchmarkError, match="none of the chosen variants"):
         plan(["lightning"], ["tf"], [128])
 
@@ -110,7 +123,7 @@ def test_plan_alternates_engines_and_pairs_lightning_with_the_plain_loop():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--engine", "tensorflow"], "--engine: unknown 'tensorflow'"),
+        (["--engines", "tensorflow"], "--engines: unknown 'tensorflow'"),
         (["--variants", "fast"], "--variants: unknown 'fast'"),
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
         (["--device", "tpu"], "--device: unknown 'tpu'"),
@@ -173,6 +186,8 @@ def test_ci_sized_benchmark_run(tmp_path, real_data_dir):
             "benchmark",
             "--device",
             "cpu",
+            "--engines",
+            "keras,lightning",  # the pytorch engine's loop is Lightning's reference loop: tests/test_pytorch_engine.py
             "--variants",
             "eager,tf",
             "--steps",

@@ -61,7 +61,7 @@ def test_achieved_flops_and_mfu_against_the_peak_of_the_variants_dtype():
 
 def test_every_variant_is_held_against_its_precisions_peak():
     for variant in VARIANTS.values():
-        rows = [_ok("keras" if variant.backend == "keras" else "lightning", variant.name, 1000.0)]
+        rows = [_ok(variant.engines()[0], variant.name, 1000.0)]
         stats.add_mfu(rows, FLOPS, PEAK)
         expected = "bfloat16" if variant.precision == "bf16-mixed" else "float32"
         assert rows[0]["peak_dtype"] == expected, variant.name
@@ -134,7 +134,7 @@ def test_a_failing_peak_worker_does_not_end_the_benchmark(tmp_path, monkeypatch)
     monkeypatch.setattr(orchestrate, "run_worker", fake_worker)
     monkeypatch.setattr(orchestrate, "measure_peak", failing_peak)
     result = orchestrate.run_benchmark(
-        engines=["lightning"],
+        engines_chosen=["lightning"],
         device="cpu",
         batch_sizes=[32],
         steps=3,
@@ -226,7 +226,7 @@ def test_on_a_cpu_that_emulates_bf16_the_benchmark_times_no_bf16_peak(tmp_path, 
     monkeypatch.setattr(orchestrate, "run_worker", fake_worker)
     monkeypatch.setattr(orchestrate, "measure_peak", small_peak)
     kwargs = dict(
-        backends=["lightning"],
+        engines_chosen=["lightning"],
         device="cpu",
         batch_sizes=[32],
         steps=3,

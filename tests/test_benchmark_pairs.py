@@ -107,7 +107,7 @@ def test_a_paired_run_reports_the_median_ratio_with_its_interval(tmp_path, monke
 
     monkeypatch.setattr(orchestrate, "run_worker", fake_worker)
     result = orchestrate.run_benchmark(
-        engines=["lightning"],
+        engines_chosen=["lightning"],
         device="cpu",
         batch_sizes=[32],
         steps=4,

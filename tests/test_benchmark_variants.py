@@ -15,43 +15,50 @@ from benchmarks.variants import VARIANTS, names, variant_config, variant_for
 REPO = Path(__file__).resolve().parents[1]
 
 
+ALL = ["keras", "keras-jax", "keras-torch", "pytorch", "lightning"]
+
+
 def test_the_default_plan_keeps_its_order_and_leaves_out_tf_graph():
-    """Which variants run by default, and in what order: the published tables' rows."""
-    got = [(m.runner, m.variant) for m in plan(["keras", "lightning"], None, [128])]
+    """Which variants run by default, and in what order: each engine the variants it declares,
+    by each loop it times (Lightning's plain reference first), the engines interleaved."""
+    got = [(m.engine, m.runner, m.variant) for m in plan(["keras", "lightning"], None, [128])]
     assert got == [
-        ("keras", "tf"),
-        ("plain torch", "eager"),
-        ("keras", "tf-xla"),
-        ("lightning", "eager"),
-        ("keras", "tf-bf16"),
-        ("plain torch", "channels_last"),
-        ("keras", "jax"),
-        ("lightning", "channels_last"),
-        ("keras", "torch"),
-        ("plain torch", "bf16"),
-        ("lightning", "bf16"),
-        ("plain torch", "channels_last+bf16"),
-        ("lightning", "channels_last+bf16"),
-        ("plain torch", "compile"),
-        ("lightning", "compile"),
+        ("keras", "keras", "tf"),
+        ("lightning", "plain torch", "eager"),
+        ("keras", "keras", "tf-xla"),
+        ("lightning", "lightning", "eager"),
+        ("keras", "keras", "tf-bf16"),
+        ("lightning", "plain torch", "channels_last"),
+        ("lightning", "lightning", "channels_last"),
+        ("lightning", "plain torch", "bf16"),
+        ("lightning", "lightning", "bf16"),
+        ("lightning", "plain torch", "channels_last+bf16"),
+        ("lightning", "lightning", "channels_last+bf16"),
+        ("lightning", "plain torch", "compile"),
+        ("lightning", "lightning", "compile"),
     ]
-    assert plan(["keras"], ["tf-graph"], [128]) == [Measurement("keras", "tf-graph", 128)]
+    every = {(m.engine, m.variant) for m in plan(ALL, None, [128])}
+    assert {("keras-jax", "jax"), ("keras-torch", "torch"), ("pytorch", "eager")} <= every
+    assert not {v for _, v in every} & {"tf-graph", "jax-bf16", "channels_last+bf16+compile"}
+    assert plan(["keras"], ["tf-graph"], [128]) == [Measurement("keras", "keras", "tf-graph", 128)]
 
 
 def test_the_planner_and_the_worker_read_the_same_table():
-    """Every name the planner accepts, the worker measures, by the runners the planner sends it to."""
+    """Every name the planner accepts, the worker measures, by the engines the planner sends it to;
+    each worker runs with its engine's own environment."""
     assert parse_variants(",".join(names())) == list(VARIANTS)
-    planned = plan(["keras", "lightning"], list(VARIANTS), [32])
+    planned = plan(ALL, list(VARIANTS), [32])
     assert {m.variant for m in planned} == set(VARIANTS)
     for m in planned:
-        assert variant_for(m.runner, m.variant).name == m.variant
+        assert variant_for(m.engine, m.variant).name == m.variant
     for variant in VARIANTS.values():
-        for runner in {"keras", "lightning", "plain torch"} - set(variant.runners):
+        for engine in set(ALL) - set(variant.engines()):
             with pytest.raises(ValueError, match="not by"):
-                variant_for(runner, variant.name)
-    env = {m.variant: worker_env(m).get("KERAS_BACKEND") for m in planned if m.runner == "keras"}
+                variant_for(engine, variant.name)
+    env = {m.variant: worker_env(m, "cpu").get("KERAS_BACKEND") for m in planned if m.runner == "keras"}
     tensorflow = {v: "tensorflow" for v in ("tf", "tf-xla", "tf-bf16", "tf-graph")}
     assert env == {**tensorflow, "jax": "jax", "jax-bf16": "jax", "torch": "torch"}
+    assert all(worker_env(m, "cpu")["CUDA_VISIBLE_DEVICES"] == "" for m in planned)
 
 
 def test_an_unknown_variant_is_refused_by_the_planner_and_by_the_worker():
@@ -63,11 +70,16 @@ def test_an_unknown_variant_is_refused_by_the_planner_and_by_the_worker():
         parse_variants("eager,fast")
     from benchmarks.worker import run
 
-    spec = {"runner": "plain torch", "variant": "fast", "config": str(REPO / "configs" / "baseline.yaml")}
+    spec = {
+        "engine": "lightning",
+        "runner": "plain torch",
+        "variant": "fast",
+        "config": str(REPO / "configs" / "baseline.yaml"),
+    }
     result = run(spec)
     assert result["status"] == "error" and result["error"].startswith("ValueError: unknown variant 'fast'")
-    result = run({**spec, "runner": "keras", "variant": "eager"})
-    assert result["status"] == "error" and "measured by plain torch and lightning, not by 'keras'" in result["error"]
+    result = run({**spec, "engine": "keras", "runner": "keras", "variant": "eager"})
+    assert result["status"] == "error" and "run by pytorch and lightning, not by 'keras'" in result["error"]
 
 
 def test_variants_are_config_settings(baseline_config):

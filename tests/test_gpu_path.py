@@ -67,18 +67,19 @@ def test_the_gpu_variants_come_from_the_one_table(baseline_config):
     CPU benchmark's default list is unchanged by them."""
     assert gpu_names() == ("eager", "channels_last+bf16", "channels_last+bf16+compile", "jax", "jax-bf16")
     combo = VARIANTS["channels_last+bf16+compile"]
-    assert combo.torch_compile and combo.runners == ("plain torch", "lightning") and not combo.default
+    assert combo.torch_compile and combo.engines() == ("pytorch", "lightning") and not combo.default
     t = variant_config(baseline_config, combo.name).train
     assert t.channels_last and t.precision == "bf16-mixed"
     assert variant_config(baseline_config, "jax-bf16").train.precision == "bf16-mixed"
-    assert VARIANTS["jax-bf16"].keras_backend == "jax" and not VARIANTS["jax-bf16"].default
-    assert all(VARIANTS[name].keras_backend in (None, "jax") for name in gpu_names())
-    default = {m.variant for m in plan(["keras", "lightning"], None, [128])}
+    assert VARIANTS["jax-bf16"].engines() == ("keras-jax",) and not VARIANTS["jax-bf16"].default
+    assert "keras" not in {e for name in gpu_names() for e in VARIANTS[name].engines()}  # no TensorFlow there
+    default = {m.variant for m in plan(["keras", "keras-jax", "lightning"], None, [128])}
     assert not {"channels_last+bf16+compile", "jax-bf16"} & default
-    planned = plan(["keras", "lightning"], list(gpu_names()), list(gpu_run.BATCH_SIZES))
-    assert len(planned) == 16 and planned[:2] == [
-        Measurement("keras", "jax", 128),
-        Measurement("plain torch", "eager", 128),
+    planned = plan(["keras-jax", "pytorch", "lightning"], list(gpu_names()), list(gpu_run.BATCH_SIZES))
+    assert len(planned) == 22 and planned[:3] == [
+        Measurement("keras-jax", "keras", "jax", 128),
+        Measurement("pytorch", "pytorch", "eager", 128),
+        Measurement("lightning", "plain torch", "eager", 128),
     ]
 
 
@@ -89,7 +90,7 @@ import json, os
 os.environ["KERAS_BACKEND"] = "jax"
 from benchmarks.worker import run
 from keras_model.speed import device_sync, jax_wait
-spec = {"runner": "keras", "device": "cpu", "batch_size": 32, "steps": 2, "warmup": 1,
+spec = {"engine": "keras-jax", "runner": "keras", "device": "cpu", "batch_size": 32, "steps": 2, "warmup": 1,
         "config": "configs/baseline.yaml", "data": "synthetic", "data_dir": None, "torch_threads": None, "repeat": 0}
 out = {"jax-bf16": run({**spec, "variant": "jax-bf16"})}
 out["cuda"] = run({**spec, "variant": "jax", "device": "cuda"})
@@ -143,7 +144,7 @@ def test_a_spent_budget_skips_what_is_left_and_still_writes_the_results(tmp_path
 
     monkeypatch.setattr(orchestrate, "run_worker", fake_worker)
     kwargs = dict(
-        engines=["lightning"],
+        engines_chosen=["lightning"],
         device="cpu",
         batch_sizes=[32],
         steps=3,
