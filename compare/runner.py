@@ -204,6 +204,9 @@ def train_all(
     gets it with its seed as its input file and trains it (`python -m fmnist.train_job`).
     """
     planned = plan(config, seeds, out_dir, data_sha256, rerun_stale, engines)
+    to_train = sum(run.action != "reuse" for run in planned)
+    if to_train:  # the count first, then what each run will do
+        print(f"[compare] {to_train} run{'s' if to_train != 1 else ''} to train: {executor.describe()}", flush=True)
     jobs = []
     for run in planned:
         label = f"[compare] {run.engine} seed {run.seed}"
@@ -240,7 +243,6 @@ def train_all(
             )
         )
     if jobs:
-        print(f"[compare] {len(jobs)} run{'s' if len(jobs) != 1 else ''} to train: {executor.describe()}", flush=True)
         try:
             results = executor.run(jobs, out_dir / LOGS_DIR, "[compare]")
         except KeyboardInterrupt:

@@ -372,3 +372,23 @@ class EpochTimer:
 
     def elapsed(self) -> float:
         return self.clock() - self.start
+
+
+def interrupted_message(run_dir: Path) -> str:
+    """What is true of a run interrupted now, and what to do next: nothing written yet (the
+    interrupt came before the run marker), no epoch finished (resume starts it over), or the epochs
+    kept in its checkpoint (resume continues after them)."""
+    run_dir = Path(run_dir)
+    if read_run_info(run_dir) is None:
+        return "interrupted before the run started: nothing was written; run the same command to start it"
+    checkpoint = run_dir / CHECKPOINT_DIR
+    finished = len(read_metrics(run_dir / METRICS_FILE)) if (run_dir / METRICS_FILE).is_file() else 0
+    if not finished or not checkpoint.is_dir() or not any(checkpoint.iterdir()):
+        return (
+            f"interrupted before its first epoch finished: {run_dir} holds no epoch to keep."
+            f"\nStart it over with: fmnist train --resume {run_dir}"
+        )
+    return (
+        f"interrupted; the last finished epoch ({finished}) is saved in {checkpoint}."
+        f"\nResume with: fmnist train --resume {run_dir}"
+    )

@@ -144,12 +144,11 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             result = train_run(args.engine, config, run_dir, data_dir=args.data_dir, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        print(
-            f"\nfmnist: interrupted; the last finished epoch is saved in {run_dir}/checkpoints."
-            f"\nResume with: fmnist train --resume {run_dir}",
-            file=sys.stderr,
-        )
-        return 130 if distributed.is_primary() else 0  # the first process says how to resume
+        if distributed.is_primary():  # the first process says what is kept and how to resume
+            from fmnist.rundir import interrupted_message
+
+            print(f"\nfmnist: {interrupted_message(run_dir)}", file=sys.stderr)
+        return 130 if distributed.is_primary() else 0
     if result is None:  # an extra process of a multi-process training: the first one reports
         return 0
     print(format_summary(result))

@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from fmnist import rundir
+from fmnist.interrupts import sigint_held
 from fmnist.divergence import DivergenceWatch
 from torch_blocks.early_stopping import BestWeights
 
@@ -68,10 +69,13 @@ class AtomicLastCheckpoint(ModelCheckpoint):
         )
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        """Ctrl-C during the write takes effect once the epoch's checkpoint is whole and in place
+        (`fmnist.interrupts.sigint_held`, as Keras' `WholeBackup`): the run resumes from this epoch."""
         tmp = f"{filepath}.tmp"
-        super()._save_checkpoint(trainer, tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
+        with sigint_held():
+            super()._save_checkpoint(trainer, tmp)
+            if trainer.is_global_zero:
+                os.replace(tmp, filepath)
         self._last_checkpoint_saved = filepath
 
 

@@ -183,3 +183,28 @@ def test_a_report_folder_is_recognised_as_one(tmp_path):
         (tmp_path / name).write_text("x")
     (tmp_path / ".report.md.abc.tmp.md").write_text("x")  # a killed atomic write
     check_report_dir(tmp_path)
+
+
+def test_compare_says_how_many_runs_it_trains_before_what_each_does(tmp_path, capsys):
+    """The count line first, then one line per run (reused, resumed or trained), then the executor."""
+    from compare.runner import train_all
+
+    config = _tiny_config()
+    _fake_run(tmp_path, "keras", 0, config)
+
+    class Recorder:
+        threads = 1
+
+        def describe(self) -> str:
+            return "recorded"
+
+        def run(self, jobs, logs, prefix):
+            print("[executor] started", flush=True)
+            raise KeyboardInterrupt  # nothing trains here: the order of the lines is the test
+
+    with pytest.raises(KeyboardInterrupt):
+        train_all([0], tmp_path, config=config, data_sha256=SHA, executor=Recorder())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert lines[0] == "[compare] 1 run to train: recorded"
+    assert "keras seed 0: finished earlier" in lines[1] and "lightning seed 0: training into" in lines[2]
+    assert lines[3] == "[executor] started"

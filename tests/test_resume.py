@@ -162,3 +162,42 @@ def test_ctrl_c_during_the_checkpoint_write_takes_effect_once_it_is_whole(baseli
     assert (tmp_path / "latest.weights.h5").is_file()
     assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+
+def test_ctrl_c_during_lightnings_checkpoint_write_takes_effect_once_it_is_whole(tmp_path, real_data_dir, monkeypatch):
+    """Ctrl-C landing while Lightning writes the epoch's checkpoint: the KeyboardInterrupt comes
+    once last.ckpt is whole and in place (the same guarantee as Keras' WholeBackup above)."""
+    import threading
+
+    import lightning as L
+
+    from fmnist.config import load_config, with_overrides
+    from fmnist.datasets import load_fashion_mnist
+    from fmnist.splits import make_splits
+    from lightning_model.callbacks import AtomicLastCheckpoint
+    from lightning_model.data import FashionMNISTDataModule
+    from lightning_model.module import FashionClassifier
+    from lightning_model.training import make_trainer
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("Python handles signals in the main thread only; this test runs in another")
+    config = with_overrides(
+        load_config("baseline"), {"train.epochs": 1, "data.limit_train": 256, "data.limit_test": 64}
+    )
+    splits = make_splits(load_fashion_mnist(real_data_dir), config)
+    checkpoint = AtomicLastCheckpoint(str(tmp_path / "checkpoints"))
+    trainer = make_trainer(config, tmp_path, [checkpoint])
+    write = L.Trainer.save_checkpoint
+
+    def interrupted_write(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C arrives as the checkpoint starts to be written
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "save_checkpoint", interrupted_write)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):  # Lightning turns it into its own exit
+        trainer.fit(FashionClassifier.from_config(config), datamodule=FashionMNISTDataModule(config, splits=splits))
+    saved = tmp_path / "checkpoints" / "last.ckpt"
+    assert saved.is_file() and not saved.with_name("last.ckpt.tmp").exists()
+    import torch
+
+    assert torch.load(saved, weights_only=True, map_location="cpu")["epoch"] == 0

@@ -63,3 +63,24 @@ def test_truncating_metrics_keeps_the_finished_epochs(tmp_path):
     kept = metrics.truncate(2)
     assert [r["epoch"] for r in kept] == [1, 2]
     assert [r["epoch"] for r in rundir.read_metrics(Path(tmp_path / "metrics.csv"))] == [1, 2]
+
+
+def test_an_interrupted_run_is_described_as_it_is(tmp_path):
+    """Ctrl-C's message says what is true at that moment: nothing written, no epoch kept, or the
+    epochs its checkpoint holds, and the command that follows from it."""
+    from fmnist import rundir
+
+    run = tmp_path / "run"
+    assert "nothing was written" in rundir.interrupted_message(run)
+    run.mkdir()
+    rundir.write_run_info(run, {"engine": "keras", "status": "training"})
+    said = rundir.interrupted_message(run)
+    assert "before its first epoch finished" in said and f"fmnist train --resume {run}" in said
+    csv = rundir.MetricsCSV(run / rundir.METRICS_FILE)
+    for epoch in (1, 2):
+        row = {"epoch": epoch, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}
+        csv.append({**row, "lr": 1e-3, "seconds": 1.0})
+    (run / rundir.CHECKPOINT_DIR).mkdir()
+    (run / rundir.CHECKPOINT_DIR / "last.ckpt").write_bytes(b"x")
+    said = rundir.interrupted_message(run)
+    assert "last finished epoch (2) is saved" in said and f"Resume with: fmnist train --resume {run}" in said
