@@ -7,7 +7,7 @@ naming each key (fmnist.config_validation), loading and saving YAML (fmnist.conf
 
 from __future__ import annotations
 
-from fmnist.config_io import load_config, save_config
+from fmnist.config_io import as_config, load_config, save_config
 from fmnist.config_schema import (
     PRECISIONS,
     AugmentConfig,
@@ -41,6 +41,7 @@ __all__ = [
     "Precision",
     "ScheduleConfig",
     "TrainConfig",
+    "as_config",
     "config_from_dict",
     "config_to_dict",
     "load_config",

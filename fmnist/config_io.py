@@ -3,7 +3,9 @@ file, then the key) and writing the fully resolved config a run used (its `confi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -40,6 +42,17 @@ def load_config(path: str | Path) -> Config:
         return config_from_dict(raw if raw is not None else {})
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def as_config(spec: str | Path | Config | Mapping[str, Any]) -> Config:
+    """The config an API was handed in any of its forms: a `Config` as it is, a plain mapping (a
+    checkpoint's hyperparameters: `config_to_dict`'s output) validated, else a packaged config's
+    name or a YAML file's path (`load_config`)."""
+    if isinstance(spec, Config):
+        return spec
+    if isinstance(spec, Mapping):
+        return config_from_dict(dict(spec))
+    return load_config(spec)
 
 
 def config_yaml(config: Config) -> str:

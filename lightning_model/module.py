@@ -9,7 +9,7 @@ import torch
 import torchmetrics
 
 from fmnist import NUM_CLASSES
-from fmnist.config import Config, config_from_dict, config_to_dict
+from fmnist.config import Config, as_config, config_to_dict
 from fmnist.schedules import lr_at_epoch, lr_at_step
 from fmnist.splits import epoch_seed, num_batches
 from torch_blocks.network import build_network
@@ -18,12 +18,14 @@ from torch_blocks.plain_loop import loss_fn
 
 
 class FashionClassifier(L.LightningModule):
-    def __init__(self, config: dict[str, Any]) -> None:
-        """Takes the config as a plain dict so `save_hyperparameters` stores it in the checkpoint
-        and `load_from_checkpoint` rebuilds the same network with no other file."""
+    def __init__(self, config: str | dict[str, Any]) -> None:
+        """config: a packaged config's name (`baseline`) or a YAML file's path, as LightningCLI's
+        `--model.config` gives it, or the config as a plain dict. The resolved config is what
+        `save_hyperparameters` stores, so `load_from_checkpoint` rebuilds the same network from
+        the checkpoint alone, whatever file or name it came from."""
         super().__init__()
-        self.save_hyperparameters()
-        self.config: Config = config_from_dict(config)
+        self.config: Config = as_config(config)
+        self.save_hyperparameters({"config": config_to_dict(self.config)})
         self.network = build_network(self.config)
         self._loss = loss_fn(self.config)
         self.channels_last = self.config.train.channels_last
@@ -33,8 +35,10 @@ class FashionClassifier(L.LightningModule):
         # sums across all of them, so the epoch figures are exact (not a mean of per-process means).
         self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.test_accuracy = torchmetrics.classification.MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.train_loss = torchmetrics.MeanMetric()
         self.val_loss = torchmetrics.MeanMetric()
+        self.test_loss = torchmetrics.MeanMetric()
 
     @classmethod
     def from_config(cls, config: Config) -> "FashionClassifier":
@@ -69,14 +73,28 @@ class FashionClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_loss, self.val_accuracy)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """`Trainer.test`: the loss and accuracy of the data module's test loader, as validation's."""
+        self._evaluate(batch, "test", self.test_loss, self.test_accuracy)
+
+    def _evaluate(
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        stage: str,
+        loss: torchmetrics.MeanMetric,
+        accuracy: torchmetrics.classification.MulticlassAccuracy,
+    ) -> None:
         x, y = batch
         logits = self(x)
-        self.val_accuracy(logits, y)
-        self.val_loss(self.loss(logits, y), weight=len(y))  # smoothed too, as Keras' val_loss
-        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
-        self.log("val/accuracy", self.val_accuracy, on_epoch=True, prog_bar=True)
+        accuracy(logits, y)
+        loss(self.loss(logits, y), weight=len(y))  # smoothed too, as Keras' val_loss
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/accuracy", accuracy, on_epoch=True, prog_bar=True)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Logits of a batch of images, with its labels or without: (x, y), (x,) or x."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x).float()  # bf16-mixed logits come out bfloat16, which numpy cannot hold
 

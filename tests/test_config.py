@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist.config import ConfigError, config_from_dict, config_to_dict, load_config, with_overrides
+from fmnist.config import ConfigError, as_config, config_from_dict, config_to_dict, load_config, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,6 +19,15 @@ def test_baseline_is_the_original_network(baseline_config):
 
 def test_round_trip(baseline_config):
     assert config_from_dict(config_to_dict(baseline_config)) == baseline_config
+
+
+def test_an_api_takes_a_config_by_name_path_mapping_or_itself(baseline_config):
+    """What the Lightning classes and LightningCLI are handed (`as_config`), all the same config;
+    a mapping is validated as a file is."""
+    for spec in ("baseline", REPO / "configs" / "baseline.yaml", config_to_dict(baseline_config), baseline_config):
+        assert as_config(spec) == baseline_config
+    with pytest.raises(ConfigError, match="seed"):
+        as_config({**config_to_dict(baseline_config), "seed": -1})
 
 
 def _raw(baseline_config, **changes):
