@@ -143,3 +143,27 @@ def test_a_budget_spent_in_the_first_part_leaves_its_results_and_says_what_it_sk
     assert sorted(p.name for p in (out / folder.name).iterdir()) == ["parity.json"]
     log = (out / gpu_run.LOG_NAME).read_text()
     assert "[gpu_run] benchmark: skipped: not started" in log and "[gpu_run] strong: skipped: not started" in log
+
+
+@pytest.mark.slow
+def test_the_trainings_stop_cleanly_when_the_run_s_time_is_up(tmp_path, real_data_dir):
+    """Part (c) alone with trainings longer than the run's time: interrupted as a Ctrl-C would at
+    the budget, the runs kept unfinished (resumable by the same compare), and strong.json says so."""
+    done, folder, out = rehearse(
+        tmp_path,
+        real_data_dir,
+        *("--parts", "strong", "--budget", "75", "--strong-config", "configs/baseline.yaml"),
+        *("--strong-epochs", "50", "--strong-limit-train", "6000", "--strong-limit-test", "200", "--strong-seeds", "0"),
+    )
+    said = outcomes(done)
+    assert said["strong"].endswith("(stopped after 75 s of the run (its time budget))"), done.stderr[-3000:]
+    assert done.returncode == 0  # what the budget stopped is not a failure
+    strong = json.loads((out / folder.name / "strong.json").read_text())
+    assert strong["stopped"] and strong["compare_exit"] == 130  # the compare and its trainings ended as on Ctrl-C
+    assert {run["status"] for run in strong["runs"]} <= {"unfinished", "not started"}
+    for run in strong["runs"]:
+        assert (
+            run["epochs_done"] < 50
+            and not (tmp_path / "strong" / "runs" / f"{run['engine']}-seed0" / "test_metrics.json").exists()
+        )
+    assert "[gpu_run] strong: stopped after 75 s" in (out / gpu_run.LOG_NAME).read_text()
