@@ -6,8 +6,11 @@
 #
 # Installs Keras and the two packages it lacks there from the bundle's wheels, offline, into a
 # folder of its own on PYTHONPATH (the image's torch, Lightning and JAX stay as they are), reads
-# the data from the bundle, and runs the GPU plan: results in benchmarks/results/<date>-gpu-<gpu>/
-# and, where $OUT is set, copied there with the log. Nothing is fetched or built.
+# the data from the bundle, and runs the GPU plan from this uninstalled tree (the engines are read
+# from pyproject.toml; the image has no TensorFlow): (a) parity on the GPU, (b) the benchmark's
+# batch-8192 variants, (c) strong.yaml's trainings, each part's results in
+# benchmarks/results/<date>-gpu-<gpu>/ as it ends and, where $OUT is set, copied there with the
+# log. Nothing is fetched or built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

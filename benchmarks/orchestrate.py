@@ -24,7 +24,7 @@ from benchmarks.environment import hardware, load_average, missing_frameworks, r
 from benchmarks.outputs import results_dir, shown, write_outputs
 from benchmarks.peak import PEAK_DTYPE, emulated_dtypes, measure_peak
 from benchmarks.spawn import run_spec
-from benchmarks.plan import BenchmarkError, Measurement, plan, run_order
+from benchmarks.plan import BenchmarkError, Measurement, plan, schedule
 from benchmarks.report import peak_line
 from benchmarks.stats import add_mfu, add_paired_ratios, add_ratios, aggregate
 from benchmarks.variants import lookup
@@ -81,6 +81,7 @@ def run_benchmark(
     time_to_accuracy_engines: Sequence[str] = (),
     throughput: bool = True,
     budget_seconds: float | None = None,
+    repeats_together: bool = False,
     log=print,
     executor_choice: Any = None,
     peak_matrix_size: int | None = None,
@@ -89,6 +90,8 @@ def run_benchmark(
     budget_seconds: once this many seconds of measuring have passed, the measurements not yet
     started are recorded as skipped and the results written as usual (the GPU run's lease is
     short: a partial second repeat beats no file at all). None: every measurement runs.
+    repeats_together: each measurement (pair of loops) through its repeats before the next
+    (`benchmarks.plan.schedule`), so a budget leaves whole measurements.
     executor_choice (`executors.ExecutorChoice`): how the time-to-accuracy runs run (serial by
     default; the throughput measurements always run one at a time)."""
     from fmnist.config import load_config
@@ -132,45 +135,45 @@ def run_benchmark(
     total = len(measurements) * repeats
     done = 0
     began = time.perf_counter()
-    for r in range(repeats):
-        for m in run_order(measurements, r):  # pairs back to back, reversed every other repeat
-            done += 1
-            if budget_seconds is not None and time.perf_counter() - began > budget_seconds:
-                why = f"not started: the run's time budget ({budget_seconds:.0f} s) was spent"
-                # "error" too: a measurement whose earlier repeat ran lists it among its failed repeats
-                results[m.key].append({"status": "skipped", "reason": why, "error": why})
-                log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: skipped ({why})")
-                continue
-            if why := missing_frameworks(m.engine):
-                results[m.key].append({"status": "skipped", "reason": why})
-                log(f"[benchmark {done}/{total}] {m.key}: skipped ({why})")
-                continue
-            spec = {
-                "engine": m.engine,
-                "runner": m.runner,
-                "variant": m.variant,
-                "device": device,
-                "batch_size": m.batch_size,
-                "steps": steps,
-                "warmup": warmup,
-                "config": str(config),
-                "data": data,
-                "data_dir": data_dir,
-                "torch_threads": torch_threads,
-                "repeat": r,
-            }
-            res = run_worker(m, spec, timeout)
-            res["run_index"] = done - 1  # which of a pair ran first
-            results[m.key].append(res)
-            if res.get("status") == "ok":
-                log(
-                    f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: train {res['train']['images_per_s']:,.0f}"
-                    f" images/s (step median {res['train']['step_time']['median_ms']:.1f} ms), inference"
-                    f" {res['inference']['images_per_s']:,.0f} images/s, warm-up {res['train']['warmup_seconds']:.1f} s"
-                    f" [{time.perf_counter() - began:.0f} s]"
-                )
-            else:
-                log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: {res.get('status')}: {res.get('error')}")
+    # Pairs back to back, reversed every other repeat (or each measurement's repeats together).
+    for r, m in schedule(measurements, repeats, repeats_together):
+        done += 1
+        if budget_seconds is not None and time.perf_counter() - began > budget_seconds:
+            why = f"not started: the run's time budget ({budget_seconds:.0f} s) was spent"
+            # "error" too: a measurement whose earlier repeat ran lists it among its failed repeats
+            results[m.key].append({"status": "skipped", "reason": why, "error": why})
+            log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: skipped ({why})")
+            continue
+        if why := missing_frameworks(m.engine):
+            results[m.key].append({"status": "skipped", "reason": why})
+            log(f"[benchmark {done}/{total}] {m.key}: skipped ({why})")
+            continue
+        spec = {
+            "engine": m.engine,
+            "runner": m.runner,
+            "variant": m.variant,
+            "device": device,
+            "batch_size": m.batch_size,
+            "steps": steps,
+            "warmup": warmup,
+            "config": str(config),
+            "data": data,
+            "data_dir": data_dir,
+            "torch_threads": torch_threads,
+            "repeat": r,
+        }
+        res = run_worker(m, spec, timeout)
+        res["run_index"] = done - 1  # which of a pair ran first
+        results[m.key].append(res)
+        if res.get("status") == "ok":
+            log(
+                f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: train {res['train']['images_per_s']:,.0f}"
+                f" images/s (step median {res['train']['step_time']['median_ms']:.1f} ms), inference"
+                f" {res['inference']['images_per_s']:,.0f} images/s, warm-up {res['train']['warmup_seconds']:.1f} s"
+                f" [{time.perf_counter() - began:.0f} s]"
+            )
+        else:
+            log(f"[benchmark {done}/{total}] {m.key} repeat {r + 1}: {res.get('status')}: {res.get('error')}")
     aggregated = [aggregate(m, results[m.key]) for m in measurements]
     add_ratios(aggregated)
     add_paired_ratios(aggregated, results)
@@ -218,6 +221,7 @@ def run_benchmark(
             " the timed steps only, warm-up (tracing, compilation) reported apart; torch.compile starts"
             " from an empty compile cache in every process",
             **({"budget_seconds": budget_seconds} if budget_seconds is not None else {}),
+            **({"repeats_together": True} if repeats_together else {}),
         },
         "environment": {
             "hardware": hardware(),

@@ -92,3 +92,16 @@ def run_order(measurements: list[Measurement], repeat: int) -> list[Measurement]
         pairs.setdefault((m.engine, m.variant, m.batch_size), []).append(m)
     order = [m for pair in pairs.values() for m in pair]
     return order if repeat % 2 == 0 else order[::-1]
+
+
+def schedule(measurements: list[Measurement], repeats: int, together: bool = False) -> list[tuple[int, Measurement]]:
+    """(repeat, measurement) in the order they run: repeat by repeat, each in `run_order`'s order;
+    or, `together`, each pair of loops (or lone measurement) through all its repeats before the
+    next starts, the pair's order alternating as `run_order` alternates it, so a time budget that
+    runs out leaves whole measurements with every repeat rather than first repeats only."""
+    if not together:
+        return [(r, m) for r in range(repeats) for m in run_order(measurements, r)]
+    pairs: dict[tuple[str, str, int], list[Measurement]] = {}
+    for m in run_order(measurements, 0):
+        pairs.setdefault((m.engine, m.variant, m.batch_size), []).append(m)
+    return [(r, m) for pair in pairs.values() for r in range(repeats) for m in (pair if r % 2 == 0 else pair[::-1])]

@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from compare.bf16_trace import bf16_config
 from fmnist.config import Config, load_config
-from fmnist.engine_job import call
+from fmnist.engine_job import call, on_device
 
 #: A kernel whose outputs equal the once-rounded exact result this often accumulates in float32
 #: and rounds once: different float32 summation orders straddle a bfloat16 rounding boundary for
@@ -64,9 +64,9 @@ def probe_config() -> Config:
     return bf16_config(load_config(PROBE_CONFIG))
 
 
-def kernel_call(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The engine job's call that runs every kernel on `arrays`."""
-    return call("bf16_kernels", probe_config(), arrays=arrays, dropout_rates=list(DROPOUT_RATES))
+def kernel_call(arrays: dict[str, np.ndarray], device: str = "cpu") -> dict[str, Any]:
+    """The engine job's call that runs every kernel on `arrays` on `device`."""
+    return call("bf16_kernels", probe_config(), arrays=arrays, dropout_rates=list(DROPOUT_RATES), **on_device(device))
 
 
 def _windows(x: np.ndarray, size: int) -> np.ndarray:

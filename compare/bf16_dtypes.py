@@ -35,18 +35,22 @@ def measure(config: Config, engines: tuple[str, str] = DEFAULT_PAIR, in_process:
     return table(config, engines, arrays, [a["results"] for a in answers])
 
 
-def probe_calls(config: Config, arrays: dict[str, Any]) -> list[dict[str, Any]]:
+def probe_calls(config: Config, arrays: dict[str, Any], device: str = "cpu") -> list[dict[str, Any]]:
     """An engine job's calls for its half of the table: the op log, then the kernels."""
-    return [trace_call(config), kernel_call(arrays)]
+    return [trace_call(config, device=device), kernel_call(arrays, device)]
 
 
-def table(config: Config, engines: tuple[str, str], arrays: dict[str, Any], answers: list[list[Any]]) -> dict[str, Any]:
+def table(
+    config: Config, engines: tuple[str, str], arrays: dict[str, Any], answers: list[list[Any]], device: str = "cpu"
+) -> dict[str, Any]:
     """The table from each engine's answers to `probe_calls` (the last two of its results);
-    "notes" says, one line each, what an engine could not measure and why."""
+    "notes" says, one line each, what an engine could not measure and why. device: where the
+    kernels ran (the CPU's model is recorded too)."""
     (trace_a, kernels_a), (trace_b, kernels_b) = (a[-2:] for a in answers)
     found = {
         "config": config.name,
         "cpu": cpu_model(),
+        **({"device": device} if device != "cpu" else {}),
         "rows": dtype_rows(config, trace_a, trace_b),
         "experiments": experiments(arrays, {"keras": kernels_a, "torch": kernels_b}),
     }

@@ -32,10 +32,19 @@ import numpy as np
 from compare.bf16_accumulation import kernel_inputs, round_bf16
 from compare.bf16_dtypes import probe_calls, table
 from compare.bf16_trace import bf16_config
-from compare.parity import ParityResult, call, compare_lockstep, lockstep_calls, without_dropout
+from compare.parity import (
+    ParityResult,
+    add_placements,
+    call,
+    compare_lockstep,
+    lockstep_calls,
+    on_device,
+    run_on,
+    without_dropout,
+)
 from compare.parity_checks import add_rounded_checks, lockstep_batches
+from compare.parity_repeat import add_run_to_run
 from compare.report_runs import LABELS
-from fmnist.engine_job import run_jobs
 from fmnist.architecture import layer_plan
 from fmnist.config import Config, with_overrides
 from fmnist.cpu_features import bf16_kernels, cpu_model
@@ -73,17 +82,23 @@ def ulp_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 Chain = list[dict[str, Any]]  # an engine's `bf16_layer_outputs`: {"name", "output", "dtype", "note"} per layer
 
 
-def _outputs_call(config: Config, weights: dict[str, np.ndarray], pixels: np.ndarray, partner: Chain | None = None):
+def _outputs_call(
+    config: Config,
+    weights: dict[str, np.ndarray],
+    pixels: np.ndarray,
+    partner: Chain | None = None,
+    device: str = "cpu",
+):
     """An engine job's call for every layer's output, chained, or fed the partner's chain."""
     fed = {} if partner is None else {
         "partner_outputs": [r["output"] for r in partner],
         "partner_dtypes": [r["dtype"] for r in partner],
     }  # fmt: skip
-    return call("bf16_layer_outputs", config, weights=weights, pixels=pixels, **fed)
+    return call("bf16_layer_outputs", config, weights=weights, pixels=pixels, **fed, **on_device(device))
 
 
-def _first(engine: str, calls: list[dict[str, Any]], in_process: bool) -> list[Any]:
-    return run_jobs([(engine, calls)], in_process)[0]["results"]
+def _first(engine: str, calls: list[dict[str, Any]], in_process: bool, device: str = "cpu") -> list[Any]:
+    return run_on(device, [(engine, calls)], in_process)[0]["results"]
 
 
 def layer_by_layer(
@@ -93,6 +108,7 @@ def layer_by_layer(
     in_process: bool = False,
     weights: dict[str, np.ndarray] | None = None,
     chained: Chain | None = None,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Check 1: each layer of the second engine fed the first engine's input to that layer,
     outputs compared in bf16 ulps. `weights`: the first engine's initial draws unless given;
@@ -100,10 +116,10 @@ def layer_by_layer(
     (tests plant faults so)."""
     config = without_dropout(bf16_config(config))
     if weights is None:
-        weights = _first(engines[0], [call("initial_weights", config)], in_process)[0]
+        weights = _first(engines[0], [call("initial_weights", config, **on_device(device))], in_process, device)[0]
     if chained is None:
-        chained = _first(engines[0], [_outputs_call(config, weights, pixels)], in_process)[0]
-    fed = _first(engines[1], [_outputs_call(config, weights, pixels, chained)], in_process)[0]
+        chained = _first(engines[0], [_outputs_call(config, weights, pixels, device=device)], in_process, device)[0]
+    fed = _first(engines[1], [_outputs_call(config, weights, pixels, chained, device)], in_process, device)[0]
     rows = []
     for spec, k, t in zip(layer_plan(config), chained, fed):
         row = {"layer": spec.name, "kind": spec.kind}
@@ -182,16 +198,22 @@ def run_bf16_parity(
     batch_size: int = 128,
     engines: tuple[str, str] = DEFAULT_PAIR,
     in_process: bool = False,
+    device: str = "cpu",
+    repeat: bool = False,
 ) -> ParityResult:
     """Every bf16 check for one config and two engines offering a bf16 probe, each in a
     process of its own; `train` gives the batches (the first `images` for the forward checks, the
-    shared batch order for lockstep). in_process: both here (tests plant faults so)."""
+    shared batch order for lockstep). device: where the engines compute ("cpu" or "cuda").
+    repeat: each engine runs its bf16 lockstep once more in a fresh process beside the others,
+    and the result holds the largest difference between the two runs (`parity_repeat`).
+    in_process: both here (tests plant faults so)."""
     config = bf16_config(config)
     result = ParityResult()
-    kernels = bf16_kernels()
-    result.notes.append(f"cpu: {cpu_model()}; bf16 kernels: {kernels or 'unknown'}")
-    if kernels == "no_avx512":
-        result.notes.append(FALLBACK_NOTE.format(model=cpu_model()))
+    if device == "cpu":  # which bf16 kernels the CPU has decides how both frameworks round there
+        kernels = bf16_kernels()
+        result.notes.append(f"cpu: {cpu_model()}; bf16 kernels: {kernels or 'unknown'}")
+        if kernels == "no_avx512":
+            result.notes.append(FALLBACK_NOTE.format(model=cpu_model()))
     pixels = train.images[:images].astype(np.float32)
     cfg = without_dropout(config)
     f32 = with_overrides(cfg, {"train.precision": "float32"})
@@ -199,29 +221,31 @@ def run_bf16_parity(
     # bf16 and float32, lockstep bf16 and float32, its half of the dtype table; then the second
     # fed the first's outputs.
     arrays = kernel_inputs()
-    start = _first(engines[0], [call("initial_weights", cfg)], in_process)[0]
+    start = _first(engines[0], [call("initial_weights", cfg, **on_device(device))], in_process, device)[0]
     batches = lockstep_batches(cfg, train, steps, batch_size)
     runs = [(cfg, "float32"), (f32, "float32")]
     jobs = [
         (
             e,
             [
-                _outputs_call(cfg, start, pixels),
-                _outputs_call(f32, start, pixels),
-                *lockstep_calls(e, runs, start, batches, engines),
-                *probe_calls(config, arrays),  # last: the op log sets TensorFlow's deterministic kernels
+                _outputs_call(cfg, start, pixels, device=device),
+                _outputs_call(f32, start, pixels, device=device),
+                *lockstep_calls(e, runs, start, batches, engines, device),
+                *probe_calls(config, arrays, device),  # last: the op log sets TensorFlow's deterministic kernels
             ],
         )
         for e in engines
     ]
-    answers = run_jobs(jobs, in_process)
+    again = [(e, lockstep_calls(e, runs[:1], start, batches, engines, device)) for e in engines] if repeat else []
+    answers = run_on(device, jobs + again, in_process)
+    repeated, answers = answers[len(engines) :], answers[: len(engines)]
     chains = {e: {"bf16": r["results"][0], "f32": r["results"][1]} for e, r in zip(engines, answers)}
     low, high = ({e: r["results"][i] for e, r in zip(engines, answers)} for i in (2, 3))
 
     # The engine that feeds the other each layer's input must give every layer an output of its
     # own: one that applies a ReLU after the pool (a note on the layer) is the one fed.
     order = engines if not any(row["note"] for row in chains[engines[0]]["bf16"]) else engines[::-1]
-    rows = layer_by_layer(cfg, pixels, order, in_process, weights=start, chained=chains[order[0]]["bf16"])
+    rows = layer_by_layer(cfg, pixels, order, in_process, start, chains[order[0]]["bf16"], device)
     add_layer_check(result, rows, len(pixels))
 
     e2e = end_to_end(cfg, chains)
@@ -246,8 +270,12 @@ def run_bf16_parity(
     add_rounded_checks(
         result, s, "bf16", f"bf16 lockstep {name}: {{what}}", steps, final, "; allowed: 2x own bf16 rounding"
     )
-    result.dtypes = table(config, engines, arrays, [r["results"] for r in answers])
+    if repeat:
+        again_runs = {e: r["results"][0] for e, r in zip(engines, repeated)}
+        add_run_to_run(result, low, again_runs, f"{name}, bf16-mixed, {steps} steps")
+    result.dtypes = table(config, engines, arrays, [r["results"] for r in answers], device)
     result.notes.extend(result.dtypes.get("notes", []))
+    add_placements(result, engines, answers)
     for e, r in zip(engines, answers):
         result.notes.append(f"{e}: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))
     return result

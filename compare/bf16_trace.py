@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fmnist.config import Config, with_overrides
-from fmnist.engine_job import call
+from fmnist.engine_job import call, on_device
 
 Op = dict[str, Any]  # {"phase", "layer", "op", "inputs": [dtype, ...], "outputs": [dtype, ...]}
 #: Images in the traced step: the dtypes do not depend on the batch, a small one traces fast.
@@ -21,6 +21,6 @@ def bf16_config(config: Config) -> Config:
     return with_overrides(config, {"train.precision": "bf16-mixed"})
 
 
-def trace_call(config: Config, batch: int = TRACE_BATCH) -> dict[str, Any]:
-    """The engine job's call for the op log of one bf16 training step of `config`."""
-    return call("bf16_trace", bf16_config(config), batch=batch)
+def trace_call(config: Config, batch: int = TRACE_BATCH, device: str = "cpu") -> dict[str, Any]:
+    """The engine job's call for the op log of one bf16 training step of `config` on `device`."""
+    return call("bf16_trace", bf16_config(config), batch=batch, **on_device(device))

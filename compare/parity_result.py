@@ -27,6 +27,10 @@ class ParityResult:
     lockstep: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what a reader needs beside the checks (printed after them)
     dtypes: dict[str, Any] = field(default_factory=dict)  # bf16: where each engine rounds (compare.bf16_dtypes)
+    #: Off the CPU, per engine: the device it computed on and what was set there (`Parity.placement`).
+    placement: dict[str, Any] = field(default_factory=dict)
+    #: The same lockstep run twice per engine, and how far the two runs differ (compare.parity_repeat).
+    run_to_run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -44,6 +48,8 @@ class ParityResult:
             "lockstep": _plain(self.lockstep),
             "notes": self.notes,
             **({"dtypes": self.dtypes} if self.dtypes else {}),
+            **({"placement": self.placement} if self.placement else {}),
+            **({"run_to_run": _plain(self.run_to_run)} if self.run_to_run else {}),
         }
 
 

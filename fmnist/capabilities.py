@@ -108,16 +108,25 @@ class Training(Protocol):
 class Parity(Protocol):
     """The steps `fmnist parity` compares between engines. Weights are in the shared layout
     (`fmnist.weight_layout`); a `dtype` is "float32" or "float64", the numbers the model computes
-    with (under a bf16-mixed config, "float32" means its mixed policy)."""
+    with (under a bf16-mixed config, "float32" means its mixed policy). `device` is where they are
+    computed, "cpu" or "cuda": on "cuda" at full float32 precision (no TF32) and deterministic
+    where the framework can be (`placement`); numpy in and out either way."""
 
-    def layer_table(self, config: Config) -> list[dict]:
+    def placement(self, device: str) -> dict:
+        """Set this process up to compute on `device` as the other functions do there: {"device":
+        its name, "settings": what was set for the numbers, one line each}. Refuses (FmnistError,
+        one line) a device the framework does not see: never the CPU in a GPU's name."""
+
+    def layer_table(self, config: Config, device: str = "cpu") -> list[dict]:
         """Per layer of `fmnist.architecture.layer_plan`: name, output shape (H, W, C; or
         units), trainable parameter count."""
 
-    def initial_weights(self, config: Config) -> dict[str, np.ndarray]:
+    def initial_weights(self, config: Config, device: str = "cpu") -> dict[str, np.ndarray]:
         """The engine's own initial weights at `config.seed`, float32."""
 
-    def logits(self, config: Config, weights: dict[str, np.ndarray], images: np.ndarray, dtype: str) -> np.ndarray:
+    def logits(
+        self, config: Config, weights: dict[str, np.ndarray], images: np.ndarray, dtype: str, device: str = "cpu"
+    ) -> np.ndarray:
         """Inference-mode logits of raw test images (N x 28 x 28) with these weights."""
 
     def lockstep(
@@ -128,6 +137,7 @@ class Parity(Protocol):
         labels: list[np.ndarray],
         dtype: str,
         casts: str = "float32",
+        device: str = "cpu",
     ) -> dict:
         """Train from `weights` one step per batch with the config's optimizer, dropout as the
         config says: {"loss": per step, "grads": the first batch's gradients (state left as it
@@ -179,9 +189,10 @@ class Speed(Protocol):
 
 
 class Bf16Probe(Protocol):
-    """Where a bf16-mixed training step rounds, as the engine's training runs it."""
+    """Where a bf16-mixed training step rounds, as the engine's training runs it; on `device` as
+    the Parity functions compute there (`Parity.placement`)."""
 
-    def bf16_trace(self, config: Config, batch: int) -> dict[str, Any]:
+    def bf16_trace(self, config: Config, batch: int, device: str = "cpu") -> dict[str, Any]:
         """One training step of a bf16-mixed config on `batch` random images, every op the
         framework runs with its tensors' dtypes: {"vocabulary": whose op names ("tensorflow",
         "jax", "torch", "keras-torch"), "ops": [{"phase": forward, backward or optimizer, "layer",
@@ -195,6 +206,7 @@ class Bf16Probe(Protocol):
         pixels: np.ndarray,
         partner_outputs: list[np.ndarray] | None = None,
         partner_dtypes: list[str] | None = None,
+        device: str = "cpu",
     ) -> list[dict[str, Any]]:
         """Per layer of the plan, training mode, under the config's precision: {"name", "output":
         float32 numbers, NHWC (flatten: H, W, C order), "dtype" the layer computed it in, "note":
@@ -202,7 +214,9 @@ class Bf16Probe(Protocol):
         fed the other engine's output of the layer before, in its dtype (`partner_outputs`,
         `partner_dtypes`), so a layer's difference is that layer's alone."""
 
-    def bf16_kernels(self, config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float]) -> dict[str, Any]:
+    def bf16_kernels(
+        self, config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float], device: str = "cpu"
+    ) -> dict[str, Any]:
         """The kernels a bf16 training step runs, fed bfloat16-valued `arrays` (compare.
         bf16_accumulation names them): dense and conv forward, their weight and bias gradients,
         the input normalisation, dropout at each rate; float32 results, NHWC and HWIO.

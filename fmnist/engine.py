@@ -23,6 +23,8 @@ from fmnist.errors import FmnistError
 
 #: What an engine may offer; each name's interface is in `fmnist.capabilities`.
 CAPABILITIES = ("training", "parity", "export", "speed", "bf16")
+#: A process's environment that shows it no GPU (CUDA's own variable, which every framework reads).
+NO_GPU: Mapping[str, str] = {"CUDA_VISIBLE_DEVICES": ""}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ class Engine:
     #: capability name (one of `CAPABILITIES`) -> the module of its package offering it.
     capabilities: Mapping[str, str]
     environment: Mapping[str, str] = field(default_factory=dict)  # set before the framework's import
+    #: Set, by device ("cpu", "cuda"), in a process of its own that computes on that device
+    #: (`fmnist.engine_job`: parity's checks) before its framework loads: on "cpu" what keeps the
+    #: framework off any GPU (JAX and TensorFlow take one by default), on "cuda" what it reads at
+    #: start-up to share the GPU with the other jobs and to run deterministically.
+    device_environment: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {"cpu": NO_GPU})
     #: Modules that must be in the process before another engine's framework is imported (torch
     #: and torch._dynamo before TensorFlow: the other order segfaults on the first optimizer step).
     import_first: tuple[str, ...] = ()

@@ -10,6 +10,7 @@ kwargs and results travel in an .npz (no pickle: a file read is never code run),
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,12 @@ _SKELETON = "__skeleton__"
 def call(fn: str, config: Config | None = None, **kwargs: Any) -> dict[str, Any]:
     """One call of a job: a function of `JOB_FUNCTIONS`, the config it takes (none for predict), its arguments."""
     return {"fn": fn, **({"config": config_to_dict(config)} if config is not None else {}), "kwargs": kwargs}
+
+
+def on_device(device: str) -> dict[str, str]:
+    """What a call is told to compute on `device`: nothing on the CPU (every capability's default:
+    the CPU's calls are what they always were), else the device."""
+    return {} if device == "cpu" else {"device": device}
 
 
 def _pack(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -80,10 +87,21 @@ def run_calls(engine: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
     return {"versions": spec.capability("training").versions(), "results": results}
 
 
-def run_jobs(jobs: list[tuple[str, list[dict[str, Any]]]], in_process: bool = False) -> list[dict[str, Any]]:
+def job_environment(engine: str, device: str | None) -> dict[str, str]:
+    """A job's environment: this process's, and what the engine declares for `device` (None: as it is)."""
+    declared = engines.engine(engine).device_environment.get(device, {}) if device is not None else {}
+    return {**os.environ, **declared}
+
+
+def run_jobs(
+    jobs: list[tuple[str, list[dict[str, Any]]]], in_process: bool = False, device: str | None = None
+) -> list[dict[str, Any]]:
     """Each (engine, calls) in a child process of its own, all at once; their answers in order.
-    in_process: here, one after another (engines that can share a process, those that need modules
-    imported before the others' frameworks first; tests use it to plant faults)."""
+    device: the device the calls compute on, whose environment each engine declares (none on the
+    CPU's jobs sees a GPU); None: this process's environment as it is. A job that refuses its
+    calls (an `FmnistError`: no GPU for "cuda") is one line here. in_process: here, one after
+    another (engines that can share a process, those that need modules imported before the others'
+    frameworks first; tests use it to plant faults), in this process's environment."""
     if in_process:
         order = sorted(range(len(jobs)), key=lambda i: not engines.engine(jobs[i][0]).import_first)
         done = {i: run_calls(*jobs[i]) for i in order}
@@ -94,19 +112,38 @@ def run_jobs(jobs: list[tuple[str, list[dict[str, Any]]]], in_process: bool = Fa
             request, result = Path(folder) / f"request-{i}.npz", Path(folder) / f"result-{i}.npz"
             write_tree(request, calls)
             command = [sys.executable, "-m", "fmnist.engine_job", engine, str(request), str(result)]
-            started.append((engine, result, subprocess.Popen(command, stderr=subprocess.PIPE, text=True)))
+            env = job_environment(engine, device)
+            started.append((engine, result, subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)))
         answers = []
-        for engine, result, process in started:
-            _, err = process.communicate()
-            if process.returncode != 0:
-                raise FmnistError(f"the {engine} engine's job failed (exit {process.returncode}):\n{err[-3000:]}")
-            answers.append(read_tree(result))
+        try:
+            for engine, result, process in started:
+                _, err = process.communicate()
+                last = (err.strip().splitlines() or [""])[-1]
+                if process.returncode == REFUSED and last.startswith(REFUSAL):
+                    raise FmnistError(f"the {engine} engine's job: {last.removeprefix(REFUSAL)}")
+                if process.returncode != 0:
+                    raise FmnistError(f"the {engine} engine's job failed (exit {process.returncode}):\n{err[-3000:]}")
+                answers.append(read_tree(result))
+        finally:  # one job failed, or this process was interrupted: the others' work is of no use now
+            for _, _, process in started:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
         return answers
 
 
+#: How a job that refuses its calls ends, as `fmnist.errors.exit_code` reports: this exit code, this line.
+REFUSED, REFUSAL = 2, "fmnist: error: "
+
+
 def main(argv: list[str]) -> int:
+    """A refusal is one line (the parent shows it as it is); a bug keeps its traceback for the parent to show."""
     engine, request, result = argv
-    write_tree(Path(result), run_calls(engine, read_tree(Path(request))))
+    try:
+        write_tree(Path(result), run_calls(engine, read_tree(Path(request))))
+    except FmnistError as exc:
+        print(f"{REFUSAL}{exc}", file=sys.stderr)
+        return REFUSED
     return 0
 
 

@@ -17,9 +17,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         parents=parents,
         help="check numerically that two engines are the same model",
         description="Structure, weight transfer both ways (logits to 1e-5) and lockstep"
-        " training (gradients and losses over the first steps, SGD and Adam), float32 on"
-        " CPU. Writes parity.json; exits 1 if a check fails. With --precision bf16-mixed:"
-        " where the two round under bf16 (parity-bf16-mixed.json).",
+        " training (gradients and losses over the first steps, SGD and Adam), float32 and"
+        " float64, on the CPU or (--device cuda) a GPU. Writes parity.json; exits 1 if a check"
+        " fails. With --precision bf16-mixed: where the two round under bf16 (parity-bf16-mixed.json).",
     )
     add_config(parity)
     parity.add_argument(
@@ -46,6 +46,21 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         " frameworks round in the same places under their bf16 mixed policies (per-layer"
         " forward, logits, lockstep against float32). Whatever the config's train.precision"
         " (auto among them): parity checks the precision asked here",
+    )
+    parity.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where both engines compute (default: cpu, every GPU hidden from them); cuda: the GPU,"
+        " float32 without TF32, deterministic algorithms where the framework has them; an engine"
+        " whose framework sees no GPU refuses",
+    )
+    parity.add_argument(
+        "--repeat",
+        action="store_true",
+        help="also run each engine's lockstep of the config's optimizer (float32; with --precision"
+        " bf16-mixed its bf16 one) once more in a fresh process, and record how far the two runs"
+        " differ: 0 where the path is deterministic",
     )
     add_data_dir(parity)
     parity.set_defaults(func=run)
@@ -80,14 +95,15 @@ def check_replaceable(path: Path) -> None:
         )
 
 
-def checked_line(checked: str, configured: str) -> str:
-    """Which precision parity checks, beside what the config would train in on this CPU
+def checked_line(checked: str, configured: str, device: str = "cpu") -> str:
+    """Which precision parity checks and where, beside what the config would train in on this CPU
     (`fmnist.precision`: `auto` resolved as `fmnist train` resolves it on the CPU)."""
     from fmnist.precision import AUTO, cpu_device, resolve
 
     trains = resolve(configured, cpu_device())
     said = f"{configured}: {trains} on this CPU" if configured == AUTO else trains
-    return f"parity checks {checked} (--precision); the config trains in {said}"
+    where = "" if device == "cpu" else f" on {device} (--device)"
+    return f"parity checks {checked} (--precision){where}; the config trains in {said}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 raise FmnistError(f"--precision bf16-mixed: engine '{name}' offers no bf16 probe to check it with")
     written = args.out / ("parity-bf16-mixed.json" if args.precision == "bf16-mixed" else "parity.json")
     check_replaceable(written)  # before the frameworks load and the checks run
-    print(checked_line(args.precision, config.train.precision), flush=True)
+    print(checked_line(args.precision, config.train.precision, args.device), flush=True)
 
     import compare.parity as parity
     from fmnist.datasets import load_fashion_mnist
@@ -125,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps,
             batch_size=config.train.batch_size,
             engines=engines,
+            device=args.device,
+            repeat=args.repeat,
         )
         print(format_layers(result.layers), end="\n\n")
         print(markdown(result.dtypes), end="\n\n")
@@ -136,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps,
             batch_size=config.train.batch_size,
             engines=engines,
+            device=args.device,
+            repeat=args.repeat,
         )
     args.out.mkdir(parents=True, exist_ok=True)
     check_replaceable(written)  # again: the checks took a while
@@ -146,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             "config": str(args.config),
             "engines": list(engines),
             "precision": args.precision,
+            "device": args.device,
             **result.to_dict(),
         },
     )

@@ -18,6 +18,7 @@ import numpy as np
 
 from fmnist.config import Config
 from fmnist.op_log import op_record
+from keras_model.device import parity_device
 from keras_model.training import compile_model, seed_everything
 from keras_model.model import FLOAT32_IN_MIXED_PRECISION, build_model, set_shared_weights
 
@@ -172,9 +173,10 @@ def _torch_trace(config: Config, batch: int) -> dict[str, Any]:
     return {"vocabulary": "keras-torch", "ops": ops}
 
 
-def bf16_trace(config: Config, batch: int) -> dict[str, Any]:
+def bf16_trace(config: Config, batch: int, device: str = "cpu") -> dict[str, Any]:
     """One training step under the config's bf16 policy, as the backend's training runs it,
     every op with its layer and dtypes."""
+    parity_device(device)
     trace = {"tensorflow": _tensorflow_trace, "jax": _jax_trace, "torch": _torch_trace}.get(_backend())
     if trace is None:
         return {
@@ -194,12 +196,14 @@ def bf16_layer_outputs(
     pixels: np.ndarray,
     partner_outputs: list[np.ndarray] | None = None,
     partner_dtypes: list[str] | None = None,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Each layer's output, training mode, under the config's precision (bf16-mixed: the
     mixed_bfloat16 policy). Chained from `pixels`, or, given the partner's outputs, each layer fed
     the partner's output of the layer before (in its dtype). On JAX and torch each op runs on its
     own, every bfloat16 value rounded as its dtype says (a jit-compiled JAX step may keep excess
     precision: `bf16_kernels` shows where)."""
+    parity_device(device)
     model = build_model(config)
     set_shared_weights(config, model, weights)
     x = pixels.astype(np.float32)[..., None]
@@ -275,11 +279,14 @@ def _kernel_step(dense: Any, conv: Any, a: dict[str, np.ndarray]) -> list[Any]:
     return [yd, yc, *(w.value.grad for w in weights)]
 
 
-def bf16_kernels(config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float]) -> dict[str, Any]:
+def bf16_kernels(
+    config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float], device: str = "cpu"
+) -> dict[str, Any]:
     """The kernels a bf16 training step runs, fed bfloat16-valued numbers, as training runs them:
     a Dense and a Conv2D layer under mixed_bfloat16, forward and gradients in one step; the
     config's own input normalisation; dropout in the policy the model gives it. Outputs and
     gradients in the shared layout (NHWC, HWIO), float32."""
+    parity_device(device)
     dense = keras.layers.Dense(arrays["dense_kernel"].shape[1], dtype="mixed_bfloat16")
     size, _, channels, filters = arrays["conv_kernel"].shape
     conv = keras.layers.Conv2D(filters, size, padding="same", dtype="mixed_bfloat16")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +31,40 @@ class WholeBackup(keras.callbacks.BackupAndRestore):
     def _save_model(self) -> None:
         with sigint_held():
             super()._save_model()
+
+
+class InterruptAtBatchEnd(keras.callbacks.Callback):
+    """Ctrl-C ends fit by the next batch's end even where the backend loses the KeyboardInterrupt:
+    on JAX one raised while Keras reads a step's logs (`np.array` of a JAX array) is swallowed
+    and fit trains on, so `fmnist compare`, interrupted, waited on such a run until it was
+    killed. The handler notes the signal and raises as Python's own does; the note raises again
+    at the batch's end. Only where Ctrl-C is Python's own (main thread, the default handler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = self.installed = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.received = False
+        main = threading.current_thread() is threading.main_thread()
+        if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return
+
+        def noted(signum: int, frame: object) -> None:
+            self.received = True
+            signal.default_int_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, noted)
+        self.installed = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.installed = False
 
 
 class EpochReport(keras.callbacks.Callback):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from fmnist.engine import Engine
+from fmnist.engine import NO_GPU, Engine
+from torch_blocks.environment import DEVICE_ENVIRONMENT as TORCH_DEVICE_ENVIRONMENT
 
 CAPABILITIES = {
     "training": "keras_model.training",
@@ -67,6 +68,15 @@ JAX = _keras(
     ("jax", "jaxlib"),
     exported_by="keras",  # its .keras loads on TensorFlow, whose exporter (tf2onnx) writes the ONNX file
     speed_variants=("jax", "jax-bf16"),
+    # JAX's own switch to the CPU (without it JAX also looks for a GPU, and warns when CUDA shows
+    # none). On cuda, parity's jobs share the GPU (the other engine's, a second run's): JAX must
+    # not take 75% of it at start. No deterministic mode: XLA's (--xla_gpu_deterministic_ops)
+    # refuses to compile the max-pool's gradient (select-and-scatter has no deterministic GPU
+    # kernel), so parity measures the run-to-run spread instead (docs/parity.md, "On a GPU").
+    device_environment={
+        "cpu": {**NO_GPU, "JAX_PLATFORMS": "cpu"},
+        "cuda": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+    },
 )
 TORCH = _keras(
     "keras-torch",
@@ -77,4 +87,5 @@ TORCH = _keras(
     ("torch",),
     exported_by="keras",
     speed_variants=("torch",),
+    device_environment=TORCH_DEVICE_ENVIRONMENT,
 )

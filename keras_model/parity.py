@@ -17,8 +17,11 @@ import numpy as np
 from fmnist.config import Config
 from fmnist.precision import uses_bf16
 from fmnist.weight_layout import keras_to_torch_arrays
+from keras_model.device import parity_device, placement
 from keras_model.training import compile_model
 from keras_model.model import build_model, set_shared_weights, shared_weights
+
+__all__ = ["initial_weights", "layer_table", "lockstep", "logits", "placement"]
 
 
 @contextlib.contextmanager
@@ -56,7 +59,8 @@ def float_type(dtype: str) -> Iterator[None]:
             jax.config.update("jax_enable_x64", x64)
 
 
-def layer_table(config: Config) -> list[dict[str, Any]]:
+def layer_table(config: Config, device: str = "cpu") -> list[dict[str, Any]]:
+    parity_device(device)
     model = build_model(config)
     return [
         {
@@ -68,12 +72,16 @@ def layer_table(config: Config) -> list[dict[str, Any]]:
     ]
 
 
-def initial_weights(config: Config) -> dict[str, np.ndarray]:
+def initial_weights(config: Config, device: str = "cpu") -> dict[str, np.ndarray]:
+    parity_device(device)
     keras.utils.set_random_seed(config.seed)
     return shared_weights(config, build_model(config))
 
 
-def logits(config: Config, weights: dict[str, np.ndarray], images: np.ndarray, dtype: str) -> np.ndarray:
+def logits(
+    config: Config, weights: dict[str, np.ndarray], images: np.ndarray, dtype: str, device: str = "cpu"
+) -> np.ndarray:
+    parity_device(device)
     with float_type(dtype):
         model = build_model(config)
         set_shared_weights(config, model, weights)
@@ -136,9 +144,11 @@ def lockstep(
     labels: list[np.ndarray],
     dtype: str,
     casts: str = "float32",
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Keras' own train_on_batch; `casts` is the backend's to decide (TensorFlow casts Python
     floats through float32, JAX and torch exactly: the engines declare which)."""
+    parity_device(device)
     np_dtype = np.dtype(dtype)
     with float_type(dtype):
         model = compile_model(build_model(config), config)

@@ -22,6 +22,7 @@ from fmnist.epoch_reporter import EpochReporter
 from fmnist.splits import DataSplits, to_float_nhwc
 from keras_model.callbacks import (
     EpochReport,
+    InterruptAtBatchEnd,
     RestoreDropoutState,
     ScheduledLearningRate,
     StopOnNonFinite,
@@ -235,6 +236,7 @@ def train(
         # fmnist.schedules.lr_at_step, per epoch or per step: the rate Lightning's LambdaLR sets.
         ScheduledLearningRate(t, train_data.batches_per_epoch),
         nan_guard,
+        InterruptAtBatchEnd(),  # Ctrl-C: on JAX the KeyboardInterrupt itself can be lost
         EpochReport(report),  # before the checkpoint: a saved epoch always has its metrics row
         *([stopper] if stopper is not None else []),  # before the checkpoint too: its state is saved with it
         # Restores weights, optimizer state, dropout generator state and the epoch counter from

@@ -7,6 +7,7 @@ Nothing here imports a framework: the registry reads this declaration in any pro
 from __future__ import annotations
 
 from fmnist.engine import Engine
+from torch_blocks.environment import DEVICE_ENVIRONMENT
 from torch_blocks.variants import TORCH_VARIANTS
 
 LIGHTNING = Engine(
@@ -25,6 +26,7 @@ LIGHTNING = Engine(
         "bf16": "lightning_model.bf16_probe",
     },
     import_first=("torch", "torch._dynamo"),  # before TensorFlow: the other order segfaults
+    device_environment=DEVICE_ENVIRONMENT,  # no GPU on cpu, deterministic cuBLAS on cuda
     strategies=("auto", "ddp"),
     max_devices=None,
     max_nodes=None,

@@ -12,16 +12,18 @@ import torch
 from fmnist.config import Config
 from torch_blocks import bf16_probe
 from torch_blocks.network import training_network
+from torch_blocks.parity import parity_device
 from torch_blocks.optim import make_optimizer
 from torch_blocks.plain_loop import loss_fn
 from torch_blocks.precision import autocast
 
 
-def bf16_trace(config: Config, batch: int) -> dict[str, Any]:
+def bf16_trace(config: Config, batch: int, device: str = "cpu") -> dict[str, Any]:
     """One step of the plain loop's work on `batch` random images (forward and loss under bf16
     autocast, backward, optimizer step), every aten op with its layer and dtypes."""
+    where = parity_device(device)
     torch.manual_seed(config.seed)
-    network = training_network(config).train()
+    network = training_network(config, where).train()
     optimizer = make_optimizer(network.parameters(), config.train.optimizer)
     channels_last = config.train.channels_last
 
@@ -37,11 +39,14 @@ def bf16_layer_outputs(
     pixels: np.ndarray,
     partner_outputs: list[np.ndarray] | None = None,
     partner_dtypes: list[str] | None = None,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Each layer's output under bf16 autocast (`torch_blocks.bf16_probe.layer_outputs`)."""
-    return bf16_probe.layer_outputs(config, weights, pixels, autocast, partner_outputs, partner_dtypes)
+    return bf16_probe.layer_outputs(config, weights, pixels, autocast, partner_outputs, partner_dtypes, device)
 
 
-def bf16_kernels(config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float]) -> dict[str, np.ndarray]:
+def bf16_kernels(
+    config: Config, arrays: dict[str, np.ndarray], dropout_rates: list[float], device: str = "cpu"
+) -> dict[str, np.ndarray]:
     """The kernels of a bf16 step under bf16 autocast (`torch_blocks.bf16_probe.kernels`)."""
-    return bf16_probe.kernels(config, arrays, dropout_rates, autocast)
+    return bf16_probe.kernels(config, arrays, dropout_rates, autocast, device)

@@ -8,6 +8,7 @@ Nothing here imports a framework: the registry reads this declaration in any pro
 from __future__ import annotations
 
 from fmnist.engine import Engine
+from torch_blocks.environment import DEVICE_ENVIRONMENT
 from torch_blocks.variants import TORCH_VARIANTS
 
 PYTORCH = Engine(
@@ -26,6 +27,7 @@ PYTORCH = Engine(
         "bf16": "pytorch_model.bf16_probe",
     },
     import_first=("torch", "torch._dynamo"),  # before TensorFlow: the other order segfaults
+    device_environment=DEVICE_ENVIRONMENT,  # no GPU on cpu, deterministic cuBLAS on cuda
     constant_casts="follow",  # KerasAdam casts its constants either way (torch_blocks.optim)
     speed_variants=TORCH_VARIANTS,
     speed_loops=("pytorch",),  # its own training loop (torch_blocks.plain_loop) on its own network

@@ -278,7 +278,8 @@ def test_parity_command_passes_and_writes_json(real_data_dir, tmp_path, fmnist):
     )
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["passed"] is True and "PASSED" in result.stdout
-    assert report["engines"] == ["keras", "lightning"]
+    assert report["engines"] == ["keras", "lightning"] and report["device"] == "cpu"
+    assert "placement" not in report and "run_to_run" not in report  # neither asked for on the CPU
     assert {c["name"].split(":")[0] for c in report["checks"]} >= {
         "structure",
         "weight transfer keras -> lightning, float32",
@@ -310,6 +311,19 @@ def test_parity_refuses_a_pair_it_cannot_check(real_data_dir, tmp_path, fmnist_c
     ):
         result = fmnist_cli("parity", "--engines", engines, *extra, "--out", str(tmp_path / "p"))
         one_line_error(result, message)
+    assert not (tmp_path / "p").exists()
+
+
+def test_parity_on_cuda_refuses_in_one_line_where_there_is_no_gpu(real_data_dir, tmp_path, fmnist_cli, one_line_error):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the refusal is what a machine without one answers")
+    result = fmnist_cli(
+        "parity", "--device", "cuda", "--engines", "keras-jax,lightning", "--steps", "1", "--images", "10",
+        "--out", str(tmp_path / "p"), "--data-dir", str(real_data_dir),
+    )  # fmt: skip
+    one_line_error(result, "engine's job: --device cuda: ", "sees no GPU")
     assert not (tmp_path / "p").exists()
 
 

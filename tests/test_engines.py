@@ -5,6 +5,7 @@ a run trained on Keras' JAX or torch backend loaded in plain Keras on TensorFlow
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ import pytest
 from compare.parity_checks import without_dropout
 from fmnist import engines
 from fmnist.architecture import layer_plan
-from fmnist.engine_job import call, run_jobs, write_tree
+from fmnist.engine_job import call, job_environment, run_jobs, write_tree
 from fmnist.errors import FmnistError
 
 STEPS, BATCH = 3, 16
@@ -183,3 +184,46 @@ def test_a_checkout_that_is_not_installed_finds_its_engines_in_pyproject(monkeyp
     finally:
         monkeypatch.undo()
         engines._registry.cache_clear()
+
+
+def test_a_job_on_the_cpu_sees_no_gpu_and_one_on_a_gpu_gets_its_deterministic_settings(monkeypatch):
+    """What each engine declares for a process of its own by device (`Engine.device_environment`):
+    on "cpu" no GPU in sight (JAX told by its own switch too), on "cuda" the GPU as the caller sees
+    it and deterministic cuBLAS for torch; a job without a device (predict) runs as it always did."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    jax_cpu = job_environment("keras-jax", "cpu")
+    assert jax_cpu["CUDA_VISIBLE_DEVICES"] == "" and jax_cpu["JAX_PLATFORMS"] == "cpu"
+    assert job_environment("keras", "cpu")["CUDA_VISIBLE_DEVICES"] == ""
+    for name in ("keras-torch", "pytorch", "lightning"):
+        assert job_environment(name, "cpu")["CUDA_VISIBLE_DEVICES"] == ""
+        assert job_environment(name, "cuda")["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    jax_cuda = job_environment("keras-jax", "cuda")
+    assert jax_cuda["CUDA_VISIBLE_DEVICES"] == "0" and jax_cuda["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert job_environment("lightning", None) == dict(os.environ)
+
+
+@pytest.mark.parametrize("engine", ["keras-jax", "lightning"])  # the engines of the GPU image
+def test_a_job_told_cuda_refuses_in_one_line_where_its_framework_sees_no_gpu(engine, bn_same_stride_config):
+    """No silent fallback to the CPU under the GPU's name: `Parity.placement` refuses, one line."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the refusal is what a machine without one answers")
+    with pytest.raises(FmnistError) as refused:
+        run_jobs([(engine, [call("layer_table", bn_same_stride_config, device="cuda")])], device="cuda")
+    said = str(refused.value)
+    assert said.startswith(f"the {engine} engine's job: --device cuda: ") and "sees no GPU" in said
+    assert "\n" not in said
+
+
+def test_the_torch_engines_compute_parity_on_the_cpu_with_nothing_changed():
+    import torch
+
+    from fmnist.cpu_features import cpu_model
+    from torch_blocks.parity import parity_device, placement
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    assert parity_device("cpu") == torch.device("cpu") and placement("cpu") == {"device": cpu_model(), "settings": []}
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+    with pytest.raises(FmnistError, match="parity computes on cpu or cuda"):
+        parity_device("mps")

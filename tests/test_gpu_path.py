@@ -1,17 +1,15 @@
 """The prepared GPU run (`benchmarks/gpu_run.sh`, docs/speed.md), every part that needs no CUDA,
 so a session lent a GPU spends its minutes measuring: the device-resident batches (on CPU, the
 very tensors the host loader makes), the GPU variants in the one table, Keras on JAX measured
-where neither TensorFlow nor torch can be imported (as on the GPU image), the time budget, the
-bundle's contents and size check, where the results are written and copied, and the script."""
+where neither TensorFlow nor torch can be imported (as on the GPU image), the time budgets, the
+bundle's contents and size check, where the results are written and copied, and the script: its
+three parts (parity, the benchmark, the trainings) rehearsed on CPU without TensorFlow."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -19,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import gpu_bundle, gpu_run
-from benchmarks.plan import Measurement, plan
+from benchmarks import gpu_bundle, gpu_parts, gpu_run
+from benchmarks.plan import Measurement, plan, schedule
 from benchmarks.variants import VARIANTS, gpu_names, variant_config
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "gpu_run.sh"
 NOW = dt.datetime(2026, 12, 3, 9, 30, tzinfo=dt.timezone.utc)
 H200 = "NVIDIA H200, 143771 MiB"  # as nvidia-smi --query-gpu=name,memory.total prints it
 
@@ -75,11 +72,28 @@ def test_the_gpu_variants_come_from_the_one_table(baseline_config):
     assert "keras" not in {e for name in gpu_names() for e in VARIANTS[name].engines()}  # no TensorFlow there
     default = {m.variant for m in plan(["keras", "keras-jax", "lightning"], None, [128])}
     assert not {"channels_last+bf16+compile", "jax-bf16"} & default
-    planned = plan(["keras-jax", "pytorch", "lightning"], list(gpu_names()), list(gpu_run.BATCH_SIZES))
-    assert len(planned) == 22 and planned[:3] == [
-        Measurement("keras-jax", "keras", "jax", 128),
-        Measurement("pytorch", "pytorch", "eager", 128),
-        Measurement("lightning", "plain torch", "eager", 128),
+    assert gpu_run.BATCH_SIZES == (8192,)  # the GPU's size; batch 128 is the CPU tables'
+    planned = plan(gpu_run.BENCHMARK_ENGINES.split(","), list(gpu_names()), list(gpu_run.BATCH_SIZES))
+    assert len(planned) == 8 and planned[:3] == [
+        Measurement("keras-jax", "keras", "jax", 8192),
+        Measurement("lightning", "plain torch", "eager", 8192),
+        Measurement("keras-jax", "keras", "jax-bf16", 8192),
+    ]
+
+
+def test_each_measurement_can_run_all_its_repeats_before_the_next():
+    """Repeat by repeat (the CPU benchmark's order), or each measurement's repeats together (the
+    GPU run's, so a budget cut leaves whole measurements), a pair's order alternating either way."""
+    planned = plan(["keras-jax", "lightning"], ["eager", "jax"], [8192])
+    jax, plain, lightning = (Measurement("keras-jax", "keras", "jax", 8192), *planned[1:])
+    assert [m for _, m in schedule(planned, 2)] == [jax, plain, lightning, lightning, plain, jax]
+    assert schedule(planned, 2, together=True) == [
+        (0, jax),
+        (1, jax),
+        (0, plain),
+        (0, lightning),
+        (1, lightning),
+        (1, plain),
     ]
 
 
@@ -167,6 +181,16 @@ def test_a_spent_budget_skips_what_is_left_and_still_writes_the_results(tmp_path
     unbudgeted = orchestrate.run_benchmark(repeats=1, out=tmp_path / "all", **kwargs)
     assert [m["status"] for m in unbudgeted["measurements"]] == ["ok", "ok"]
     assert "budget_seconds" not in unbudgeted["settings"]  # the CPU benchmark's output is unchanged
+    assert "repeats_together" not in unbudgeted["settings"]
+
+    # Each measurement's repeats together: the budget leaves the first whole, the second not begun.
+    kwargs.update(engines_chosen=["pytorch"], variants=["eager", "channels_last"])
+    together = orchestrate.run_benchmark(
+        repeats=2, out=tmp_path / "together", budget_seconds=0.5, repeats_together=True, **kwargs
+    )
+    eager, channels_last = together["measurements"]
+    assert eager["status"] == "ok" and len(eager["per_repeat_train_images_per_s"]) == 2
+    assert channels_last["status"] == "skipped" and together["settings"]["repeats_together"] is True
 
 
 # ---------------------------------------------------------------------------------- where the results go
@@ -185,8 +209,9 @@ def test_the_results_folder_names_the_gpu_and_never_replaces_earlier_results(tmp
 
 
 def test_the_gpu_run_measures_its_plan_and_copies_the_results_and_log_out(tmp_path, monkeypatch):
-    """gpu_run's plan reaches the benchmark (the table's GPU variants, real data, the budget), and
-    what it writes comes back under --copy-to, one folder down, as the device tool brings files back."""
+    """gpu_run's benchmark part reaches the benchmark with its plan (the table's GPU variants at
+    batch 8192, real data, its budget, each measurement's repeats together), and what it writes
+    comes back under --copy-to, one folder down, as the device tool brings files back."""
     from benchmarks import orchestrate
     from benchmarks.environment import hardware
     from benchmarks.outputs import write_outputs
@@ -195,7 +220,7 @@ def test_the_gpu_run_measures_its_plan_and_copies_the_results_and_log_out(tmp_pa
 
     def fake_run_benchmark(**kwargs):
         seen.update(kwargs)
-        kwargs["log"]("[benchmark] a progress line")
+        kwargs["log"](f"[benchmark] a progress line, written in {kwargs['out'].resolve()}")
         result = {
             "created": "2026-12-03 09:30 UTC",
             "settings": {
@@ -216,10 +241,11 @@ def test_the_gpu_run_measures_its_plan_and_copies_the_results_and_log_out(tmp_pa
     monkeypatch.setattr(orchestrate, "run_benchmark", fake_run_benchmark)
     monkeypatch.setattr(gpu_run, "gpu_name", lambda: H200)
     out = tmp_path / "OUT"
-    code = gpu_run.main(["--results-root", str(tmp_path / "results"), "--copy-to", str(out)])
+    code = gpu_run.main(["--parts", "benchmark", "--results-root", str(tmp_path / "results"), "--copy-to", str(out)])
     assert code == 1  # no measurement succeeded
     assert seen["device"] == "cuda" and seen["variants"] == list(gpu_names()) and seen["data"] == "real"
-    assert seen["batch_sizes"] == list(gpu_run.BATCH_SIZES) and seen["budget_seconds"] == gpu_run.BUDGET_SECONDS
+    assert seen["engines_chosen"] == ["keras-jax", "lightning"] and seen["batch_sizes"] == [8192]
+    assert seen["budget_seconds"] == gpu_run.BENCHMARK_BUDGET and seen["repeats_together"]
     assert seen["repeats"] == gpu_run.REPEATS and seen["timeout"] == gpu_run.TIMEOUT_SECONDS
     assert seen["config"] == Path("configs/baseline.yaml")  # relative: results carry no machine paths
     folder = seen["out"]
@@ -229,8 +255,33 @@ def test_the_gpu_run_measures_its_plan_and_copies_the_results_and_log_out(tmp_pa
     assert (copied / "benchmark.md").read_text() == (folder / "benchmark.md").read_text()
     assert "GPU NVIDIA H200" in (copied / "benchmark.md").read_text()
     log = (out / gpu_run.LOG_NAME).read_text()
-    assert "[benchmark] a progress line" in log and "copied benchmark.json, benchmark.md" in log
+    assert f"[benchmark] a progress line, written in {folder.name}\n" in log
+    assert "copied benchmark.json, benchmark.md" in log and "benchmark: failed: no measurement ran" in log
     assert str(tmp_path) not in log  # published beside the results: no paths of the machine that ran it
+
+
+def test_the_gpu_run_refuses_a_machine_without_a_gpu_and_parts_it_has_not(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(gpu_run, "gpu_name", lambda: None)
+    assert gpu_run.main(["--results-root", str(tmp_path)]) == 2
+    assert "--device cuda: nvidia-smi finds no GPU here" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
+    for bad in (["--parts", "parity,train"], ["--parity-precisions", "float16"]):
+        with pytest.raises(SystemExit):
+            gpu_run.parse_args(bad)
+    assert gpu_run.parse_args(["--parts", "strong,parity"]).parts == ["parity", "strong"]  # always in order
+    files_back = sum(map(len, gpu_parts.PART_FILES.values())) + 1  # and the log
+    assert files_back <= gpu_run.FILES_BACK == 8  # what the device tool brings back from $OUT
+
+
+def test_the_executors_leave_the_gpus_a_training_sees_alone(monkeypatch):
+    """`fmnist compare --jobs` on a GPU machine: every training sees the GPU (the executor sets no
+    CUDA_VISIBLE_DEVICES); parity's CPU jobs are the ones that hide it (`Engine.device_environment`)."""
+    from executors.process import job_env
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert "CUDA_VISIBLE_DEVICES" not in job_env(4, "jobs", "host", None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert job_env(4, "jobs", "host", None)["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_a_published_log_shows_paths_inside_the_checkout_relative_and_others_by_name(tmp_path):
@@ -308,41 +359,3 @@ def test_the_bundle_refuses_missing_data_and_what_the_device_tool_cannot_carry(t
         gpu_bundle.pinned_requirements(("no-such-package-fmnist",))
     tree = gpu_bundle.tree_bytes()
     assert tree is None or 0 < tree < (gpu_bundle.CARRY_LIMIT_MIB - 40) * mib  # room for the 32 MiB bundle
-
-
-# ---------------------------------------------------------------------------------- the script
-
-
-def test_the_script_parses_and_refuses_to_start_without_a_bundle(tmp_path):
-    assert subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True).returncode == 0
-    env = {**os.environ, "FMNIST_GPU_BUNDLE": str(tmp_path / "none")}
-    result = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 2
-    assert "no " + str(tmp_path / "none" / "manifest.json") in result.stderr and "gpu_bundle" in result.stderr
-
-
-@pytest.mark.slow
-def test_the_script_rehearsed_on_cpu(tmp_path, real_data_dir):
-    """The whole command on CPU, from a bundle without wheels (Keras is installed here): data from
-    the bundle, the commit from its manifest, the results in the results root and under $OUT."""
-    bundle = tmp_path / "bundle"
-    (bundle / "data").mkdir(parents=True)
-    for stem in gpu_bundle.FILES:
-        (bundle / "data" / f"{stem}.gz").symlink_to(real_data_dir / f"{stem}.gz")
-    (bundle / "manifest.json").write_text(json.dumps({"source_revision": "abc1234"}))
-    out = tmp_path / "OUT"
-    out.mkdir()
-    env = {**os.environ, "FMNIST_GPU_BUNDLE": str(bundle), "PYTHON": sys.executable, "OUT": str(out)}
-    env.pop("FMNIST_DATA_DIR", None)
-    args = ["--device", "cpu", "--variants", "eager", "--batch-size", "32", "--steps", "3", "--warmup", "1"]
-    args += ["--repeats", "1", "--results-root", str(tmp_path / "results")]
-    result = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| lightning / eager | 32 |" in result.stdout
-    (folder,) = (tmp_path / "results").iterdir()
-    data = json.loads((folder / "benchmark.json").read_text())
-    assert [m["status"] for m in data["measurements"]] == ["ok", "ok"]
-    assert data["settings"]["data"] == "real" and data["settings"]["budget_seconds"] == gpu_run.BUDGET_SECONDS
-    assert data["environment"]["source"]  # git's commit in a checkout, else the manifest's
-    assert sorted(p.name for p in (out / folder.name).iterdir()) == ["benchmark.json", "benchmark.md", "benchmark.png"]
-    assert (out / gpu_run.LOG_NAME).read_text().count("[benchmark ") >= 2

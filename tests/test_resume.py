@@ -17,7 +17,12 @@ import pytest
 
 ARGS = ["--limit-train", "8000", "--limit-test", "300", "--epochs", "3", "--batch-size", "32"]
 #: The file each engine writes last when it checkpoints an epoch.
-CHECKPOINT = {"keras": "training_metadata.json", "lightning": "last.ckpt", "pytorch": "last.pt"}
+CHECKPOINT = {
+    "keras": "training_metadata.json",
+    "keras-jax": "training_metadata.json",
+    "lightning": "last.ckpt",
+    "pytorch": "last.pt",
+}
 
 
 def _command(*args: str) -> list[str]:
@@ -83,7 +88,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(engine, real
 
 
 @pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
-@pytest.mark.parametrize("engine", ["keras", "lightning", "pytorch"])
+# Keras on JAX too: there a KeyboardInterrupt raised while Keras reads a step's logs was lost.
+@pytest.mark.parametrize("engine", ["keras", "keras-jax", "lightning", "pytorch"])
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(engine, real_data_dir, tmp_path, fmnist):
     run_dir = tmp_path / "run"
     proc = _start_and_stop(engine, run_dir, real_data_dir, signal.SIGINT)

@@ -14,6 +14,7 @@ import torch
 from fmnist.config import Config
 from fmnist.precision import Device, cpu_device, gpu_device
 from fmnist.malloc import retain_freed_memory
+from torch_blocks.environment import CUBLAS_WORKSPACE_CONFIG
 
 
 def seed_everything(seed: int) -> None:
@@ -38,7 +39,8 @@ def deterministic(config: Config, device: torch.device) -> None:
     if config.train.deterministic:
         torch.backends.cudnn.benchmark = False  # its autotuner picks kernels by timing
         if device.type == "cuda":  # cuBLAS refuses deterministic mode without a fixed workspace
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            for key, value in CUBLAS_WORKSPACE_CONFIG.items():
+                os.environ.setdefault(key, value)
     torch.use_deterministic_algorithms(config.train.deterministic)
 
 
