@@ -22,7 +22,7 @@ from typing import Any
 from fmnist.errors import FmnistError
 
 #: What an engine may offer; each name's interface is in `fmnist.capabilities`.
-CAPABILITIES = ("training", "parity", "export", "speed", "bf16")
+CAPABILITIES = ("training", "parity", "export", "speed", "bf16", "state")
 
 
 @dataclass(frozen=True)
