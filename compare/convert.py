@@ -37,7 +37,6 @@ from fmnist.errors import FmnistError, RunDirError
 from fmnist.metrics import test_metrics
 from fmnist.run_state import check_carryable, check_consistent, differences
 from fmnist.splits import make_splits, num_batches
-from fmnist.training import check_same_data, common_versions, write_figures
 
 DTYPES = ("float32", "float64")
 
@@ -130,6 +129,8 @@ def _finish_measurement(
     """test_metrics.json, test_predictions.npz and the figures of a finished run, its test set
     measured again by the target engine from the model file it wrote; what the source recorded of
     its training (times, epochs, threads) is kept."""
+    from fmnist.training import common_versions, write_figures  # plots: seaborn, a second to import
+
     metrics = test_metrics(logits, splits.test.labels)
     rows = rundir.read_metrics(folder / rundir.METRICS_FILE)
     result = {
@@ -150,6 +151,8 @@ def convert_run(run_dir: Path, to: str, out: Path | None = None, data_dir: str |
     `<RUN_DIR>-<to>`); returns what was checked, and where it went."""
     run_dir = Path(run_dir)
     info, source, config, finished, out = plan(run_dir, to, out)
+    from fmnist.training import check_same_data  # after the refusals: it imports the plots (a second)
+
     data = load_fashion_mnist(data_dir)
     check_same_data(run_dir, info, data.sha256)
     splits = make_splits(data, config)
