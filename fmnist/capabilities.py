@@ -1,13 +1,14 @@
-"""What an engine can do (`fmnist.engine.Engine.capabilities`): five small interfaces, each
+"""What an engine can do (`fmnist.engine.Engine.capabilities`): six small interfaces, each
 offered by one module of the engine's package, and the plain data they take and give.
 
 - `Training`: train a run, predict with it, say how far an interrupted one got;
 - `Parity`: the steps `fmnist parity` compares, pure functions of numpy in and out;
 - `Export`: a run's weights to ONNX with the framework's own exporter, and its inference;
 - `Speed`: the benchmark's step loops, read by the benchmark's clock;
-- `Bf16Probe`: where a bf16-mixed training step rounds, read from live tensors.
+- `Bf16Probe`: where a bf16-mixed training step rounds, read from live tensors;
+- `RunState`: a run's training state out of the engine's own files and into them (`fmnist convert`).
 
-Parity and Bf16Probe functions, and `Training.predict`, may run in a process of their own
+Parity, Bf16Probe and RunState functions, and `Training.predict`, may run in a process of their own
 (`fmnist.engine_job`: `JOB_FUNCTIONS`); the others run in the caller's process. Kept apart from
 `fmnist.training` so an engine imports only this small module.
 """
@@ -223,6 +224,32 @@ class Bf16Probe(Protocol):
         {"unavailable": why} where the engine cannot run them."""
 
 
+class RunState(Protocol):
+    """A run's whole training state in the engine-free form of `fmnist.run_state` (numpy, the
+    shared weight layout), read from the engine's own files and written into them so that its
+    load and resume paths take it: what carries a run to another engine (`fmnist convert`).
+    Paths are strings (the calls may travel to a process of their own)."""
+
+    def read_state(self, run_dir: str) -> dict[str, Any]:
+        """The state a run's files hold: a finished run's model file, else its epoch checkpoint
+        (`fmnist.run_state.make_state`)."""
+
+    def write_state(self, config: Config, state: dict[str, Any], run_dir: str, finished: bool) -> None:
+        """`state` as the engine's own files in `run_dir`: its model file (`finished`), else the
+        epoch checkpoint its `train(resume=True)` continues from. Writes nothing else."""
+
+    def run_logits(self, run_dir: str, images: np.ndarray, dtype: str) -> np.ndarray:
+        """Inference-mode logits of raw images (N x 28 x 28) with the weights the run's files hold
+        (`read_state`), in float32 or float64 whatever precision it trained in (`Parity.logits`)."""
+
+    def continue_steps(
+        self, run_dir: str, images: list[np.ndarray], labels: list[np.ndarray], steps_per_epoch: int, dtype: str
+    ) -> dict[str, Any]:
+        """The run's training continued one step per batch from its files, as its resume would
+        (weights, optimizer state and step count, the schedule at its position), dropout as the
+        config says, in float32 or float64: {"loss": per step}."""
+
+
 #: Capability name (what an engine declares, `fmnist.engine.CAPABILITIES`) -> its interface.
 INTERFACES: dict[str, type] = {
     "training": Training,
@@ -230,6 +257,7 @@ INTERFACES: dict[str, type] = {
     "export": Export,
     "speed": Speed,
     "bf16": Bf16Probe,
+    "state": RunState,
 }
 
 
@@ -243,5 +271,6 @@ def functions(capability: str) -> tuple[str, ...]:
 JOB_FUNCTIONS: dict[str, str] = {
     **{fn: "parity" for fn in functions("parity")},
     **{fn: "bf16" for fn in functions("bf16")},
+    **{fn: "state" for fn in functions("state")},
     "predict": "training",
 }

@@ -22,7 +22,7 @@ from typing import Any
 from fmnist.errors import FmnistError
 
 #: What an engine may offer; each name's interface is in `fmnist.capabilities`.
-CAPABILITIES = ("training", "parity", "export", "speed", "bf16")
+CAPABILITIES = ("training", "parity", "export", "speed", "bf16", "state")
 #: A process's environment that shows it no GPU (CUDA's own variable, which every framework reads).
 NO_GPU: Mapping[str, str] = {"CUDA_VISIBLE_DEVICES": ""}
 

@@ -146,6 +146,14 @@ def named_engine(record: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def engine_named_by(run_dir: Path) -> str:
+    """The engine a run's marker names, its model file there or not (an unfinished run's too)."""
+    info = read_run_info(run_dir)
+    if info is None:
+        raise RunDirError(f"{run_dir} holds no run of fmnist (no valid {RUN_INFO_FILE}): is it a run directory?")
+    return named_engine(info) or ""
+
+
 def is_artifact(name: str, artifacts: Iterable[str]) -> bool:
     """`name` is one of `artifacts`, or a temp file `atomic_path` left beside one when killed."""
     artifacts = tuple(artifacts)

@@ -5,7 +5,9 @@ shapes, as numpy arrays. Engines export to it and import from it, so weights mov
 Keras lays three things out differently: conv kernels (Keras H, W, in, out; torch out, in, H, W),
 dense kernels (Keras in, out; torch out, in), and the first dense layer after Flatten, whose input
 order is H, W, C in Keras but C, H, W in torch, so its rows are permuted. Batch-norm running
-statistics travel too, so inference-mode outputs match. Layer outputs have a shared layout too
+statistics travel too, so inference-mode outputs match. Per-parameter tensors of the same shapes
+(Adam's moments, gradients) travel in the same layout, keyed by the parameters' names (batch-norm
+layers then have no running statistics). Layer outputs have a shared layout too
 (NHWC, and H, W, C flatten order), for the checks that compare them layer by layer. Numpy only.
 """
 
@@ -26,6 +28,24 @@ def _flatten_inputs(plan: list[LayerSpec]) -> dict[str, tuple[int, int, int]]:
     return fed
 
 
+#: A batch-norm layer's entries in the layout: its two parameters, then its running statistics.
+BATCH_NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
+
+
+def layout_keys(config: Config, parameters_only: bool = False) -> list[str]:
+    """The names the layout holds for `config`'s network, in the plan's order; parameters_only:
+    the trainable parameters alone (what an optimizer keeps state for)."""
+    keys: list[str] = []
+    for layer in layer_plan(config):
+        if layer.kind == "conv":
+            keys += [f"{layer.name}.weight", *([f"{layer.name}.bias"] if layer.args["use_bias"] else [])]
+        elif layer.kind == "batch_norm":
+            keys += [f"{layer.name}.{k}" for k in BATCH_NORM_KEYS[: 2 if parameters_only else 4]]
+        elif layer.kind == "dense":
+            keys += [f"{layer.name}.weight", f"{layer.name}.bias"]
+    return keys
+
+
 def keras_to_torch_arrays(config: Config, keras_weights: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     """Keras `layer.get_weights()` per layer name -> a torch `state_dict` of numpy arrays."""
     plan = layer_plan(config)
@@ -38,7 +58,7 @@ def keras_to_torch_arrays(config: Config, keras_weights: dict[str, list[np.ndarr
             if layer.args["use_bias"]:
                 state[f"{layer.name}.bias"] = w[1]
         elif layer.kind == "batch_norm":
-            for key, value in zip(("weight", "bias", "running_mean", "running_var"), w):
+            for key, value in zip(BATCH_NORM_KEYS, w):
                 state[f"{layer.name}.{key}"] = value
         elif layer.kind == "dense":
             kernel = w[0]
@@ -51,7 +71,8 @@ def keras_to_torch_arrays(config: Config, keras_weights: dict[str, list[np.ndarr
 
 
 def torch_to_keras_arrays(config: Config, state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """A torch `state_dict` (numpy arrays) -> Keras `layer.set_weights()` lists per layer name."""
+    """A torch `state_dict` (numpy arrays) -> Keras `layer.set_weights()` lists per layer name
+    (a batch-norm layer's running statistics where `state` holds them: per-parameter tensors have none)."""
     plan = layer_plan(config)
     flat = _flatten_inputs(plan)
     weights: dict[str, list[np.ndarray]] = {}
@@ -62,7 +83,7 @@ def torch_to_keras_arrays(config: Config, state: dict[str, np.ndarray]) -> dict[
             if layer.args["use_bias"]:
                 weights[n].append(state[f"{n}.bias"])
         elif layer.kind == "batch_norm":
-            weights[n] = [state[f"{n}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
+            weights[n] = [state[f"{n}.{k}"] for k in BATCH_NORM_KEYS if f"{n}.{k}" in state]
         elif layer.kind == "dense":
             kernel = state[f"{n}.weight"].T
             if n in flat:

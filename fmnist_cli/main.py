@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fmnist_cli import benchmark, compare, configs, export, parity, predict, serve, train
+from fmnist_cli import benchmark, compare, configs, convert, export, parity, predict, serve, train
 from fmnist.errors import exit_code
 
 #: In the order `fmnist --help` lists them.
-COMMANDS = (train, parity, compare, benchmark, predict, export, serve, configs)
+COMMANDS = (train, convert, parity, compare, benchmark, predict, export, serve, configs)
 DEBUG_HELP = "show full tracebacks instead of one-line errors"
 
 

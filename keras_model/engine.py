@@ -19,6 +19,7 @@ CAPABILITIES = {
     "export": "keras_model.export",
     "speed": "keras_model.speed",
     "bf16": "keras_model.bf16_probe",
+    "state": "keras_model.state",
 }
 
 

@@ -24,6 +24,7 @@ LIGHTNING = Engine(
         "export": "lightning_model.export",
         "speed": "lightning_model.speed",
         "bf16": "lightning_model.bf16_probe",
+        "state": "lightning_model.state",
     },
     import_first=("torch", "torch._dynamo"),  # before TensorFlow: the other order segfaults
     device_environment=DEVICE_ENVIRONMENT,  # no GPU on cpu, deterministic cuBLAS on cuda

@@ -81,19 +81,27 @@ def load_epoch(run_dir: Path) -> dict[str, Any] | None:
     return state
 
 
-def save_model(run_dir: Path, config: Config, network: torch.nn.Module) -> None:
-    """model.pt: the config (as a dict) and the trained weights; nothing else is needed to rebuild
-    the network and use it."""
-    save(Path(run_dir) / MODEL_FILE, _cpu({"config": config_to_dict(config), "network": network.state_dict()}))
+def save_model(run_dir: Path, config: Config, network: torch.nn.Module, loop: dict | None = None) -> None:
+    """model.pt: the config (as a dict) and the trained weights, all that rebuilding the network and
+    using it needs; and the loop's state (optimizer and schedule) at the end, as Keras' model.keras
+    and Lightning's model.ckpt keep theirs, so the run carries its optimizer to another engine
+    (`fmnist convert`). A model.pt written before it kept the loop has none."""
+    state = {"config": config_to_dict(config), "network": network.state_dict()}
+    save(Path(run_dir) / MODEL_FILE, _cpu({**state, **({"loop": loop} if loop is not None else {})}))
 
 
 def load_model(run_dir: Path) -> tuple[Config, dict[str, torch.Tensor]]:
     """model.pt's config and weights; a one-line RunDirError for a damaged or foreign file."""
-    path = Path(run_dir) / MODEL_FILE
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} holds no {MODEL_FILE}: is it a finished run of the pytorch engine?")
-    state = load_checkpoint(path, "PyTorch model")
+    state = load_model_file(run_dir)
     try:
         return config_from_dict(state["config"]), state["network"]
     except Exception as exc:  # a dict of other keys, or a config this version cannot read
-        raise RunDirError(f"cannot load the PyTorch model {path}: {error_reason(exc)}") from None
+        raise RunDirError(f"cannot load the PyTorch model {Path(run_dir) / MODEL_FILE}: {error_reason(exc)}") from None
+
+
+def load_model_file(run_dir: Path) -> dict[str, Any]:
+    """model.pt as saved (config, network, and the loop where it kept one)."""
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} holds no {MODEL_FILE}: is it a finished run of the pytorch engine?")
+    return load_checkpoint(path, "PyTorch model")

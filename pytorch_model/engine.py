@@ -25,6 +25,7 @@ PYTORCH = Engine(
         "export": "pytorch_model.export",
         "speed": "pytorch_model.speed",
         "bf16": "pytorch_model.bf16_probe",
+        "state": "pytorch_model.state",
     },
     import_first=("torch", "torch._dynamo"),  # before TensorFlow: the other order segfaults
     device_environment=DEVICE_ENVIRONMENT,  # no GPU on cpu, deterministic cuBLAS on cuda

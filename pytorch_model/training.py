@@ -152,7 +152,7 @@ def train(
     train_seconds = time.perf_counter() - start
     if stopping is not None:
         stopping.restore(network)  # model.pt holds the best epoch's weights
-    checkpoint.save_model(run_dir, config, network)
+    checkpoint.save_model(run_dir, config, network, plain.state_dict())
     logits = infer(network, batch_loader(splits.test, t.eval_batch_size), config, device)
     return TrainOutcome(
         test_logits=logits,

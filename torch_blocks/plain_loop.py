@@ -24,7 +24,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from fmnist.config import Config
+from fmnist.config import Config, TrainConfig
 from fmnist.divergence import DivergenceWatch
 from fmnist.schedules import lr_at_epoch, lr_at_step
 from fmnist.splits import epoch_seed
@@ -89,6 +89,15 @@ def loss_fn(config: Config) -> Callable[[torch.Tensor, torch.Tensor], torch.Tens
     return lambda logits, y: F.cross_entropy(logits, y, label_smoothing=smoothing)
 
 
+def schedule_factor(train: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The LambdaLR factor of `fmnist.schedules` over the base rate: of the step (`schedule.per_step`,
+    the scheduler stepped after every step) or of the epoch (stepped after every epoch)."""
+    base = train.optimizer.lr
+    if train.schedule.per_step:
+        return lambda step: lr_at_step(train, step, steps_per_epoch) / base
+    return lambda epoch: lr_at_epoch(train, epoch) / base
+
+
 class PlainTraining:
     """The training of one network as a plain loop: `start_epoch`, `step` per batch, `end_epoch`;
     `state_dict`/`load_state_dict` for a checkpoint (optimizer and schedule)."""
@@ -112,12 +121,7 @@ class PlainTraining:
         self.accuracy = accuracy if accuracy is not None else Accuracy()
         self.mean_loss = mean_loss if mean_loss is not None else MeanLoss()
         self.loss = loss_fn(config)
-        base = t.optimizer.lr
-        if t.schedule.per_step:
-            factor = lambda step: lr_at_step(t, step, steps_per_epoch) / base  # noqa: E731
-        else:
-            factor = lambda epoch: lr_at_epoch(t, epoch) / base  # noqa: E731
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule_factor(t, steps_per_epoch))
         self.device_type = next(network.parameters()).device.type
         self.watch = DivergenceWatch()
         self.epoch = self.batch_index = 0
