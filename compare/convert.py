@@ -165,7 +165,7 @@ def convert_run(run_dir: Path, to: str, out: Path | None = None, data_dir: str |
     state["steps_per_epoch"] = steps_per_epoch
     origin = {
         "engine": source,
-        "run": str(run_dir.resolve()),
+        "run": run_dir.resolve().name,  # the folder's name: a run is published where this machine's paths mean nothing
         "finished": finished,
         "epochs": state["epochs"],
         "steps": state["steps"],
