@@ -65,5 +65,15 @@ def placement() -> dict[str, Any]:
         "node": os.environ.get(NODE_ENV) or socket.gethostname(),
         "executor": os.environ.get(EXECUTOR_ENV) or "direct",
         "threads": threads_asked() or len(cpus),
+        "threads_asked": threads_asked(),  # None: the frameworks' own; a resume asks the same again
         "cpus": cpus,
     }
+
+
+def resumed_threads(info: dict[str, Any]) -> int | None:
+    """The thread count a run recorded as asked for (`run.json`'s placement), which `--resume`
+    asks again: a run begun on one thread must not go on with a pool per core, whose spinning
+    threads would swell its CPU seconds. None for a run that asked for none, or predates the record."""
+    where = info.get("placement") if isinstance(info, dict) else None
+    asked = where.get("threads_asked") if isinstance(where, dict) else None
+    return asked if type(asked) is int and asked > 0 else None

@@ -111,13 +111,26 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     data.set_defaults(func=run_data)
 
 
+def _resumed_threads(run_dir: Path) -> int | None:
+    """The threads the run asked for when it began (None: none, or no readable run.json, which
+    resume_run then reports)."""
+    from fmnist import rundir
+    from fmnist.placement import resumed_threads
+
+    try:
+        return resumed_threads(rundir.read_json(Path(run_dir) / rundir.RUN_INFO_FILE))
+    except (OSError, ValueError, FmnistError):
+        return None
+
+
 def run_train(args: argparse.Namespace) -> int:
     from fmnist import distributed
     from fmnist.config import load_config, with_overrides
     from fmnist.placement import set_threads
 
-    if args.threads:
-        set_threads(args.threads)  # before any framework loads: their pools are sized at start-up
+    threads = args.threads or (_resumed_threads(args.resume) if args.resume else None)
+    if threads:
+        set_threads(threads)  # before any framework loads: their pools are sized at start-up
     from fmnist.rundir import default_run_dir
     from fmnist.training import format_summary, resume_run, train_run
 

@@ -24,7 +24,7 @@ from executors.node_data import ensure_data, pack_data
 from executors.progress import Progress
 from fmnist import rundir
 from fmnist.errors import DataError, FmnistError
-from fmnist.placement import THREAD_VARIABLES, placement, thread_env
+from fmnist.placement import THREAD_VARIABLES, placement, resumed_threads, thread_env
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "configs" / "baseline.yaml"
@@ -71,7 +71,13 @@ def test_thread_env_names_every_pool_and_placement_reads_it(monkeypatch):
     monkeypatch.setenv("FMNIST_THREADS", "3")
     monkeypatch.setenv("FMNIST_EXECUTOR", "jobs")
     got = placement()
-    assert got["threads"] == 3 and got["executor"] == "jobs" and got["cpus"]
+    assert got["threads"] == 3 and got["threads_asked"] == 3 and got["executor"] == "jobs" and got["cpus"]
+    assert resumed_threads({"placement": got}) == 3  # what `fmnist train --resume` asks for again
+    monkeypatch.delenv("FMNIST_THREADS")
+    unasked = placement()
+    assert unasked["threads_asked"] is None and unasked["threads"] == len(unasked["cpus"])
+    for old in ({"placement": unasked}, {"placement": {"threads": 2}}, {}, {"placement": {"threads_asked": True}}):
+        assert resumed_threads(old) is None  # the frameworks' own, as the run began (or unknown)
     with pytest.raises(ValueError):
         thread_env(0)
 

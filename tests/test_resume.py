@@ -38,10 +38,10 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _start_and_stop(engine: str, run_dir: Path, data_dir: Path, sig: int) -> subprocess.Popen:
+def _start_and_stop(engine: str, run_dir: Path, data_dir: Path, sig: int, *more: str) -> subprocess.Popen:
     """Start a training and send `sig` once the first epoch is done and the second under way."""
     proc = subprocess.Popen(
-        _command("train", "--engine", engine, *ARGS, "--run-dir", str(run_dir), "--data-dir", str(data_dir)),
+        _command("train", "--engine", engine, *ARGS, *more, "--run-dir", str(run_dir), "--data-dir", str(data_dir)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -72,8 +72,9 @@ def _numbers(run_dir: Path) -> tuple[list[dict[str, str]], dict]:
 @pytest.mark.parametrize("engine", ["keras", "lightning", "pytorch"])
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(engine, real_data_dir, tmp_path, fmnist):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    fmnist("train", "--engine", engine, *ARGS, "--run-dir", str(straight), "--data-dir", str(real_data_dir))
-    proc = _start_and_stop(engine, killed, real_data_dir, signal.SIGKILL)
+    one = ("--threads", "1")  # begun on one thread, resumed without saying it: one thread again
+    fmnist("train", "--engine", engine, *ARGS, *one, "--run-dir", str(straight), "--data-dir", str(real_data_dir))
+    proc = _start_and_stop(engine, killed, real_data_dir, signal.SIGKILL, *one)
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "test_metrics.json").exists() and (killed / "checkpoints").is_dir()
     first_attempt = json.loads((killed / "checkpoints" / "cpu_seconds.json").read_text())["cpu_seconds"]
@@ -85,6 +86,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(engine, real
     finished = json.loads((killed / "test_metrics.json").read_text())
     assert finished["resumed"] is True
     assert finished["cpu_seconds"] > first_attempt > 0  # the attempts' CPU time, summed
+    assert json.loads((killed / "run.json").read_text())["placement"]["threads_asked"] == 1
+    pools = finished.get("framework_threads") or {}
+    assert all(pools[k] == 1 for k in ("torch_intra_op", "tf_intra_op") if k in pools), pools
 
 
 @pytest.mark.slow  # trainings in child processes, interrupted and resumed: minutes
