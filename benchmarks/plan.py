@@ -5,9 +5,10 @@ runs them in. No framework imported."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from benchmarks.variants import VARIANTS, names
-from fmnist import engines
+from fmnist import comma_list, engines
 from fmnist.errors import FmnistError
 
 
@@ -27,18 +28,8 @@ class Measurement:
         return f"{self.engine}:{self.runner}/{self.variant}/b{self.batch_size}"
 
 
-def parse_list(text: str | None, allowed: tuple[str, ...] | None, what: str) -> list[str]:
-    """'a,b' -> ['a', 'b'] (order kept, duplicates dropped); a name not in `allowed` is refused."""
-    if text is None:
-        return []
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not items:
-        raise BenchmarkError(f"{what}: expected a comma-separated list, got {text!r}")
-    if allowed is not None:
-        for item in items:
-            if item not in allowed:
-                raise BenchmarkError(f"{what}: unknown {item!r}; choose from {', '.join(allowed)}")
-    return list(dict.fromkeys(items))
+#: The project's list reader (`fmnist.comma_list`), refusing in the benchmark's own error.
+parse_list = partial(comma_list.parse_list, error=BenchmarkError)
 
 
 def parse_batch_sizes(text: str) -> list[int]:

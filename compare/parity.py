@@ -155,14 +155,9 @@ def run_parity(
     runs = [(without_dropout(config, opt), d) for opt in optimizers.values() for d in DTYPES]
     again = len(runs) - len(DTYPES)  # the config's own optimizer (the last), float32: run twice with repeat
 
-    def lockstep_calls(e: str) -> list[dict[str, Any]]:  # from the first engine's own draws
-        extra = {**lockstep_options(e, engines), **on}
-        return [
-            call("lockstep", c, weights=drawn[a], images=images_b, labels=labels_b, dtype=d, **extra) for c, d in runs
-        ]
-
-    jobs = [(e, logit_calls + lockstep_calls(e)) for e in engines]
-    answers = run_on(device, jobs + ([(e, [lockstep_calls(e)[again]]) for e in engines] if repeat else []), in_process)
+    steps_of = {e: lockstep_calls(e, runs, drawn[a], (images_b, labels_b), engines, device) for e in engines}
+    jobs = [(e, logit_calls + steps_of[e]) for e in engines]  # every engine from the first one's draws
+    answers = run_on(device, jobs + ([(e, [steps_of[e][again]]) for e in engines] if repeat else []), in_process)
     second = answers[: len(engines)]
     results = {e: iter(r["results"]) for e, r in zip(engines, second)}
     logits = {(src, e, d): next(results[e]) for src in engines for d in DTYPES for e in engines}

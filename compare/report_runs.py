@@ -4,7 +4,7 @@ whose comparison would mean nothing (one engine only, mixed configs, different t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import numpy as np
 
 from fmnist import engines
 from fmnist.config import Config, config_to_dict, load_config, with_overrides
+from fmnist.config_diff import config_differences
 from fmnist.precision import RESOLVED
 from fmnist.errors import FmnistError, RunDirError
 from fmnist.rundir import (
@@ -99,25 +100,10 @@ def trained_config(path: Path, test: dict[str, Any]) -> Config:
     return config
 
 
-def _flat(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Dotted keys and leaf values of a nested config, so a mismatch can be named exactly."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _flat(inner, f"{prefix}.{key}" if prefix else key)
-    elif isinstance(value, list):
-        for i, inner in enumerate(value):
-            yield from _flat(inner, f"{prefix}[{i}]")
-    else:
-        yield prefix, value
-
-
 def _config_difference(a: Config, b: Config) -> str | None:
     """The first config key (seed aside) where two runs differ, as 'key (x vs y)'."""
-    fa, fb = dict(_flat(config_to_dict(a))), dict(_flat(config_to_dict(b)))
-    for key in sorted(set(fa) | set(fb)):
-        if key != "seed" and fa.get(key) != fb.get(key):
-            return f"{key} ({fa.get(key)!r} vs {fb.get(key)!r})"
-    return None
+    found = config_differences(config_to_dict(a), config_to_dict(b), skip=("seed",))
+    return next((f"{key} ({x!r} vs {y!r})" for key, x, y in found), None)
 
 
 def check_comparable(runs: Sequence[Run]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from fmnist import precision, rundir
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.config import Config, config_to_dict, with_overrides
+from fmnist.config_diff import config_differences
 from fmnist.config_io import config_yaml
 from compare.report import LOGS_DIR, RUNS_DIR
 from executors import Job, JobResult
@@ -35,29 +36,9 @@ def run_dir_for(out_dir: Path, engine: str, seed: int) -> Path:
 
 
 def requested_record(engine: str, config: Config, data_sha256: Mapping[str, str]) -> dict[str, Any]:
-    """What a run made for this request records in its `run.json` (fmnist.training.run_record);
+    """What a run made for this request records in its `run.json` (`fmnist.rundir.settings_record`);
     its precision as asked ("auto" among them), which `differences` matches against what ran."""
-    return {
-        "engine": engine,
-        "seed": config.seed,
-        "precision": config.train.precision,
-        "config": config_to_dict(config),
-        "data_sha256": dict(data_sha256),
-    }
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, inner in value.items():
-            out.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list):
-        out = {}
-        for i, inner in enumerate(value):
-            out.update(_flat(inner, f"{prefix}[{i}]"))
-        return out
-    return {prefix: value}
+    return rundir.settings_record(engine, config_to_dict(config), data_sha256)
 
 
 def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
@@ -76,10 +57,8 @@ def differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> li
     if not isinstance(recorded.get("config"), dict):
         diffs.append("config: not recorded by the run")
     else:  # seed and precision are named above already
-        ran, asked = _flat(recorded["config"]), _flat(requested["config"])
-        for key in sorted(set(ran) | set(asked)):
-            if key not in ("seed", "train.precision") and ran.get(key) != asked.get(key):
-                diffs.append(f"{key}: run {ran.get(key)!r}, asked {asked.get(key)!r}")
+        found = config_differences(recorded["config"], requested["config"], skip=("seed", "train.precision"))
+        diffs += [f"{key}: run {ran!r}, asked {asked!r}" for key, ran, asked in found]
     if not isinstance(recorded.get("data_sha256"), dict) or not recorded["data_sha256"]:
         diffs.append("data checksums: not recorded by the run")
     else:

@@ -14,6 +14,7 @@ import functools
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+from fmnist.comma_list import parse_list
 from fmnist.engine import CAPABILITIES, Engine
 from fmnist.errors import FmnistError
 
@@ -89,11 +90,9 @@ def model_files() -> tuple[str, ...]:
 
 def parse_engines(text: str, at_least: int = 2) -> tuple[str, ...]:
     """'keras,keras-jax' -> ('keras', 'keras-jax'): known names, each once, at least `at_least`."""
-    chosen = tuple(n.strip() for n in text.split(",") if n.strip())
+    chosen = tuple(parse_list(text, None, "--engines", repeats=False))
     for name in chosen:
-        engine(name)
-    if len(set(chosen)) != len(chosen):
-        raise FmnistError(f"--engines names an engine twice: {text}")
+        engine(name)  # an unknown one refused by name, with the installed ones
     if len(chosen) < at_least:
         raise FmnistError(f"--engines needs at least {at_least} engines, comma-separated: got {text!r}")
     return chosen

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, SupportsFloat
@@ -268,6 +268,18 @@ def read_predictions(path: Path, test_labels: np.ndarray | None = None) -> tuple
             " (another data set, or another order): point --data-dir at the data it was tested on"
         )
     return logits, labels
+
+
+def settings_record(engine_name: str, config: dict[str, Any], data_sha256: Mapping[str, str]) -> dict[str, Any]:
+    """The part of `run.json` a request is matched against (`compare.runner.differences`), from a
+    config as a mapping: written once, so a run and a request to reuse it name the same keys."""
+    return {
+        "engine": engine_name,
+        "seed": config["seed"],
+        "precision": config["train"]["precision"],
+        "config": config,
+        "data_sha256": dict(data_sha256),
+    }
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -83,13 +83,9 @@ def run_record(
     `config` is the one it trains (its precision resolved); `asked` the precision its config
     asked for ("auto"; None: the same)."""
     return {
-        "engine": engine_name,
+        **rundir.settings_record(engine_name, config_to_dict(config), data.sha256),
         "status": status,
-        "seed": config.seed,
-        "precision": config.train.precision,
         "precision_asked": asked or config.train.precision,
-        "config": config_to_dict(config),
-        "data_sha256": dict(data.sha256),
         "placement": placement(),
     }
 
