@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks import REPO
 from benchmarks.gpu_strong import STRONG_FILE, write_summary
-from executors import process
+from fmnist import launch
 from fmnist.errors import FmnistError
 
 #: Parity's results files, as `fmnist parity` names them.
@@ -93,7 +93,7 @@ def start(run: GpuRun, argv: list[str], name: str) -> tuple[subprocess.Popen, Pa
     """`python *argv` from the checkout's root in a session of its own (killed with this process),
     its output into the scratch folder."""
     output = run.scratch / f"{name}.log"
-    return process.start(argv, run.env(), output, cwd=REPO), output
+    return launch.start(argv, run.env(), output, cwd=REPO), output
 
 
 def stop(proc: subprocess.Popen, grace: float) -> None:

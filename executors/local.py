@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from executors import process
+from fmnist import launch
 from executors.job import Job, JobResult, fill
 from executors.progress import Progress
 from fmnist.placement import usable_cpus
@@ -75,13 +75,13 @@ class LocalExecutor:
                     if proc.poll() is None:
                         continue
                     del running[slot]
-                    process.finished(proc)
+                    launch.finished(proc)
                     inputs.cleanup()
                     results[index] = self._result(job, proc.returncode, started_at, log)
                     progress.ended(results[index])
                 time.sleep(POLL_SECONDS if running else 0)
         except KeyboardInterrupt:
-            process.stop([proc for _, _, proc, *_ in running.values()])
+            launch.stop([proc for _, _, proc, *_ in running.values()])
             raise
         return [results[i] for i in range(len(jobs))]
 
@@ -90,17 +90,17 @@ class LocalExecutor:
         for name, data in job.inputs.items():
             (Path(inputs.name) / name).write_bytes(data)
         log = log_dir / f"{safe_name(job.name)}.log"
-        env = process.job_env(job.threads, self.name, self.node, self.data_dir, job.env)
+        env = launch.job_env(job.threads, self.name, self.node, self.data_dir, job.env)
         started_at = time.time()
         command = fill(job.argv, job.out_dir, Path(inputs.name))
-        proc = process.start(command, env, log, self.cores[slot], echo=self.slots == 1)
+        proc = launch.start(command, env, log, self.cores[slot], echo=self.slots == 1)
         return proc, started_at, log, inputs
 
     def _result(self, job: Job, code: int, started_at: float, log: Path) -> JobResult:
         ended_at = time.time()
         error = ""
         if code != 0:
-            error = f"exit {code}: {process.log_tail(log)}"
+            error = f"exit {code}: {launch.log_tail(log)}"
         elif job.check is not None:
             problems = job.check(job.out_dir)
             error = "; ".join(problems)

@@ -1,5 +1,5 @@
 """What runs on a Ray node: a check that the project the node would train with is the driver's,
-then one job in a fresh process (`executors.process`, as on this machine) started in a scratch
+then one job in a fresh process (`fmnist.launch`, as on this machine) started in a scratch
 folder of the node's own, whose output travels back as one archive. Nothing here is shared with
 the driver but Ray.
 
@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from executors import landing, process
+from executors import landing
+from fmnist import launch
 from executors.identity import identity_differences
 from executors.job import fill
 from executors.node_data import ensure_data
@@ -113,14 +114,14 @@ def run_job(spec: dict[str, Any], data: dict[str, Any], driver: dict[str, Any], 
             (inputs / name).write_bytes(content)
         if spec["archive"] is not None:
             landing.unpack(spec["archive"], out)
-        env = process.job_env(spec["threads"], "ray", node, data_dir, spec["env"])
+        env = launch.job_env(spec["threads"], "ray", node, data_dir, spec["env"])
         events.add.remote(spec["name"], node)
         started_at = time.time()
-        proc = process.start(fill(spec["argv"], out, inputs), env, log, cwd=tmp)
+        proc = launch.start(fill(spec["argv"], out, inputs), env, log, cwd=tmp)
         code = proc.wait()
         ended_at = time.time()
         archive = landing.pack(out) if out.is_dir() and any(out.iterdir()) else None
-        error = "" if code == 0 else f"exit {code}: {process.log_tail(log)}"
+        error = "" if code == 0 else f"exit {code}: {launch.log_tail(log)}"
         return {
             **base,
             "ok": code == 0,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import engines
+from fmnist import engines, launch
 from fmnist.capabilities import JOB_FUNCTIONS
 from fmnist.config import Config, config_from_dict, config_to_dict
 from fmnist.errors import FmnistError
@@ -109,28 +108,33 @@ def run_jobs(
     with tempfile.TemporaryDirectory(prefix="fmnist-engine-job-") as folder:
         started = []
         for i, (engine, calls) in enumerate(jobs):
-            request, result = Path(folder) / f"request-{i}.npz", Path(folder) / f"result-{i}.npz"
+            request, result, log = (Path(folder) / f"{name}-{i}.{ext}" for name, ext in FILES)
             write_tree(request, calls)
-            command = [sys.executable, "-m", "fmnist.engine_job", engine, str(request), str(result)]
-            env = job_environment(engine, device)
-            started.append((engine, result, subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)))
+            command = ["-m", "fmnist.engine_job", engine, str(request), str(result)]
+            started.append((engine, result, log, launch.start(command, job_environment(engine, device), log)))
         answers = []
         try:
-            for engine, result, process in started:
-                _, err = process.communicate()
-                last = (err.strip().splitlines() or [""])[-1]
+            for engine, result, log, process in started:
+                process.wait()
+                output = log.read_text(errors="replace")
+                last = (output.strip().splitlines() or [""])[-1]
                 if process.returncode == REFUSED and last.startswith(REFUSAL):
                     raise FmnistError(f"the {engine} engine's job: {last.removeprefix(REFUSAL)}")
                 if process.returncode != 0:
-                    raise FmnistError(f"the {engine} engine's job failed (exit {process.returncode}):\n{err[-3000:]}")
+                    raise FmnistError(
+                        f"the {engine} engine's job failed (exit {process.returncode}):\n{output[-3000:]}"
+                    )
                 answers.append(read_tree(result))
         finally:  # one job failed, or this process was interrupted: the others' work is of no use now
-            for _, _, process in started:
+            for _, _, _, process in started:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
         return answers
 
+
+#: A job's files in its scratch folder: the calls, the answers (npz: np.savez names them so), its output.
+FILES = (("request", "npz"), ("result", "npz"), ("output", "log"))
 
 #: How a job that refuses its calls ends, as `fmnist.errors.exit_code` reports: this exit code, this line.
 REFUSED, REFUSAL = 2, "fmnist: error: "

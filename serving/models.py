@@ -8,9 +8,9 @@ run from several threads at once.
 
 from __future__ import annotations
 
+import os
 import re
-import subprocess
-import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fmnist import rundir
+from fmnist import launch, rundir
 from fmnist.errors import FmnistError
 from fmnist.metrics import softmax
 from fmnist.onnx_model import META_ENGINE, META_CONFIG, META_TEST_ACCURACY, OnnxModel
@@ -92,16 +92,17 @@ def resolve(path: Path, data_dir: str | None = None, log: Callable[[str], None] 
 def export_in_child(run_dir: Path, data_dir: str | None = None) -> None:
     """The export job (`python -m compare.export_job RUN_DIR`, what `fmnist export RUN_DIR` does)
     in a fresh Python process; its last line is the error if it fails."""
-    cmd = [sys.executable, "-m", "compare.export_job", str(run_dir), *(["--data-dir", data_dir] if data_dir else [])]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    command = ["-m", "compare.export_job", str(run_dir), *(["--data-dir", data_dir] if data_dir else [])]
+    with tempfile.TemporaryDirectory(prefix="fmnist-export-") as folder:
+        log = Path(folder) / "export.log"
+        code = launch.run(command, dict(os.environ), log, timeout=EXPORT_TIMEOUT_S)
+        output = log.read_text(errors="replace")
+    if code is None:
         raise FmnistError(
             f"{run_dir}: exporting took over {EXPORT_TIMEOUT_S} s; run `fmnist export {run_dir}` yourself"
-        ) from None
-    if done.returncode != 0:
-        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
-        last = lines[-1].removeprefix("fmnist: error: ")
+        )
+    if code != 0:
+        last = (output.strip() or "no output").splitlines()[-1].removeprefix("fmnist: error: ")
         raise FmnistError(f"{run_dir}: exporting it for serving failed: {last}")
 
 

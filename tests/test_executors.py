@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from executors import ExecutorChoice, Job
-from executors import landing, process
+from executors import landing
+from fmnist import launch
 from executors.identity import identity_differences, source_digest
 from executors.local import LocalExecutor, core_sets
 from executors.node_data import ensure_data, pack_data
@@ -135,14 +136,14 @@ def test_stop_interrupts_a_job_like_ctrl_c_and_kills_one_that_ignores_it(tmp_pat
     # still take stop()'s Ctrl-C (they would inherit the ignore, and the polite one could not save).
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        procs = [process.start(["-c", c], dict(os.environ), log) for c, log in zip((code, stubborn), logs)]
+        procs = [launch.start(["-c", c], dict(os.environ), log) for c, log in zip((code, stubborn), logs)]
     finally:
         signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 30  # both started and waiting (slow to start on a loaded machine)
     while not all("ready" in log.read_text() for log in logs) and time.monotonic() < deadline:
         time.sleep(0.1)
     began = time.monotonic()
-    process.stop(procs, grace=3)
+    launch.stop(procs, grace=3)
     assert polite.read_text() == "saved" and procs[0].returncode == 130
     assert procs[1].returncode == -signal.SIGKILL and time.monotonic() - began < 10
 
@@ -151,8 +152,8 @@ def test_a_job_dies_with_the_process_that_started_it(tmp_path):
     """A Ray worker cancelled or lost must not leave its training running."""
     pid_file = tmp_path / "pid"
     parent = (
-        "import sys, time\nfrom pathlib import Path\nfrom executors import process\n"
-        f"p = process.start(['-c', 'import time; time.sleep(60)'], {{}}, Path({str(tmp_path / 'log')!r}))\n"
+        "import sys, time\nfrom pathlib import Path\nfrom fmnist import launch\n"
+        f"p = launch.start(['-c', 'import time; time.sleep(60)'], {{}}, Path({str(tmp_path / 'log')!r}))\n"
         f"Path({str(pid_file)!r}).write_text(str(p.pid))\ntime.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -276,7 +276,7 @@ def test_the_gpu_run_refuses_a_machine_without_a_gpu_and_parts_it_has_not(tmp_pa
 def test_the_executors_leave_the_gpus_a_training_sees_alone(monkeypatch):
     """`fmnist compare --jobs` on a GPU machine: every training sees the GPU (the executor sets no
     CUDA_VISIBLE_DEVICES); parity's CPU jobs are the ones that hide it (`Engine.device_environment`)."""
-    from executors.process import job_env
+    from fmnist.launch import job_env
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert "CUDA_VISIBLE_DEVICES" not in job_env(4, "jobs", "host", None)

@@ -1,7 +1,9 @@
-"""One job's process on the host that runs it, the same for every executor: its thread count set
-in the environment before any framework loads, pinned to its cores where it has its own, in a
-session of its own (a Ctrl-C reaches the executor, which forwards it once), and killed with its
-parent (a Ray worker cancelled or lost takes its training with it)."""
+"""Every child process the project starts, started one way: a training on any executor, an
+engine job (`fmnist.engine_job`), a benchmark worker, the export job a server runs. Its thread
+count is set in the environment before any framework loads, it is pinned to its cores where it
+has its own, runs in a session of its own (a Ctrl-C reaches the parent, which forwards it once or
+ends the child), with SIGINT as at a terminal, and is killed with its parent (a Ray worker
+cancelled or lost takes its training with it). Its output goes to a log file."""
 
 from __future__ import annotations
 
@@ -109,6 +111,22 @@ def stop(procs: Sequence[subprocess.Popen], grace: float = STOP_GRACE_SECONDS) -
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run(
+    command: Sequence[str], env: dict[str, str], log: Path, timeout: float | None = None, cwd: Path | None = None
+) -> int | None:
+    """`start` a child and wait for it: its exit code, or None when it ran past `timeout` and was
+    killed. Interrupted here (Ctrl-C), the child is killed too: its work is of no use then."""
+    proc = start(command, env, log, cwd=cwd)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
 
