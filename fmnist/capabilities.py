@@ -238,10 +238,6 @@ class RunState(Protocol):
         """`state` as the engine's own files in `run_dir`: its model file (`finished`), else the
         epoch checkpoint its `train(resume=True)` continues from. Writes nothing else."""
 
-    def run_logits(self, run_dir: str, images: np.ndarray, dtype: str) -> np.ndarray:
-        """Inference-mode logits of raw images (N x 28 x 28) with the weights the run's files hold
-        (`read_state`), in float32 or float64 whatever precision it trained in (`Parity.logits`)."""
-
     def continue_steps(
         self, run_dir: str, images: list[np.ndarray], labels: list[np.ndarray], steps_per_epoch: int, dtype: str
     ) -> dict[str, Any]:

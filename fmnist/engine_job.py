@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import engines, launch
+from fmnist import engines, launch, rundir
 from fmnist.capabilities import JOB_FUNCTIONS
-from fmnist.config import Config, config_from_dict, config_to_dict
+from fmnist.config import Config, config_from_dict, config_to_dict, load_config, with_overrides
+from fmnist.engine import Engine
 from fmnist.errors import FmnistError
 
 _ARRAY = "__array__"
@@ -74,14 +75,31 @@ def read_tree(path: Path) -> Any:
     return _unpack(json.loads(str(arrays.pop(_SKELETON))), arrays)
 
 
+def run_logits(spec: Engine, run_dir: str, images: np.ndarray, dtype: str) -> np.ndarray:
+    """Inference-mode logits of raw images with the weights a run's files hold, in float32 or
+    float64 whatever precision it trained in: the engine's `state` read, then its `parity` logits."""
+    weights = spec.capability("state").read_state(run_dir)["weights"]
+    config = with_overrides(load_config(Path(run_dir) / rundir.CONFIG_FILE), {"train.precision": "float32"})
+    return spec.capability("parity").logits(config, weights, images, dtype)
+
+
+#: Calls a job makes of two capabilities together, written once for every engine: name -> function(engine, ...).
+COMPOSED = {"run_logits": run_logits}
+
+
 def run_calls(engine: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
     """In this process: {"versions": the engine's, "results": one per call}."""
     spec = engines.engine(engine)
     results = []
     for call in calls:
+        kwargs = call.get("kwargs", {})
+        if call["fn"] in COMPOSED:
+            results.append(COMPOSED[call["fn"]](spec, **kwargs))
+            continue
         if call["fn"] not in JOB_FUNCTIONS:
-            raise FmnistError(f"an engine job calls one of {', '.join(JOB_FUNCTIONS)}, not {call['fn']!r}")
-        fn, kwargs = getattr(spec.capability(JOB_FUNCTIONS[call["fn"]]), call["fn"]), call.get("kwargs", {})
+            known = ", ".join([*JOB_FUNCTIONS, *COMPOSED])
+            raise FmnistError(f"an engine job calls one of {known}, not {call['fn']!r}")
+        fn = getattr(spec.capability(JOB_FUNCTIONS[call["fn"]]), call["fn"])
         results.append(fn(config_from_dict(call["config"]), **kwargs) if "config" in call else fn(**kwargs))
     return {"versions": spec.capability("training").versions(), "results": results}
 

@@ -130,12 +130,6 @@ def write_state(config: Config, state: dict[str, Any], run_dir: str, finished: b
     backup.on_epoch_end(state["epochs"] - 1)
 
 
-def run_logits(run_dir: str, images: np.ndarray, dtype: str) -> np.ndarray:
-    state = read_state(run_dir)
-    config = with_overrides(load_config(Path(run_dir) / rundir.CONFIG_FILE), {"train.precision": "float32"})
-    return parity.logits(config, state["weights"], images, dtype)
-
-
 def continue_steps(
     run_dir: str, images: list[np.ndarray], labels: list[np.ndarray], steps_per_epoch: int, dtype: str
 ) -> dict[str, Any]:

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from fmnist import rundir
-from fmnist.config import Config, config_to_dict, load_config, with_overrides
+from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import RunDirError
 from fmnist.interrupts import sigint_held
 from fmnist.run_state import finished_epochs, make_state
 from lightning_model.module import FashionClassifier
 from lightning_model.training import MODEL_FILE, checkpoint_path, completed_epochs, make_trainer
-from torch_blocks import parity, state as torch_state
+from torch_blocks import state as torch_state
 from torch_blocks.checkpoint import load_checkpoint
 from torch_blocks.network import load_shared_weights
 
@@ -124,12 +124,6 @@ def write_state(config: Config, state: dict[str, Any], run_dir: str, finished: b
     path.parent.mkdir(parents=True, exist_ok=True)
     with sigint_held(), rundir.atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
-
-
-def run_logits(run_dir: str, images: np.ndarray, dtype: str) -> np.ndarray:
-    state = read_state(run_dir)
-    config = with_overrides(load_config(Path(run_dir) / rundir.CONFIG_FILE), {"train.precision": "float32"})
-    return parity.logits(config, state["weights"], images, dtype)
 
 
 def continue_steps(

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from fmnist import rundir
-from fmnist.config import Config, config_to_dict, load_config, with_overrides
+from fmnist.config import Config, config_to_dict, load_config
 from fmnist.errors import RunDirError
 from fmnist.run_state import finished_epochs, make_state
 from pytorch_model import checkpoint
-from torch_blocks import parity, state as torch_state
+from torch_blocks import state as torch_state
 
 
 def _parts(run_dir: Path) -> tuple[Config, bool, int, dict[str, Any], dict[str, Any] | None]:
@@ -57,12 +57,6 @@ def write_state(config: Config, state: dict[str, Any], run_dir: str, finished: b
         checkpoint.save_model(Path(run_dir), config, network, loop)
     else:
         checkpoint.save_epoch(Path(run_dir), state["epochs"], network, loop, None)
-
-
-def run_logits(run_dir: str, images: np.ndarray, dtype: str) -> np.ndarray:
-    state = read_state(run_dir)
-    config = with_overrides(load_config(Path(run_dir) / rundir.CONFIG_FILE), {"train.precision": "float32"})
-    return parity.logits(config, state["weights"], images, dtype)
 
 
 def continue_steps(
