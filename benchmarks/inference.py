@@ -70,7 +70,7 @@ def time_calls(
 
 
 def _runners(engine: str, run_dir: Path, onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], Any]]:
-    from compare.export_check import export_engine
+    from export.check import export_engine
     from fmnist.onnx_model import INPUT_NAME, OnnxModel
 
     session = OnnxModel(onnx_path, threads=threads).session
@@ -104,7 +104,7 @@ def run_inference_benchmark(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     from benchmarks.environment import hardware, load_average, source_revision
-    from compare.export_check import export_run
+    from export.check import export_run
     from fmnist.synthetic_photos import write_photos
 
     run_engines = [rundir.engine_of(r) for r in runs]

@@ -32,7 +32,7 @@ from fmnist import engines
 
 #: Below this many timed steps the data is synthetic (the real set is not worth loading).
 SYNTHETIC_BELOW_STEPS = 10
-WORKER_MODULE = "benchmarks.worker"
+WORKER_JOB = "benchmark"
 
 
 def worker_env(m: Measurement, device: str) -> dict[str, str]:
@@ -54,7 +54,7 @@ def run_worker(m: Measurement, spec: dict[str, Any], timeout: float) -> dict[str
         if lookup(m.variant).torch_compile:  # an empty compile cache: the warm-up is a first run's compilation
             env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor-cache")
             env["TRITON_CACHE_DIR"] = str(Path(tmp) / "triton-cache")
-        result = run_spec(WORKER_MODULE, spec, env, Path(tmp), timeout)
+        result = run_spec(WORKER_JOB, spec, env, Path(tmp), timeout)
     result.setdefault("spec", spec)  # the worker echoes it; a worker that never wrote could not
     return result
 
@@ -95,7 +95,7 @@ def run_benchmark(
     executor_choice (`executors.ExecutorChoice`): how the time-to-accuracy runs run (serial by
     default; the throughput measurements always run one at a time)."""
     from fmnist.config import load_config
-    from fmnist.flops import train_flops_per_image
+    from benchmarks.flops import train_flops_per_image
     from fmnist.packaged_configs import config_file
 
     time_to_accuracy_config = time_to_accuracy_config or config

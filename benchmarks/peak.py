@@ -4,7 +4,7 @@ datasheet's: it is what this machine, its thread count and its BLAS reach on the
 convolutions and dense layers come down to.
 
 The parent (`benchmarks.orchestrate`) calls `measure_peak`, which starts this module as a worker
-process of its own (`python -m benchmarks.peak SPEC.json OUT.json`), as the measurements are, so
+process of its own (a job of kind "peak", `fmnist.job`), as the measurements are, so
 the parent imports no framework; only `gemm_peak`, in the worker, imports torch.
 
 Only the dtypes the measured variants compute in are timed, and bfloat16 not on a CPU that
@@ -15,10 +15,8 @@ it bounds nothing, and the bf16 variants' MFU is left out, marked emulated.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 import traceback
@@ -142,7 +140,7 @@ def measure_peak(
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     with tempfile.TemporaryDirectory(prefix="fmnist-peak-") as tmp:
-        result = run_spec("benchmarks.peak", spec, env, Path(tmp), timeout)
+        result = run_spec("peak", spec, env, Path(tmp), timeout)
     if result.get("status") != "ok":
         result.setdefault("spec", spec)
     else:
@@ -166,13 +164,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         }
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m benchmarks.peak SPEC.json OUT.json", file=sys.stderr)
-        return 2
-    Path(argv[1]).write_text(json.dumps(run(json.loads(Path(argv[0]).read_text()))))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def peak_job(request: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The job kind "peak" (`fmnist.job`): the measurement `request["spec"]` asks for."""
+    return run(request["spec"])

@@ -101,7 +101,7 @@ def mfu_note(measurements: Sequence[dict[str, Any]]) -> list[str]:
         "",
         f"`GFLOP/s`: median training images/s x {flops / 1e6:.1f} MFLOP per image, 2 FLOPs per multiply-add"
         " of the convolutions and dense layers, 3 x the forward pass (forward, input and weight gradients;"
-        " bias adds, activations, pooling, batch norm and the optimizer not counted: fmnist.flops)."
+        " bias adds, activations, pooling, batch norm and the optimizer not counted: benchmarks.flops)."
         " `MFU`: that over the plain-GEMM peak above of the variant's compute dtype (bf16 variants"
         " against bf16's), blank without it"
         + (

@@ -1,33 +1,32 @@
-"""One measurement in a fresh process, as every benchmark worker runs: the spec written to
-SPEC.json, `python -m MODULE SPEC.json OUT.json` started from the checkout by the project's one
-launcher (`fmnist.launch`), its JSON read back. Never raises: a timeout or a crash before the
+"""One measurement in a fresh process, as every benchmark worker runs: a job (`fmnist.job`) whose
+request holds the spec, started from the checkout by the project's one launcher
+(`fmnist.launch`), its result read back. Never raises: a timeout or a crash before the
 worker could write becomes {"status": "error", ...} with the last lines of its output. No
 framework imported."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import REPO
-from fmnist import launch
+from fmnist import job, launch
+from fmnist.message import write_message
 
 
-def run_spec(
-    module: str, spec: dict[str, Any], env: dict[str, str], tmp: Path, timeout: float | None
-) -> dict[str, Any]:
+def run_spec(kind: str, spec: dict[str, Any], env: dict[str, str], tmp: Path, timeout: float | None) -> dict[str, Any]:
     """The worker's result, with `process_wall_seconds`; `tmp` is the caller's scratch folder (it
     may also hold caches the caller points `env` at)."""
-    spec_path, out_path, log = tmp / "spec.json", tmp / "out.json", tmp / "worker.log"
-    spec_path.write_text(json.dumps(spec))
+    request, out, log = tmp / job.REQUEST_FILE, tmp / "out", tmp / "worker.log"
+    write_message(request, job.request(kind, spec=spec))
     began = time.perf_counter()
-    code = launch.run(["-m", module, str(spec_path), str(out_path)], env, log, timeout=timeout, cwd=REPO)
+    code = launch.run(job.command(request, out), env, log, timeout=timeout, cwd=REPO)
+    answer = job.read_result(out)
     if code is None:
         result: dict[str, Any] = {"status": "error", "error": f"timed out after {timeout:.0f} s"}
-    elif out_path.exists():
-        result = json.loads(out_path.read_text())
+    elif answer is not None:
+        result = answer
     else:  # a crash (segfault, out of memory) before the worker could write
         result = {"status": "error", "error": f"worker exited with code {code}: {launch.log_tail(log)}"}
     result["process_wall_seconds"] = time.perf_counter() - began

@@ -197,7 +197,7 @@ def add_mfu(
     peak: dict[str, Any] | None,
     emulated: dict[str, str] | None = None,
 ) -> None:
-    """Per successful measurement: `train_flops_per_image` (`fmnist.flops` on the benchmark's
+    """Per successful measurement: `train_flops_per_image` (`benchmarks.flops` on the benchmark's
     config), `train_gflops_per_second` (median training images/s x that, 1e9 FLOP/s) and `mfu`,
     that over the GEMM peak (`benchmarks.peak`) of the variant's compute dtype (`peak_dtype`: the
     variant table's precision, bf16-mixed against bfloat16); `mfu` None where that peak is

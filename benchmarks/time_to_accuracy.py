@@ -1,6 +1,6 @@
 """Time to accuracy on a fixed budget, airbench style (`fmnist benchmark --time-to-accuracy 0.91`):
 each engine trains the config's whole epoch budget once per seed, each run a fresh process
-(`python -m benchmarks.time_to_accuracy SPEC.json OUT.json`), the engines alternating; the test
+(a job of kind "time-to-accuracy", `fmnist.job`), the engines alternating; the test
 set is measured once, at the end, and a run reaches the target when that final accuracy is at
 least the target.
 
@@ -21,8 +21,6 @@ import time
 _T0 = time.perf_counter()
 _STARTED_AT = time.time()  # the worker's first line, on the clock the parent reads too
 
-import json  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
@@ -33,11 +31,12 @@ import numpy as np  # noqa: E402
 
 from executors import ExecutorChoice, Job, JobResult, open_executor  # noqa: E402
 from executors.job import IN, OUT  # noqa: E402
+from fmnist import job  # noqa: E402
+from fmnist.message import message_bytes  # noqa: E402
 from benchmarks.time_to_accuracy_summary import summarize  # noqa: E402
 
-WORKER_MODULE = "benchmarks.time_to_accuracy"
-#: The config's name beside the spec in a job's inputs; a relative spec["config"] is read from there.
-CONFIG_INPUT = "config.yaml"
+#: The job kind each run is (`fmnist.job`; declared in pyproject.toml).
+WORKER_JOB = "time-to-accuracy"
 
 
 # ---------------------------------------------------------------------------------- the worker
@@ -75,14 +74,14 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
         engine = engines.engine(spec["engine"]).capability("training")  # the framework, set up as the engine runs it
         import_seconds = time.perf_counter() - _T0
-        from fmnist.config import load_config, with_overrides
+        from fmnist.config import config_from_dict, with_overrides
         from fmnist.datasets import load_fashion_mnist
         from fmnist.precision import resolve_config
         from fmnist.splits import make_splits
 
         # max_epochs None keeps the config's; the split keeps the config's data.split_seed.
         overrides = {"train.epochs": spec["max_epochs"], "seed": spec["seed"]}
-        config = with_overrides(load_config(spec["config"]), overrides)
+        config = with_overrides(config_from_dict(spec["config"]), overrides)
         # train.precision auto as `fmnist train` resolves it, for the device the engine trains on
         config = resolve_config(config, engine.training_device(config))
         began = time.perf_counter()
@@ -117,6 +116,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def time_to_accuracy_job(request: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The job kind "time-to-accuracy" (`fmnist.job`): one (engine, seed) run, as `request["spec"]` asks."""
+    return run(request["spec"])
+
+
 # ---------------------------------------------------------------------------------- the parent
 
 
@@ -137,11 +141,9 @@ def seconds_between(started_at: float, known_at: float) -> float:
 
 
 def _row(result: JobResult, spec: dict[str, Any]) -> dict[str, Any]:
-    """One run's row from its job: the worker's out.json, timed from the job's start."""
-    out = result.job.out_dir / "out.json"
-    if out.is_file():
-        row = json.loads(out.read_text())
-    else:  # a crash (segfault, out of memory) before the worker could write
+    """One run's row from its job: the worker's result, timed from the job's start."""
+    row = job.read_result(result.job.out_dir)
+    if row is None:  # a crash (segfault, out of memory) before the worker could write
         row = {"status": "error", "error": result.error or "the worker wrote no result"}
     row.setdefault("engine", spec["engine"])
     row.setdefault("seed", spec["seed"])
@@ -178,7 +180,7 @@ def run_time_to_accuracy(
 ) -> dict[str, Any]:
     """Every (engine, seed) run in `run_order`, on the executor chosen (serial by default: one
     run at a time has the machine to itself); the per-engine summary beside the rows."""
-    from fmnist.config import load_config
+    from fmnist.config import config_to_dict, load_config
     from fmnist.datasets import load_fashion_mnist
     from fmnist.packaged_configs import config_file
 
@@ -190,7 +192,7 @@ def run_time_to_accuracy(
         f"[benchmark] time to accuracy: {len(order)} runs of {epochs} epochs, target {target:.2%}:"
         f" {executor.describe()}"
     )
-    config_bytes = config_file(config).read_bytes()  # a path, or a packaged config's name
+    config_asked = config_to_dict(load_config(config_file(config)))  # a path, or a packaged config's name
     with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
         specs, jobs = [], []
         for engine, seed in order:
@@ -199,7 +201,7 @@ def run_time_to_accuracy(
                 "seed": seed,
                 "target": target,
                 "max_epochs": max_epochs,
-                "config": CONFIG_INPUT,  # beside the spec: the config travels with the job
+                "config": config_asked,  # the config travels with the job: a node may not have the file
                 "device": device,
             }
             env = {"TF_CPP_MIN_LOG_LEVEL": "2", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}
@@ -207,10 +209,10 @@ def run_time_to_accuracy(
             jobs.append(
                 Job(
                     name=f"{engine} seed {seed}",
-                    argv=("-m", WORKER_MODULE, f"{IN}/spec.json", f"{OUT}/out.json"),
+                    argv=tuple(job.command(f"{IN}/{job.REQUEST_FILE}", OUT)),
                     out_dir=Path(tmp) / f"{engine}-seed{seed}",
                     threads=executor.threads,
-                    inputs={"spec.json": json.dumps(spec).encode(), CONFIG_INPUT: config_bytes},
+                    inputs={job.REQUEST_FILE: message_bytes(job.request(WORKER_JOB, spec=spec))},
                     env=env,
                 )
             )
@@ -240,11 +242,3 @@ def run_time_to_accuracy(
         "summary": summarize(rows, engines),
         "runs": rows,
     }
-
-
-if __name__ == "__main__":
-    spec_file, out_file = sys.argv[1:3]
-    spec = json.loads(Path(spec_file).read_text())
-    spec["config"] = str(Path(spec_file).parent / spec["config"])  # relative: beside the spec
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)  # the job's output folder
-    Path(out_file).write_text(json.dumps(run(spec)))

@@ -1,9 +1,9 @@
-"""One benchmark measurement in a process of its own: `python -m benchmarks.worker SPEC.json OUT.json`.
+"""One benchmark measurement in a process of its own: a job of kind "benchmark" (`fmnist.job`).
 
 `benchmarks.orchestrate` starts one of these per (engine, loop, variant, batch size, repeat), so
 each framework has the process to itself (no TensorFlow/torch import-order trap, no shared
 thread pools, a fresh peak-memory counter). The spec says what to measure; the result (or the
-error) is written as JSON to OUT.json. The variant's settings come from `variants`; the engine
+error) is the job's result. The variant's settings come from `variants`; the engine
 (`fmnist.engines`) runs the loop (`fmnist.capabilities.Speed.throughput`: Keras' fit/predict,
 Lightning's Trainer or the plain loop it is measured against, the pytorch engine's loop) over the
 batches chosen here, reading this side's clock (`measuring.Stamps`) around every step.
@@ -11,8 +11,6 @@ batches chosen here, reading this side's clock (`measuring.Stamps`) around every
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -75,15 +73,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m benchmarks.worker SPEC.json OUT.json", file=sys.stderr)
-        return 2
-    spec = json.loads(Path(argv[0]).read_text())
-    result = run(spec)
-    Path(argv[1]).write_text(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def benchmark_job(request: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The job kind "benchmark" (`fmnist.job`): the measurement `request["spec"]` asks for."""
+    return run(request["spec"])

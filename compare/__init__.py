@@ -1,4 +1,3 @@
-"""Parity between the engines: weight transfer, numerical checks, side-by-side reports.
-
-With `benchmarks`, the only packages allowed to load both frameworks in one process; import torch first.
-"""
+"""`fmnist compare`: train every engine asked for over several seeds (`runner`, on an executor),
+then one side-by-side report of the finished runs (`report` and its parts: the runs, the numbers,
+the figures, the text) with the statistics that turn "they look alike" into a claim (`stats`)."""

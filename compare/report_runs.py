@@ -29,21 +29,8 @@ from fmnist.rundir import (
 )
 
 
-class _ByEngine(dict):
-    """An engine's declared property by name; for an engine not installed here (a run committed
-    elsewhere, say), `default` (None: its name)."""
-
-    def __init__(self, values: dict[str, str], default: str | None = None) -> None:
-        super().__init__(values)
-        self.default = default
-
-    def __missing__(self, name: str) -> str:
-        return name if self.default is None else self.default
-
-
 #: How the report names and colours each engine: what the engine declares.
-LABELS = _ByEngine({e.name: e.label for e in engines.all_engines()})
-COLOURS = _ByEngine({e.name: e.colour for e in engines.all_engines()}, default="#7F7F7F")
+LABELS, COLOURS = engines.labels(), engines.colours()
 
 
 @dataclass(frozen=True)

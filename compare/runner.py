@@ -6,7 +6,7 @@ One process per training keeps the frameworks apart (no TensorFlow/torch import-
 no shared thread pools) and makes the comparison resumable. A run already in the --out folder
 is used only when it was made with what this compare asks for (the resolved config after
 overrides, engine, seed, precision, the data files' SHA-256, all recorded in its `run.json`):
-a finished one is reused, an unfinished one continued (`python -m fmnist.train_job resume`). A run made
+a finished one is reused, an unfinished one continued (a job of kind "resume", `fmnist.train_job`). A run made
 with other settings stops the compare before anything trains, unless `--rerun-stale` says to
 retrain it in place. The engines' order rotates from seed to seed, so drift of the machine hits
 them alike.
@@ -20,15 +20,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fmnist import precision, rundir
+from fmnist import job, precision, rundir
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.config import Config, config_to_dict, with_overrides
 from fmnist.config_diff import config_differences
-from fmnist.config_io import config_yaml
 from compare.report import LOGS_DIR, RUNS_DIR
 from executors import Job, JobResult
 from executors.job import IN, OUT
 from fmnist.errors import FmnistError
+from fmnist.message import message_bytes
 
 
 def run_dir_for(out_dir: Path, engine: str, seed: int) -> Path:
@@ -132,10 +132,6 @@ def plan(
     return planned
 
 
-#: The name the compare's config file has beside each job (`{in}/config.yaml`).
-CONFIG_INPUT = "config.yaml"
-
-
 def finished_run_problems(run_dir: Path, requested: Mapping[str, Any]) -> list[str]:
     """Why a run directory an executor brought back is not the finished run that was asked for
     (empty: it is): checked at once, before it is accepted."""
@@ -180,7 +176,7 @@ def train_all(
     their logs, in one error at the end.
 
     `config`: the resolved config this compare asks for (overrides applied, seed aside); each job
-    gets it with its seed as its input file and trains it (`python -m fmnist.train_job`).
+    gets it with its seed in its request and trains it (`fmnist.job`, kind "train").
     """
     planned = plan(config, seeds, out_dir, data_sha256, rerun_stale, engines)
     to_train = sum(run.action != "reuse" for run in planned)
@@ -196,7 +192,7 @@ def train_all(
             continue
         if run.action == "resume":
             print(f"{label}: unfinished run with the same settings, resuming {run.run_dir}", flush=True)
-            argv = ["-m", "fmnist.train_job", "resume", OUT]
+            request = job.request("resume")
         else:
             if run.action == "retrain":
                 print(
@@ -206,16 +202,16 @@ def train_all(
                 )
             else:
                 print(f"{label}: training into {run.run_dir}", flush=True)
-            argv = ["-m", "fmnist.train_job", "train", run.engine, f"{IN}/{CONFIG_INPUT}", OUT]
-            if run.action == "retrain":
-                argv.append("--overwrite")  # removes that run's own files only (fmnist.rundir.run_artifacts)
+            # overwrite: removes that run's own files only (fmnist.rundir.run_artifacts)
+            config_asked = config_to_dict(run_config)
+            request = job.request("train", engine=run.engine, config=config_asked, overwrite=run.action == "retrain")
         jobs.append(
             Job(
                 name=f"{run.engine} seed {run.seed}",
-                argv=tuple(argv),
+                argv=tuple(job.command(f"{IN}/{job.REQUEST_FILE}", OUT)),
                 out_dir=run.run_dir,
                 threads=executor.threads,
-                inputs={CONFIG_INPUT: config_yaml(run_config).encode()},  # a node may not have the file
+                inputs={job.REQUEST_FILE: message_bytes(request)},  # a node may have no file of this one
                 resumes=run.action == "resume",
                 check=partial(finished_run_problems, requested=requested),
                 owns=rundir.is_run_artifact,

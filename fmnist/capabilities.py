@@ -198,7 +198,7 @@ class Bf16Probe(Protocol):
         framework runs with its tensors' dtypes: {"vocabulary": whose op names ("tensorflow",
         "jax", "torch", "keras-torch"), "ops": [{"phase": forward, backward or optimizer, "layer",
         "op", "inputs": [dtype, ...], "outputs": [dtype, ...]}]}, plus "unavailable": why, where
-        the engine cannot log them (compare.bf16_table reads them)."""
+        the engine cannot log them (parity.bf16_table reads them)."""
 
     def bf16_layer_outputs(
         self,

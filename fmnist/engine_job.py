@@ -1,31 +1,28 @@
 """Calls to one engine's capabilities (`fmnist.capabilities`) in a process of its own, with
-numpy in and out through files: how a tool uses two engines that cannot share a process (two
-Keras backends; TensorFlow and torch). `python -m fmnist.engine_job ENGINE REQUEST RESULT` is the
-child's entry point.
+numpy in and out: how a tool uses two engines that cannot share a process (two Keras backends;
+TensorFlow and torch). Each is a job of kind "calls" (`fmnist.job`, started by `fmnist.launch`):
 
-A call is {"fn": a function of `JOB_FUNCTIONS`, "config": the config as a dict, "kwargs": ...}; arrays in
-kwargs and results travel in an .npz (no pickle: a file read is never code run), the rest as JSON.
+    {"job": "calls", "engine": ENGINE, "calls": [call, ...]}
+
+A call is {"fn": a function of `JOB_FUNCTIONS`, "config": the config as a dict, "kwargs": ...};
+arrays in kwargs and in the answers travel in the message (`fmnist.message`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fmnist import engines, launch, rundir
+from fmnist import engines, job, launch, rundir
 from fmnist.capabilities import JOB_FUNCTIONS
 from fmnist.config import Config, config_from_dict, config_to_dict, load_config, with_overrides
 from fmnist.engine import Engine
 from fmnist.errors import FmnistError
-
-_ARRAY = "__array__"
-_SKELETON = "__skeleton__"
+from fmnist.message import write_message
 
 
 def call(fn: str, config: Config | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -37,42 +34,6 @@ def on_device(device: str) -> dict[str, str]:
     """What a call is told to compute on `device`: nothing on the CPU (every capability's default:
     the CPU's calls are what they always were), else the device."""
     return {} if device == "cpu" else {"device": device}
-
-
-def _pack(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if isinstance(tree, np.ndarray):
-        key = f"a{len(arrays)}"
-        arrays[key] = tree
-        return {_ARRAY: key}
-    if isinstance(tree, dict):
-        return {str(k): _pack(v, arrays) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [_pack(v, arrays) for v in tree]
-    if isinstance(tree, np.generic):
-        return tree.item()
-    return tree
-
-
-def _unpack(tree: Any, arrays: Any) -> Any:
-    if isinstance(tree, dict):
-        if set(tree) == {_ARRAY}:
-            return arrays[tree[_ARRAY]]
-        return {k: _unpack(v, arrays) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_unpack(v, arrays) for v in tree]
-    return tree
-
-
-def write_tree(path: Path, tree: Any) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    skeleton = _pack(tree, arrays)
-    np.savez(path, **arrays, **{_SKELETON: np.array(json.dumps(skeleton))})
-
-
-def read_tree(path: Path) -> Any:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    return _unpack(json.loads(str(arrays.pop(_SKELETON))), arrays)
 
 
 def run_logits(spec: Engine, run_dir: str, images: np.ndarray, dtype: str) -> np.ndarray:
@@ -125,24 +86,24 @@ def run_jobs(
         return [done[i] for i in range(len(jobs))]
     with tempfile.TemporaryDirectory(prefix="fmnist-engine-job-") as folder:
         started = []
-        for i, (engine, calls) in enumerate(jobs):
-            request, result, log = (Path(folder) / f"{name}-{i}.{ext}" for name, ext in FILES)
-            write_tree(request, calls)
-            command = ["-m", "fmnist.engine_job", engine, str(request), str(result)]
-            started.append((engine, result, log, launch.start(command, job_environment(engine, device), log)))
+        for i, (engine, asked) in enumerate(jobs):
+            request, out, log = Path(folder) / f"request-{i}.npz", Path(folder) / f"out-{i}", Path(folder) / f"{i}.log"
+            write_message(request, job.request("calls", engine=engine, calls=asked))
+            process = launch.start(job.command(request, out), job_environment(engine, device), log)
+            started.append((engine, out, log, process))
         answers = []
         try:
-            for engine, result, log, process in started:
+            for engine, out, log, process in started:
                 process.wait()
                 output = log.read_text(errors="replace")
                 last = (output.strip().splitlines() or [""])[-1]
-                if process.returncode == REFUSED and last.startswith(REFUSAL):
-                    raise FmnistError(f"the {engine} engine's job: {last.removeprefix(REFUSAL)}")
+                if process.returncode == job.REFUSED and last.startswith(job.REFUSAL):
+                    raise FmnistError(f"the {engine} engine's job: {last.removeprefix(job.REFUSAL)}")
                 if process.returncode != 0:
                     raise FmnistError(
                         f"the {engine} engine's job failed (exit {process.returncode}):\n{output[-3000:]}"
                     )
-                answers.append(read_tree(result))
+                answers.append(job.read_result(out))
         finally:  # one job failed, or this process was interrupted: the others' work is of no use now
             for _, _, _, process in started:
                 if process.poll() is None:
@@ -151,23 +112,6 @@ def run_jobs(
         return answers
 
 
-#: A job's files in its scratch folder: the calls, the answers (npz: np.savez names them so), its output.
-FILES = (("request", "npz"), ("result", "npz"), ("output", "log"))
-
-#: How a job that refuses its calls ends, as `fmnist.errors.exit_code` reports: this exit code, this line.
-REFUSED, REFUSAL = 2, "fmnist: error: "
-
-
-def main(argv: list[str]) -> int:
-    """A refusal is one line (the parent shows it as it is); a bug keeps its traceback for the parent to show."""
-    engine, request, result = argv
-    try:
-        write_tree(Path(result), run_calls(engine, read_tree(Path(request))))
-    except FmnistError as exc:
-        print(f"{REFUSAL}{exc}", file=sys.stderr)
-        return REFUSED
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def calls(request: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The job kind "calls" (`fmnist.job`): the request's calls of its engine, answered here."""
+    return run_calls(request["engine"], request["calls"])

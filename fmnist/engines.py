@@ -83,6 +83,28 @@ def engine(name: str) -> Engine:
     return registry[name]
 
 
+class _ByEngine(dict):
+    """An engine's declared property by name; for an engine not installed here (a run committed
+    elsewhere, say), `default` (None: its name)."""
+
+    def __init__(self, values: dict[str, str], default: str | None = None) -> None:
+        super().__init__(values)
+        self.default = default
+
+    def __missing__(self, name: str) -> str:
+        return name if self.default is None else self.default
+
+
+def labels() -> dict[str, str]:
+    """How reports and checks name each engine: what the engine declares (`Engine.label`)."""
+    return _ByEngine({e.name: e.label for e in all_engines()})
+
+
+def colours() -> dict[str, str]:
+    """The colour each engine's curves and bars have in every figure (`Engine.colour`)."""
+    return _ByEngine({e.name: e.colour for e in all_engines()}, default="#7F7F7F")
+
+
 def model_files() -> tuple[str, ...]:
     """Every file name a finished run of some engine holds its model in."""
     return tuple(dict.fromkeys(e.model_file for e in all_engines()))

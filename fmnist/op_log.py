@@ -1,5 +1,5 @@
 """One row of an op log, as the bf16 probes write it while torch dispatches a training step (the
-Lightning engine under its autocast, Keras on its torch backend): compare.bf16_table reads them
+Lightning engine under its autocast, Keras on its torch backend): parity.bf16_table reads them
 all alike. Framework-free: a tensor is anything with a `dtype`."""
 
 from __future__ import annotations

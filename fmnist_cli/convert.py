@@ -1,4 +1,4 @@
-"""`fmnist convert`: a run carried to another engine (`compare.convert`)."""
+"""`fmnist convert`: a run carried to another engine (`convert.conversion`)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         set_threads(args.threads)  # before the engines' processes start: their pools are sized then
-    from compare.convert import convert_run, summary_lines
+    from convert.conversion import convert_run, summary_lines
 
     result = convert_run(args.run_dir, args.to, out=args.out, data_dir=args.data_dir)
     print("\n".join(summary_lines(result)))

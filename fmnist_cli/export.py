@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare.export_check import export_run, summary_line
+    from export.check import export_run, summary_line
 
     result = export_run(args.run_dir, out=args.out, data_dir=args.data_dir, check_only=args.check)
     if not result["passed"]:

@@ -124,15 +124,16 @@ def run(args: argparse.Namespace) -> int:
     check_replaceable(written)  # before the frameworks load and the checks run
     print(checked_line(args.precision, config.train.precision, args.device), flush=True)
 
-    import compare.parity as parity
+    from parity.result import format_table
+    from parity.run import run_parity
     from fmnist.datasets import load_fashion_mnist
     from fmnist.rundir import write_json
     from fmnist.splits import make_splits
 
     splits = make_splits(load_fashion_mnist(args.data_dir), config)
     if args.precision == "bf16-mixed":
-        from compare.bf16_dtypes import markdown
-        from compare.bf16_parity import format_layers, run_bf16_parity
+        from parity.bf16_dtypes import markdown
+        from parity.bf16 import format_layers, run_bf16_parity
 
         result = run_bf16_parity(
             config,
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_layers(result.layers), end="\n\n")
         print(markdown(result.dtypes), end="\n\n")
     else:
-        result = parity.run_parity(
+        result = run_parity(
             config,
             splits.test.images[: args.images or 1000],
             splits.train,
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             **result.to_dict(),
         },
     )
-    print(parity.format_table(result))
+    print(format_table(result))
     for note in result.notes:
         print(f"note: {note}")
     print(

@@ -108,7 +108,7 @@ class FashionClassifier(L.LightningModule):
         """The optimizer, and the schedule of fmnist.schedules (the rates Keras' ScheduledLearningRate
         sets): a LambdaLR stepped every epoch, or every step with `schedule.per_step`.
 
-        Outside a Trainer (compare.parity's lockstep) only the optimizer, at the base rate: a
+        Outside a Trainer (parity.run's lockstep) only the optimizer, at the base rate: a
         LambdaLR would set its first rate on creation, and the Keras side there trains at the
         compiled optimizer's base rate with no schedule callback.
         """

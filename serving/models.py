@@ -1,5 +1,5 @@
 """The models a server runs: exported .onnx files, or run directories exported first in a child
-process (`python -m compare.export_job`), so the serving process never loads TensorFlow or torch.
+process (`fmnist.job`, kind "export"), so the serving process never loads TensorFlow or torch.
 
 Each model is one onnxruntime session, opened once at start-up (`fmnist.onnx_model.OnnxModel`
 checks the input/output contract) and shared by all requests: onnxruntime sessions are safe to
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fmnist import launch, rundir
+from fmnist import job, launch, rundir
 from fmnist.errors import FmnistError
+from fmnist.message import write_message
 from fmnist.metrics import softmax
 from fmnist.onnx_model import META_ENGINE, META_CONFIG, META_TEST_ACCURACY, OnnxModel
 
@@ -90,19 +91,19 @@ def resolve(path: Path, data_dir: str | None = None, log: Callable[[str], None] 
 
 
 def export_in_child(run_dir: Path, data_dir: str | None = None) -> None:
-    """The export job (`python -m compare.export_job RUN_DIR`, what `fmnist export RUN_DIR` does)
-    in a fresh Python process; its last line is the error if it fails."""
-    command = ["-m", "compare.export_job", str(run_dir), *(["--data-dir", data_dir] if data_dir else [])]
+    """The export job (`fmnist.job`, kind "export": what `fmnist export RUN_DIR` does) in a fresh
+    Python process; its last line is the error if it fails."""
     with tempfile.TemporaryDirectory(prefix="fmnist-export-") as folder:
-        log = Path(folder) / "export.log"
-        code = launch.run(command, dict(os.environ), log, timeout=EXPORT_TIMEOUT_S)
+        request, log = Path(folder) / job.REQUEST_FILE, Path(folder) / "export.log"
+        write_message(request, job.request("export", run_dir=str(run_dir), data_dir=data_dir))
+        code = launch.run(job.command(request, folder), dict(os.environ), log, timeout=EXPORT_TIMEOUT_S)
         output = log.read_text(errors="replace")
     if code is None:
         raise FmnistError(
             f"{run_dir}: exporting took over {EXPORT_TIMEOUT_S} s; run `fmnist export {run_dir}` yourself"
         )
     if code != 0:
-        last = (output.strip() or "no output").splitlines()[-1].removeprefix("fmnist: error: ")
+        last = (output.strip() or "no output").splitlines()[-1].removeprefix(job.REFUSAL)
         raise FmnistError(f"{run_dir}: exporting it for serving failed: {last}")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compare import bf16_dtypes, bf16_parity
-from compare.parity import ParityResult
+from parity import bf16 as bf16_parity, bf16_dtypes
+from parity.run import ParityResult
 from fmnist.config import load_config
 from fmnist.cpu_features import BF16_KERNEL_KINDS, bf16_kernels
 from fmnist.datasets import load_fashion_mnist
@@ -34,7 +34,7 @@ def train(real_data_dir, improved):
 @pytest.mark.parametrize("name", bf16_dtypes.TABLE_CONFIGS)
 def test_live_dtypes_match_the_committed_table(name):
     """A policy change in either framework (a new float32 island, a cast moved) fails here; then
-    `python -m compare.bf16_dtypes` measures again and docs/parity.md says what changed. Compared
+    `python -m parity.bf16_dtypes` measures again and docs/parity.md says what changed. Compared
     with the table of this kind of CPU: which kernels run, and how they round, depends on it."""
     committed = bf16_dtypes.load_committed(name)
     assert committed is not None, f"no committed bf16 table for this CPU kind ({bf16_kernels()})"
@@ -151,7 +151,7 @@ def test_round_bf16_rounds_as_the_frameworks_cast():
     """compare's numpy rounding (the judge loads no framework) against torch's own cast, ties included."""
     import torch
 
-    from compare.bf16_accumulation import round_bf16
+    from parity.bf16_accumulation import round_bf16
 
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.standard_normal(100_000) * 10.0 ** rng.integers(-6, 6, 100_000), [0.0, -0.0]])
@@ -165,9 +165,9 @@ def test_round_bf16_rounds_as_the_frameworks_cast():
 def probes():
     """Every engine's answers to the bf16 probes of the contract, each in a process of its own:
     the op log of one step, each layer's output from Lightning's initial weights, the kernels."""
-    from compare.bf16_accumulation import kernel_call, kernel_inputs
-    from compare.bf16_trace import bf16_config, trace_call
-    from compare.parity import call, without_dropout
+    from parity.bf16_accumulation import kernel_call, kernel_inputs
+    from parity.bf16_trace import bf16_config, trace_call
+    from parity.run import call, without_dropout
     from fmnist import engines
     from fmnist.engine_job import run_jobs
 
@@ -189,8 +189,8 @@ def test_every_engine_answers_the_bf16_probes(engine, probes):
     """The contract's bf16 functions: an op log in a vocabulary the table reads, or one line why
     not; every layer's output in the shared layout and its dtype (bfloat16 compute, float32
     islands where the policy puts them); kernels whose numbers the experiments read, or why not."""
-    from compare.bf16_accumulation import KERNELS, experiments
-    from compare.bf16_table import VOCABULARIES, dtype_rows
+    from parity.bf16_accumulation import KERNELS, experiments
+    from parity.bf16_table import VOCABULARIES, dtype_rows
     from fmnist.architecture import layer_plan
 
     config, arrays, found = probes

@@ -1,4 +1,4 @@
-"""`fmnist convert`: a run carried to another engine (compare.convert) keeps what its training
+"""`fmnist convert`: a run carried to another engine (convert.conversion) keeps what its training
 holds, and the other engine takes it. The proofs of docs/parity.md ("Carrying a run to another
 engine"), on tiny data:
 - the converted model's logits equal the original's within parity's float32 rule, every class
@@ -159,7 +159,7 @@ def test_bad_input_gets_one_line_and_nothing_is_written(case, parts, tmp_path, f
 
 
 def _convert(run: Path, to: str, out: Path, data_dir: Path) -> dict:
-    from compare.convert import convert_run
+    from convert.conversion import convert_run
 
     return convert_run(run, to, out=out, data_dir=str(data_dir))
 
@@ -193,7 +193,7 @@ def test_a_finished_keras_run_converts_to_lightning(keras_run, real_data_dir, tm
 @pytest.mark.slow  # four conversions and the states read: a minute or two
 @pytest.mark.parametrize("there", [("keras", "lightning"), ("lightning", "keras"), ("keras", "pytorch")])
 def test_a_round_trip_gives_back_weights_moments_and_steps(there, request, real_data_dir, tmp_path):
-    from compare.convert_checks import round_trip
+    from convert.checks import round_trip
 
     home, away = there
     original = request.getfixturevalue(f"{home}_run")
@@ -248,7 +248,7 @@ def test_every_command_takes_a_converted_run(there, request, real_data_dir, tmp_
 def no_dropout_config(tmp_path_factory) -> Path:
     """Batch norm, no dropout (each framework draws its own masks), 1,280 training images:
     one epoch is 10 steps of 128; two epochs, stopped after the first."""
-    from compare.parity_checks import without_dropout
+    from parity.checks import without_dropout
     from fmnist.config import load_config, save_config, with_overrides
 
     path = tmp_path_factory.mktemp("config") / "batchnorm-no-dropout.yaml"
@@ -274,7 +274,7 @@ def _interrupted(engine: str, config: Path, run_dir: Path, data_dir: Path) -> Pa
 def test_an_interrupted_run_continues_in_the_other_engine_as_it_would_at_home(
     there, no_dropout_config, real_data_dir, tmp_path, fmnist
 ):
-    from compare.convert_checks import continuation
+    from convert.checks import continuation
 
     home, away = there
     original = _interrupted(home, no_dropout_config, tmp_path / home, real_data_dir)

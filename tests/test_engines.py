@@ -1,5 +1,5 @@
 """The engines' capabilities (`fmnist.capabilities`): one test body every engine passes, each
-engine in a process of its own as the tools run it (`fmnist.engine_job`); the registry's refusals;
+engine in a process of its own as the tools run it (`fmnist.engine_job`, through `fmnist.job`); the registry's refusals;
 a run trained on Keras' JAX or torch backend loaded in plain Keras on TensorFlow."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from compare.parity_checks import without_dropout
+from parity.checks import without_dropout
 from fmnist import engines
 from fmnist.architecture import layer_plan
-from fmnist.engine_job import call, job_environment, run_jobs, write_tree
+from fmnist.engine_job import call, job_environment, run_jobs
+from fmnist.message import write_message
 from fmnist.errors import FmnistError
 
 STEPS, BATCH = 3, 16
@@ -107,16 +108,18 @@ def test_one_keras_engine_per_process():
 
 
 def test_an_engine_job_refuses_a_call_outside_the_contract(tmp_path):
-    request, result = tmp_path / "request.npz", tmp_path / "result.npz"
-    write_tree(request, [{"fn": "train", "config": {}, "kwargs": {}}])
+    request, out = tmp_path / "request.npz", tmp_path / "out"
+    write_message(
+        request, {"job": "calls", "engine": "lightning", "calls": [{"fn": "train", "config": {}, "kwargs": {}}]}
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "fmnist.engine_job", "lightning", str(request), str(result)],
+        [sys.executable, "-m", "fmnist.job", str(request), str(out)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert done.returncode != 0 and "not 'train'" in done.stderr
-    assert not result.exists()
+    assert done.returncode == 2 and "not 'train'" in done.stderr
+    assert not (out / "result.npz").exists()
 
 
 # Keras on torch (its export too) in the default tier, Keras on JAX in the slow one (30 s).

@@ -103,7 +103,7 @@ def test_a_planted_wrong_weight_fails_the_check(exports, keras_run, real_data_di
 
 
 def test_a_failed_export_leaves_no_model_file(keras_run, real_data_dir, tmp_path, monkeypatch, capsys):
-    import compare.export_check as export_check
+    import export.check as export_check
 
     finalize = export_check.finalize
 
@@ -136,7 +136,7 @@ def test_export_never_downloads_and_names_the_file_it_needs(keras_run, tmp_path,
 def test_a_bf16_run_exports_from_its_float32_weights(keras_run, real_data_dir, tmp_path):
     import keras
 
-    from compare.export_check import export_run
+    from export.check import export_run
     from fmnist.config import load_config, save_config, with_overrides
     from keras_model.training import load_model
     from keras_model.model import build_model
@@ -156,7 +156,7 @@ def test_a_bf16_run_exports_from_its_float32_weights(keras_run, real_data_dir, t
 
 
 def test_transferred_weights_give_the_same_onnx_logits(keras_run, test_images, tmp_path):
-    from compare.export_check import export_engine, float32_config, transferred_onnx_parity
+    from export.check import export_engine, float32_config, transferred_onnx_parity
 
     weights = export_engine("keras").export.run_weights(keras_run)  # trained: batch-norm statistics too
     result = transferred_onnx_parity(float32_config(keras_run), weights, test_images[:2000], tmp_path)

@@ -1,4 +1,4 @@
-"""The core's FLOP count (`fmnist.flops`) against torch's own counter on the network the config
+"""The core's FLOP count (`benchmarks.flops`) against torch's own counter on the network the config
 builds: the same forward multiply-adds, layer for layer summed, and the training count's 3 x
 forward convention against what torch counts over a real forward and backward pass."""
 
@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fmnist.architecture import layer_plan
 from fmnist.config import load_config
-from fmnist.flops import FLOPS_PER_MAC, forward_macs, layer_macs, train_flops_per_image
+from benchmarks.flops import FLOPS_PER_MAC, forward_macs, layer_macs, train_flops_per_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_the_forward_count_is_torchs(config):
 def test_the_training_count_is_three_forwards_torch_skips_the_first_input_gradient(config):
     """torch computes no gradient for the first conv's input (the images need none), so its count
     over forward + backward is 3 x forward less that one layer's forward; the convention
-    (fmnist.flops) counts it. Batch of 2: batch norm trains on more than one value."""
+    (benchmarks.flops) counts it. Batch of 2: batch norm trains on more than one value."""
     from torch_blocks.network import build_network
 
     first = next(macs for macs in map(layer_macs, layer_plan(config)) if macs)

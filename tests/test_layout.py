@@ -35,7 +35,7 @@ ENGINE_PACKAGES = engine_packages()
 #: The torch building blocks the torch engines share (the network, Keras' Adam, the batch path,
 #: the plain loop, ...): torch and the core only, no Lightning, no engine package.
 SHARED = {"torch_blocks": {"torch", "onnxscript"}}
-TOOLS = ("compare", "benchmarks", "serving", "fmnist_cli")
+TOOLS = ("parity", "export", "convert", "compare", "benchmarks", "serving", "fmnist_cli")
 PROJECT = (*TOOLS, "executors", *ENGINE_PACKAGES, *SHARED, "fmnist")
 #: package -> the project packages and frameworks it may import (lazy imports inside functions too).
 ALLOWED = {
@@ -51,10 +51,17 @@ ALLOWED = {
     "serving": ({"fmnist", "serving"}, set()),
     # Runs jobs in fresh processes, here or on Ray nodes: never a framework itself.
     "executors": ({"fmnist", "executors"}, set()),
-    # The tools reach an engine only through its capabilities (fmnist.engines), never an engine module.
+    # The tools reach an engine only through its capabilities (fmnist.engines), never an engine
+    # module. One product each: parity's checks; the export, judged by parity's float32 rule; the
+    # conversion, proven by the export's logit comparison and parity's lockstep; the multi-seed
+    # compare and its report, which trains on the executors.
+    "parity": ({"fmnist", "parity"}, KERAS | TORCH),
+    "export": ({"fmnist", "parity", "export"}, KERAS | TORCH),
+    "convert": ({"fmnist", "parity", "export", "convert"}, KERAS | TORCH),
     "compare": ({"fmnist", "compare", "executors"}, KERAS | TORCH),
-    # benchmark-inference times the export `fmnist export` makes and checks (compare.export_check).
-    "benchmarks": ({"fmnist", "compare", "benchmarks", "executors"}, KERAS | TORCH),
+    # The measuring extras: benchmark-inference times the export `fmnist export` makes and checks
+    # (export.check); the GPU bundle runs a compare on the device.
+    "benchmarks": ({"fmnist", "export", "compare", "benchmarks", "executors"}, KERAS | TORCH),
     # The command reaches frameworks only through the packages below, and engines only by name.
     "fmnist_cli": (set(PROJECT) - set(ENGINE_PACKAGES) - set(SHARED), set()),
     # The packaged YAML configs (installed as fmnist_configs, read by fmnist.packaged_configs): no code.
@@ -216,6 +223,52 @@ def test_a_planted_cycle_is_found(tmp_path):
     for package in PROJECT[:-1]:
         (tmp_path / package).mkdir(exist_ok=True)
     assert import_cycles(tmp_path) == [["fmnist.a", "fmnist.b"]]
+
+
+#: The modules a project process starts with `python -m`: the one entry point of every job
+#: (`fmnist.job`), the command itself (the load test's server, the GPU run's commands) and pip.
+STARTED_MODULES = {"fmnist.job", "fmnist_cli", "pip"}
+#: Where a process is started other than by the one launcher: the server the load test and the
+#: screenshots run (`fmnist serve`, stopped as Ctrl-C would), no job.
+OTHER_STARTS = {"serving/process.py"}
+
+
+def started_modules(path: Path) -> set[str]:
+    """Every module a file starts as `[..., "-m", MODULE, ...]`."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.List, ast.Tuple)):
+            values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+            found |= {b for a, b in zip(values, values[1:]) if a == "-m" and isinstance(b, str)}
+    return found
+
+
+def test_every_job_starts_one_way():
+    """One launcher (`fmnist.launch`: the only `subprocess.Popen` of a job) and one entry module
+    (`fmnist.job`, whose argv only it writes): a training, an engine's calls, an export, a
+    benchmark measurement and a time-to-accuracy run are kinds of job, not modules of their own."""
+    started: dict[str, list[str]] = {}
+    popen = []
+    for package in PROJECT:
+        for path in sorted((REPO / package).rglob("*.py")):
+            name = str(path.relative_to(REPO))
+            for module in started_modules(path):
+                started.setdefault(module, []).append(name)
+            if "subprocess.Popen(" in path.read_text() and name not in {"fmnist/launch.py", *OTHER_STARTS}:
+                popen.append(name)
+    assert set(started) <= STARTED_MODULES, started
+    assert started["fmnist.job"] == ["fmnist/job.py"]
+    assert popen == []
+
+
+def test_no_file_is_longer_than_450_lines():
+    long = {
+        str(path.relative_to(REPO)): n
+        for package in (*PROJECT, "tests")
+        for path in (REPO / package).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 450
+    }
+    assert long == {}
 
 
 def engine_name_uses(path: Path) -> list[str]:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from compare.parity import ParityResult, call, format_table, lockstep_runs, run_parity, without_dropout
-from compare.parity_checks import lockstep_batches
-from compare.parity_tolerance import _max_diff, _rel
+from parity.run import ParityResult, call, format_table, lockstep_runs, run_parity, without_dropout
+from parity.checks import lockstep_batches
+from parity.tolerance import _max_diff, _rel
 from fmnist.config import OptimizerConfig, config_from_dict, config_to_dict, load_config
 from fmnist.engine_job import run_jobs
 from fmnist.splits import Split

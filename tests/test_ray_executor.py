@@ -24,6 +24,7 @@ import pytest
 
 import ray_cluster
 from fmnist import rundir
+from fmnist.message import read_message
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "configs" / "baseline.yaml"
@@ -172,7 +173,7 @@ def _training_processes(cluster) -> dict[int, list[str]]:
     found = {}
     for pid in cluster.worker_processes():
         argv = ray_cluster.cmdline(pid)
-        if "fmnist.train_job" in argv:
+        if "fmnist.job" in argv:
             found[pid] = argv
     return {pid: argv for pid, argv in found.items() if ray_cluster.parent(pid) not in found}
 
@@ -258,10 +259,15 @@ LONGER = ("--seeds", "0", "--epochs", "3", "--limit-train", "3000", "--limit-tes
 LONGER_RUNS = ["keras-seed0", "lightning-seed0"]
 
 
-def _job_of(argv: list[str]) -> tuple[str, Path]:
-    """(engine, run directory) of a `python -m fmnist.train_job train ENGINE CONFIG RUN_DIR`."""
-    i = argv.index("fmnist.train_job")
-    return argv[i + 2], Path(argv[i + 4])
+def _job_of(argv: list[str]) -> tuple[str | None, Path]:
+    """(engine, run directory) of a training job, `python -m fmnist.job REQUEST RUN_DIR`: the
+    engine its request names (None: the job ended and took its request along)."""
+    i = argv.index("fmnist.job")
+    try:
+        engine = read_message(Path(argv[i + 1])).get("engine")
+    except (OSError, ValueError):
+        engine = None
+    return engine, Path(argv[i + 2])
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -292,7 +298,7 @@ def test_a_training_or_ray_worker_killed_mid_run_fails_by_name_or_retries_never_
         while len(killed) < 2 and time.monotonic() < deadline and driver.poll() is None:
             for pid, argv in _training_processes(cluster).items():
                 engine, run_dir = _job_of(argv)
-                if engine in killed or _epochs_done(run_dir) < 1:
+                if engine is None or engine in killed or _epochs_done(run_dir) < 1:
                     continue
                 if engine == "keras":
                     victim, what = pid, "training"

@@ -125,30 +125,35 @@ def test_time_to_accuracy_through_the_cli_with_a_fake_worker(tmp_path, real_data
     (tmp_path / "fake_tta_worker.py").write_text(
         f"""
 import json, os, signal, sys, time
-from pathlib import Path
 now = time.time()  # no earlier than the parent's reading
-spec_file, out_file = sys.argv[1:3]
-spec = json.loads(Path(spec_file).read_text())
-with open({str(specs_log)!r}, "a") as f:
-    f.write(json.dumps(spec) + "\\n")
-accuracy = {{("keras", 0): 0.913, ("keras", 1): 0.905, ("keras", 2): 0.911, ("lightning", 0): 0.912,
-            ("lightning", 2): 0.900}}
-key = (spec["engine"], spec["seed"])
-if key == ("lightning", 1):  # killed before it could write
-    print("loading", flush=True)
-    print("Killed", file=sys.stderr, flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)
-Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-Path(out_file).write_text(json.dumps({{
-    "engine": spec["engine"], "seed": spec["seed"], "status": "ok", "test_accuracy": accuracy[key],
-    "epochs": spec["max_epochs"], "max_epochs": spec["max_epochs"],
-    "worker_started_at": now + 5.0,  # a late start of its own: not the clock's start
-    "accuracy_known_at": now + 40.0 + spec["seed"],
-    "import_seconds": 4.0, "data_seconds": 1.0, "build_seconds": 0.5, "train_seconds": 28.0,
-    "test_eval_seconds": 1.5}}))
+
+def job(request, out):
+    spec = request["spec"]
+    with open({str(specs_log)!r}, "a") as f:
+        f.write(json.dumps({{k: v for k, v in spec.items() if k != "config"}}) + "\\n")
+    accuracy = {{("keras", 0): 0.913, ("keras", 1): 0.905, ("keras", 2): 0.911, ("lightning", 0): 0.912,
+                ("lightning", 2): 0.900}}
+    key = (spec["engine"], spec["seed"])
+    if key == ("lightning", 1):  # killed before it could write
+        print("loading", flush=True)
+        print("Killed", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {{
+        "engine": spec["engine"], "seed": spec["seed"], "status": "ok", "test_accuracy": accuracy[key],
+        "epochs": spec["max_epochs"], "max_epochs": spec["max_epochs"],
+        "config_name": spec["config"]["name"],
+        "worker_started_at": now + 5.0,  # a late start of its own: not the clock's start
+        "accuracy_known_at": now + 40.0 + spec["seed"],
+        "import_seconds": 4.0, "data_seconds": 1.0, "build_seconds": 0.5, "train_seconds": 28.0,
+        "test_eval_seconds": 1.5}}
 """
     )
-    monkeypatch.setattr(tta, "WORKER_MODULE", "fake_tta_worker")
+    # The stand-in declared as a job kind of its own, by a distribution beside it (as pip leaves one).
+    info = tmp_path / "fake_tta_worker-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-tta-worker\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[fmnist.jobs]\nfake-time-to-accuracy = fake_tta_worker:job\n")
+    monkeypatch.setattr(tta, "WORKER_JOB", "fake-time-to-accuracy")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(REPO)]))
     out = tmp_path / "bench"
     code = main(
@@ -191,6 +196,7 @@ Path(out_file).write_text(json.dumps({{
     assert 5.0 <= first["startup_seconds"] < 6.0
     assert first["accuracy_known_at"] - first["started_at"] == pytest.approx(first["seconds"])
     assert first["reached"] is True and got["runs"][2]["reached"] is False
+    assert {r["config_name"] for r in got["runs"] if r["status"] == "ok"} == {"fast"}  # the config in the request
     crashed = got["runs"][3]
     assert crashed["status"] == "error" and "exit -9" in crashed["error"] and "Killed" in crashed["error"]
     keras, lightning = got["summary"]

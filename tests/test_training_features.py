@@ -207,7 +207,7 @@ def test_both_engines_train_every_step_at_the_same_rate(baseline_config, tiny_im
 
 
 def test_lockstep_outside_a_trainer_gets_the_bare_optimizer_at_the_base_rate(baseline_config):
-    """compare.parity's lockstep trains Keras' compiled optimizer (the base rate, no schedule
+    """parity.run's lockstep trains Keras' compiled optimizer (the base rate, no schedule
     callback) against `configure_optimizers()["optimizer"]` used outside a Trainer."""
     from lightning_model.module import FashionClassifier
 

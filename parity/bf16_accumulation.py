@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from compare.bf16_trace import bf16_config
+from parity.bf16_trace import bf16_config
 from fmnist.config import Config, load_config
 from fmnist.engine_job import call, on_device
 

@@ -1,4 +1,4 @@
-"""The proofs that a converted run (compare.convert) goes on as the original would, beyond the
+"""The proofs that a converted run (convert.conversion) goes on as the original would, beyond the
 checks every conversion makes: its next training steps against the original's own, and the
 states of a round trip. Used by tests/test_convert.py and docs/results/convert-*/."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compare.parity_tolerance import compare_lockstep
+from parity.tolerance import compare_lockstep
 from fmnist import rundir
 from fmnist.config import load_config
 from fmnist.datasets import load_fashion_mnist

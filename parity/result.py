@@ -1,6 +1,6 @@
 """What a parity check reports: each check's value against its tolerance, the per-layer structure
 table and the lockstep numbers; as JSON (parity.json) and as the aligned table the command prints.
-Used by the float32 checks (compare.parity) and the bf16 ones (compare.bf16_parity)."""
+Used by the float32 checks (parity.run) and the bf16 ones (parity.bf16)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ class ParityResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     lockstep: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what a reader needs beside the checks (printed after them)
-    dtypes: dict[str, Any] = field(default_factory=dict)  # bf16: where each engine rounds (compare.bf16_dtypes)
+    dtypes: dict[str, Any] = field(default_factory=dict)  # bf16: where each engine rounds (parity.bf16_dtypes)
     #: Off the CPU, per engine: the device it computed on and what was set there (`Parity.placement`).
     placement: dict[str, Any] = field(default_factory=dict)
-    #: The same lockstep run twice per engine, and how far the two runs differ (compare.parity_repeat).
+    #: The same lockstep run twice per engine, and how far the two runs differ (parity.repeat).
     run_to_run: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -3,7 +3,7 @@ tensors, no documentation. Each engine logs one training step itself (the contra
 `bf16_trace`, in a process of its own): Lightning's aten ops as they dispatch inside its own
 bf16-mixed autocast context; Keras' ops as its backend runs `model.fit`'s step: TensorFlow's graph
 of `model.train_step` in a tf.function, the jaxpr of it on JAX, the aten ops of
-`train_on_batch` on torch. compare.bf16_table picks its rows from the logs."""
+`train_on_batch` on torch. parity.bf16_table picks its rows from the logs."""
 
 from __future__ import annotations
 

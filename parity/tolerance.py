@@ -1,7 +1,7 @@
 """The tolerance rule of every parity check, and the comparison of two lockstep runs under it.
 
-Pure numpy: it judges numbers the checks measured (compare.parity_checks, compare.bf16_parity,
-and compare.export_check for ONNX exports), it loads no framework.
+Pure numpy: it judges numbers the checks measured (parity.checks, parity.bf16,
+and export.check for ONNX exports), it loads no framework.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def compare_lockstep(
     or twice the rounding error each engine makes against its own float64 run, whichever is
     larger: batch norm's statistics over B*H*W values lose ~1e-4 in float32 in every framework,
     and then only a difference beyond that noise would mean different math. `low` and `high`
-    name the two precisions (compare.bf16_parity: bf16-mixed against float32, the same rule).
+    name the two precisions (parity.bf16: bf16-mixed against float32, the same rule).
     running_noise: a step's loss tolerance uses the largest rounding reached by then (bf16
     trajectories drift apart chaotically, so a step where bf16 happens to meet float32 again
     says nothing about the size of the rounding).

@@ -11,7 +11,7 @@ Three checks, in float32 and float64 with TF32 off, on the CPU or a GPU (`device
    momentum and for Adam (Lightning runs `KerasAdam`); with batch norm, the running statistics
    after those steps agree too.
 Each engine runs in a process of its own (`fmnist.engine_job`): two Keras backends cannot share
-one. The parts: the checks (compare.parity_checks), what they report (parity_result), the
+one. The parts: the checks (parity.checks), what they report (parity_result), the
 tolerance rule (parity_tolerance), the run-to-run spread beside them (parity_repeat).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.parity_checks import (
+from parity.checks import (
     add_lockstep_checks,
     check_structure,
     check_weight_transfer,
@@ -29,16 +29,16 @@ from compare.parity_checks import (
     randomise_batch_norm,
     without_dropout,
 )
-from compare.parity_repeat import add_run_to_run
-from compare.parity_result import ParityResult, format_table
-from compare.parity_tolerance import compare_lockstep, float32_allowed
+from parity.repeat import add_run_to_run
+from parity.result import ParityResult, format_table
+from parity.tolerance import compare_lockstep, float32_allowed
 from fmnist.config import Config, OptimizerConfig, with_overrides
 from fmnist.engine_job import call, on_device, run_jobs
 from fmnist import engines as registry
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.splits import Split
 
-#: Besides run_parity, what the command and compare.bf16_parity / export_check import from here.
+#: Besides run_parity, what the command and parity.bf16 / export_check import from here.
 __all__ = [
     "ParityResult",
     "call",

@@ -1,5 +1,5 @@
 """The bf16 dtype table: each row picks the ops it is about from both engines' logs
-(compare.bf16_trace) and says which dtypes they compute in. A row has one rule per op vocabulary
+(parity.bf16_trace) and says which dtypes they compute in. A row has one rule per op vocabulary
 (whose op names a log holds: TensorFlow's graph ops for Keras on TensorFlow, jaxpr primitives for
 Keras on JAX, aten ops for Lightning and, composed differently, for Keras on torch)."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from compare.bf16_trace import Op
+from parity.bf16_trace import Op
 from fmnist.config import Config
 
 

@@ -99,7 +99,7 @@ def metadata(run_dir: Path, engine: str, reference: str) -> dict[str, str]:
 def compare_logits(onnx_logits: np.ndarray, reference32: np.ndarray, rounding: float) -> dict[str, Any]:
     """The parity rule on two sets of logits: max |difference| within 1e-5 or twice `rounding`,
     and every predicted class the same."""
-    from compare.parity import float32_allowed
+    from parity.run import float32_allowed
 
     diff = float(np.abs(np.asarray(onnx_logits, np.float64) - reference32).max())
     allowed = float32_allowed(TOLERANCE, rounding)
@@ -204,6 +204,17 @@ def summary_line(result: dict[str, Any]) -> str:
         f" max |logit diff| {c['max_abs_logit_diff']:.2e} (allowed {c['allowed']:.2e}),"
         f" {c['identical_predictions']:,} identical predictions; test accuracy {c['onnx_test_accuracy']:.2%}"
     )
+
+
+def export_job(request: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The job kind "export" (`fmnist.job`): `fmnist serve` exports a run it is given in a process
+    of its own, so the server itself loads no framework. {"run_dir": ..., "data_dir": ... or None};
+    a failed check is a refusal (one line)."""
+    result = export_run(Path(request["run_dir"]), data_dir=request.get("data_dir"))
+    if not result["passed"]:
+        raise FmnistError(f"export check failed, {summary_line(result)}; details in {result['report']}")
+    print(summary_line(result), flush=True)
+    return {"summary": summary_line(result)}
 
 
 def transferred_onnx_parity(

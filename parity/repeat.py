@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from compare.parity_result import ParityResult
-from compare.parity_tolerance import _max_diff
+from parity.result import ParityResult
+from parity.tolerance import _max_diff
 
 
 def spread(first: dict[str, Any], second: dict[str, Any]) -> dict[str, float]:

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from compare.bf16_accumulation import kernel_inputs, round_bf16
-from compare.bf16_dtypes import probe_calls, table
-from compare.bf16_trace import bf16_config
-from compare.parity import (
+from parity.bf16_accumulation import kernel_inputs, round_bf16
+from parity.bf16_dtypes import probe_calls, table
+from parity.bf16_trace import bf16_config
+from parity.run import (
     ParityResult,
     add_placements,
     call,
@@ -42,19 +42,21 @@ from compare.parity import (
     run_on,
     without_dropout,
 )
-from compare.parity_checks import add_rounded_checks, lockstep_batches
-from compare.parity_repeat import add_run_to_run
-from compare.report_runs import LABELS
+from parity.checks import add_rounded_checks, lockstep_batches
+from parity.repeat import add_run_to_run
 from fmnist.architecture import layer_plan
 from fmnist.config import Config, with_overrides
 from fmnist.cpu_features import bf16_kernels, cpu_model
-from fmnist.engines import DEFAULT_PAIR
+from fmnist.engines import DEFAULT_PAIR, labels
 from fmnist.splits import Split
+
+#: How the checks name each engine: what the engine declares.
+LABELS = labels()
 
 #: Share of a layer's outputs allowed to differ (by one ulp) between the frameworks; see above.
 LAYER_SHARE = 0.01
 LAYER_ULPS = 1.0  # the largest difference allowed, in bfloat16 ulps
-TOLERANCE = 1e-5  # the float32 floor of the gradient/loss rule, as in compare.parity
+TOLERANCE = 1e-5  # the float32 floor of the gradient/loss rule, as in parity.run
 #: Said beside the checks on a CPU whose bf16 kernels are each framework's own emulation.
 FALLBACK_NOTE = (
     "this CPU ({model}) has no AVX-512, so neither framework runs its bfloat16 matmuls and"

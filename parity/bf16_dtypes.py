@@ -1,6 +1,6 @@
 """What each framework computes in which dtype under its bf16 mixed policy, seen on live tensors:
-the op logs (compare.bf16_trace), the table rows picked from them (compare.bf16_table) and the
-accumulation experiments (compare.bf16_accumulation), put together; each engine measures in a
+the op logs (parity.bf16_trace), the table rows picked from them (parity.bf16_table) and the
+accumulation experiments (parity.bf16_accumulation), put together; each engine measures in a
 process of its own (`fmnist.engine_job`), this module only reads the numbers. The committed table
 (`bf16_dtype_table.json`) is what a test compares these with; it holds one table per kind of CPU
 (`fmnist.cpu_features.bf16_kernels`), since which kernels run, and so how they round, depends on
@@ -13,14 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compare.bf16_accumulation import experiments, kernel_call, kernel_inputs
-from compare.bf16_table import dtype_rows
-from compare.bf16_trace import trace_call
+from parity.bf16_accumulation import experiments, kernel_call, kernel_inputs
+from parity.bf16_table import dtype_rows
+from parity.bf16_trace import trace_call
 from fmnist.config import Config
 from fmnist.cpu_features import bf16_kernels, cpu_model
 from fmnist.engine_job import run_jobs
-from compare.report_runs import LABELS
-from fmnist.engines import DEFAULT_PAIR
+from fmnist.engines import DEFAULT_PAIR, labels
+
+#: How the checks name each engine: what the engine declares.
+LABELS = labels()
 
 TABLE_FILE = Path(__file__).with_name("bf16_dtype_table.json")
 #: The configs the committed table covers: batch norm and dropout (improved), conv biases (fast).
@@ -104,7 +106,7 @@ def markdown(table: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    """`python -m compare.bf16_dtypes`: measure again, rewrite this kind of CPU's committed table
+    """`python -m parity.bf16_dtypes`: measure again, rewrite this kind of CPU's committed table
     (the other kinds' stay), print it as markdown (for docs/parity.md). Run it after a framework
     upgrade that the test flags, once on each kind of CPU."""
     from fmnist.config import load_config

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.export_check import compare_logits
+from export.check import compare_logits
 from fmnist import engines, rundir
 from fmnist.config import Config, load_config
 from fmnist.datasets import load_fashion_mnist

@@ -1,6 +1,6 @@
 """The checks themselves, on what two engines measured in their own processes: the same layers
 (structure), the same function with each other's weights (weight transfer both ways) and the same
-training steps (lockstep), judged by the tolerance rule (compare.parity_tolerance). Numpy only:
+training steps (lockstep), judged by the tolerance rule (parity.tolerance). Numpy only:
 the engines ran elsewhere (`fmnist.engine_job`)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from compare.parity_result import ParityResult
-from compare.parity_tolerance import float32_allowed
+from parity.result import ParityResult
+from parity.tolerance import float32_allowed
 from fmnist.architecture import layer_plan
 from fmnist.config import Config, OptimizerConfig, config_from_dict, config_to_dict
 from fmnist.splits import Split, batch_slices, epoch_permutation
