@@ -12,19 +12,12 @@ from typing import Any
 import numpy as np
 
 from fmnist import engines
-from fmnist.config import Config, config_to_dict, load_config, with_overrides
+from fmnist.config import Config, config_to_dict
 from fmnist.config_diff import config_differences
-from fmnist.precision import RESOLVED
 from fmnist.errors import FmnistError, RunDirError
+from fmnist.runs import open_run
 from fmnist.rundir import (
-    CONFIG_FILE,
-    METRICS_FILE,
     PREDICTIONS_FILE,
-    RESULT_FILES,
-    TEST_METRICS_FILE,
-    read_json,
-    read_metrics,
-    named_engine,
     read_predictions,
 )
 
@@ -59,32 +52,18 @@ class Run:
 
 
 def load_run(path: Path, test_labels: np.ndarray | None = None) -> Run:
-    """Read a run directory; a missing or foreign file is a one-line FmnistError, not a traceback.
+    """A finished run as the one reader of run directories reads it (`fmnist.runs.open_run`), with
+    its test predictions; a missing or foreign file is a one-line FmnistError, not a traceback.
     test_labels: the official test labels, for predictions that keep only their digest
     (`fmnist.rundir.read_predictions`)."""
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path} is not a run directory")
-    for name in RESULT_FILES:
-        if not (path / name).is_file():
-            raise RunDirError(f"{path / name} not found: is {path} a finished run directory?")
-    test = read_json(path / TEST_METRICS_FILE)
-    name = named_engine(test)
-    if not name:
-        raise RunDirError(f"{path / TEST_METRICS_FILE} names no engine: is {path} a run directory of fmnist?")
+    run = open_run(path)
+    if not (path / PREDICTIONS_FILE).is_file():
+        raise RunDirError(f"{path / PREDICTIONS_FILE} not found: is {path} a finished run directory?")
     logits, labels = read_predictions(path / PREDICTIONS_FILE, test_labels)
-    config = trained_config(path, test)
-    return Run(path, name, config, test, read_metrics(path / METRICS_FILE), logits, labels)
-
-
-def trained_config(path: Path, test: dict[str, Any]) -> Config:
-    """The run's config as it trained: config.yaml holds the precision it trained in, and so does
-    test_metrics.json (`precision`, where recorded), which wins: runs are compared by what ran."""
-    config = load_config(path / CONFIG_FILE)
-    ran = test.get("precision")
-    if ran in RESOLVED and ran != config.train.precision:
-        config = with_overrides(config, {"train.precision": ran})
-    return config
+    return Run(path, run.engine, run.config, run.test, run.history, logits, labels)
 
 
 def _config_difference(a: Config, b: Config) -> str | None:
