@@ -99,7 +99,7 @@ def metadata(run_dir: Path, engine: str, reference: str) -> dict[str, str]:
 def compare_logits(onnx_logits: np.ndarray, reference32: np.ndarray, rounding: float) -> dict[str, Any]:
     """The parity rule on two sets of logits: max |difference| within 1e-5 or twice `rounding`,
     and every predicted class the same."""
-    from parity.run import float32_allowed
+    from parity.tolerance import float32_allowed
 
     diff = float(np.abs(np.asarray(onnx_logits, np.float64) - reference32).max())
     allowed = float32_allowed(TOLERANCE, rounding)

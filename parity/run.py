@@ -38,7 +38,7 @@ from fmnist import engines as registry
 from fmnist.engines import DEFAULT_PAIR
 from fmnist.splits import Split
 
-#: Besides run_parity, what the command and parity.bf16 / export_check import from here.
+#: Besides run_parity, what the command, the tests and parity.bf16 import from here.
 __all__ = [
     "ParityResult",
     "call",
