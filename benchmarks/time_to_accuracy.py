@@ -184,7 +184,8 @@ def run_time_to_accuracy(
     from fmnist.datasets import load_fashion_mnist
     from fmnist.packaged_configs import config_file
 
-    epochs = max_epochs or load_config(config).train.epochs
+    asked = load_config(config_file(config))  # a path, or a packaged config's name
+    epochs = max_epochs or asked.train.epochs
     order = run_order(engines, seeds)
     data = load_fashion_mnist(data_dir)
     executor = open_executor(executor_choice or ExecutorChoice(), Path(data.data_dir).resolve(), data.sha256, log)
@@ -192,7 +193,6 @@ def run_time_to_accuracy(
         f"[benchmark] time to accuracy: {len(order)} runs of {epochs} epochs, target {target:.2%}:"
         f" {executor.describe()}"
     )
-    config_asked = config_to_dict(load_config(config_file(config)))  # a path, or a packaged config's name
     with tempfile.TemporaryDirectory(prefix="fmnist-time-to-accuracy-") as tmp:
         specs, jobs = [], []
         for engine, seed in order:
@@ -201,7 +201,7 @@ def run_time_to_accuracy(
                 "seed": seed,
                 "target": target,
                 "max_epochs": max_epochs,
-                "config": config_asked,  # the config travels with the job: a node may not have the file
+                "config": config_to_dict(asked),  # the config travels with the job: a node may not have the file
                 "device": device,
             }
             env = {"TF_CPP_MIN_LOG_LEVEL": "2", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}

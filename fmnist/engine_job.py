@@ -21,7 +21,7 @@ from fmnist import engines, job, launch, rundir
 from fmnist.capabilities import JOB_FUNCTIONS
 from fmnist.config import Config, config_from_dict, config_to_dict, load_config, with_overrides
 from fmnist.engine import Engine
-from fmnist.errors import FmnistError
+from fmnist.errors import ERROR_PREFIX, USER_ERROR_EXIT, FmnistError
 from fmnist.message import write_message
 
 
@@ -97,8 +97,8 @@ def run_jobs(
                 process.wait()
                 output = log.read_text(errors="replace")
                 last = (output.strip().splitlines() or [""])[-1]
-                if process.returncode == job.REFUSED and last.startswith(job.REFUSAL):
-                    raise FmnistError(f"the {engine} engine's job: {last.removeprefix(job.REFUSAL)}")
+                if process.returncode == USER_ERROR_EXIT and last.startswith(ERROR_PREFIX):
+                    raise FmnistError(f"the {engine} engine's job: {last.removeprefix(ERROR_PREFIX)}")
                 if process.returncode != 0:
                     raise FmnistError(
                         f"the {engine} engine's job failed (exit {process.returncode}):\n{output[-3000:]}"

@@ -29,28 +29,33 @@ def reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def exit_code(work: Callable[[], int], debug: bool = False) -> int:
+#: How an error a user can fix ends a process: this exit code, its one stderr line starting so.
+USER_ERROR_EXIT, ERROR_PREFIX = 2, "fmnist: error: "
+
+
+def exit_code(work: Callable[[], int], debug: bool = False, bug_traceback: bool = False) -> int:
     """Run a command's work and turn what it raises into one stderr line and an exit code, as the
-    `fmnist` command and the job entry points (`fmnist.train_job`) report: an error a user can
-    fix exits 2, Ctrl-C 130, a bug 1 asking for --debug; `debug` raises instead."""
+    `fmnist` command and the job entry point (`fmnist.job`) report: an error a user can fix exits
+    2, Ctrl-C 130, a bug 1 asking for --debug; `debug` raises instead. `bug_traceback`: a bug
+    raises, its traceback kept (a job's log, which its parent shows)."""
     try:
         return work()
     except FmnistError as exc:
         if debug:
             raise
-        print(f"fmnist: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr, flush=True)
+        return USER_ERROR_EXIT
     except KeyboardInterrupt:
-        print("fmnist: interrupted", file=sys.stderr)
+        print("fmnist: interrupted", file=sys.stderr, flush=True)
         return 130
     except OSError as exc:  # disk full, permissions, a vanished file: the user's to fix
         if debug:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"fmnist: error: {exc.strerror or reason(exc)}{where}", file=sys.stderr)
-        return 2
+        print(f"{ERROR_PREFIX}{exc.strerror or reason(exc)}{where}", file=sys.stderr, flush=True)
+        return USER_ERROR_EXIT
     except Exception as exc:  # a bug: one line by default, the traceback with --debug
-        if debug:
+        if debug or bug_traceback:
             raise
         print(
             f"fmnist: internal error: {type(exc).__name__}: {reason(exc)}"

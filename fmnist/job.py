@@ -10,9 +10,9 @@ the function returns, if anything, is written there as the message `result.npz`.
 process is started by the one launcher (`fmnist.launch`), so this module is never started any
 other way, and the parent never imports the job's module: a kind is a name, not code.
 
-An error the user can act on (`FmnistError`) is one line, `fmnist: error: ...`, exit 2 (what
-`REFUSED` and `REFUSAL` name, for parents that show it as it is); Ctrl-C exits 130; a bug keeps
-its traceback in the job's log for the parent to show.
+Errors end it as they end the command (`fmnist.errors.exit_code`): one the user can act on is
+one line, `fmnist: error: ...`, exit 2, which a parent shows as it is; Ctrl-C exits 130; a bug
+keeps its traceback in the job's log for the parent to show.
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from fmnist.errors import FmnistError
+from fmnist.errors import USER_ERROR_EXIT, FmnistError, exit_code
 from fmnist.message import read_message, write_message
 
 #: Where job kinds are declared: name -> "module:function".
 GROUP = "fmnist.jobs"
 #: The request's and the result's file names, where a job's folders hold them.
 REQUEST_FILE, RESULT_FILE = "request.npz", "result.npz"
-#: How a job that refuses its request ends: this exit code, this last line.
-REFUSED, REFUSAL = 2, "fmnist: error: "
 
 Job = Callable[[dict[str, Any], Path], Any]
 
@@ -59,7 +57,7 @@ def function(kind: str) -> Job:
     return declared[kind].load()
 
 
-def run(request_file: Path, out: Path) -> None:
+def run(request_file: Path, out: Path) -> int:
     """The job `request_file` asks for, its result (if any) written into `out`."""
     asked = read_message(request_file)
     work = function(asked["job"])
@@ -67,6 +65,7 @@ def run(request_file: Path, out: Path) -> None:
     result = work(asked, out)
     if result is not None:
         write_message(out / RESULT_FILE, result)
+    return 0
 
 
 def read_result(out: Path) -> Any:
@@ -79,20 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
         print("usage: python -m fmnist.job REQUEST OUT", file=sys.stderr)
-        return REFUSED
-    try:
-        run(Path(args[0]), Path(args[1]))
-    except FmnistError as exc:
-        print(f"{REFUSAL}{exc}", file=sys.stderr, flush=True)
-        return REFUSED
-    except KeyboardInterrupt:
-        print("fmnist: interrupted", file=sys.stderr, flush=True)
-        return 130
-    except OSError as exc:  # disk full, permissions, a vanished file: the user's to fix
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"{REFUSAL}{exc.strerror or exc}{where}", file=sys.stderr, flush=True)
-        return REFUSED
-    return 0
+        return USER_ERROR_EXIT
+    return exit_code(lambda: run(Path(args[0]), Path(args[1])), bug_traceback=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from fmnist import job, launch, rundir
-from fmnist.errors import FmnistError
+from fmnist.errors import ERROR_PREFIX, FmnistError
 from fmnist.message import write_message
 from fmnist.metrics import softmax
 from fmnist.onnx_model import META_ENGINE, META_CONFIG, META_TEST_ACCURACY, OnnxModel
@@ -103,7 +103,7 @@ def export_in_child(run_dir: Path, data_dir: str | None = None) -> None:
             f"{run_dir}: exporting took over {EXPORT_TIMEOUT_S} s; run `fmnist export {run_dir}` yourself"
         )
     if code != 0:
-        last = (output.strip() or "no output").splitlines()[-1].removeprefix(job.REFUSAL)
+        last = (output.strip() or "no output").splitlines()[-1].removeprefix(ERROR_PREFIX)
         raise FmnistError(f"{run_dir}: exporting it for serving failed: {last}")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist import job
+from fmnist.errors import USER_ERROR_EXIT
 from fmnist.message import message_bytes, read_message, write_message
 
 
@@ -37,7 +38,7 @@ def _run(request: dict, tmp_path: Path) -> subprocess.CompletedProcess:
 
 def test_an_unknown_kind_is_refused_by_name_in_one_line(tmp_path):
     done = _run(job.request("no-such-kind"), tmp_path)
-    assert done.returncode == job.REFUSED
+    assert done.returncode == USER_ERROR_EXIT
     assert len(done.stderr.strip().splitlines()) == 1
     assert "no job kind 'no-such-kind' is declared; declared: benchmark, calls, export" in done.stderr
     assert not (tmp_path / "out" / job.RESULT_FILE).exists()
